@@ -1,0 +1,28 @@
+// Shared command-line conventions for every vigil binary (CLI11): --help, --log-level, and a
+// process-wide shutdown flag set by SIGINT/SIGTERM so daemons and benchmarks stop gracefully.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace vigil::cli {
+
+struct CommonOptions {
+  std::string log_level = "info";
+};
+
+// Adds --log-level to `app`.
+void AddCommonOptions(CLI::App& app, CommonOptions& options);
+
+// Parses argv, applies the common options, installs the SIGINT/SIGTERM handler and runs `body`.
+// Returns the process exit code: body's result, 2 for usage errors (message on stderr), 1 when
+// body throws.
+int Run(CLI::App& app, CommonOptions& options, int argc, char** argv,
+        const std::function<int()>& body);
+
+// True once SIGINT or SIGTERM arrived. Cheap (one relaxed atomic load): fine in polling loops.
+bool ShutdownRequested();
+
+}  // namespace vigil::cli

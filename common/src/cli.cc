@@ -1,0 +1,56 @@
+#include "vigil/common/cli.h"
+
+#include <atomic>
+#include <csignal>
+#include <exception>
+
+#include <fmt/format.h>
+
+#include "vigil/common/logging.h"
+
+namespace vigil::cli {
+namespace {
+
+std::atomic<bool> g_shutdown{false};
+
+void OnSignal(int) {
+  // Relaxed suffices: the flag carries no data, readers only need to see it eventually.
+  g_shutdown.store(true, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void AddCommonOptions(CLI::App& app, CommonOptions& options) {
+  app.add_option("--log-level", options.log_level,
+                 "Log verbosity: trace, debug, info, warn, error, off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+}
+
+bool ShutdownRequested() { return g_shutdown.load(std::memory_order_relaxed); }
+
+int Run(CLI::App& app, CommonOptions& options, int argc, char** argv,
+        const std::function<int()>& body) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (Status st = log::SetLevel(options.log_level); !st.ok()) {
+    fmt::print(stderr, "error: {}\n", st.message());
+    return 2;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace vigil::cli

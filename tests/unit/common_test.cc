@@ -1,0 +1,127 @@
+#include <gtest/gtest.h>
+
+#include "vigil/common/config.h"
+#include "vigil/common/histogram.h"
+#include "vigil/common/logging.h"
+#include "vigil/common/status.h"
+
+namespace vigil {
+namespace {
+
+Result<int> Half(int v) {
+  if (v % 2) return InvalidArgument("odd value " + std::to_string(v));
+  return v / 2;
+}
+
+Result<int> Quarter(int v) {
+  VIGIL_ASSIGN_OR_RETURN(int h, Half(v));
+  VIGIL_ASSIGN_OR_RETURN(int q, Half(h));
+  return q;
+}
+
+TEST(Status, OkCarriesNothingAndContextKeepsItOk) {
+  Status ok;
+  EXPECT_TRUE(ok.ok());
+  EXPECT_EQ(ok.ToString(), "OK");
+  EXPECT_TRUE(ok.WithContext("anything").ok());
+}
+
+TEST(Status, ContextIsPrependedAndCodeKept) {
+  Status st = NotFound("device 'mlx5_9'").WithContext("opening transport");
+  EXPECT_EQ(st.code(), StatusCode::kNotFound);
+  EXPECT_EQ(st.message(), "opening transport: device 'mlx5_9'");
+  EXPECT_EQ(st.ToString(), "NOT_FOUND: opening transport: device 'mlx5_9'");
+}
+
+TEST(Status, ErrnoStatusNamesTheOperationAndErrno) {
+  Status st = ErrnoStatus(StatusCode::kResourceExhausted, "ibv_reg_mr(4096 bytes)", ENOMEM);
+  EXPECT_EQ(st.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(st.message(), "ibv_reg_mr(4096 bytes): Cannot allocate memory (errno 12)");
+}
+
+TEST(Result, PropagatesErrorsThroughMacros) {
+  auto q = Quarter(12);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(*q, 3);
+  auto bad = Quarter(6);  // 6 -> 3 -> odd
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "odd value 3");
+}
+
+TEST(Config, ReadsTypedValuesAndKeepsDefaultsForAbsentKeys) {
+  auto cfg = ConfigReader::FromString("transport:\n  device: rxe0\n  sq_depth: 128\n  inline: false\n", "t.yaml");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  auto t = cfg->Section("transport");
+  ASSERT_TRUE(t.ok());
+  std::string dev = "none";
+  uint32_t sq = 1, rq = 99;
+  bool inl = true;
+  EXPECT_TRUE(t->GetString("device", dev).ok());
+  EXPECT_TRUE(t->GetUint32("sq_depth", sq, 1, 1024).ok());
+  EXPECT_TRUE(t->GetUint32("rq_depth", rq, 1, 1024).ok());
+  EXPECT_TRUE(t->GetBool("inline", inl).ok());
+  EXPECT_EQ(dev, "rxe0");
+  EXPECT_EQ(sq, 128u);
+  EXPECT_EQ(rq, 99u);
+  EXPECT_FALSE(inl);
+  EXPECT_TRUE(t->RejectUnknownKeys({"device", "sq_depth", "inline"}).ok());
+}
+
+TEST(Config, ErrorsNameSourceKeyAndValue) {
+  auto cfg = ConfigReader::FromString("transport:\n  sq_depth: 0\n  rq_depth: lots\n  sq_dept: 4\n", "vigil.yaml");
+  ASSERT_TRUE(cfg.ok());
+  auto t = cfg->Section("transport");
+  ASSERT_TRUE(t.ok());
+  uint32_t sq = 1;
+  Status st = t->GetUint32("sq_depth", sq, 1, 16384);
+  EXPECT_EQ(st.message(), "vigil.yaml: key 'transport.sq_depth' = '0' is out of range [1, 16384]");
+  EXPECT_EQ(sq, 1u) << "a rejected value must not be stored";
+  st = t->GetUint32("rq_depth", sq, 1, 16384);
+  EXPECT_EQ(st.message(), "vigil.yaml: key 'transport.rq_depth' = 'lots' is not an integer");
+  st = t->RejectUnknownKeys({"sq_depth", "rq_depth"});
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("unknown key 'transport.sq_dept'"), std::string::npos) << st;
+}
+
+TEST(Config, SyntaxErrorsAndMissingFilesAreReported) {
+  auto bad = ConfigReader::FromString("a: [1, 2\n", "broken.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("broken.yaml: YAML syntax error at line"), std::string::npos)
+      << bad.status();
+  auto missing = ConfigReader::FromFile("/nonexistent/vigil.yaml");
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  auto scalar = ConfigReader::FromString("just a string", "s.yaml");
+  EXPECT_EQ(scalar.status().code(), StatusCode::kInvalidArgument);
+  auto cfg = ConfigReader::FromString("transport: 5\n", "x.yaml");
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ(cfg->Section("transport").status().message(),
+            "x.yaml: key 'transport' = '5' must be a mapping of keys");
+}
+
+TEST(Histogram, NearestRankPercentiles) {
+  LatencySamples s(1000);
+  for (uint64_t i = 1; i <= 1000; ++i) s.Record(i * 1000);  // 1..1000 us
+  auto sum = s.Summarize();
+  EXPECT_EQ(sum.count, 1000u);
+  EXPECT_DOUBLE_EQ(sum.min_us, 1);
+  EXPECT_DOUBLE_EQ(sum.p50_us, 500);
+  EXPECT_DOUBLE_EQ(sum.p99_us, 990);
+  EXPECT_DOUBLE_EQ(sum.p999_us, 999);
+  EXPECT_DOUBLE_EQ(sum.max_us, 1000);
+  EXPECT_DOUBLE_EQ(sum.mean_us, 500.5);
+  s.Record(1);  // full: dropped, never reallocated
+  EXPECT_EQ(s.size(), 1000u);
+}
+
+TEST(Logging, RejectsUnknownLevelsAndSharesLoggers) {
+  EXPECT_EQ(log::SetLevel("loud").code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(log::SetLevel("warn").ok());
+  auto a = log::Get("unit");
+  EXPECT_EQ(a, log::Get("unit"));
+  EXPECT_EQ(a->level(), spdlog::level::warn);
+  EXPECT_TRUE(log::SetLevel("info").ok());
+  EXPECT_EQ(a->level(), spdlog::level::info);
+}
+
+}  // namespace
+}  // namespace vigil

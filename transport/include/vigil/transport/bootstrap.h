@@ -1,0 +1,93 @@
+// Connection setup over gRPC: the client sends its queue-pair endpoint and exposed regions, the
+// server creates a connection for it, connects it, hands it to the acceptor registered for the
+// requested service and answers with its own endpoint and regions; the client then connects.
+// Everything that arrives is validated (version, ranges, sizes) before it is used.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "vigil/transport/transport.h"
+
+namespace grpc {
+class Server;
+}
+namespace vigil::bootstrap::v1 {
+class Hello;
+}
+
+namespace vigil::transport {
+
+inline constexpr uint32_t kBootstrapProtocolVersion = 1;
+inline constexpr size_t kMaxAdvertisedRegions = 64;
+inline constexpr size_t kMaxPurposeLength = 64;
+inline constexpr size_t kMaxNodeNameLength = 255;
+
+struct PeerInfo {
+  std::string node_name;
+  Endpoint endpoint;
+  std::vector<RemoteRegion> regions;
+
+  // The region advertised with `purpose`, or kNotFound naming what the peer did advertise.
+  Result<RemoteRegion> Region(std::string_view purpose) const;
+};
+
+// Conversion and validation of the wire messages (public for tests).
+void ToProto(const std::string& node_name, std::string_view transport_kind, const Endpoint& ep,
+             const std::vector<RemoteRegion>& regions, bootstrap::v1::Hello& out);
+// Validates everything a peer sent. `expected_kind` is this side's transport kind.
+Result<PeerInfo> FromProto(const bootstrap::v1::Hello& hello, std::string_view expected_kind);
+
+// Receives a connected Connection and the peer's description; returns the regions to advertise
+// back. Post receives before returning: the peer may send as soon as it has the answer.
+using AcceptFn =
+    std::function<Result<std::vector<RemoteRegion>>(std::unique_ptr<Connection>, const PeerInfo&)>;
+
+class BootstrapServer {
+ public:
+  BootstrapServer(Transport& transport, std::string node_name, ConnectionOptions options);
+  ~BootstrapServer();
+
+  // Registers the acceptor for connections that ask for `service`. Call before Start.
+  void AddService(const std::string& service, AcceptFn accept);
+  // Listens on `address` ("host:port"; port 0 picks a free one, see port()).
+  Status Start(const std::string& address);
+  int port() const { return port_; }
+  // Stops accepting and waits for in-flight calls (bounded by `grace`).
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(500));
+
+ private:
+  class Service;
+  Transport& transport_;
+  std::string node_name_;
+  ConnectionOptions options_;
+  std::map<std::string, AcceptFn> services_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+struct DialOptions {
+  std::string target;            // "host:port" of the BootstrapServer
+  std::string service;
+  std::string node_name = "client";
+  ConnectionOptions connection;
+  std::vector<RemoteRegion> regions;  // what this side exposes to the peer
+  // Called on the new connection before the request goes out: post receives here.
+  std::function<Status(Connection&)> before_connect;
+  std::chrono::milliseconds timeout{10000};
+};
+
+struct Dialed {
+  std::unique_ptr<Connection> connection;
+  PeerInfo peer;
+};
+
+Result<Dialed> Dial(Transport& transport, const DialOptions& options);
+
+}  // namespace vigil::transport

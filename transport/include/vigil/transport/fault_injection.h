@@ -1,0 +1,104 @@
+// A Connection wrapper that injects faults on command, for protocol tests (works over the fake
+// and the verbs transport alike). Rules are added at any time from any thread; each rule matches
+// operations by kind, lets `skip` of them pass, then applies its action to the next `count`.
+//
+//   kFail     the post returns kUnavailable ("injected fault") and nothing is sent
+//   kDrop     nothing is sent, but the post succeeds and, if signaled, a successful completion is
+//             reported: the sender believes it was delivered (a lost message)
+//   kDelay    the posting thread sleeps `delay` before the operation is forwarded
+//   kCorrupt  the payload (WRITE/SEND only) is copied to a scratch buffer, byte
+//             `corrupt_offset` is XORed with `corrupt_mask`, and the copy is sent
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "vigil/transport/transport.h"
+
+namespace vigil::transport {
+
+enum OpMask : uint32_t {
+  kOpWrite = 1u << 0,  // RDMA WRITE and WRITE_WITH_IMM
+  kOpRead = 1u << 1,
+  kOpSend = 1u << 2,
+  kOpRecv = 1u << 3,
+  kOpAll = kOpWrite | kOpRead | kOpSend | kOpRecv,
+};
+
+enum class FaultAction { kFail, kDrop, kDelay, kCorrupt };
+
+struct FaultRule {
+  uint32_t ops = kOpAll;
+  FaultAction action = FaultAction::kFail;
+  uint32_t skip = 0;   // matching operations to let through first
+  uint32_t count = 1;  // matching operations to apply the action to
+  std::chrono::microseconds delay{0};
+  size_t corrupt_offset = 0;
+  uint8_t corrupt_mask = 0x01;
+};
+
+class FaultInjector {
+ public:
+  Status Add(const FaultRule& rule);
+  void Clear();
+  // How many operations each action was applied to so far.
+  uint64_t injected(FaultAction action) const;
+
+  // Decides for one operation of kind `op` (an OpMask bit). Returns the rule to apply, if any.
+  std::optional<FaultRule> Next(uint32_t op);
+
+ private:
+  mutable std::mutex mu_;
+  struct Live {
+    FaultRule rule;
+    uint32_t seen = 0;
+    uint32_t applied = 0;
+  };
+  std::vector<Live> rules_;
+  std::atomic<uint64_t> counts_[4] = {};
+};
+
+class FaultInjectingConnection final : public Connection {
+ public:
+  // `transport` registers the scratch buffer used for corrupted payloads (up to scratch_bytes).
+  static Result<std::unique_ptr<FaultInjectingConnection>> Wrap(
+      std::unique_ptr<Connection> inner, std::shared_ptr<FaultInjector> injector,
+      Transport& transport, size_t scratch_bytes = 64 * 1024);
+
+  const std::string& name() const override { return inner_->name(); }
+  Endpoint local_endpoint() const override { return inner_->local_endpoint(); }
+  Status Connect(const Endpoint& peer) override { return inner_->Connect(peer); }
+  uint32_t max_inline() const override { return inner_->max_inline(); }
+
+  Status PostWrite(const LocalSlice& src, RemoteAddr dst, uint64_t wr_id,
+                   const SendFlags& flags = {}) override;
+  Status PostRead(const LocalSlice& dst, RemoteAddr src, uint64_t wr_id) override;
+  Status PostSend(const LocalSlice& src, uint64_t wr_id, const SendFlags& flags = {}) override;
+  Status PostRecv(const LocalSlice& dst, uint64_t wr_id) override;
+  size_t PollSend(std::span<Completion> out) override;
+  size_t PollRecv(std::span<Completion> out) override { return inner_->PollRecv(out); }
+  Result<Completion> WaitSend(std::chrono::nanoseconds timeout) override;
+  Result<Completion> WaitRecv(std::chrono::nanoseconds timeout) override {
+    return inner_->WaitRecv(timeout);
+  }
+
+  Connection& inner() { return *inner_; }
+
+ private:
+  FaultInjectingConnection() = default;
+  // Applies the rule for one outbound operation. Sets `forward` false when the operation must
+  // not reach the inner connection; may redirect `src` to the corrupted scratch copy.
+  Status Apply(uint32_t op, LocalSlice& src, uint64_t wr_id, bool signaled, Opcode opcode,
+               bool& forward);
+
+  std::unique_ptr<Connection> inner_;
+  std::shared_ptr<FaultInjector> injector_;
+  std::unique_ptr<RegisteredBuffer> scratch_;
+  std::deque<Completion> synthesized_;  // completions of dropped operations
+};
+
+}  // namespace vigil::transport

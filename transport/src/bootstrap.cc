@@ -1,0 +1,230 @@
+#include "vigil/transport/bootstrap.h"
+
+#include <cctype>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+
+#include "vigil/bootstrap/v1/bootstrap.grpc.pb.h"
+#include "vigil/common/logging.h"
+
+namespace vigil::transport {
+
+namespace pb = vigil::bootstrap::v1;
+
+Result<RemoteRegion> PeerInfo::Region(std::string_view purpose) const {
+  std::string have;
+  for (const auto& r : regions) {
+    if (r.purpose == purpose) return r;
+    have += fmt::format("{}'{}'", have.empty() ? "" : ", ", r.purpose);
+  }
+  return NotFound(fmt::format("peer '{}' advertised no region '{}' (it advertised: {})", node_name,
+                              purpose, have.empty() ? "none" : have));
+}
+
+void ToProto(const std::string& node_name, std::string_view transport_kind, const Endpoint& ep,
+             const std::vector<RemoteRegion>& regions, pb::Hello& out) {
+  out.set_protocol_version(kBootstrapProtocolVersion);
+  out.set_node_name(node_name);
+  out.set_transport(std::string(transport_kind));
+  auto* e = out.mutable_endpoint();
+  e->set_qpn(ep.qpn);
+  e->set_psn(ep.psn);
+  e->set_gid(std::string(reinterpret_cast<const char*>(ep.gid.data()), ep.gid.size()));
+  e->set_gid_index(ep.gid_index);
+  e->set_mtu(ep.mtu);
+  e->set_port(ep.port);
+  e->set_lid(ep.lid);
+  for (const auto& r : regions) {
+    auto* m = out.add_regions();
+    m->set_addr(r.addr);
+    m->set_length(r.length);
+    m->set_rkey(r.rkey);
+    m->set_purpose(r.purpose);
+  }
+}
+
+Result<PeerInfo> FromProto(const pb::Hello& hello, std::string_view expected_kind) {
+  auto bad = [&](std::string what) {
+    return InvalidArgument(fmt::format("bootstrap hello from '{}': {}", hello.node_name().substr(0, 64), what));
+  };
+  if (hello.protocol_version() != kBootstrapProtocolVersion) {
+    return FailedPrecondition(fmt::format(
+        "peer '{}' speaks bootstrap protocol v{}, this build speaks v{}: upgrade the older side",
+        hello.node_name().substr(0, 64), hello.protocol_version(), kBootstrapProtocolVersion));
+  }
+  if (hello.node_name().empty() || hello.node_name().size() > kMaxNodeNameLength) {
+    return bad(fmt::format("node_name length {} is not in [1, {}]", hello.node_name().size(),
+                           kMaxNodeNameLength));
+  }
+  if (hello.transport() != expected_kind) {
+    return FailedPrecondition(fmt::format("peer '{}' uses the '{}' transport, this side uses '{}'",
+                                          hello.node_name(), hello.transport(), expected_kind));
+  }
+  if (!hello.has_endpoint()) return bad("no endpoint");
+  const auto& e = hello.endpoint();
+  if (e.qpn() == 0 || e.qpn() > 0xFFFFFF) return bad(fmt::format("qpn {} is not a 24-bit QP number", e.qpn()));
+  if (e.psn() > 0xFFFFFF) return bad(fmt::format("psn {} exceeds 24 bits", e.psn()));
+  if (e.gid().size() != 16) return bad(fmt::format("gid has {} bytes, expected 16", e.gid().size()));
+  if (e.gid_index() > 255) return bad(fmt::format("gid_index {} exceeds 255", e.gid_index()));
+  const uint32_t mtu = e.mtu();
+  if (mtu != 256 && mtu != 512 && mtu != 1024 && mtu != 2048 && mtu != 4096) {
+    return bad(fmt::format("mtu {} is not one of 256, 512, 1024, 2048, 4096", mtu));
+  }
+  if (e.port() < 1 || e.port() > 255) return bad(fmt::format("port {} is not in [1, 255]", e.port()));
+  if (e.lid() > 0xFFFF) return bad(fmt::format("lid {} exceeds 16 bits", e.lid()));
+  if (static_cast<size_t>(hello.regions_size()) > kMaxAdvertisedRegions) {
+    return bad(fmt::format("{} regions advertised, at most {} allowed", hello.regions_size(),
+                           kMaxAdvertisedRegions));
+  }
+  PeerInfo info;
+  info.node_name = hello.node_name();
+  info.endpoint.qpn = e.qpn();
+  info.endpoint.psn = e.psn();
+  std::memcpy(info.endpoint.gid.data(), e.gid().data(), 16);
+  info.endpoint.gid_index = e.gid_index();
+  info.endpoint.mtu = mtu;
+  info.endpoint.port = e.port();
+  info.endpoint.lid = e.lid();
+  for (int i = 0; i < hello.regions_size(); ++i) {
+    const auto& r = hello.regions(i);
+    const auto& p = r.purpose();
+    bool printable = !p.empty() && p.size() <= kMaxPurposeLength;
+    for (unsigned char ch : p) printable &= std::isprint(ch) != 0;
+    if (!printable) {
+      return bad(fmt::format("region {} purpose must be 1..{} printable characters", i, kMaxPurposeLength));
+    }
+    if (r.length() == 0) return bad(fmt::format("region '{}' has length 0", p));
+    if (r.addr() > UINT64_MAX - r.length()) {
+      return bad(fmt::format("region '{}' [{:#x}, +{}) wraps around the address space", p, r.addr(), r.length()));
+    }
+    info.regions.push_back(RemoteRegion{r.addr(), r.length(), r.rkey(), p});
+  }
+  return info;
+}
+
+namespace {
+grpc::Status ToGrpc(const Status& st) {
+  grpc::StatusCode code = grpc::StatusCode::INTERNAL;
+  switch (st.code()) {
+    case StatusCode::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
+    case StatusCode::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
+    case StatusCode::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
+    case StatusCode::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    case StatusCode::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
+    default: break;
+  }
+  return grpc::Status(code, st.message());
+}
+
+Status FromGrpc(const grpc::Status& st, const std::string& target) {
+  StatusCode code = StatusCode::kUnavailable;
+  switch (st.error_code()) {
+    case grpc::StatusCode::INVALID_ARGUMENT: code = StatusCode::kInvalidArgument; break;
+    case grpc::StatusCode::NOT_FOUND: code = StatusCode::kNotFound; break;
+    case grpc::StatusCode::FAILED_PRECONDITION: code = StatusCode::kFailedPrecondition; break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: code = StatusCode::kResourceExhausted; break;
+    case grpc::StatusCode::DEADLINE_EXCEEDED: code = StatusCode::kDeadlineExceeded; break;
+    default: break;
+  }
+  return Status(code, fmt::format("bootstrap with {}: {}", target, st.error_message()));
+}
+}  // namespace
+
+class BootstrapServer::Service final : public pb::Bootstrap::Service {
+ public:
+  explicit Service(BootstrapServer& owner) : owner_(owner) {}
+
+  grpc::Status Connect(grpc::ServerContext* ctx, const pb::ConnectRequest* req,
+                       pb::ConnectResponse* resp) override {
+    Result<std::vector<RemoteRegion>> regions = Handle(*req, resp);
+    if (!regions.ok()) {
+      log::Get("bootstrap")->warn("rejected connection from {}: {}", ctx->peer(),
+                                  regions.status().ToString());
+      return ToGrpc(regions.status());
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  Result<std::vector<RemoteRegion>> Handle(const pb::ConnectRequest& req, pb::ConnectResponse* resp) {
+    auto it = owner_.services_.find(req.service());
+    if (it == owner_.services_.end()) {
+      return NotFound(fmt::format("no service '{}' on node '{}'", req.service().substr(0, 64),
+                                  owner_.node_name_));
+    }
+    VIGIL_ASSIGN_OR_RETURN(PeerInfo peer, FromProto(req.hello(), owner_.transport_.kind()));
+    ConnectionOptions opts = owner_.options_;
+    opts.name = fmt::format("{}<-{}", req.service(), peer.node_name);
+    VIGIL_ASSIGN_OR_RETURN(auto conn, owner_.transport_.CreateConnection(opts));
+    VIGIL_RETURN_IF_ERROR(conn->Connect(peer.endpoint));
+    const Endpoint local = conn->local_endpoint();
+    std::lock_guard lock(mu_);  // acceptors see one connection at a time
+    VIGIL_ASSIGN_OR_RETURN(auto regions, it->second(std::move(conn), peer));
+    ToProto(owner_.node_name_, owner_.transport_.kind(), local, regions, *resp->mutable_hello());
+    log::Get("bootstrap")->debug("accepted '{}' from {} (qpn {})", req.service(), peer.node_name,
+                                 peer.endpoint.qpn);
+    return regions;
+  }
+
+  BootstrapServer& owner_;
+  std::mutex mu_;
+};
+
+BootstrapServer::BootstrapServer(Transport& transport, std::string node_name,
+                                 ConnectionOptions options)
+    : transport_(transport), node_name_(std::move(node_name)), options_(std::move(options)) {}
+
+BootstrapServer::~BootstrapServer() { Shutdown(); }
+
+void BootstrapServer::AddService(const std::string& service, AcceptFn accept) {
+  services_[service] = std::move(accept);
+}
+
+Status BootstrapServer::Start(const std::string& address) {
+  service_ = std::make_unique<Service>(*this);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
+  builder.RegisterService(service_.get());
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) {
+    server_.reset();
+    return Unavailable(fmt::format("bootstrap server of '{}' cannot listen on '{}' (address in use "
+                                   "or malformed?)", node_name_, address));
+  }
+  log::Get("bootstrap")->info("node '{}' listening for connections on port {}", node_name_, port_);
+  return Status::Ok();
+}
+
+void BootstrapServer::Shutdown(std::chrono::milliseconds grace) {
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + grace);
+    server_.reset();
+  }
+}
+
+Result<Dialed> Dial(Transport& transport, const DialOptions& options) {
+  ConnectionOptions copts = options.connection;
+  copts.name = fmt::format("{}->{}", options.node_name, options.service);
+  VIGIL_ASSIGN_OR_RETURN(auto conn, transport.CreateConnection(copts));
+  if (options.before_connect) VIGIL_RETURN_IF_ERROR(options.before_connect(*conn));
+
+  pb::ConnectRequest req;
+  req.set_service(options.service);
+  ToProto(options.node_name, transport.kind(), conn->local_endpoint(), options.regions,
+          *req.mutable_hello());
+  auto channel = grpc::CreateChannel(options.target, grpc::InsecureChannelCredentials());
+  auto stub = pb::Bootstrap::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + options.timeout);
+  ctx.set_wait_for_ready(true);  // ride out a server that is still starting, within the deadline
+  pb::ConnectResponse resp;
+  grpc::Status st = stub->Connect(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpc(st, options.target);
+  VIGIL_ASSIGN_OR_RETURN(PeerInfo peer, FromProto(resp.hello(), transport.kind()));
+  VIGIL_RETURN_IF_ERROR(conn->Connect(peer.endpoint));
+  return Dialed{std::move(conn), std::move(peer)};
+}
+
+}  // namespace vigil::transport
