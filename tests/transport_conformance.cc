@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -37,7 +38,11 @@ class Conformance : public ::testing::TestWithParam<TransportFactory> {
  protected:
   void SetUp() override {
     auto pair = GetParam().make();
-    if (!pair.ok()) GTEST_SKIP() << pair.status();
+    if (!pair.ok()) {
+      const char* req = std::getenv("VIGIL_REQUIRE_RDMA");
+      if (req != nullptr && std::string(req) == "1") FAIL() << "transport unusable: " << pair.status();
+      GTEST_SKIP() << "transport unusable here (run through scripts/with-rxe): " << pair.status();
+    }
     p_.t = *pair;
     ConnectionOptions opts;
     opts.sq_depth = 64;
@@ -70,7 +75,10 @@ class Conformance : public ::testing::TestWithParam<TransportFactory> {
   Completion WaitSend() {
     auto c = p_.a->WaitSend(kWait);
     EXPECT_TRUE(c.ok()) << c.status();
-    return c.ok() ? *c : Completion{};
+    Completion failed;
+    failed.status = WcStatus::kOther;
+    failed.status_text = "test helper: wait failed";
+    return c.ok() ? *c : failed;
   }
 
   Pair p_;
@@ -219,7 +227,9 @@ TEST_P(Conformance, PeerGoneFailsInBoundedTime) {
   ASSERT_TRUE(p_.a->PostWrite(p_.abuf->mr().Slice(0, 64), transport::RemoteAddr{0x1000, 1}, 51).ok());
   Completion c = WaitSend();
   const auto took = std::chrono::steady_clock::now() - start;
-  EXPECT_EQ(c.status, WcStatus::kRetryExceeded) << c.ToStatus("a");
+  // Real NICs report retry-exceeded; where the device never does (rxe on 6.1), the watchdog must.
+  EXPECT_TRUE(c.status == WcStatus::kRetryExceeded || c.status == WcStatus::kPeerTimeout)
+      << c.ToStatus("a");
   EXPECT_EQ(c.ToStatus("a").code(), StatusCode::kUnavailable);
   EXPECT_LT(took, kWait);
   RecordProperty("peer_gone_detect_ms",

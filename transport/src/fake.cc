@@ -44,6 +44,7 @@ const char* WcText(WcStatus s) {
     case WcStatus::kRemoteOperationError: return "remote operation error";
     case WcStatus::kRetryExceeded: return "transport retry counter exceeded";
     case WcStatus::kRnrRetryExceeded: return "RNR retry counter exceeded";
+    case WcStatus::kPeerTimeout: return "no progress within peer_timeout (vigil watchdog)";
     case WcStatus::kOther: return "general error";
   }
   return "general error";

@@ -1,5 +1,6 @@
 #include "vigil/transport/transport.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -40,6 +41,7 @@ Status Completion::ToStatus(std::string_view connection) const {
   switch (status) {
     case WcStatus::kRemoteAccessError: code = StatusCode::kPermissionDenied; break;
     case WcStatus::kRetryExceeded:
+    case WcStatus::kPeerTimeout:
     case WcStatus::kRnrRetryExceeded: code = StatusCode::kUnavailable; break;
     case WcStatus::kFlushed: code = StatusCode::kAborted; break;
     case WcStatus::kLocalLengthError:
@@ -48,10 +50,17 @@ Status Completion::ToStatus(std::string_view connection) const {
     default: break;
   }
   std::string hint;
-  if (status == WcStatus::kRetryExceeded) hint = " (peer not acknowledging: gone or unreachable)";
+  if (status == WcStatus::kRetryExceeded || status == WcStatus::kPeerTimeout) hint = " (peer not acknowledging: gone or unreachable)";
   if (status == WcStatus::kRemoteAccessError) hint = " (bad rkey, out of bounds or no permission)";
   return Status(code, fmt::format("{}: {} wr_id={} failed: {}{} (vendor_err {:#x})", connection,
                                   OpcodeName(opcode), wr_id, status_text, hint, vendor_err));
+}
+
+std::chrono::milliseconds EffectivePeerTimeout(const ConnectionOptions& opts) {
+  if (opts.peer_timeout_ms != 0) return std::chrono::milliseconds(opts.peer_timeout_ms);
+  const double retry_budget_ms = 4.096e-3 * static_cast<double>(1ull << std::min<int>(opts.ack_timeout, 31)) *
+                                 (opts.retry_count + 1);
+  return std::chrono::milliseconds(std::max<int64_t>(5000, static_cast<int64_t>(4 * retry_budget_ms)));
 }
 
 void RegisteredBuffer::Free::operator()(std::byte* p) const { std::free(p); }

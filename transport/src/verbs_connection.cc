@@ -161,6 +161,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
       return ErrnoStatus(StatusCode::kResourceExhausted, "ibv_create_qp for " + what, err);
     }
     max_inline_ = init.cap.max_inline_data;
+    peer_timeout_ = EffectivePeerTimeout(opts_);
     signaled_marks_.assign(opts_.sq_depth + 1, 0);
     std::random_device rd;
     psn_ = rd() & 0xFFFFFF;
@@ -320,6 +321,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
       return ErrnoStatus(rc == ENOMEM ? StatusCode::kResourceExhausted : StatusCode::kInternal,
                          fmt::format("{}: ibv_post_send({}, {} bytes)", opts_.name, op, s.length), rc);
     }
+    if (posted_ == completed_) last_progress_ = Clock::now();  // the watchdog starts now
     posted_++;
     if (signaled) {
       PushMark();
@@ -327,6 +329,35 @@ class VerbsConnectionImpl final : public VerbsConnection {
       unsignaled_run_++;
     }
     return Status::Ok();
+  }
+
+  // Called when a poll found nothing. True if the watchdog just declared the peer gone.
+  bool WatchdogExpired(bool check_now) {
+    if (watchdog_tripped_ || posted_ == completed_ || !broken_.ok()) return false;
+    if (!check_now && ++idle_polls_ % 256 != 0) return false;  // keep clock reads off hot loops
+    if (Clock::now() - last_progress_ < peer_timeout_) return false;
+    watchdog_tripped_ = true;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(peer_timeout_).count();
+    broken_ = Unavailable(fmt::format(
+        "{}: connection is broken: {} work requests made no progress for {} ms (peer gone or "
+        "unreachable; vigil watchdog)", opts_.name, posted_ - completed_, ms));
+    log::Get("transport")->warn("{}", broken_.message());
+    // Flush everything outstanding so no buffer stays owned by the device.
+    ibv_qp_attr attr{};
+    attr.qp_state = IBV_QPS_ERR;
+    if (int rc = ibv_modify_qp(qp_.get(), &attr, IBV_QP_STATE); rc != 0) {
+      log::Get("transport")->error("{}: modify QP to ERR failed: {}", opts_.name, std::strerror(rc));
+    }
+    return true;
+  }
+
+  Completion WatchdogCompletion() const {
+    Completion c;
+    c.wr_id = 0;
+    c.opcode = Opcode::kOther;
+    c.status = WcStatus::kPeerTimeout;
+    c.status_text = "no progress within peer_timeout (vigil watchdog)";
+    return c;
   }
 
   // Converts one work completion. Returns false for internal completions the caller must skip.
@@ -348,6 +379,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
     c.has_imm = (wc.wc_flags & IBV_WC_WITH_IMM) != 0;
     c.imm = c.has_imm ? ntohl(wc.imm_data) : 0;
     if (send_side) {
+      last_progress_ = Clock::now();
       // RC completes in order: this signaled WR retires every WR posted before it.
       completed_ = signaled_marks_[mark_head_];
       mark_head_ = (mark_head_ + 1) % signaled_marks_.size();
@@ -368,6 +400,10 @@ class VerbsConnectionImpl final : public VerbsConnection {
       }
       if (n < want) break;
     }
+    if (filled == 0 && send_side && !out.empty() && WatchdogExpired(false)) {
+      out[0] = WatchdogCompletion();
+      filled = 1;
+    }
     return filled;
   }
 
@@ -385,6 +421,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
         if (Convert(wc, send_side, c)) return c;
         continue;
       }
+      if (send_side && WatchdogExpired(true)) return WatchdogCompletion();
       if (!armed) {
         // Arm, then poll once more: a completion that landed before arming raises no event.
         VIGIL_RETURN_IF_ERROR(cq.Arm(what));
@@ -396,7 +433,11 @@ class VerbsConnectionImpl final : public VerbsConnection {
             "{}: no {} completion within {} ms", opts_.name, side,
             std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
       }
-      VIGIL_RETURN_IF_ERROR(cq.Block(deadline, what));
+      auto wake = deadline;
+      if (send_side && posted_ != completed_ && broken_.ok()) {
+        wake = std::min(wake, last_progress_ + peer_timeout_);
+      }
+      VIGIL_RETURN_IF_ERROR(cq.Block(wake, what));
       armed = false;
     }
   }
@@ -472,6 +513,11 @@ class VerbsConnectionImpl final : public VerbsConnection {
   size_t mark_head_ = 0;
   size_t mark_tail_ = 0;
   Status broken_;
+  // Progress watchdog (see ConnectionOptions::peer_timeout_ms).
+  std::chrono::nanoseconds peer_timeout_{};
+  Clock::time_point last_progress_{};
+  uint32_t idle_polls_ = 0;
+  bool watchdog_tripped_ = false;
 };
 
 }  // namespace

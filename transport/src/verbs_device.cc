@@ -161,6 +161,9 @@ Result<std::shared_ptr<VerbsDevice>> VerbsDevice::Open(const VerbsOptions& optio
   std::unique_ptr<ibv_device*, DeviceListDeleter> list(ibv_get_device_list(&n));
   if (!list) {
     int err = errno;
+    if (err == ENOSYS) {  // no /sys/class/infiniband: this kernel has no RDMA support loaded
+      return Unavailable(NoDeviceAdvice() + " [ibv_get_device_list: kernel has no RDMA support (ENOSYS)]");
+    }
     return ErrnoStatus(StatusCode::kUnavailable,
                        "ibv_get_device_list failed (is rdma-core / libibverbs installed?)", err);
   }

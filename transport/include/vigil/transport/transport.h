@@ -114,6 +114,7 @@ enum class WcStatus : uint8_t {
   kRemoteOperationError,
   kRetryExceeded,         // the peer stopped acknowledging: gone or unreachable
   kRnrRetryExceeded,      // the peer never posted a receive
+  kPeerTimeout,           // vigil's watchdog: outstanding work made no progress in peer_timeout
   kOther,
 };
 
@@ -148,7 +149,16 @@ struct ConnectionOptions {
   uint8_t retry_count = 7;       // transport retries before kRetryExceeded (0..7)
   uint8_t rnr_retry = 7;         // receiver-not-ready retries; 7 means retry forever
   uint8_t min_rnr_timer = 12;    // 0.64 ms between RNR retries
+  // Progress watchdog: when send work stays outstanding this long without a single completion,
+  // the connection is declared broken (kPeerTimeout) and its queue pair flushed. Some devices
+  // (soft-RoCE on Linux 6.1) never report kRetryExceeded towards a destroyed peer, so this is
+  // what turns "peer gone" into an error instead of a hang. 0 = automatic: four times the
+  // device's retry budget (4.096 us * 2^ack_timeout * (retry_count + 1)), at least 5 s.
+  uint32_t peer_timeout_ms = 0;
 };
+
+// The watchdog period peer_timeout_ms = 0 resolves to.
+std::chrono::milliseconds EffectivePeerTimeout(const ConnectionOptions& opts);
 
 // A reliable-connected queue pair with its send and receive completion queues.
 class Connection {
