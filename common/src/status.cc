@@ -53,6 +53,7 @@ Status DeadlineExceeded(std::string m) { return {StatusCode::kDeadlineExceeded, 
 Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
+Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
 Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 Status ErrnoStatus(StatusCode code, std::string_view what, int err) {

@@ -72,6 +72,7 @@ Status DeadlineExceeded(std::string message);
 Status PermissionDenied(std::string message);
 Status DataLoss(std::string message);
 Status Aborted(std::string message);
+Status Unimplemented(std::string message);
 Status Internal(std::string message);
 
 // A Status whose message ends with strerror(err) and the errno name, e.g.
