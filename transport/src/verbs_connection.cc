@@ -255,19 +255,32 @@ class VerbsConnectionImpl final : public VerbsConnection {
       return OutOfRange(fmt::format("{}: bind window [{}, +{}) outside a {}-byte region",
                                     opts_.name, offset, length, mr.size()));
     }
-    ibv_mw_bind bind{};
-    bind.wr_id = wr_id;
-    bind.send_flags = IBV_SEND_SIGNALED;
-    bind.bind_info.mr = vmr;
-    bind.bind_info.addr = reinterpret_cast<uint64_t>(mr.data() + offset);
-    bind.bind_info.length = length;
-    bind.bind_info.mw_access_flags = ((access & kRemoteWrite) ? IBV_ACCESS_REMOTE_WRITE : 0) |
-                                     ((access & kRemoteRead) ? IBV_ACCESS_REMOTE_READ : 0);
-    if (int rc = ibv_bind_mw(qp_.get(), window.get(), &bind); rc != 0) {
-      return ErrnoStatus(StatusCode::kInternal, opts_.name + ": ibv_bind_mw", rc);
+    if (!broken_.ok()) return broken_;
+    if (posted_ - completed_ >= opts_.sq_depth) {
+      return ResourceExhausted(opts_.name + ": send queue full; poll send completions");
     }
-    // rdma-core leaves mw->rkey at the old key for type-2 windows; track the new one ourselves.
-    SetWindowRkey(window, window.get()->rkey);
+    // Type-2 windows are bound by a work request on the QP they will belong to (ibv_bind_mw is
+    // for type 1 only). Each bind takes a fresh key: the 8-bit tag of the old one is bumped.
+    const uint32_t new_rkey = ibv_inc_rkey(window.rkey());
+    ibv_send_wr wr{};
+    wr.wr_id = wr_id;
+    wr.opcode = IBV_WR_BIND_MW;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    wr.bind_mw.mw = window.get();
+    wr.bind_mw.rkey = new_rkey;
+    wr.bind_mw.bind_info.mr = vmr;
+    wr.bind_mw.bind_info.addr = reinterpret_cast<uint64_t>(mr.data() + offset);
+    wr.bind_mw.bind_info.length = length;
+    wr.bind_mw.bind_info.mw_access_flags =
+        ((access & kRemoteWrite) ? IBV_ACCESS_REMOTE_WRITE : 0) |
+        ((access & kRemoteRead) ? IBV_ACCESS_REMOTE_READ : 0);
+    ibv_send_wr* bad = nullptr;
+    if (int rc = ibv_post_send(qp_.get(), &wr, &bad); rc != 0) {
+      return ErrnoStatus(StatusCode::kInternal, opts_.name + ": ibv_post_send(BIND_MW)", rc);
+    }
+    // The library does not update mw->rkey for type-2 binds: the window tracks the key itself.
+    SetWindowRkey(window, new_rkey);
+    if (posted_ == completed_) last_progress_ = Clock::now();
     posted_++;
     PushMark();
     return Status::Ok();

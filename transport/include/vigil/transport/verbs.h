@@ -107,8 +107,10 @@ class VerbsTransport final : public Transport {
 // VerbsTransport).
 class VerbsConnection : public Connection {
  public:
-  // Binds `window` to this queue pair over [offset, offset+length) of `mr` (which must have been
-  // registered with kWindowBind). On success the window's rkey is updated.
+  // Binds `window` to this queue pair over [offset, offset+length) of `mr` (registered with
+  // kWindowBind) by posting a signaled BIND_MW work request; the window's rkey() is the new key
+  // once that completes. Only this QP's peer can use the key. Revoke with MemoryWindow
+  // destruction (ibv_dealloc_mw): never invalidate a window twice (it crashes rxe on Linux 6.1).
   virtual Status PostBindWindow(MemoryWindow& window, const MemoryRegion& mr, size_t offset,
                                 size_t length, uint32_t access, uint64_t wr_id) = 0;
   virtual ibv_qp_state QueryState() const = 0;
