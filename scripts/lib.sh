@@ -6,7 +6,7 @@ VIGIL_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git python3
   libibverbs-dev librdmacm-dev rdma-core ibverbs-providers ibverbs-utils perftest iproute2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libxxhash-dev
+  libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libxxhash-dev libisal-dev
   libgtest-dev libgmock-dev
   qemu-system-x86 busybox-static cpio kmod
 )

@@ -1,0 +1,39 @@
+// The voter's decision at one externalization point: compare the replicas' event digests.
+//
+// DMR (2 replicas): equal digests -> agree; otherwise (or a replica missing) -> roll back.
+// TMR (3 replicas): a digest held by at least two replicas wins; the others (different digest or
+// missing) are outvoted and must be repaired; no two equal -> no majority.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "vigil/common/status.h"
+
+namespace vigil::voter {
+
+enum class Mode { kDmr, kTmr };
+
+struct Ballot {
+  uint32_t replica = 0;
+  bool present = false;   // false: the replica missed its deadline (crash, hang, node loss)
+  uint64_t digest = 0;    // digest of the event record (kind, arguments, payload)
+};
+
+struct Verdict {
+  enum class Kind {
+    kAgree,       // every replica present and equal
+    kMajority,    // TMR: `digest` won; `faulty` were outvoted or missing
+    kRollback,    // DMR: mismatch or a missing replica: roll back to the last agreed checkpoint
+    kNoMajority,  // TMR: no two replicas agree
+  };
+  Kind kind = Kind::kAgree;
+  uint64_t digest = 0;          // the agreed/winning digest (kAgree, kMajority)
+  std::vector<uint32_t> faulty; // replicas that disagreed with the outcome or were missing
+};
+
+// Rejects a ballot count that does not match the mode and duplicate replica ids.
+Result<Verdict> Decide(Mode mode, std::span<const Ballot> ballots);
+
+}  // namespace vigil::voter
