@@ -14,7 +14,7 @@ struct TransportBenchOptions {
   std::vector<uint32_t> sizes{8, 64, 256, 1024, 4096};
   uint64_t iterations = 10000;
   uint64_t warmup = 1000;
-  std::string perftest = "auto";    // auto | always | never
+  std::string perftest = "auto";  // auto | always | never
   std::string json;
 };
 

@@ -1,5 +1,6 @@
 #include "environment.h"
 
+#include <fmt/format.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <ctime>
 #include <fstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 namespace vigil::bench {
 namespace {

@@ -1,9 +1,8 @@
 // The environment header every vigil benchmark prints and stores with its results.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace vigil::bench {
 

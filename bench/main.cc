@@ -11,8 +11,11 @@ int main(int argc, char** argv) {
 
   vigil::bench::TransportBenchOptions t;
   auto* transport = app.add_subcommand(
-      "transport", "RDMA WRITE ping-pong round trip through vigil's transport vs perftest ib_write_lat");
-  transport->add_option("--transport", t.transport, "verbs, or fake (in-process emulation: smoke tests only)")
+      "transport",
+      "RDMA WRITE ping-pong round trip through vigil's transport vs perftest ib_write_lat");
+  transport
+      ->add_option("--transport", t.transport,
+                   "verbs, or fake (in-process emulation: smoke tests only)")
       ->check(CLI::IsMember({"verbs", "fake"}))
       ->capture_default_str();
   transport->add_option("--device", t.device, "RDMA device (default: first with an ACTIVE port)");
@@ -26,7 +29,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   transport->add_option("--warmup", t.warmup, "Warm-up iterations per size (not measured)")
       ->capture_default_str();
-  transport->add_option("--perftest", t.perftest, "Run ib_write_lat as baseline: auto, always, never")
+  transport
+      ->add_option("--perftest", t.perftest, "Run ib_write_lat as baseline: auto, always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}))
       ->capture_default_str();
   transport->add_option("--json", t.json, "Write results and environment as JSON to this file");

@@ -1,17 +1,16 @@
 #include "perftest.h"
 
+#include <fmt/format.h>
 #include <sys/wait.h>
 
 #include <array>
-#include <cmath>
-#include <ctime>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <sstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 namespace vigil::bench {
 
@@ -89,15 +88,18 @@ Result<PerftestLatency> RunWriteLat(const std::string& device, int gid_index, ui
   Result<std::string> client_out = std::string();
   for (int attempt = 0; attempt < 20; ++attempt) {
     client_out = Capture("timeout 120 " + common + " 127.0.0.1 2>&1", client_rc);
-    if (!client_out.ok() || client_rc == 0 || client_out->find("Couldn't connect") == std::string::npos) break;
+    if (!client_out.ok() || client_rc == 0 ||
+        client_out->find("Couldn't connect") == std::string::npos)
+      break;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   server.join();
   if (!client_out.ok()) return client_out.status();
   if (client_rc != 0) {
-    return Unavailable(fmt::format("ib_write_lat client exited with {} (is perftest installed?):\n{}\n"
-                                   "server (exit {}):\n{}", client_rc, client_out->substr(0, 2000),
-                                   server_rc, server_out.substr(0, 2000)));
+    return Unavailable(
+        fmt::format("ib_write_lat client exited with {} (is perftest installed?):\n{}\n"
+                    "server (exit {}):\n{}",
+                    client_rc, client_out->substr(0, 2000), server_rc, server_out.substr(0, 2000)));
   }
   VIGIL_ASSIGN_OR_RETURN(PerftestLatency r, ParseWriteLat(*client_out, bytes));
   for (double* v : {&r.t_min, &r.t_max, &r.t_typical, &r.t_avg, &r.t_stdev, &r.p99, &r.p999}) {

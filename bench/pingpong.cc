@@ -1,9 +1,9 @@
 #include "pingpong.h"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "vigil/common/cli.h"
 
@@ -34,7 +34,8 @@ uint64_t LoadSeq(const std::byte* p) {
 
 // Spins until the 8 bytes at `p` equal `want`. No allocation, lock or log on this path; the
 // clock and shutdown flag are read only every 4096 spins.
-Status SpinFor(const std::byte* p, uint64_t want, Connection& conn, std::chrono::milliseconds stall) {
+Status SpinFor(const std::byte* p, uint64_t want, Connection& conn,
+               std::chrono::milliseconds stall) {
   Clock::time_point deadline{};
   for (uint32_t spins = 0;; ++spins) {
     if (LoadSeq(p) == want) return Status::Ok();
@@ -47,8 +48,10 @@ Status SpinFor(const std::byte* p, uint64_t want, Connection& conn, std::chrono:
       const auto now = Clock::now();
       if (deadline == Clock::time_point{}) deadline = now + stall;
       if (now > deadline) {
-        return DeadlineExceeded(fmt::format("{}: ping-pong stalled waiting for sequence {} for {} ms "
-                                            "(peer gone?)", conn.name(), want, stall.count()));
+        return DeadlineExceeded(
+            fmt::format("{}: ping-pong stalled waiting for sequence {} for {} ms "
+                        "(peer gone?)",
+                        conn.name(), want, stall.count()));
       }
       if (cli::ShutdownRequested()) return Aborted("interrupted by signal");
     }
@@ -94,7 +97,8 @@ Result<Control> ReceiveControl(Connection& conn, const PingPongBuffer& buf) {
 }  // namespace
 
 Result<PingPongBuffer> PingPongBuffer::Allocate(transport::Transport& t) {
-  VIGIL_ASSIGN_OR_RETURN(auto buf, transport::RegisteredBuffer::Allocate(t, kTotal, transport::kAllAccess));
+  VIGIL_ASSIGN_OR_RETURN(auto buf,
+                         transport::RegisteredBuffer::Allocate(t, kTotal, transport::kAllAccess));
   return PingPongBuffer(std::move(buf));
 }
 
@@ -108,8 +112,8 @@ Status ValidateSizes(const std::vector<uint32_t>& sizes) {
   if (sizes.empty()) return InvalidArgument("no message sizes given");
   for (uint32_t s : sizes) {
     if (s < 8 || s > kMaxPingPongBytes || s % 8 != 0) {
-      return InvalidArgument(fmt::format("message size {} must be a multiple of 8 in [8, {}]", s,
-                                         kMaxPingPongBytes));
+      return InvalidArgument(
+          fmt::format("message size {} must be a multiple of 8 in [8, {}]", s, kMaxPingPongBytes));
     }
   }
   return Status::Ok();
@@ -145,7 +149,8 @@ Result<std::vector<PingPongResult>> RunClient(Connection& conn, const PingPongBu
       VIGIL_RETURN_IF_ERROR(SpinFor(land, seq, conn, opts.stall_timeout));
       const auto t1 = Clock::now();
       if (i >= opts.warmup) {
-        samples.Record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+        samples.Record(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
       }
     }
     results.push_back({bytes, samples.Summarize()});
@@ -154,8 +159,8 @@ Result<std::vector<PingPongResult>> RunClient(Connection& conn, const PingPongBu
   return results;
 }
 
-Status Serve(Connection& conn, const PingPongBuffer& buf, const transport::RemoteRegion& peer_landing,
-             std::chrono::milliseconds stall_timeout) {
+Status Serve(Connection& conn, const PingPongBuffer& buf,
+             const transport::RemoteRegion& peer_landing, std::chrono::milliseconds stall_timeout) {
   for (;;) {
     VIGIL_ASSIGN_OR_RETURN(Control ctl, ReceiveControl(conn, buf));
     if (ctl.bytes == 0) return Status::Ok();

@@ -45,7 +45,8 @@ Status ValidateSizes(const std::vector<uint32_t>& sizes);
 Status PrepareReceive(transport::Connection& conn, const PingPongBuffer& buf);
 
 // Client: runs every size in `opts` and returns the round-trip summaries.
-Result<std::vector<PingPongResult>> RunClient(transport::Connection& conn, const PingPongBuffer& buf,
+Result<std::vector<PingPongResult>> RunClient(transport::Connection& conn,
+                                              const PingPongBuffer& buf,
                                               const transport::RemoteRegion& peer_landing,
                                               const PingPongOptions& opts);
 

@@ -1,13 +1,12 @@
 // `vigil-bench transport`: RDMA WRITE ping-pong round trip through vigil's transport, next to
 // perftest's ib_write_lat measured in the same run on the same device.
+#include <fmt/format.h>
 #include <pthread.h>
 #include <sched.h>
 
 #include <fstream>
-#include <thread>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "commands.h"
 #include "environment.h"
@@ -41,7 +40,7 @@ cpu_set_t PinToCore(unsigned core) {
 }
 
 nlohmann::json SummaryJson(const LatencySummary& s) {
-  return {{"count", s.count}, {"min_us", s.min_us}, {"p50_us", s.p50_us}, {"p99_us", s.p99_us},
+  return {{"count", s.count},     {"min_us", s.min_us}, {"p50_us", s.p50_us},  {"p99_us", s.p99_us},
           {"p999_us", s.p999_us}, {"max_us", s.max_us}, {"mean_us", s.mean_us}};
 }
 
@@ -61,7 +60,8 @@ Result<Setup> OpenTransport(const TransportBenchOptions& o) {
   }
   if (!o.device.empty()) s.verbs.device = o.device;
   if (o.transport == "fake") {
-    s.transport = std::make_unique<transport::FakeTransport>(std::make_shared<transport::FakeFabric>(), "bench");
+    s.transport = std::make_unique<transport::FakeTransport>(
+        std::make_shared<transport::FakeFabric>(), "bench");
     s.device_name = "fake";
     return s;
   }
@@ -97,23 +97,26 @@ int RunTransportBench(const TransportBenchOptions& o) {
   auto server_buf = PingPongBuffer::Allocate(t);
   auto client_buf = PingPongBuffer::Allocate(t);
   if (!server_buf.ok() || !client_buf.ok()) {
-    fmt::print(stderr, "error: {}\n", (server_buf.ok() ? client_buf.status() : server_buf.status()).ToString());
+    fmt::print(stderr, "error: {}\n",
+               (server_buf.ok() ? client_buf.status() : server_buf.status()).ToString());
     return 1;
   }
   std::thread server_thread;
   Status server_status;
   transport::BootstrapServer server(t, "bench-server", setup->conn);
-  server.AddService("pingpong", [&](std::unique_ptr<transport::Connection> c, const transport::PeerInfo& peer)
-                                    -> Result<std::vector<transport::RemoteRegion>> {
-    VIGIL_ASSIGN_OR_RETURN(auto landing, peer.Region("pingpong"));
-    VIGIL_RETURN_IF_ERROR(PrepareReceive(*c, *server_buf));
-    std::shared_ptr<transport::Connection> conn = std::move(c);
-    server_thread = std::thread([&, conn, landing] {
-      PinToCore(1);
-      server_status = Serve(*conn, *server_buf, landing, pp.stall_timeout);
-    });
-    return std::vector<transport::RemoteRegion>{server_buf->Landing()};
-  });
+  server.AddService(
+      "pingpong",
+      [&](std::unique_ptr<transport::Connection> c,
+          const transport::PeerInfo& peer) -> Result<std::vector<transport::RemoteRegion>> {
+        VIGIL_ASSIGN_OR_RETURN(auto landing, peer.Region("pingpong"));
+        VIGIL_RETURN_IF_ERROR(PrepareReceive(*c, *server_buf));
+        std::shared_ptr<transport::Connection> conn = std::move(c);
+        server_thread = std::thread([&, conn, landing] {
+          PinToCore(1);
+          server_status = Serve(*conn, *server_buf, landing, pp.stall_timeout);
+        });
+        return std::vector<transport::RemoteRegion>{server_buf->Landing()};
+      });
   if (Status st = server.Start("127.0.0.1:0"); !st.ok()) {
     fmt::print(stderr, "error: {}\n", st.ToString());
     return 1;
@@ -132,8 +135,9 @@ int RunTransportBench(const TransportBenchOptions& o) {
     return 1;
   }
   const cpu_set_t unpinned = PinToCore(0);
-  fmt::print("# vigil RDMA WRITE ping-pong: {} iterations per size after {} warm-up, max_inline {}\n",
-             pp.iterations, pp.warmup, dialed->connection->max_inline());
+  fmt::print(
+      "# vigil RDMA WRITE ping-pong: {} iterations per size after {} warm-up, max_inline {}\n",
+      pp.iterations, pp.warmup, dialed->connection->max_inline());
   auto results = RunClient(*dialed->connection, *client_buf, *dialed->peer.Region("pingpong"), pp);
   if (server_thread.joinable()) server_thread.join();
   server.Shutdown();
@@ -146,18 +150,22 @@ int RunTransportBench(const TransportBenchOptions& o) {
 
   const bool want_perftest =
       o.perftest == "always" || (o.perftest == "auto" && o.transport == "verbs");
-  nlohmann::json out = {{"benchmark", "transport"}, {"environment", env}, {"results", nlohmann::json::array()}};
-  fmt::print("\n{:>6} | {:>9} {:>9} {:>9} {:>9} | {:>11} {:>11} | {:>9} {:>9}\n", "bytes",
-             "vigil p50", "p99", "p99.9", "max", "perftest p50", "p99", "ratio p50", "ratio p99");
-  fmt::print("{:>6} | {:>39} | {:>23} | {:>19}\n", "", "round trip, us", "round trip = 2 x t_typical, us", "vigil / perftest");
+  nlohmann::json out = {
+      {"benchmark", "transport"}, {"environment", env}, {"results", nlohmann::json::array()}};
+  fmt::print("\n{:>6} | {:^39} | {:^25} | {:^19}\n", "", "vigil round trip, us",
+             "perftest RTT (2x typ.), us", "vigil / perftest");
+  fmt::print("{:>6} | {:>9} {:>9} {:>9} {:>9} | {:>12} {:>12} | {:>9} {:>9}\n", "bytes", "p50",
+             "p99", "p99.9", "max", "p50", "p99", "p50", "p99");
   int port = 18515 + (static_cast<int>(getpid()) % 1000);
   double cycles_per_us = 0;
   if (want_perftest) {
     auto cal = CalibrateCyclesPerMicrosecond();
     if (cal.ok()) {
       cycles_per_us = *cal;
-      fmt::print("# perftest runs with -C; cycles converted at {:.1f} cycles/us (calibrated against "
-                 "CLOCK_MONOTONIC)\n", cycles_per_us);
+      fmt::print(
+          "# perftest runs with -C; cycles converted at {:.1f} cycles/us (calibrated against "
+          "CLOCK_MONOTONIC)\n",
+          cycles_per_us);
       out["environment"]["tsc_cycles_per_us"] = cycles_per_us;
     } else {
       logger->warn("no perftest baseline: {}", cal.status().ToString());
@@ -168,8 +176,8 @@ int RunTransportBench(const TransportBenchOptions& o) {
     nlohmann::json row = {{"bytes", r.bytes}, {"vigil_rtt", SummaryJson(r.rtt)}};
     std::string pt_p50 = "-", pt_p99 = "-", ratio50 = "-", ratio99 = "-";
     if (cycles_per_us > 0) {
-      auto pt = RunWriteLat(setup->device_name, setup->gid_index, r.bytes, pp.iterations + pp.warmup,
-                            port++, cycles_per_us);
+      auto pt = RunWriteLat(setup->device_name, setup->gid_index, r.bytes,
+                            pp.iterations + pp.warmup, port++, cycles_per_us);
       if (pt.ok()) {
         const double p50 = 2 * pt->t_typical, p99 = 2 * pt->p99;
         pt_p50 = fmt::format("{:.2f}", p50);
@@ -178,19 +186,25 @@ int RunTransportBench(const TransportBenchOptions& o) {
         ratio99 = fmt::format("{:.2f}x", r.rtt.p99_us / p99);
         all_met &= r.rtt.p50_us / p50 <= kTargetRatio;
         any_ratio = true;
-        row["perftest"] = {{"tool", "ib_write_lat"}, {"iterations", pt->iterations},
-                           {"t_typical_half_rtt_us", pt->t_typical}, {"p99_half_rtt_us", pt->p99},
-                           {"p999_half_rtt_us", pt->p999}, {"t_max_half_rtt_us", pt->t_max},
-                           {"rtt_p50_us", p50}, {"rtt_p99_us", p99}};
+        row["perftest"] = {{"tool", "ib_write_lat"},
+                           {"iterations", pt->iterations},
+                           {"t_typical_half_rtt_us", pt->t_typical},
+                           {"p99_half_rtt_us", pt->p99},
+                           {"p999_half_rtt_us", pt->p999},
+                           {"t_max_half_rtt_us", pt->t_max},
+                           {"rtt_p50_us", p50},
+                           {"rtt_p99_us", p99}};
         row["ratio_p50"] = r.rtt.p50_us / p50;
         row["ratio_p99"] = r.rtt.p99_us / p99;
       } else {
-        logger->warn("perftest baseline for {} bytes unavailable: {}", r.bytes, pt.status().ToString());
+        logger->warn("perftest baseline for {} bytes unavailable: {}", r.bytes,
+                     pt.status().ToString());
         row["perftest_error"] = pt.status().ToString();
       }
     }
-    fmt::print("{:>6} | {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f} | {:>11} {:>11} | {:>9} {:>9}\n", r.bytes,
-               r.rtt.p50_us, r.rtt.p99_us, r.rtt.p999_us, r.rtt.max_us, pt_p50, pt_p99, ratio50, ratio99);
+    fmt::print("{:>6} | {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f} | {:>12} {:>12} | {:>9} {:>9}\n",
+               r.bytes, r.rtt.p50_us, r.rtt.p99_us, r.rtt.p999_us, r.rtt.max_us, pt_p50, pt_p99,
+               ratio50, ratio99);
     out["results"].push_back(row);
   }
   if (any_ratio) {

@@ -3,7 +3,7 @@ set -euo pipefail
 
 VIGIL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VIGIL_PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config git python3
+  build-essential cmake ninja-build ccache pkg-config git python3 clang-format
   libibverbs-dev librdmacm-dev rdma-core ibverbs-providers ibverbs-utils perftest iproute2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libxxhash-dev libisal-dev

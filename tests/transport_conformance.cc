@@ -31,7 +31,8 @@ struct Pair {
 };
 
 void Fill(RegisteredBuffer& buf, uint8_t seed) {
-  for (size_t i = 0; i < buf.size(); ++i) buf.data()[i] = std::byte(static_cast<uint8_t>(seed + i * 7));
+  for (size_t i = 0; i < buf.size(); ++i)
+    buf.data()[i] = std::byte(static_cast<uint8_t>(seed + i * 7));
 }
 
 class Conformance : public ::testing::TestWithParam<TransportFactory> {
@@ -40,7 +41,8 @@ class Conformance : public ::testing::TestWithParam<TransportFactory> {
     auto pair = GetParam().make();
     if (!pair.ok()) {
       const char* req = std::getenv("VIGIL_REQUIRE_RDMA");
-      if (req != nullptr && std::string(req) == "1") FAIL() << "transport unusable: " << pair.status();
+      if (req != nullptr && std::string(req) == "1")
+        FAIL() << "transport unusable: " << pair.status();
       GTEST_SKIP() << "transport unusable here (run through scripts/with-rxe): " << pair.status();
     }
     p_.t = *pair;
@@ -206,11 +208,13 @@ TEST_P(Conformance, WritePastTheRegionEndIsRejectedAndNothingLands) {
   ASSERT_TRUE(small.ok()) << small.status();
   std::memset(p_.bbuf->data(), 0, 8192);
   Fill(*p_.abuf, 77);
-  transport::RemoteAddr dst{reinterpret_cast<uint64_t>(p_.bbuf->data()) + 4096 - 32, (*small)->rkey()};
+  transport::RemoteAddr dst{reinterpret_cast<uint64_t>(p_.bbuf->data()) + 4096 - 32,
+                            (*small)->rkey()};
   ASSERT_TRUE(p_.a->PostWrite(p_.abuf->mr().Slice(0, 256), dst, 31).ok());
   Completion c = WaitSend();
   EXPECT_EQ(c.status, WcStatus::kRemoteAccessError) << c.ToStatus("a");
-  for (size_t i = 4096; i < 8192; ++i) ASSERT_EQ(p_.bbuf->data()[i], std::byte{0}) << "guard byte " << i;
+  for (size_t i = 4096; i < 8192; ++i)
+    ASSERT_EQ(p_.bbuf->data()[i], std::byte{0}) << "guard byte " << i;
 }
 
 TEST_P(Conformance, ReadFromWriteOnlyRegionIsRejected) {
@@ -224,7 +228,8 @@ TEST_P(Conformance, ReadFromWriteOnlyRegionIsRejected) {
 TEST_P(Conformance, PeerGoneFailsInBoundedTime) {
   p_.b.reset();  // the peer's queue pair is destroyed: nothing will ever acknowledge
   const auto start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(p_.a->PostWrite(p_.abuf->mr().Slice(0, 64), transport::RemoteAddr{0x1000, 1}, 51).ok());
+  ASSERT_TRUE(
+      p_.a->PostWrite(p_.abuf->mr().Slice(0, 64), transport::RemoteAddr{0x1000, 1}, 51).ok());
   Completion c = WaitSend();
   const auto took = std::chrono::steady_clock::now() - start;
   // Real NICs report retry-exceeded; where the device never does (rxe on 6.1), the watchdog must.
@@ -232,8 +237,9 @@ TEST_P(Conformance, PeerGoneFailsInBoundedTime) {
       << c.ToStatus("a");
   EXPECT_EQ(c.ToStatus("a").code(), StatusCode::kUnavailable);
   EXPECT_LT(took, kWait);
-  RecordProperty("peer_gone_detect_ms",
-                 static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  RecordProperty(
+      "peer_gone_detect_ms",
+      static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 }
 
 TEST_P(Conformance, BadLocalSliceIsRejectedAtPost) {

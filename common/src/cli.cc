@@ -1,10 +1,10 @@
 #include "vigil/common/cli.h"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <csignal>
 #include <exception>
-
-#include <fmt/format.h>
 
 #include "vigil/common/logging.h"
 

@@ -1,9 +1,9 @@
 #include "vigil/common/config.h"
 
-#include <charconv>
-
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
+
+#include <charconv>
 
 namespace vigil {
 
@@ -44,8 +44,7 @@ std::string ConfigReader::PathOf(std::string_view key) const {
 }
 
 Status ConfigReader::Bad(std::string_view key, std::string_view value, std::string_view why) const {
-  return InvalidArgument(
-      fmt::format("{}: key '{}' = '{}' {}", source_, PathOf(key), value, why));
+  return InvalidArgument(fmt::format("{}: key '{}' = '{}' {}", source_, PathOf(key), value, why));
 }
 
 Result<ConfigReader> ConfigReader::Section(std::string_view key) const {
@@ -122,8 +121,8 @@ Status ConfigReader::RejectUnknownKeys(std::initializer_list<std::string_view> k
     if (!ok) {
       std::string list;
       for (auto k : known) list += fmt::format("{}{}", list.empty() ? "" : ", ", k);
-      return InvalidArgument(fmt::format("{}: unknown key '{}' (known keys here: {})", source_,
-                                         PathOf(name), list));
+      return InvalidArgument(
+          fmt::format("{}: unknown key '{}' (known keys here: {})", source_, PathOf(name), list));
     }
   }
   return Status::Ok();

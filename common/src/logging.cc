@@ -1,9 +1,9 @@
 #include "vigil/common/logging.h"
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+
 #include <mutex>
 #include <string>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
 
 namespace vigil::log {
 namespace {

@@ -1,19 +1,21 @@
 #include "vigil/node/failure_budget.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace vigil::node {
 
 Result<FailureBudget> FailureBudget::Create(const FailurePolicy& p) {
   if (p.initial_backoff.count() <= 0 || p.max_backoff < p.initial_backoff) {
-    return InvalidArgument(fmt::format("restart backoff: initial {} ms must be > 0 and <= max {} ms",
-                                       p.initial_backoff.count(), p.max_backoff.count()));
+    return InvalidArgument(
+        fmt::format("restart backoff: initial {} ms must be > 0 and <= max {} ms",
+                    p.initial_backoff.count(), p.max_backoff.count()));
   }
   if (p.max_failures == 0 || p.window.count() <= 0) {
-    return InvalidArgument(fmt::format("failure budget: max_failures {} and window {} ms must be > 0",
-                                       p.max_failures, p.window.count()));
+    return InvalidArgument(
+        fmt::format("failure budget: max_failures {} and window {} ms must be > 0", p.max_failures,
+                    p.window.count()));
   }
   return FailureBudget(p);
 }

@@ -1,10 +1,9 @@
 #include "vigil/ssr/slot.h"
 
+#include <fmt/format.h>
 #include <isa-l/crc.h>
 
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace vigil::ssr {
 namespace {
@@ -51,12 +50,14 @@ std::string Check(const std::byte* slot, size_t capacity, const Identity& id, He
   }
   if (h.len > capacity) return fmt::format("length {} exceeds capacity {}", h.len, capacity);
   const uint32_t crc = Crc(h, slot + sizeof(h));
-  if (crc != h.crc32c) return fmt::format("CRC mismatch (stored {:#010x}, computed {:#010x})", h.crc32c, crc);
+  if (crc != h.crc32c)
+    return fmt::format("CRC mismatch (stored {:#010x}, computed {:#010x})", h.crc32c, crc);
   return "";
 }
 
 Status CheckRegion(size_t region_bytes, size_t capacity) {
-  if (capacity > UINT32_MAX) return InvalidArgument(fmt::format("SSR capacity {} exceeds 4 GiB", capacity));
+  if (capacity > UINT32_MAX)
+    return InvalidArgument(fmt::format("SSR capacity {} exceeds 4 GiB", capacity));
   if (region_bytes != RegionBytes(capacity)) {
     return InvalidArgument(fmt::format("SSR region is {} bytes, capacity {} needs {}", region_bytes,
                                        capacity, RegionBytes(capacity)));
@@ -72,7 +73,8 @@ Status Write(std::span<std::byte> region, size_t capacity, const Identity& id, u
              std::span<const std::byte> payload) {
   VIGIL_RETURN_IF_ERROR(CheckRegion(region.size(), capacity));
   if (payload.size() > capacity) {
-    return OutOfRange(fmt::format("SSR payload of {} bytes exceeds capacity {}", payload.size(), capacity));
+    return OutOfRange(
+        fmt::format("SSR payload of {} bytes exceeds capacity {}", payload.size(), capacity));
   }
   Header h[2];
   const bool ok0 = Check(region.data(), capacity, id, h[0]).empty();
@@ -112,10 +114,11 @@ Result<State> Read(std::span<const std::byte> region, size_t capacity, const Ide
   const bool ok[2] = {why[0].empty(), why[1].empty()};
   if (!ok[0] && !ok[1]) {
     if (why[0] == "never written" && why[1] == "never written") {
-      return NotFound(fmt::format("SSR of service {} client {} holds no state yet", id.service_id, id.client_id));
+      return NotFound(fmt::format("SSR of service {} client {} holds no state yet", id.service_id,
+                                  id.client_id));
     }
-    return DataLoss(fmt::format("SSR of service {} client {}: slot A: {}; slot B: {}", id.service_id,
-                                id.client_id, why[0], why[1]));
+    return DataLoss(fmt::format("SSR of service {} client {}: slot A: {}; slot B: {}",
+                                id.service_id, id.client_id, why[0], why[1]));
   }
   const int s = (ok[0] && ok[1]) ? (h[0].seq > h[1].seq ? 0 : 1) : (ok[0] ? 0 : 1);
   State st;

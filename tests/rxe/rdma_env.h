@@ -20,10 +20,10 @@ inline bool RdmaRequired() {
 }  // namespace vigil::testing
 
 // Skips (or fails, when a device is required) the current test because of `status`.
-#define VIGIL_SKIP_WITHOUT_RDMA(status)                                                  \
-  do {                                                                                   \
-    if (::vigil::testing::RdmaRequired()) {                                              \
-      FAIL() << "VIGIL_REQUIRE_RDMA=1 but the device is unusable: " << (status);        \
-    }                                                                                    \
+#define VIGIL_SKIP_WITHOUT_RDMA(status)                                                   \
+  do {                                                                                    \
+    if (::vigil::testing::RdmaRequired()) {                                               \
+      FAIL() << "VIGIL_REQUIRE_RDMA=1 but the device is unusable: " << (status);          \
+    }                                                                                     \
     GTEST_SKIP() << "no usable RDMA device (run through scripts/with-rxe): " << (status); \
   } while (0)

@@ -40,7 +40,8 @@ Status PostRecvSlot(Session& s, int slot) {
 bool Handle(Session& s, const RegisteredBuffer& data, int slot, const transport::Completion& c,
             const std::shared_ptr<spdlog::logger>& logger) {
   PeerCmd cmd{};
-  std::memcpy(&cmd, s.msgs->data() + slot * kPeerMsgBytes, std::min<size_t>(sizeof(cmd), c.byte_len));
+  std::memcpy(&cmd, s.msgs->data() + slot * kPeerMsgBytes,
+              std::min<size_t>(sizeof(cmd), c.byte_len));
   const size_t reply = kRecvs * kPeerMsgBytes;
   Status st;
   switch (cmd.op) {
@@ -91,7 +92,8 @@ int Main(const std::string& device, const std::string& listen) {
     return 1;
   }
   auto& transport = **t;
-  auto data = RegisteredBuffer::Allocate(transport, kPeerDataBytes + kPeerGuardBytes, transport::kLocalWrite);
+  auto data = RegisteredBuffer::Allocate(transport, kPeerDataBytes + kPeerGuardBytes,
+                                         transport::kLocalWrite);
   if (!data.ok()) {
     logger->error("{}", data.status().ToString());
     return 1;
@@ -100,7 +102,8 @@ int Main(const std::string& device, const std::string& listen) {
   // Two registrations over one buffer: "data" (read/write) and, right after it, "guard"
   // (read-only): an out-of-bounds write through "data" must never reach "guard".
   auto data_mr = transport.Register(data->data(), kPeerDataBytes, transport::kAllAccess);
-  auto guard_mr = transport.Register(data->data() + kPeerDataBytes, kPeerGuardBytes, transport::kRemoteRead);
+  auto guard_mr =
+      transport.Register(data->data() + kPeerDataBytes, kPeerGuardBytes, transport::kRemoteRead);
   if (!data_mr.ok() || !guard_mr.ok()) {
     logger->error("registering regions failed");
     return 1;
@@ -109,18 +112,23 @@ int Main(const std::string& device, const std::string& listen) {
   std::mutex mu;
   std::vector<std::unique_ptr<Session>> pending;
   transport::BootstrapServer server(transport, "rxe-peer", transport::ConnectionOptions{});
-  server.AddService(kPeerService, [&](std::unique_ptr<Connection> conn, const transport::PeerInfo& peer)
-                                      -> Result<std::vector<transport::RemoteRegion>> {
-    auto s = std::make_unique<Session>();
-    VIGIL_ASSIGN_OR_RETURN(s->client_data, peer.Region("data"));
-    VIGIL_ASSIGN_OR_RETURN(auto msgs, RegisteredBuffer::Allocate(transport, (kRecvs + 1) * kPeerMsgBytes, transport::kLocalWrite));
-    s->msgs = std::make_unique<RegisteredBuffer>(std::move(msgs));
-    s->conn = std::move(conn);
-    for (int i = 0; i < kRecvs; ++i) VIGIL_RETURN_IF_ERROR(PostRecvSlot(*s, i));
-    std::lock_guard lock(mu);
-    pending.push_back(std::move(s));
-    return std::vector<transport::RemoteRegion>{(*data_mr)->Describe("data"), (*guard_mr)->Describe("guard")};
-  });
+  server.AddService(
+      kPeerService,
+      [&](std::unique_ptr<Connection> conn,
+          const transport::PeerInfo& peer) -> Result<std::vector<transport::RemoteRegion>> {
+        auto s = std::make_unique<Session>();
+        VIGIL_ASSIGN_OR_RETURN(s->client_data, peer.Region("data"));
+        VIGIL_ASSIGN_OR_RETURN(auto msgs,
+                               RegisteredBuffer::Allocate(transport, (kRecvs + 1) * kPeerMsgBytes,
+                                                          transport::kLocalWrite));
+        s->msgs = std::make_unique<RegisteredBuffer>(std::move(msgs));
+        s->conn = std::move(conn);
+        for (int i = 0; i < kRecvs; ++i) VIGIL_RETURN_IF_ERROR(PostRecvSlot(*s, i));
+        std::lock_guard lock(mu);
+        pending.push_back(std::move(s));
+        return std::vector<transport::RemoteRegion>{(*data_mr)->Describe("data"),
+                                                    (*guard_mr)->Describe("guard")};
+      });
   if (Status st = server.Start(listen); !st.ok()) {
     logger->error("{}", st.ToString());
     return 1;
@@ -175,5 +183,6 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "Bootstrap listen address host:port (port 0 = any)")
       ->capture_default_str();
   vigil::cli::AddCommonOptions(app, common);
-  return vigil::cli::Run(app, common, argc, argv, [&] { return vigil::testing::Main(device, listen); });
+  return vigil::cli::Run(app, common, argc, argv,
+                         [&] { return vigil::testing::Main(device, listen); });
 }

@@ -2,6 +2,7 @@
 // and exercise every transport operation with data checks, plus the failure cases a user hits:
 // a bad rkey, an out-of-bounds write, a write to read-only memory, and a peer that is killed.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -12,8 +13,6 @@
 #include <chrono>
 #include <cstring>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "peer_protocol.h"
 #include "rdma_env.h"
@@ -54,7 +53,8 @@ class PeerProcess {
     std::string line;
     const auto deadline = std::chrono::steady_clock::now() + kWait;
     while (line.find('\n') == std::string::npos) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       pollfd p{fds[0], POLLIN, 0};
       if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
       char buf[64];
@@ -159,7 +159,8 @@ class TwoProcess : public ::testing::Test {
 };
 
 TEST_F(TwoProcess, WritesLandInThePeerProcess) {
-  for (size_t i = 0; i < data_->size(); ++i) data_->data()[i] = std::byte(static_cast<uint8_t>(i * 31 + 7));
+  for (size_t i = 0; i < data_->size(); ++i)
+    data_->data()[i] = std::byte(static_cast<uint8_t>(i * 31 + 7));
   for (uint32_t len : {8u, 64u, 200u, 4096u, 60000u}) {
     auto dst = peer_data_.At(512, len);
     ASSERT_TRUE(dst.ok());
@@ -170,15 +171,18 @@ TEST_F(TwoProcess, WritesLandInThePeerProcess) {
 }
 
 TEST_F(TwoProcess, UnsignaledBurstThenOneSignaledWrite) {
-  for (size_t i = 0; i < data_->size(); ++i) data_->data()[i] = std::byte(static_cast<uint8_t>(i ^ 0x3c));
+  for (size_t i = 0; i < data_->size(); ++i)
+    data_->data()[i] = std::byte(static_cast<uint8_t>(i ^ 0x3c));
   transport::SendFlags quiet;
   quiet.signaled = false;
   for (uint32_t i = 0; i < 200; ++i) {  // 200 > sq_depth/2: relies on internal signaling
-    Status st = conn_->PostWrite(data_->mr().Slice(i * 128, 128), *peer_data_.At(i * 128, 128), i, quiet);
+    Status st =
+        conn_->PostWrite(data_->mr().Slice(i * 128, 128), *peer_data_.At(i * 128, 128), i, quiet);
     while (st.code() == StatusCode::kResourceExhausted) {
       transport::Completion cs[4];
       conn_->PollSend(cs);
-      st = conn_->PostWrite(data_->mr().Slice(i * 128, 128), *peer_data_.At(i * 128, 128), i, quiet);
+      st =
+          conn_->PostWrite(data_->mr().Slice(i * 128, 128), *peer_data_.At(i * 128, 128), i, quiet);
     }
     ASSERT_TRUE(st.ok()) << st;
   }
@@ -253,7 +257,9 @@ TEST_F(TwoProcess, KilledPeerIsAnErrorWithinBoundedTime) {
   const auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(conn_->PostWrite(data_->mr().Slice(0, 64), *peer_data_.At(0, 64), 10).ok());
   transport::Completion c = WaitSend();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
   EXPECT_FALSE(c.ok());
   // Real NICs report retry-exceeded; where the device never does (rxe on 6.1), the watchdog must.
   EXPECT_TRUE(c.status == WcStatus::kRetryExceeded || c.status == WcStatus::kPeerTimeout)

@@ -8,7 +8,8 @@ namespace vigil::testing {
 
 std::vector<TransportFactory> ConformanceFactories() {
   return {{"Verbs", []() -> Result<TransportPair> {
-             VIGIL_ASSIGN_OR_RETURN(auto t, transport::VerbsTransport::Open({.device = RdmaDevice()}));
+             VIGIL_ASSIGN_OR_RETURN(auto t,
+                                    transport::VerbsTransport::Open({.device = RdmaDevice()}));
              std::shared_ptr<transport::Transport> shared = std::move(t);
              return TransportPair{shared, shared};
            }}};
@@ -43,7 +44,8 @@ TEST(VerbsMemoryWindow, BoundWindowGrantsAccessUntilDeallocated) {
   ASSERT_TRUE((*a)->Connect((*s)->local_endpoint()).ok());
   ASSERT_TRUE((*s)->Connect((*a)->local_endpoint()).ok());
   auto src = transport::RegisteredBuffer::Allocate(t, 4096, transport::kAllAccess);
-  auto arena = transport::RegisteredBuffer::Allocate(t, 8192, transport::kAllAccess | transport::kWindowBind);
+  auto arena = transport::RegisteredBuffer::Allocate(
+      t, 8192, transport::kAllAccess | transport::kWindowBind);
   ASSERT_TRUE(src.ok() && arena.ok()) << arena.status();
   std::memset(src->data(), 0xAB, 4096);
 
@@ -51,7 +53,8 @@ TEST(VerbsMemoryWindow, BoundWindowGrantsAccessUntilDeallocated) {
   ASSERT_TRUE(window.ok()) << window.status();
   auto* store = dynamic_cast<transport::VerbsConnection*>(s->get());
   ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->PostBindWindow(**window, arena->mr(), 4096, 4096, transport::kRemoteWrite, 1).ok());
+  ASSERT_TRUE(
+      store->PostBindWindow(**window, arena->mr(), 4096, 4096, transport::kRemoteWrite, 1).ok());
   ASSERT_TRUE(transport::WaitSendOk(*store, 30s).ok());
 
   // The client writes through the window's key into the bound part.

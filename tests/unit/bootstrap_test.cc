@@ -1,10 +1,11 @@
-#include <gtest/gtest.h>
+#include "vigil/transport/bootstrap.h"
+
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "vigil/bootstrap/v1/bootstrap.grpc.pb.h"
-#include "vigil/transport/bootstrap.h"
 #include "vigil/transport/fake.h"
 
 namespace vigil::transport {
@@ -101,12 +102,14 @@ class BootstrapOverGrpc : public ::testing::Test {
     auto buf = RegisteredBuffer::Allocate(server_t_, 4096, kAllAccess);
     ASSERT_TRUE(buf.ok());
     server_buf_ = std::make_unique<RegisteredBuffer>(std::move(*buf));
-    server_.AddService("echo", [this](std::unique_ptr<Connection> c, const PeerInfo& peer) -> Result<std::vector<RemoteRegion>> {
-      accepted_peer_ = peer;
-      VIGIL_RETURN_IF_ERROR(c->PostRecv(server_buf_->mr().Slice(0, 256), 1));
-      accepted_ = std::move(c);
-      return std::vector<RemoteRegion>{server_buf_->mr().Describe("server-buf")};
-    });
+    server_.AddService("echo",
+                       [this](std::unique_ptr<Connection> c,
+                              const PeerInfo& peer) -> Result<std::vector<RemoteRegion>> {
+                         accepted_peer_ = peer;
+                         VIGIL_RETURN_IF_ERROR(c->PostRecv(server_buf_->mr().Slice(0, 256), 1));
+                         accepted_ = std::move(c);
+                         return std::vector<RemoteRegion>{server_buf_->mr().Describe("server-buf")};
+                       });
     ASSERT_TRUE(server_.Start("127.0.0.1:0").ok());
     ASSERT_GT(server_.port(), 0);
   }

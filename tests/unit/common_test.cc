@@ -49,7 +49,8 @@ TEST(Result, PropagatesErrorsThroughMacros) {
 }
 
 TEST(Config, ReadsTypedValuesAndKeepsDefaultsForAbsentKeys) {
-  auto cfg = ConfigReader::FromString("transport:\n  device: rxe0\n  sq_depth: 128\n  inline: false\n", "t.yaml");
+  auto cfg = ConfigReader::FromString(
+      "transport:\n  device: rxe0\n  sq_depth: 128\n  inline: false\n", "t.yaml");
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   auto t = cfg->Section("transport");
   ASSERT_TRUE(t.ok());
@@ -68,7 +69,8 @@ TEST(Config, ReadsTypedValuesAndKeepsDefaultsForAbsentKeys) {
 }
 
 TEST(Config, ErrorsNameSourceKeyAndValue) {
-  auto cfg = ConfigReader::FromString("transport:\n  sq_depth: 0\n  rq_depth: lots\n  sq_dept: 4\n", "vigil.yaml");
+  auto cfg = ConfigReader::FromString("transport:\n  sq_depth: 0\n  rq_depth: lots\n  sq_dept: 4\n",
+                                      "vigil.yaml");
   ASSERT_TRUE(cfg.ok());
   auto t = cfg->Section("transport");
   ASSERT_TRUE(t.ok());
@@ -86,7 +88,8 @@ TEST(Config, ErrorsNameSourceKeyAndValue) {
 TEST(Config, SyntaxErrorsAndMissingFilesAreReported) {
   auto bad = ConfigReader::FromString("a: [1, 2\n", "broken.yaml");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("broken.yaml: YAML syntax error at line"), std::string::npos)
+  EXPECT_NE(bad.status().message().find("broken.yaml: YAML syntax error at line"),
+            std::string::npos)
       << bad.status();
   auto missing = ConfigReader::FromFile("/nonexistent/vigil.yaml");
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);

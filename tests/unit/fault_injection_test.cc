@@ -1,10 +1,11 @@
+#include "vigil/transport/fault_injection.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstring>
 
 #include "vigil/transport/fake.h"
-#include "vigil/transport/fault_injection.h"
 
 namespace vigil::transport {
 namespace {
@@ -31,7 +32,9 @@ class FaultInjection : public ::testing::Test {
     std::memcpy(abuf_->data(), "0123456789abcdef", 16);
   }
   RemoteAddr B(uint64_t off) { return *bbuf_->mr().Describe("b").At(off, 16); }
-  std::string BText(size_t off) { return std::string(reinterpret_cast<char*>(bbuf_->data() + off), 16); }
+  std::string BText(size_t off) {
+    return std::string(reinterpret_cast<char*>(bbuf_->data() + off), 16);
+  }
 
   std::shared_ptr<FakeFabric> fabric_ = std::make_shared<FakeFabric>();
   FakeTransport ta_{fabric_, "a"}, tb_{fabric_, "b"};
@@ -48,9 +51,10 @@ TEST_F(FaultInjection, NoRulesMeansNoInterference) {
 }
 
 TEST_F(FaultInjection, FailAfterSkipAppliesToExactlyCountOperations) {
-  ASSERT_TRUE(injector_->Add({.ops = kOpWrite, .action = FaultAction::kFail, .skip = 1, .count = 2}).ok());
-  EXPECT_TRUE(a_->PostWrite(abuf_->mr().Slice(0, 16), B(0), 1).ok());    // skipped
-  Status st = a_->PostWrite(abuf_->mr().Slice(0, 16), B(16), 2);        // failed
+  ASSERT_TRUE(
+      injector_->Add({.ops = kOpWrite, .action = FaultAction::kFail, .skip = 1, .count = 2}).ok());
+  EXPECT_TRUE(a_->PostWrite(abuf_->mr().Slice(0, 16), B(0), 1).ok());  // skipped
+  Status st = a_->PostWrite(abuf_->mr().Slice(0, 16), B(16), 2);       // failed
   EXPECT_EQ(st.code(), StatusCode::kUnavailable);
   EXPECT_NE(st.message().find("injected fault"), std::string::npos) << st;
   EXPECT_FALSE(a_->PostWrite(abuf_->mr().Slice(0, 16), B(32), 3).ok());  // failed
@@ -71,7 +75,12 @@ TEST_F(FaultInjection, DropReportsSuccessButNothingArrives) {
 }
 
 TEST_F(FaultInjection, CorruptFlipsTheChosenBitOnlyInTheCopySent) {
-  ASSERT_TRUE(injector_->Add({.ops = kOpSend, .action = FaultAction::kCorrupt, .corrupt_offset = 3, .corrupt_mask = 0x20}).ok());
+  ASSERT_TRUE(injector_
+                  ->Add({.ops = kOpSend,
+                         .action = FaultAction::kCorrupt,
+                         .corrupt_offset = 3,
+                         .corrupt_mask = 0x20})
+                  .ok());
   ASSERT_TRUE(b_->PostRecv(bbuf_->mr().Slice(0, 64), 1).ok());
   ASSERT_TRUE(a_->PostSend(abuf_->mr().Slice(0, 16), 1).ok());
   ASSERT_TRUE(WaitRecvOk(*b_, 1s).ok());
@@ -90,10 +99,13 @@ TEST_F(FaultInjection, DelayHoldsTheOperationBack) {
 }
 
 TEST_F(FaultInjection, RejectsRulesThatCannotWork) {
-  EXPECT_EQ(injector_->Add({.ops = kOpRead, .action = FaultAction::kCorrupt}).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(injector_->Add({.action = FaultAction::kFail, .count = 0}).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(injector_->Add({.ops = kOpSend, .action = FaultAction::kCorrupt, .corrupt_mask = 0}).code(),
+  EXPECT_EQ(injector_->Add({.ops = kOpRead, .action = FaultAction::kCorrupt}).code(),
             StatusCode::kInvalidArgument);
+  EXPECT_EQ(injector_->Add({.action = FaultAction::kFail, .count = 0}).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      injector_->Add({.ops = kOpSend, .action = FaultAction::kCorrupt, .corrupt_mask = 0}).code(),
+      StatusCode::kInvalidArgument);
 }
 
 }  // namespace

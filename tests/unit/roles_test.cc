@@ -60,7 +60,8 @@ TEST(Vote, RejectsMalformedBallotSets) {
 
 TEST(FailureBudget, BacksOffExponentiallyAndGivesUpPastTheBudget) {
   using namespace std::chrono_literals;
-  auto b = node::FailureBudget::Create({.initial_backoff = 100ms, .max_backoff = 1000ms, .max_failures = 5, .window = 60s});
+  auto b = node::FailureBudget::Create(
+      {.initial_backoff = 100ms, .max_backoff = 1000ms, .max_failures = 5, .window = 60s});
   ASSERT_TRUE(b.ok());
   const auto t0 = node::FailureBudget::Clock::time_point{} + 1h;
   EXPECT_EQ(*b->OnFailure(t0), 100ms);
@@ -132,7 +133,8 @@ TEST_F(SsrSlots, TornWriteKeepsThePreviousVersion) {
 TEST_F(SsrSlots, CorruptionIsDetectedAndTheOtherSlotUsed) {
   ASSERT_TRUE(Put("older").ok());
   ASSERT_TRUE(Put("newer").ok());  // slot B
-  region[ssr::RegionBytes(kCap) / 2 + ssr::kSlotHeaderBytes + 2] ^= std::byte{0x04};  // flip a payload bit
+  region[ssr::RegionBytes(kCap) / 2 + ssr::kSlotHeaderBytes + 2] ^=
+      std::byte{0x04};  // flip a payload bit
   auto st = ssr::Read(region, kCap, id);
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(Text(*st), "older");
@@ -145,12 +147,15 @@ TEST_F(SsrSlots, CorruptionIsDetectedAndTheOtherSlotUsed) {
 TEST_F(SsrSlots, BothSlotsBadIsDataLossNamingEachProblem) {
   ASSERT_TRUE(Put("a").ok());
   ASSERT_TRUE(Put("b").ok());
-  region[0] ^= std::byte{0xFF};                            // slot A magic
-  region[ssr::RegionBytes(kCap) / 2 + 12] = std::byte{200};  // slot B length byte 0 -> 200 > capacity
+  region[0] ^= std::byte{0xFF};  // slot A magic
+  region[ssr::RegionBytes(kCap) / 2 + 12] =
+      std::byte{200};  // slot B length byte 0 -> 200 > capacity
   auto st = ssr::Read(region, kCap, id);
   ASSERT_EQ(st.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(st.status().message().find("slot A: bad magic"), std::string::npos) << st.status();
-  EXPECT_NE(st.status().message().find("slot B: length 200 exceeds capacity 100"), std::string::npos) << st.status();
+  EXPECT_NE(st.status().message().find("slot B: length 200 exceeds capacity 100"),
+            std::string::npos)
+      << st.status();
 }
 
 TEST_F(SsrSlots, AnotherClientsStateIsNeverAccepted) {

@@ -65,9 +65,12 @@ TEST(TransportConfig, LoadsEveryKeyAndRejectsBadOnes) {
     const char* yaml;
     const char* message;
   } bad[] = {
-      {"transport:\n  retry_count: 9\n", "key 'transport.retry_count' = '9' is out of range [0, 7]"},
-      {"transport:\n  gid_index: -2\n", "key 'transport.gid_index' = '-2' is out of range [-1, 255]"},
-      {"transport:\n  sq_depth: 8\n  signal_every: 16\n", "'transport.signal_every' = '16' must not exceed"},
+      {"transport:\n  retry_count: 9\n",
+       "key 'transport.retry_count' = '9' is out of range [0, 7]"},
+      {"transport:\n  gid_index: -2\n",
+       "key 'transport.gid_index' = '-2' is out of range [-1, 255]"},
+      {"transport:\n  sq_depth: 8\n  signal_every: 16\n",
+       "'transport.signal_every' = '16' must not exceed"},
       {"transport:\n  devcie: rxe0\n", "unknown key 'transport.devcie'"},
   };
   for (const auto& b : bad) {

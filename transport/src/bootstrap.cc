@@ -1,10 +1,10 @@
 #include "vigil/transport/bootstrap.h"
 
-#include <cctype>
-#include <cstring>
-
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
+
+#include <cctype>
+#include <cstring>
 
 #include "vigil/bootstrap/v1/bootstrap.grpc.pb.h"
 #include "vigil/common/logging.h"
@@ -47,7 +47,8 @@ void ToProto(const std::string& node_name, std::string_view transport_kind, cons
 
 Result<PeerInfo> FromProto(const pb::Hello& hello, std::string_view expected_kind) {
   auto bad = [&](std::string what) {
-    return InvalidArgument(fmt::format("bootstrap hello from '{}': {}", hello.node_name().substr(0, 64), what));
+    return InvalidArgument(
+        fmt::format("bootstrap hello from '{}': {}", hello.node_name().substr(0, 64), what));
   };
   if (hello.protocol_version() != kBootstrapProtocolVersion) {
     return FailedPrecondition(fmt::format(
@@ -64,15 +65,18 @@ Result<PeerInfo> FromProto(const pb::Hello& hello, std::string_view expected_kin
   }
   if (!hello.has_endpoint()) return bad("no endpoint");
   const auto& e = hello.endpoint();
-  if (e.qpn() == 0 || e.qpn() > 0xFFFFFF) return bad(fmt::format("qpn {} is not a 24-bit QP number", e.qpn()));
+  if (e.qpn() == 0 || e.qpn() > 0xFFFFFF)
+    return bad(fmt::format("qpn {} is not a 24-bit QP number", e.qpn()));
   if (e.psn() > 0xFFFFFF) return bad(fmt::format("psn {} exceeds 24 bits", e.psn()));
-  if (e.gid().size() != 16) return bad(fmt::format("gid has {} bytes, expected 16", e.gid().size()));
+  if (e.gid().size() != 16)
+    return bad(fmt::format("gid has {} bytes, expected 16", e.gid().size()));
   if (e.gid_index() > 255) return bad(fmt::format("gid_index {} exceeds 255", e.gid_index()));
   const uint32_t mtu = e.mtu();
   if (mtu != 256 && mtu != 512 && mtu != 1024 && mtu != 2048 && mtu != 4096) {
     return bad(fmt::format("mtu {} is not one of 256, 512, 1024, 2048, 4096", mtu));
   }
-  if (e.port() < 1 || e.port() > 255) return bad(fmt::format("port {} is not in [1, 255]", e.port()));
+  if (e.port() < 1 || e.port() > 255)
+    return bad(fmt::format("port {} is not in [1, 255]", e.port()));
   if (e.lid() > 0xFFFF) return bad(fmt::format("lid {} exceeds 16 bits", e.lid()));
   if (static_cast<size_t>(hello.regions_size()) > kMaxAdvertisedRegions) {
     return bad(fmt::format("{} regions advertised, at most {} allowed", hello.regions_size(),
@@ -93,11 +97,13 @@ Result<PeerInfo> FromProto(const pb::Hello& hello, std::string_view expected_kin
     bool printable = !p.empty() && p.size() <= kMaxPurposeLength;
     for (unsigned char ch : p) printable &= std::isprint(ch) != 0;
     if (!printable) {
-      return bad(fmt::format("region {} purpose must be 1..{} printable characters", i, kMaxPurposeLength));
+      return bad(fmt::format("region {} purpose must be 1..{} printable characters", i,
+                             kMaxPurposeLength));
     }
     if (r.length() == 0) return bad(fmt::format("region '{}' has length 0", p));
     if (r.addr() > UINT64_MAX - r.length()) {
-      return bad(fmt::format("region '{}' [{:#x}, +{}) wraps around the address space", p, r.addr(), r.length()));
+      return bad(fmt::format("region '{}' [{:#x}, +{}) wraps around the address space", p, r.addr(),
+                             r.length()));
     }
     info.regions.push_back(RemoteRegion{r.addr(), r.length(), r.rkey(), p});
   }
@@ -108,12 +114,23 @@ namespace {
 grpc::Status ToGrpc(const Status& st) {
   grpc::StatusCode code = grpc::StatusCode::INTERNAL;
   switch (st.code()) {
-    case StatusCode::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case StatusCode::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-    case StatusCode::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case StatusCode::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case StatusCode::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    default: break;
+    case StatusCode::kInvalidArgument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case StatusCode::kNotFound:
+      code = grpc::StatusCode::NOT_FOUND;
+      break;
+    case StatusCode::kFailedPrecondition:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case StatusCode::kResourceExhausted:
+      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case StatusCode::kUnavailable:
+      code = grpc::StatusCode::UNAVAILABLE;
+      break;
+    default:
+      break;
   }
   return grpc::Status(code, st.message());
 }
@@ -121,12 +138,23 @@ grpc::Status ToGrpc(const Status& st) {
 Status FromGrpc(const grpc::Status& st, const std::string& target) {
   StatusCode code = StatusCode::kUnavailable;
   switch (st.error_code()) {
-    case grpc::StatusCode::INVALID_ARGUMENT: code = StatusCode::kInvalidArgument; break;
-    case grpc::StatusCode::NOT_FOUND: code = StatusCode::kNotFound; break;
-    case grpc::StatusCode::FAILED_PRECONDITION: code = StatusCode::kFailedPrecondition; break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: code = StatusCode::kResourceExhausted; break;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: code = StatusCode::kDeadlineExceeded; break;
-    default: break;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      code = StatusCode::kInvalidArgument;
+      break;
+    case grpc::StatusCode::NOT_FOUND:
+      code = StatusCode::kNotFound;
+      break;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      code = StatusCode::kFailedPrecondition;
+      break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      code = StatusCode::kResourceExhausted;
+      break;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      code = StatusCode::kDeadlineExceeded;
+      break;
+    default:
+      break;
   }
   return Status(code, fmt::format("bootstrap with {}: {}", target, st.error_message()));
 }
@@ -140,15 +168,16 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
                        pb::ConnectResponse* resp) override {
     Result<std::vector<RemoteRegion>> regions = Handle(*req, resp);
     if (!regions.ok()) {
-      log::Get("bootstrap")->warn("rejected connection from {}: {}", ctx->peer(),
-                                  regions.status().ToString());
+      log::Get("bootstrap")
+          ->warn("rejected connection from {}: {}", ctx->peer(), regions.status().ToString());
       return ToGrpc(regions.status());
     }
     return grpc::Status::OK;
   }
 
  private:
-  Result<std::vector<RemoteRegion>> Handle(const pb::ConnectRequest& req, pb::ConnectResponse* resp) {
+  Result<std::vector<RemoteRegion>> Handle(const pb::ConnectRequest& req,
+                                           pb::ConnectResponse* resp) {
     auto it = owner_.services_.find(req.service());
     if (it == owner_.services_.end()) {
       return NotFound(fmt::format("no service '{}' on node '{}'", req.service().substr(0, 64),
@@ -163,8 +192,8 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
     std::lock_guard lock(mu_);  // acceptors see one connection at a time
     VIGIL_ASSIGN_OR_RETURN(auto regions, it->second(std::move(conn), peer));
     ToProto(owner_.node_name_, owner_.transport_.kind(), local, regions, *resp->mutable_hello());
-    log::Get("bootstrap")->debug("accepted '{}' from {} (qpn {})", req.service(), peer.node_name,
-                                 peer.endpoint.qpn);
+    log::Get("bootstrap")
+        ->debug("accepted '{}' from {} (qpn {})", req.service(), peer.node_name, peer.endpoint.qpn);
     return regions;
   }
 
@@ -190,8 +219,10 @@ Status BootstrapServer::Start(const std::string& address) {
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     server_.reset();
-    return Unavailable(fmt::format("bootstrap server of '{}' cannot listen on '{}' (address in use "
-                                   "or malformed?)", node_name_, address));
+    return Unavailable(
+        fmt::format("bootstrap server of '{}' cannot listen on '{}' (address in use "
+                    "or malformed?)",
+                    node_name_, address));
   }
   log::Get("bootstrap")->info("node '{}' listening for connections on port {}", node_name_, port_);
   return Status::Ok();

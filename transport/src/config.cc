@@ -27,9 +27,9 @@ Status LoadTransportConfig(const ConfigReader& root, VerbsOptions& verbs, Connec
   conn.rnr_retry = static_cast<uint8_t>(v);
   VIGIL_RETURN_IF_ERROR(t.GetUint32("peer_timeout_ms", conn.peer_timeout_ms, 0, 3600000));
   if (conn.signal_every > conn.sq_depth) {
-    return InvalidArgument(root.source() + ": key 'transport.signal_every' = '" +
-                           std::to_string(conn.signal_every) + "' must not exceed transport.sq_depth (" +
-                           std::to_string(conn.sq_depth) + ")");
+    return InvalidArgument(
+        root.source() + ": key 'transport.signal_every' = '" + std::to_string(conn.signal_every) +
+        "' must not exceed transport.sq_depth (" + std::to_string(conn.sq_depth) + ")");
   }
   return Status::Ok();
 }

@@ -1,5 +1,7 @@
 #include "vigil/transport/fake.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
@@ -7,8 +9,6 @@
 #include <map>
 #include <mutex>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace vigil::transport {
 
@@ -35,17 +35,28 @@ struct Inbound {  // a SEND or WRITE_WITH_IMM that arrived before a receive was 
 
 const char* WcText(WcStatus s) {
   switch (s) {
-    case WcStatus::kSuccess: return "success";
-    case WcStatus::kLocalLengthError: return "local length error";
-    case WcStatus::kLocalProtectionError: return "local protection error";
-    case WcStatus::kFlushed: return "Work Request Flushed Error";
-    case WcStatus::kRemoteAccessError: return "remote access error";
-    case WcStatus::kRemoteInvalidRequest: return "remote invalid request error";
-    case WcStatus::kRemoteOperationError: return "remote operation error";
-    case WcStatus::kRetryExceeded: return "transport retry counter exceeded";
-    case WcStatus::kRnrRetryExceeded: return "RNR retry counter exceeded";
-    case WcStatus::kPeerTimeout: return "no progress within peer_timeout (vigil watchdog)";
-    case WcStatus::kOther: return "general error";
+    case WcStatus::kSuccess:
+      return "success";
+    case WcStatus::kLocalLengthError:
+      return "local length error";
+    case WcStatus::kLocalProtectionError:
+      return "local protection error";
+    case WcStatus::kFlushed:
+      return "Work Request Flushed Error";
+    case WcStatus::kRemoteAccessError:
+      return "remote access error";
+    case WcStatus::kRemoteInvalidRequest:
+      return "remote invalid request error";
+    case WcStatus::kRemoteOperationError:
+      return "remote operation error";
+    case WcStatus::kRetryExceeded:
+      return "transport retry counter exceeded";
+    case WcStatus::kRnrRetryExceeded:
+      return "RNR retry counter exceeded";
+    case WcStatus::kPeerTimeout:
+      return "no progress within peer_timeout (vigil watchdog)";
+    case WcStatus::kOther:
+      return "general error";
   }
   return "general error";
 }
@@ -56,7 +67,7 @@ struct FakeFabric::State {
   std::condition_variable cv;  // any queue changed
   uint32_t next_key = 0x1000;
   uint32_t next_qpn = 0x100;
-  std::map<uint32_t, Registration> regs;  // by rkey
+  std::map<uint32_t, Registration> regs;      // by rkey
   std::map<uint32_t, FakeConnection*> conns;  // by qpn
 };
 
@@ -160,7 +171,8 @@ class FakeConnection final : public Connection {
     VIGIL_RETURN_IF_ERROR(CheckSlice(dst, "RECV"));
     if (broken_) return Aborted(fmt::format("{}: connection is broken", opts_.name));
     if (posted_.size() >= opts_.rq_depth) {
-      return ResourceExhausted(fmt::format("{}: receive queue full ({})", opts_.name, opts_.rq_depth));
+      return ResourceExhausted(
+          fmt::format("{}: receive queue full ({})", opts_.name, opts_.rq_depth));
     }
     posted_.push_back({dst, wr_id});
     DrainInbound();
@@ -169,8 +181,12 @@ class FakeConnection final : public Connection {
 
   size_t PollSend(std::span<Completion> out) override { return Poll(send_cq_, out); }
   size_t PollRecv(std::span<Completion> out) override { return Poll(recv_cq_, out); }
-  Result<Completion> WaitSend(std::chrono::nanoseconds t) override { return Wait(send_cq_, t, "send"); }
-  Result<Completion> WaitRecv(std::chrono::nanoseconds t) override { return Wait(recv_cq_, t, "receive"); }
+  Result<Completion> WaitSend(std::chrono::nanoseconds t) override {
+    return Wait(send_cq_, t, "send");
+  }
+  Result<Completion> WaitRecv(std::chrono::nanoseconds t) override {
+    return Wait(recv_cq_, t, "receive");
+  }
 
   // Called with the fabric lock held by the sending side.
   void Deliver(Inbound in) {
@@ -199,7 +215,8 @@ class FakeConnection final : public Connection {
   }
 
   Status CheckSlice(const LocalSlice& s, const char* op) const {
-    if (s.mr == nullptr) return InvalidArgument(fmt::format("{}: {} without a memory region", opts_.name, op));
+    if (s.mr == nullptr)
+      return InvalidArgument(fmt::format("{}: {} without a memory region", opts_.name, op));
     if (s.offset > s.mr->size() || s.length > s.mr->size() - s.offset) {
       return OutOfRange(fmt::format("{}: {} local slice [{}, +{}) is outside its {}-byte region",
                                     opts_.name, op, s.offset, s.length, s.mr->size()));
@@ -209,7 +226,8 @@ class FakeConnection final : public Connection {
 
   Status CheckPost(const LocalSlice& s, const char* op) const {
     VIGIL_RETURN_IF_ERROR(CheckSlice(s, op));
-    if (!connected_) return FailedPrecondition(fmt::format("{}: {} before Connect", opts_.name, op));
+    if (!connected_)
+      return FailedPrecondition(fmt::format("{}: {} before Connect", opts_.name, op));
     if (broken_) return Aborted(fmt::format("{}: connection is broken", opts_.name));
     return Status::Ok();
   }
@@ -219,7 +237,8 @@ class FakeConnection final : public Connection {
     auto it = S().regs.find(a.rkey);
     if (it == S().regs.end() || (it->second.access & need) == 0) return nullptr;
     const auto base = reinterpret_cast<uint64_t>(it->second.data);
-    if (a.addr < base || a.addr - base > it->second.size || len > it->second.size - (a.addr - base)) {
+    if (a.addr < base || a.addr - base > it->second.size ||
+        len > it->second.size - (a.addr - base)) {
       return nullptr;
     }
     return it->second.data + (a.addr - base);
@@ -282,11 +301,13 @@ class FakeConnection final : public Connection {
     return n;
   }
 
-  Result<Completion> Wait(std::deque<Completion>& cq, std::chrono::nanoseconds t, const char* side) {
+  Result<Completion> Wait(std::deque<Completion>& cq, std::chrono::nanoseconds t,
+                          const char* side) {
     std::unique_lock lock(S().mu);
     if (!S().cv.wait_for(lock, t, [&] { return !cq.empty(); })) {
-      return DeadlineExceeded(fmt::format("{}: no {} completion within {} ms", opts_.name, side,
-                                          std::chrono::duration_cast<std::chrono::milliseconds>(t).count()));
+      return DeadlineExceeded(
+          fmt::format("{}: no {} completion within {} ms", opts_.name, side,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(t).count()));
     }
     Completion c = cq.front();
     cq.pop_front();

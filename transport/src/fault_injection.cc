@@ -1,9 +1,9 @@
 #include "vigil/transport/fault_injection.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "vigil/common/logging.h"
 
@@ -47,7 +47,8 @@ Result<std::unique_ptr<FaultInjectingConnection>> FaultInjectingConnection::Wrap
     std::unique_ptr<Connection> inner, std::shared_ptr<FaultInjector> injector,
     Transport& transport, size_t scratch_bytes) {
   std::unique_ptr<FaultInjectingConnection> c(new FaultInjectingConnection());
-  VIGIL_ASSIGN_OR_RETURN(auto scratch, RegisteredBuffer::Allocate(transport, scratch_bytes, kLocalWrite));
+  VIGIL_ASSIGN_OR_RETURN(auto scratch,
+                         RegisteredBuffer::Allocate(transport, scratch_bytes, kLocalWrite));
   c->scratch_ = std::make_unique<RegisteredBuffer>(std::move(scratch));
   c->inner_ = std::move(inner);
   c->injector_ = std::move(injector);
@@ -64,8 +65,8 @@ Status FaultInjectingConnection::Apply(uint32_t op, LocalSlice& src, uint64_t wr
     case FaultAction::kFail:
       logger->info("{}: injected failure of {} wr_id={}", name(), OpcodeName(opcode), wr_id);
       forward = false;
-      return Unavailable(fmt::format("{}: injected fault: {} wr_id={} failed", name(),
-                                     OpcodeName(opcode), wr_id));
+      return Unavailable(
+          fmt::format("{}: injected fault: {} wr_id={} failed", name(), OpcodeName(opcode), wr_id));
     case FaultAction::kDrop:
       logger->info("{}: injected drop of {} wr_id={}", name(), OpcodeName(opcode), wr_id);
       forward = false;
@@ -84,8 +85,9 @@ Status FaultInjectingConnection::Apply(uint32_t op, LocalSlice& src, uint64_t wr
     case FaultAction::kCorrupt: {
       if (src.mr == nullptr || src.length > scratch_->size() || src.offset > src.mr->size() ||
           src.length > src.mr->size() - src.offset) {
-        return InvalidArgument(fmt::format("{}: cannot corrupt a {}-byte payload (scratch holds {})",
-                                           name(), src.length, scratch_->size()));
+        return InvalidArgument(
+            fmt::format("{}: cannot corrupt a {}-byte payload (scratch holds {})", name(),
+                        src.length, scratch_->size()));
       }
       std::memcpy(scratch_->data(), src.mr->data() + src.offset, src.length);
       if (rule->corrupt_offset < src.length) {

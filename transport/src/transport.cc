@@ -1,12 +1,12 @@
 #include "vigil/transport/transport.h"
 
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-
-#include <fmt/format.h>
-#include <unistd.h>
 
 namespace vigil::transport {
 
@@ -24,13 +24,20 @@ RemoteRegion MemoryRegion::Describe(std::string purpose) const {
 
 std::string_view OpcodeName(Opcode op) {
   switch (op) {
-    case Opcode::kWrite: return "RDMA_WRITE";
-    case Opcode::kWriteWithImm: return "RDMA_WRITE_WITH_IMM";
-    case Opcode::kSend: return "SEND";
-    case Opcode::kRead: return "RDMA_READ";
-    case Opcode::kRecv: return "RECV";
-    case Opcode::kRecvWithImm: return "RECV_RDMA_WITH_IMM";
-    case Opcode::kOther: return "OTHER";
+    case Opcode::kWrite:
+      return "RDMA_WRITE";
+    case Opcode::kWriteWithImm:
+      return "RDMA_WRITE_WITH_IMM";
+    case Opcode::kSend:
+      return "SEND";
+    case Opcode::kRead:
+      return "RDMA_READ";
+    case Opcode::kRecv:
+      return "RECV";
+    case Opcode::kRecvWithImm:
+      return "RECV_RDMA_WITH_IMM";
+    case Opcode::kOther:
+      return "OTHER";
   }
   return "OTHER";
 }
@@ -39,18 +46,28 @@ Status Completion::ToStatus(std::string_view connection) const {
   if (ok()) return Status::Ok();
   StatusCode code = StatusCode::kInternal;
   switch (status) {
-    case WcStatus::kRemoteAccessError: code = StatusCode::kPermissionDenied; break;
+    case WcStatus::kRemoteAccessError:
+      code = StatusCode::kPermissionDenied;
+      break;
     case WcStatus::kRetryExceeded:
     case WcStatus::kPeerTimeout:
-    case WcStatus::kRnrRetryExceeded: code = StatusCode::kUnavailable; break;
-    case WcStatus::kFlushed: code = StatusCode::kAborted; break;
+    case WcStatus::kRnrRetryExceeded:
+      code = StatusCode::kUnavailable;
+      break;
+    case WcStatus::kFlushed:
+      code = StatusCode::kAborted;
+      break;
     case WcStatus::kLocalLengthError:
     case WcStatus::kLocalProtectionError:
-    case WcStatus::kRemoteInvalidRequest: code = StatusCode::kInvalidArgument; break;
-    default: break;
+    case WcStatus::kRemoteInvalidRequest:
+      code = StatusCode::kInvalidArgument;
+      break;
+    default:
+      break;
   }
   std::string hint;
-  if (status == WcStatus::kRetryExceeded || status == WcStatus::kPeerTimeout) hint = " (peer not acknowledging: gone or unreachable)";
+  if (status == WcStatus::kRetryExceeded || status == WcStatus::kPeerTimeout)
+    hint = " (peer not acknowledging: gone or unreachable)";
   if (status == WcStatus::kRemoteAccessError) hint = " (bad rkey, out of bounds or no permission)";
   return Status(code, fmt::format("{}: {} wr_id={} failed: {}{} (vendor_err {:#x})", connection,
                                   OpcodeName(opcode), wr_id, status_text, hint, vendor_err));
@@ -58,9 +75,11 @@ Status Completion::ToStatus(std::string_view connection) const {
 
 std::chrono::milliseconds EffectivePeerTimeout(const ConnectionOptions& opts) {
   if (opts.peer_timeout_ms != 0) return std::chrono::milliseconds(opts.peer_timeout_ms);
-  const double retry_budget_ms = 4.096e-3 * static_cast<double>(1ull << std::min<int>(opts.ack_timeout, 31)) *
+  const double retry_budget_ms = 4.096e-3 *
+                                 static_cast<double>(1ull << std::min<int>(opts.ack_timeout, 31)) *
                                  (opts.retry_count + 1);
-  return std::chrono::milliseconds(std::max<int64_t>(5000, static_cast<int64_t>(4 * retry_budget_ms)));
+  return std::chrono::milliseconds(
+      std::max<int64_t>(5000, static_cast<int64_t>(4 * retry_budget_ms)));
 }
 
 void RegisteredBuffer::Free::operator()(std::byte* p) const { std::free(p); }

@@ -1,5 +1,6 @@
 // Reliable-connected queue pair over libibverbs.
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <poll.h>
 
 #include <algorithm>
@@ -9,11 +10,9 @@
 #include <random>
 #include <vector>
 
-#include <fmt/format.h>
-
+#include "verbs_internal.h"
 #include "vigil/common/logging.h"
 #include "vigil/transport/verbs.h"
-#include "verbs_internal.h"
 
 namespace vigil::transport {
 namespace {
@@ -25,39 +24,61 @@ constexpr uint64_t kInternalWrId = 1ull << 63;
 
 WcStatus MapStatus(ibv_wc_status s) {
   switch (s) {
-    case IBV_WC_SUCCESS: return WcStatus::kSuccess;
-    case IBV_WC_LOC_LEN_ERR: return WcStatus::kLocalLengthError;
-    case IBV_WC_LOC_PROT_ERR: return WcStatus::kLocalProtectionError;
-    case IBV_WC_WR_FLUSH_ERR: return WcStatus::kFlushed;
-    case IBV_WC_REM_ACCESS_ERR: return WcStatus::kRemoteAccessError;
-    case IBV_WC_REM_INV_REQ_ERR: return WcStatus::kRemoteInvalidRequest;
-    case IBV_WC_REM_OP_ERR: return WcStatus::kRemoteOperationError;
-    case IBV_WC_RETRY_EXC_ERR: return WcStatus::kRetryExceeded;
-    case IBV_WC_RNR_RETRY_EXC_ERR: return WcStatus::kRnrRetryExceeded;
-    default: return WcStatus::kOther;
+    case IBV_WC_SUCCESS:
+      return WcStatus::kSuccess;
+    case IBV_WC_LOC_LEN_ERR:
+      return WcStatus::kLocalLengthError;
+    case IBV_WC_LOC_PROT_ERR:
+      return WcStatus::kLocalProtectionError;
+    case IBV_WC_WR_FLUSH_ERR:
+      return WcStatus::kFlushed;
+    case IBV_WC_REM_ACCESS_ERR:
+      return WcStatus::kRemoteAccessError;
+    case IBV_WC_REM_INV_REQ_ERR:
+      return WcStatus::kRemoteInvalidRequest;
+    case IBV_WC_REM_OP_ERR:
+      return WcStatus::kRemoteOperationError;
+    case IBV_WC_RETRY_EXC_ERR:
+      return WcStatus::kRetryExceeded;
+    case IBV_WC_RNR_RETRY_EXC_ERR:
+      return WcStatus::kRnrRetryExceeded;
+    default:
+      return WcStatus::kOther;
   }
 }
 
 Opcode MapOpcode(ibv_wc_opcode op) {
   switch (op) {
-    case IBV_WC_RDMA_WRITE: return Opcode::kWrite;
-    case IBV_WC_SEND: return Opcode::kSend;
-    case IBV_WC_RDMA_READ: return Opcode::kRead;
-    case IBV_WC_RECV: return Opcode::kRecv;
-    case IBV_WC_RECV_RDMA_WITH_IMM: return Opcode::kRecvWithImm;
-    default: return Opcode::kOther;
+    case IBV_WC_RDMA_WRITE:
+      return Opcode::kWrite;
+    case IBV_WC_SEND:
+      return Opcode::kSend;
+    case IBV_WC_RDMA_READ:
+      return Opcode::kRead;
+    case IBV_WC_RECV:
+      return Opcode::kRecv;
+    case IBV_WC_RECV_RDMA_WITH_IMM:
+      return Opcode::kRecvWithImm;
+    default:
+      return Opcode::kOther;
   }
 }
 
 Result<ibv_mtu> MtuFromBytes(uint32_t bytes) {
   switch (bytes) {
-    case 256: return IBV_MTU_256;
-    case 512: return IBV_MTU_512;
-    case 1024: return IBV_MTU_1024;
-    case 2048: return IBV_MTU_2048;
-    case 4096: return IBV_MTU_4096;
+    case 256:
+      return IBV_MTU_256;
+    case 512:
+      return IBV_MTU_512;
+    case 1024:
+      return IBV_MTU_1024;
+    case 2048:
+      return IBV_MTU_2048;
+    case 4096:
+      return IBV_MTU_4096;
   }
-  return InvalidArgument(fmt::format("peer MTU {} is not one of 256, 512, 1024, 2048, 4096", bytes));
+  return InvalidArgument(
+      fmt::format("peer MTU {} is not one of 256, 512, 1024, 2048, 4096", bytes));
 }
 
 // One completion queue with its own completion channel, so a waiter can sleep on it.
@@ -70,7 +91,8 @@ class CompletionQueue {
     channel_.reset(ibv_create_comp_channel(ctx));
     if (!channel_) {
       int err = errno;
-      return ErrnoStatus(StatusCode::kResourceExhausted, "ibv_create_comp_channel for " + what, err);
+      return ErrnoStatus(StatusCode::kResourceExhausted, "ibv_create_comp_channel for " + what,
+                         err);
     }
     cq_.reset(ibv_create_cq(ctx, depth, nullptr, channel_.get(), 0));
     if (!cq_) {
@@ -136,8 +158,9 @@ class VerbsConnectionImpl final : public VerbsConnection {
     }
     const auto max_wr = static_cast<uint32_t>(dev_->attr().max_qp_wr);
     if (opts_.sq_depth > max_wr || opts_.rq_depth > max_wr) {
-      return InvalidArgument(fmt::format("{}: queue depth sq={} rq={} exceeds the device's max_qp_wr {}",
-                                         what, opts_.sq_depth, opts_.rq_depth, max_wr));
+      return InvalidArgument(
+          fmt::format("{}: queue depth sq={} rq={} exceeds the device's max_qp_wr {}", what,
+                      opts_.sq_depth, opts_.rq_depth, max_wr));
     }
     VIGIL_RETURN_IF_ERROR(send_cq_.Init(dev_->context(), static_cast<int>(opts_.sq_depth), what));
     VIGIL_RETURN_IF_ERROR(recv_cq_.Init(dev_->context(), static_cast<int>(opts_.rq_depth), what));
@@ -230,9 +253,10 @@ class VerbsConnectionImpl final : public VerbsConnection {
     wr.num_sge = dst.length ? 1 : 0;
     ibv_recv_wr* bad = nullptr;
     if (int rc = ibv_post_recv(qp_.get(), &wr, &bad); rc != 0) {
-      return ErrnoStatus(rc == ENOMEM ? StatusCode::kResourceExhausted : StatusCode::kInternal,
-                         fmt::format("{}: ibv_post_recv (receive queue depth {})", opts_.name,
-                                     opts_.rq_depth), rc);
+      return ErrnoStatus(
+          rc == ENOMEM ? StatusCode::kResourceExhausted : StatusCode::kInternal,
+          fmt::format("{}: ibv_post_recv (receive queue depth {})", opts_.name, opts_.rq_depth),
+          rc);
     }
     return Status::Ok();
   }
@@ -250,7 +274,8 @@ class VerbsConnectionImpl final : public VerbsConnection {
   Status PostBindWindow(MemoryWindow& window, const MemoryRegion& mr, size_t offset, size_t length,
                         uint32_t access, uint64_t wr_id) override {
     ibv_mr* vmr = detail::IbvMrOf(mr);
-    if (vmr == nullptr) return InvalidArgument(opts_.name + ": bind window: region is not a verbs MR");
+    if (vmr == nullptr)
+      return InvalidArgument(opts_.name + ": bind window: region is not a verbs MR");
     if (offset > mr.size() || length > mr.size() - offset) {
       return OutOfRange(fmt::format("{}: bind window [{}, +{}) outside a {}-byte region",
                                     opts_.name, offset, length, mr.size()));
@@ -271,9 +296,8 @@ class VerbsConnectionImpl final : public VerbsConnection {
     wr.bind_mw.bind_info.mr = vmr;
     wr.bind_mw.bind_info.addr = reinterpret_cast<uint64_t>(mr.data() + offset);
     wr.bind_mw.bind_info.length = length;
-    wr.bind_mw.bind_info.mw_access_flags =
-        ((access & kRemoteWrite) ? IBV_ACCESS_REMOTE_WRITE : 0) |
-        ((access & kRemoteRead) ? IBV_ACCESS_REMOTE_READ : 0);
+    wr.bind_mw.bind_info.mw_access_flags = ((access & kRemoteWrite) ? IBV_ACCESS_REMOTE_WRITE : 0) |
+                                           ((access & kRemoteRead) ? IBV_ACCESS_REMOTE_READ : 0);
     ibv_send_wr* bad = nullptr;
     if (int rc = ibv_post_send(qp_.get(), &wr, &bad); rc != 0) {
       return ErrnoStatus(StatusCode::kInternal, opts_.name + ": ibv_post_send(BIND_MW)", rc);
@@ -288,13 +312,15 @@ class VerbsConnectionImpl final : public VerbsConnection {
 
  private:
   Status CheckSlice(const LocalSlice& s, const char* op) const {
-    if (s.mr == nullptr) return InvalidArgument(fmt::format("{}: {} without a memory region", opts_.name, op));
+    if (s.mr == nullptr)
+      return InvalidArgument(fmt::format("{}: {} without a memory region", opts_.name, op));
     if (s.offset > s.mr->size() || s.length > s.mr->size() - s.offset) {
       return OutOfRange(fmt::format("{}: {} local slice [{}, +{}) is outside its {}-byte region",
                                     opts_.name, op, s.offset, s.length, s.mr->size()));
     }
     if (s.length > UINT32_MAX) {
-      return InvalidArgument(fmt::format("{}: {} of {} bytes exceeds 4 GiB", opts_.name, op, s.length));
+      return InvalidArgument(
+          fmt::format("{}: {} of {} bytes exceeds 4 GiB", opts_.name, op, s.length));
     }
     return Status::Ok();
   }
@@ -310,12 +336,13 @@ class VerbsConnectionImpl final : public VerbsConnection {
     if (!broken_.ok()) return broken_;
     VIGIL_RETURN_IF_ERROR(CheckSlice(s, op));
     if (wr_id & kInternalWrId) {
-      return InvalidArgument(fmt::format("{}: wr_id {:#x} uses reserved bit 63", opts_.name, wr_id));
+      return InvalidArgument(
+          fmt::format("{}: wr_id {:#x} uses reserved bit 63", opts_.name, wr_id));
     }
     if (posted_ - completed_ >= opts_.sq_depth) {
-      return ResourceExhausted(fmt::format(
-          "{}: send queue full ({} work requests outstanding); poll send completions",
-          opts_.name, posted_ - completed_));
+      return ResourceExhausted(
+          fmt::format("{}: send queue full ({} work requests outstanding); poll send completions",
+                      opts_.name, posted_ - completed_));
     }
     bool internal = false;
     if (!signaled && unsignaled_run_ + 1 >= opts_.signal_every) {
@@ -332,7 +359,8 @@ class VerbsConnectionImpl final : public VerbsConnection {
     ibv_send_wr* bad = nullptr;
     if (int rc = ibv_post_send(qp_.get(), &wr, &bad); rc != 0) {
       return ErrnoStatus(rc == ENOMEM ? StatusCode::kResourceExhausted : StatusCode::kInternal,
-                         fmt::format("{}: ibv_post_send({}, {} bytes)", opts_.name, op, s.length), rc);
+                         fmt::format("{}: ibv_post_send({}, {} bytes)", opts_.name, op, s.length),
+                         rc);
     }
     if (posted_ == completed_) last_progress_ = Clock::now();  // the watchdog starts now
     posted_++;
@@ -353,13 +381,15 @@ class VerbsConnectionImpl final : public VerbsConnection {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(peer_timeout_).count();
     broken_ = Unavailable(fmt::format(
         "{}: connection is broken: {} work requests made no progress for {} ms (peer gone or "
-        "unreachable; vigil watchdog)", opts_.name, posted_ - completed_, ms));
+        "unreachable; vigil watchdog)",
+        opts_.name, posted_ - completed_, ms));
     log::Get("transport")->warn("{}", broken_.message());
     // Flush everything outstanding so no buffer stays owned by the device.
     ibv_qp_attr attr{};
     attr.qp_state = IBV_QPS_ERR;
     if (int rc = ibv_modify_qp(qp_.get(), &attr, IBV_QP_STATE); rc != 0) {
-      log::Get("transport")->error("{}: modify QP to ERR failed: {}", opts_.name, std::strerror(rc));
+      log::Get("transport")
+          ->error("{}: modify QP to ERR failed: {}", opts_.name, std::strerror(rc));
     }
     return true;
   }
@@ -442,9 +472,9 @@ class VerbsConnectionImpl final : public VerbsConnection {
         continue;
       }
       if (Clock::now() >= deadline) {
-        return DeadlineExceeded(fmt::format(
-            "{}: no {} completion within {} ms", opts_.name, side,
-            std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
+        return DeadlineExceeded(
+            fmt::format("{}: no {} completion within {} ms", opts_.name, side,
+                        std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
       }
       auto wake = deadline;
       if (send_side && posted_ != completed_ && broken_.ok()) {
@@ -459,7 +489,8 @@ class VerbsConnectionImpl final : public VerbsConnection {
     if (int rc = ibv_modify_qp(qp_.get(), &attr, mask); rc != 0) {
       return ErrnoStatus(StatusCode::kUnavailable,
                          fmt::format("{}: modify QP {} to {} on {} (gid index {})", opts_.name,
-                                     qp_->qp_num, transition, dev_->name(), dev_->gid_index()), rc);
+                                     qp_->qp_num, transition, dev_->name(), dev_->gid_index()),
+                         rc);
     }
     return Status::Ok();
   }
@@ -469,8 +500,10 @@ class VerbsConnectionImpl final : public VerbsConnection {
     attr.qp_state = IBV_QPS_INIT;
     attr.pkey_index = 0;
     attr.port_num = dev_->port();
-    attr.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
-    return Modify(attr, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS, "INIT");
+    attr.qp_access_flags =
+        IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+    return Modify(attr, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS,
+                  "INIT");
   }
 
   Status ToRtr(const Endpoint& peer) {
@@ -535,7 +568,8 @@ class VerbsConnectionImpl final : public VerbsConnection {
 
 }  // namespace
 
-Result<std::unique_ptr<Connection>> VerbsTransport::CreateConnection(const ConnectionOptions& opts) {
+Result<std::unique_ptr<Connection>> VerbsTransport::CreateConnection(
+    const ConnectionOptions& opts) {
   auto conn = std::make_unique<VerbsConnectionImpl>(dev_, opts);
   VIGIL_RETURN_IF_ERROR(conn->Init());
   return std::unique_ptr<Connection>(std::move(conn));

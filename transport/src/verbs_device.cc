@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -6,11 +7,9 @@
 #include <cstring>
 #include <vector>
 
-#include <fmt/format.h>
-
+#include "verbs_internal.h"
 #include "vigil/common/logging.h"
 #include "vigil/transport/verbs.h"
-#include "verbs_internal.h"
 
 namespace vigil::transport {
 namespace verbs {
@@ -21,8 +20,8 @@ void Destroy(const char* what, Fn fn) {
   int rc = fn();
   if (rc != 0) {
     int err = rc > 0 ? rc : errno;
-    log::Get("transport")->error("{} failed during teardown: {} (errno {})", what,
-                                 std::strerror(err), err);
+    log::Get("transport")
+        ->error("{} failed during teardown: {} (errno {})", what, std::strerror(err), err);
   }
 }
 }  // namespace
@@ -69,7 +68,8 @@ bool IsZero(const ibv_gid& g) {
 
 std::string DeviceNames(ibv_device** list, int n) {
   std::string names;
-  for (int i = 0; i < n; ++i) names += fmt::format("{}{}", i ? ", " : "", ibv_get_device_name(list[i]));
+  for (int i = 0; i < n; ++i)
+    names += fmt::format("{}{}", i ? ", " : "", ibv_get_device_name(list[i]));
   return names;
 }
 
@@ -78,12 +78,16 @@ Status ChooseGid(ibv_context* ctx, uint8_t port, const ibv_port_attr& pa, int wa
                  const std::string& dev, int& index, ibv_gid& gid) {
   if (wanted >= 0) {
     if (wanted >= pa.gid_tbl_len) {
-      return InvalidArgument(fmt::format("gid_index {} is outside the GID table of {} port {} ({} entries)",
-                                         wanted, dev, port, pa.gid_tbl_len));
+      return InvalidArgument(
+          fmt::format("gid_index {} is outside the GID table of {} port {} ({} entries)", wanted,
+                      dev, port, pa.gid_tbl_len));
     }
-    if (ibv_query_gid(ctx, port, wanted, &gid) != 0 || (pa.link_layer == IBV_LINK_LAYER_ETHERNET && IsZero(gid))) {
-      return InvalidArgument(fmt::format("gid_index {} of {} port {} is empty; list GIDs with "
-                                         "`ibv_devinfo -v -d {}`", wanted, dev, port, dev));
+    if (ibv_query_gid(ctx, port, wanted, &gid) != 0 ||
+        (pa.link_layer == IBV_LINK_LAYER_ETHERNET && IsZero(gid))) {
+      return InvalidArgument(
+          fmt::format("gid_index {} of {} port {} is empty; list GIDs with "
+                      "`ibv_devinfo -v -d {}`",
+                      wanted, dev, port, dev));
     }
     index = wanted;
     return Status::Ok();
@@ -115,7 +119,8 @@ Status ChooseGid(ibv_context* ctx, uint8_t port, const ibv_port_attr& pa, int wa
   }
   return Unavailable(fmt::format(
       "{} port {} has no RoCEv2 GID: give its netdev an IP address (the IPv4-mapped GID appears "
-      "then) or set gid_index explicitly (see `ibv_devinfo -v -d {}`)", dev, port, dev));
+      "then) or set gid_index explicitly (see `ibv_devinfo -v -d {}`)",
+      dev, port, dev));
 }
 
 }  // namespace
@@ -135,8 +140,10 @@ std::string MemlockAdvice(size_t requested_bytes) {
   }
   return fmt::format(
       "registering {} bytes may exceed the locked-memory limit (RLIMIT_MEMLOCK is {}): raise it "
-      "with `ulimit -l unlimited`, `memlock` in /etc/security/limits.conf, or LimitMEMLOCK=infinity "
-      "in a systemd unit", requested_bytes, limit);
+      "with `ulimit -l unlimited`, `memlock` in /etc/security/limits.conf, or "
+      "LimitMEMLOCK=infinity "
+      "in a systemd unit",
+      requested_bytes, limit);
 }
 
 std::string GidToString(const ibv_gid& gid) {
@@ -147,11 +154,16 @@ std::string GidToString(const ibv_gid& gid) {
 
 uint32_t MtuBytes(ibv_mtu mtu) {
   switch (mtu) {
-    case IBV_MTU_256: return 256;
-    case IBV_MTU_512: return 512;
-    case IBV_MTU_1024: return 1024;
-    case IBV_MTU_2048: return 2048;
-    case IBV_MTU_4096: return 4096;
+    case IBV_MTU_256:
+      return 256;
+    case IBV_MTU_512:
+      return 512;
+    case IBV_MTU_1024:
+      return 1024;
+    case IBV_MTU_2048:
+      return 2048;
+    case IBV_MTU_4096:
+      return 4096;
   }
   return 0;
 }
@@ -162,7 +174,8 @@ Result<std::shared_ptr<VerbsDevice>> VerbsDevice::Open(const VerbsOptions& optio
   if (!list) {
     int err = errno;
     if (err == ENOSYS) {  // no /sys/class/infiniband: this kernel has no RDMA support loaded
-      return Unavailable(NoDeviceAdvice() + " [ibv_get_device_list: kernel has no RDMA support (ENOSYS)]");
+      return Unavailable(NoDeviceAdvice() +
+                         " [ibv_get_device_list: kernel has no RDMA support (ENOSYS)]");
     }
     return ErrnoStatus(StatusCode::kUnavailable,
                        "ibv_get_device_list failed (is rdma-core / libibverbs installed?)", err);
@@ -215,7 +228,8 @@ Result<std::shared_ptr<VerbsDevice>> VerbsDevice::Open(const VerbsOptions& optio
   dev->pd_.reset(ibv_alloc_pd(dev->ctx_.get()));
   if (!dev->pd_) {
     int err = errno;
-    return ErrnoStatus(StatusCode::kResourceExhausted, fmt::format("ibv_alloc_pd({})", dev->name_), err);
+    return ErrnoStatus(StatusCode::kResourceExhausted, fmt::format("ibv_alloc_pd({})", dev->name_),
+                       err);
   }
   rlimit rl{};
   if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&

@@ -2,10 +2,9 @@
 // process-wide shutdown flag set by SIGINT/SIGTERM so daemons and benchmarks stop gracefully.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 namespace vigil::cli {
 

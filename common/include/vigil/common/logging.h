@@ -2,10 +2,10 @@
 // shared stderr sink so lines interleave sanely. INFO is for operators, DEBUG for developers.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <memory>
 #include <string_view>
-
-#include <spdlog/spdlog.h>
 
 #include "vigil/common/status.h"
 

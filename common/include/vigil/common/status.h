@@ -17,16 +17,16 @@ namespace vigil {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // bad input from a caller, a config file or the wire
-  kNotFound,           // a named thing (device, key, peer) does not exist
-  kOutOfRange,         // an offset or length outside its bounds
-  kFailedPrecondition, // the system is not in a state where the call can run
-  kResourceExhausted,  // a queue, a memory limit or a quota is full
-  kUnavailable,        // a device or peer is not reachable (yet); often retryable
-  kDeadlineExceeded,   // a bounded wait ran out
-  kPermissionDenied,   // remote access refused (bad rkey, out-of-bounds access)
-  kDataLoss,           // corrupted data detected (bad CRC, canary, magic)
-  kAborted,            // the operation was cancelled (peer gone, queue flushed)
+  kInvalidArgument,     // bad input from a caller, a config file or the wire
+  kNotFound,            // a named thing (device, key, peer) does not exist
+  kOutOfRange,          // an offset or length outside its bounds
+  kFailedPrecondition,  // the system is not in a state where the call can run
+  kResourceExhausted,   // a queue, a memory limit or a quota is full
+  kUnavailable,         // a device or peer is not reachable (yet); often retryable
+  kDeadlineExceeded,    // a bounded wait ran out
+  kPermissionDenied,    // remote access refused (bad rkey, out-of-bounds access)
+  kDataLoss,            // corrupted data detected (bad CRC, canary, magic)
+  kAborted,             // the operation was cancelled (peer gone, queue flushed)
   kUnimplemented,
   kInternal,
 };
@@ -84,7 +84,7 @@ Status ErrnoStatus(StatusCode code, std::string_view what, int err);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok() && "Result built from an OK Status has no value");
   }
@@ -111,10 +111,10 @@ class [[nodiscard]] Result {
 #define VIGIL_CONCAT_INNER_(a, b) a##b
 #define VIGIL_CONCAT_(a, b) VIGIL_CONCAT_INNER_(a, b)
 
-#define VIGIL_RETURN_IF_ERROR(expr)          \
-  do {                                       \
-    ::vigil::Status vigil_st_ = (expr);      \
-    if (!vigil_st_.ok()) return vigil_st_;   \
+#define VIGIL_RETURN_IF_ERROR(expr)        \
+  do {                                     \
+    ::vigil::Status vigil_st_ = (expr);    \
+    if (!vigil_st_.ok()) return vigil_st_; \
   } while (0)
 
 #define VIGIL_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \

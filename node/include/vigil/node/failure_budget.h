@@ -14,7 +14,7 @@ namespace vigil::node {
 struct FailurePolicy {
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{10000};
-  uint32_t max_failures = 5;                 // within `window`
+  uint32_t max_failures = 5;  // within `window`
   std::chrono::milliseconds window{60000};
 };
 

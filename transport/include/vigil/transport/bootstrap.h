@@ -73,7 +73,7 @@ class BootstrapServer {
 };
 
 struct DialOptions {
-  std::string target;            // "host:port" of the BootstrapServer
+  std::string target;  // "host:port" of the BootstrapServer
   std::string service;
   std::string node_name = "client";
   ConnectionOptions connection;

@@ -34,8 +34,7 @@ class FakeTransport final : public Transport {
 
   std::string_view kind() const override { return "fake"; }
   std::string Describe() const override;
-  Result<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t size,
-                                                 uint32_t access) override;
+  Result<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t size, uint32_t access) override;
   Result<std::unique_ptr<Connection>> CreateConnection(const ConnectionOptions& opts) override;
 
  private:

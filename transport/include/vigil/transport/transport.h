@@ -108,13 +108,13 @@ enum class WcStatus : uint8_t {
   kSuccess,
   kLocalLengthError,
   kLocalProtectionError,
-  kFlushed,               // posted while/after the connection broke
-  kRemoteAccessError,     // bad rkey, out-of-bounds, or missing remote permission
+  kFlushed,            // posted while/after the connection broke
+  kRemoteAccessError,  // bad rkey, out-of-bounds, or missing remote permission
   kRemoteInvalidRequest,
   kRemoteOperationError,
-  kRetryExceeded,         // the peer stopped acknowledging: gone or unreachable
-  kRnrRetryExceeded,      // the peer never posted a receive
-  kPeerTimeout,           // vigil's watchdog: outstanding work made no progress in peer_timeout
+  kRetryExceeded,     // the peer stopped acknowledging: gone or unreachable
+  kRnrRetryExceeded,  // the peer never posted a receive
+  kPeerTimeout,       // vigil's watchdog: outstanding work made no progress in peer_timeout
   kOther,
 };
 
@@ -135,20 +135,20 @@ struct Completion {
 };
 
 struct SendFlags {
-  bool signaled = true;          // unsignaled WRs complete silently (see signal_every)
-  std::optional<uint32_t> imm;   // WRITE -> WRITE_WITH_IMM, SEND -> SEND_WITH_IMM
+  bool signaled = true;         // unsignaled WRs complete silently (see signal_every)
+  std::optional<uint32_t> imm;  // WRITE -> WRITE_WITH_IMM, SEND -> SEND_WITH_IMM
 };
 
 struct ConnectionOptions {
-  std::string name = "conn";     // for logs and error messages
-  uint32_t sq_depth = 256;       // send queue work requests
-  uint32_t rq_depth = 256;       // receive queue work requests
-  uint32_t max_inline = 256;     // requested inline bytes; the device may grant less
-  uint32_t signal_every = 32;    // at most this many WRs in a row go unsignaled
-  uint8_t ack_timeout = 14;      // local ACK timeout exponent: 4.096 us * 2^14 = 67 ms
-  uint8_t retry_count = 7;       // transport retries before kRetryExceeded (0..7)
-  uint8_t rnr_retry = 7;         // receiver-not-ready retries; 7 means retry forever
-  uint8_t min_rnr_timer = 12;    // 0.64 ms between RNR retries
+  std::string name = "conn";   // for logs and error messages
+  uint32_t sq_depth = 256;     // send queue work requests
+  uint32_t rq_depth = 256;     // receive queue work requests
+  uint32_t max_inline = 256;   // requested inline bytes; the device may grant less
+  uint32_t signal_every = 32;  // at most this many WRs in a row go unsignaled
+  uint8_t ack_timeout = 14;    // local ACK timeout exponent: 4.096 us * 2^14 = 67 ms
+  uint8_t retry_count = 7;     // transport retries before kRetryExceeded (0..7)
+  uint8_t rnr_retry = 7;       // receiver-not-ready retries; 7 means retry forever
+  uint8_t min_rnr_timer = 12;  // 0.64 ms between RNR retries
   // Progress watchdog: when send work stays outstanding this long without a single completion,
   // the connection is declared broken (kPeerTimeout) and its queue pair flushed. Some devices
   // (soft-RoCE on Linux 6.1) never report kRetryExceeded towards a destroyed peer, so this is

@@ -16,13 +16,27 @@
 namespace vigil::transport {
 
 namespace verbs {
-struct ContextDeleter { void operator()(ibv_context* p) const; };
-struct PdDeleter { void operator()(ibv_pd* p) const; };
-struct MrDeleter { void operator()(ibv_mr* p) const; };
-struct ChannelDeleter { void operator()(ibv_comp_channel* p) const; };
-struct CqDeleter { void operator()(ibv_cq* p) const; };
-struct QpDeleter { void operator()(ibv_qp* p) const; };
-struct MwDeleter { void operator()(ibv_mw* p) const; };
+struct ContextDeleter {
+  void operator()(ibv_context* p) const;
+};
+struct PdDeleter {
+  void operator()(ibv_pd* p) const;
+};
+struct MrDeleter {
+  void operator()(ibv_mr* p) const;
+};
+struct ChannelDeleter {
+  void operator()(ibv_comp_channel* p) const;
+};
+struct CqDeleter {
+  void operator()(ibv_cq* p) const;
+};
+struct QpDeleter {
+  void operator()(ibv_qp* p) const;
+};
+struct MwDeleter {
+  void operator()(ibv_mw* p) const;
+};
 using ContextPtr = std::unique_ptr<ibv_context, ContextDeleter>;
 using PdPtr = std::unique_ptr<ibv_pd, PdDeleter>;
 using MrPtr = std::unique_ptr<ibv_mr, MrDeleter>;
@@ -33,9 +47,9 @@ using MwPtr = std::unique_ptr<ibv_mw, MwDeleter>;
 }  // namespace verbs
 
 struct VerbsOptions {
-  std::string device;   // empty: the first device with an ACTIVE port
-  uint32_t port = 0;    // 0: the first ACTIVE port
-  int gid_index = -1;   // -1: prefer RoCEv2 with an IPv4-mapped address, then any RoCEv2
+  std::string device;  // empty: the first device with an ACTIVE port
+  uint32_t port = 0;   // 0: the first ACTIVE port
+  int gid_index = -1;  // -1: prefer RoCEv2 with an IPv4-mapped address, then any RoCEv2
 };
 
 // An opened device: context, protection domain and the chosen port and GID.
@@ -90,8 +104,7 @@ class VerbsTransport final : public Transport {
 
   std::string_view kind() const override { return "verbs"; }
   std::string Describe() const override { return dev_->Describe(); }
-  Result<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t size,
-                                                 uint32_t access) override;
+  Result<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t size, uint32_t access) override;
   Result<std::unique_ptr<Connection>> CreateConnection(const ConnectionOptions& opts) override;
 
   const VerbsDevice& device() const { return *dev_; }

@@ -17,8 +17,8 @@ enum class Mode { kDmr, kTmr };
 
 struct Ballot {
   uint32_t replica = 0;
-  bool present = false;   // false: the replica missed its deadline (crash, hang, node loss)
-  uint64_t digest = 0;    // digest of the event record (kind, arguments, payload)
+  bool present = false;  // false: the replica missed its deadline (crash, hang, node loss)
+  uint64_t digest = 0;   // digest of the event record (kind, arguments, payload)
 };
 
 struct Verdict {
@@ -29,8 +29,8 @@ struct Verdict {
     kNoMajority,  // TMR: no two replicas agree
   };
   Kind kind = Kind::kAgree;
-  uint64_t digest = 0;          // the agreed/winning digest (kAgree, kMajority)
-  std::vector<uint32_t> faulty; // replicas that disagreed with the outcome or were missing
+  uint64_t digest = 0;           // the agreed/winning digest (kAgree, kMajority)
+  std::vector<uint32_t> faulty;  // replicas that disagreed with the outcome or were missing
 };
 
 // Rejects a ballot count that does not match the mode and duplicate replica ids.
