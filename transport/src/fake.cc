@@ -215,13 +215,7 @@ class FakeConnection final : public Connection {
   }
 
   Status CheckSlice(const LocalSlice& s, const char* op) const {
-    if (s.mr == nullptr)
-      return InvalidArgument(fmt::format("{}: {} without a memory region", opts_.name, op));
-    if (s.offset > s.mr->size() || s.length > s.mr->size() - s.offset) {
-      return OutOfRange(fmt::format("{}: {} local slice [{}, +{}) is outside its {}-byte region",
-                                    opts_.name, op, s.offset, s.length, s.mr->size()));
-    }
-    return Status::Ok();
+    return CheckLocalSlice(s, opts_.name, op);
   }
 
   Status CheckPost(const LocalSlice& s, const char* op) const {

@@ -103,6 +103,21 @@ Result<RegisteredBuffer> RegisteredBuffer::Allocate(Transport& transport, size_t
   return buf;
 }
 
+Status CheckLocalSlice(const LocalSlice& s, std::string_view connection, std::string_view op) {
+  if (s.mr == nullptr) {
+    return InvalidArgument(fmt::format("{}: {} without a memory region", connection, op));
+  }
+  if (s.offset > s.mr->size() || s.length > s.mr->size() - s.offset) {
+    return OutOfRange(fmt::format("{}: {} local slice [{}, +{}) is outside its {}-byte region",
+                                  connection, op, s.offset, s.length, s.mr->size()));
+  }
+  if (s.length > UINT32_MAX) {
+    return InvalidArgument(
+        fmt::format("{}: {} of {} bytes exceeds 4 GiB", connection, op, s.length));
+  }
+  return Status::Ok();
+}
+
 Status WaitSendOk(Connection& conn, std::chrono::nanoseconds timeout) {
   VIGIL_ASSIGN_OR_RETURN(Completion c, conn.WaitSend(timeout));
   return c.ToStatus(conn.name());

@@ -312,17 +312,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
 
  private:
   Status CheckSlice(const LocalSlice& s, const char* op) const {
-    if (s.mr == nullptr)
-      return InvalidArgument(fmt::format("{}: {} without a memory region", opts_.name, op));
-    if (s.offset > s.mr->size() || s.length > s.mr->size() - s.offset) {
-      return OutOfRange(fmt::format("{}: {} local slice [{}, +{}) is outside its {}-byte region",
-                                    opts_.name, op, s.offset, s.length, s.mr->size()));
-    }
-    if (s.length > UINT32_MAX) {
-      return InvalidArgument(
-          fmt::format("{}: {} of {} bytes exceeds 4 GiB", opts_.name, op, s.length));
-    }
-    return Status::Ok();
+    return CheckLocalSlice(s, opts_.name, op);
   }
 
   void PushMark() {

@@ -219,6 +219,10 @@ class RegisteredBuffer {
   std::unique_ptr<MemoryRegion> mr_;  // declared after mem_: destroyed before it
 };
 
+// OK if `s` names a registration and lies inside it (and fits one work request's 32-bit length);
+// otherwise an error naming the connection and the operation.
+Status CheckLocalSlice(const LocalSlice& s, std::string_view connection, std::string_view op);
+
 // Waits for one send completion and turns it into a Status (success or the completion's error).
 Status WaitSendOk(Connection& conn, std::chrono::nanoseconds timeout);
 // Waits for one receive completion; fails if it carries an error.
