@@ -78,3 +78,50 @@ TEST(VerbsMemoryWindow, BoundWindowGrantsAccessUntilDeallocated) {
 
 }  // namespace
 }  // namespace vigil::testing
+
+#include <linux/capability.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+namespace vigil::testing {
+namespace {
+
+// In a child: drop CAP_IPC_LOCK (root ignores RLIMIT_MEMLOCK with it), cap locked memory at
+// 64 KiB, then register 1 MiB. The error must name the limit and the fix.
+void RegisterOverTheMemlockLimit() {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &hdr, data) != 0) std::exit(10);
+  data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+  data[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
+  if (syscall(SYS_capset, &hdr, data) != 0) std::exit(11);
+  rlimit rl{64 << 10, 64 << 10};
+  if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0) std::exit(12);
+  auto t = transport::VerbsTransport::Open({.device = RdmaDevice()});
+  if (!t.ok()) std::exit(13);
+  std::vector<std::byte> big(1 << 20);
+  auto mr = (*t)->Register(big.data(), big.size(), transport::kAllAccess);
+  if (mr.ok()) std::exit(14);
+  std::fprintf(stderr, "%s\n", mr.status().ToString().c_str());
+  std::exit(0);
+}
+
+TEST(VerbsMemlock, RegistrationBeyondTheLimitNamesLimitAndFix) {
+  auto t = transport::VerbsTransport::Open({.device = RdmaDevice()});
+  if (!t.ok()) {
+    VIGIL_SKIP_WITHOUT_RDMA(t.status());
+  }
+  t->reset();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(RegisterOverTheMemlockLimit(), ::testing::ExitedWithCode(0),
+              "RESOURCE_EXHAUSTED: registering 1048576 bytes may exceed the locked-memory limit "
+              "\\(RLIMIT_MEMLOCK is 64 KiB\\): raise it with `ulimit -l unlimited`.*ibv_reg_mr");
+}
+
+}  // namespace
+}  // namespace vigil::testing
