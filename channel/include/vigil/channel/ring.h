@@ -1,0 +1,109 @@
+// The slot ring behind the polling channel: a writer (replica) RDMA-WRITEs fixed-size slots into
+// a ring in the reader's (voter's) registered memory; the reader busy-polls the next slot.
+//
+// Slot of S bytes (little-endian):
+//   [0,8) seq u64 | [8,12) len u32 | [12,14) kind u16 | [14,16) flags u16 | [16,20) crc32c u32 |
+//   [20,24) reserved | [24, 24+len) payload | ... | [S-8, S) trailer u64 = seq
+// One WRITE covers the whole slot, so its last bytes are the trailer: when the trailer shows the
+// expected sequence, the slot has arrived. The reader then copies the slot out, and validates the
+// copy (header seq == trailer, len <= S-32, crc32c over header and payload) before anyone sees it:
+// nothing from the wire is trusted. Credits: the reader RDMA-WRITEs its consumed count into the
+// writer's memory; the writer never has more than `slots` records outstanding.
+//
+// Threads: one thread drives a RingWriter, one a RingReader. Their polling paths take no lock,
+// allocate nothing and do not log.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "vigil/common/status.h"
+#include "vigil/transport/transport.h"
+
+namespace vigil::channel {
+
+inline constexpr size_t kSlotOverhead = 32;  // 24-byte header + 8-byte trailer
+
+struct RingConfig {
+  uint32_t slots = 64;        // power of two, 2..65536
+  uint32_t slot_bytes = 256;  // multiple of 8, 64..65536; payload up to slot_bytes - 32
+  uint32_t credit_batch = 0;  // report consumption every this many records; 0 = slots / 4
+};
+
+Status ValidateRingConfig(const RingConfig& config);
+
+struct Record {
+  uint64_t seq = 0;
+  uint16_t kind = 0;
+  uint16_t flags = 0;
+  std::span<const std::byte> payload;  // points into the caller's buffer given to TryRead
+};
+
+class RingReader {
+ public:
+  static Result<std::unique_ptr<RingReader>> Create(transport::Transport& transport,
+                                                    const RingConfig& config);
+  // What the writer needs: the ring ("signal-ring").
+  transport::RemoteRegion ring_region() const;
+  // Binds the connection to the writer and where its credit word lives ("ring-credit").
+  void Attach(transport::Connection* conn, transport::RemoteRegion writer_credit);
+
+  // Non-blocking. true: the next record was copied into `buf` (at least slot_bytes long) and
+  // validated; call Release() when done with it. false: nothing yet. Error: the next slot holds a
+  // corrupted or out-of-sequence record (kDataLoss, naming slot, sequence and what is wrong);
+  // Release() skips it.
+  Result<bool> TryRead(std::span<std::byte> buf, Record& out);
+  // Spins on TryRead until a record arrives or `timeout` passes (kDeadlineExceeded naming the
+  // sequence waited for).
+  Result<Record> Read(std::span<std::byte> buf, std::chrono::nanoseconds timeout);
+  // Consumes the current record; returns credit to the writer every credit_batch records.
+  Status Release();
+
+  uint64_t next_seq() const { return next_; }
+  const RingConfig& config() const { return config_; }
+
+ private:
+  RingReader() = default;
+  RingConfig config_;
+  std::unique_ptr<transport::RegisteredBuffer> ring_;
+  std::unique_ptr<transport::RegisteredBuffer> credit_src_;  // 8-byte source of credit writes
+  transport::Connection* conn_ = nullptr;
+  transport::RemoteRegion writer_credit_;
+  uint64_t next_ = 1;
+  uint64_t reported_ = 0;
+  uint64_t anomaly_value_ = 0;
+  uint32_t anomaly_polls_ = 0;
+};
+
+class RingWriter {
+ public:
+  static Result<std::unique_ptr<RingWriter>> Create(transport::Transport& transport,
+                                                    const RingConfig& config);
+  // What the reader needs: where to write credits ("ring-credit").
+  transport::RemoteRegion credit_region() const;
+  void Attach(transport::Connection* conn, transport::RemoteRegion ring);
+
+  size_t max_payload() const { return config_.slot_bytes - kSlotOverhead; }
+  // Non-blocking. true: posted. false: no credit (the ring is full). Error: bad payload size, or
+  // the connection failed.
+  Result<bool> TryWrite(uint16_t kind, uint16_t flags, std::span<const std::byte> payload);
+  // Spins for credit until `timeout` (kDeadlineExceeded), then writes.
+  Status Write(uint16_t kind, uint16_t flags, std::span<const std::byte> payload,
+               std::chrono::nanoseconds timeout);
+
+  uint64_t next_seq() const { return next_; }
+
+ private:
+  RingWriter() = default;
+  Status DrainCompletions();
+  RingConfig config_;
+  std::unique_ptr<transport::RegisteredBuffer> staging_;  // mirror of the ring
+  std::unique_ptr<transport::RegisteredBuffer> credit_;   // the reader writes consumed here
+  transport::Connection* conn_ = nullptr;
+  transport::RemoteRegion ring_;
+  uint64_t next_ = 1;
+};
+
+}  // namespace vigil::channel

@@ -1,0 +1,277 @@
+#include "vigil/channel/ring.h"
+
+#include <fmt/format.h>
+#include <isa-l/crc.h>
+
+#include <atomic>
+#include <cstring>
+
+namespace vigil::channel {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kHeader = 24;
+// An unexpected trailer must look the same this many polls in a row before it is reported, so a
+// trailer caught mid-write is never mistaken for an overrun.
+constexpr uint32_t kAnomalyPolls = 1024;
+
+struct Header {
+  uint64_t seq;
+  uint32_t len;
+  uint16_t kind;
+  uint16_t flags;
+  uint32_t crc32c;
+  uint32_t reserved;
+};
+static_assert(sizeof(Header) == kHeader);
+
+uint64_t LoadU64(const std::byte* p) {
+  // Written by the NIC on behalf of the peer; acquire orders our copy of the slot after it.
+  return std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p))
+      .load(std::memory_order_acquire);
+}
+
+uint32_t SlotCrc(const Header& h, const std::byte* payload) {
+  uint32_t crc = crc32_iscsi(const_cast<unsigned char*>(reinterpret_cast<const unsigned char*>(&h)),
+                             16, 0xFFFFFFFF);
+  return crc32_iscsi(const_cast<unsigned char*>(reinterpret_cast<const unsigned char*>(payload)),
+                     static_cast<int>(h.len), crc);
+}
+
+Status DrainSend(transport::Connection& conn) {
+  transport::Completion cs[8];
+  const size_t n = conn.PollSend(cs);
+  for (size_t i = 0; i < n; ++i) {
+    if (!cs[i].ok()) return cs[i].ToStatus(conn.name());
+  }
+  return Status::Ok();
+}
+
+// Posts an unsignaled WRITE; when the send queue is full, retires completions and retries.
+Status PostQuiet(transport::Connection& conn, const transport::LocalSlice& src,
+                 transport::RemoteAddr dst, uint64_t wr_id) {
+  transport::SendFlags quiet;
+  quiet.signaled = false;
+  Status st = conn.PostWrite(src, dst, wr_id, quiet);
+  while (st.code() == StatusCode::kResourceExhausted) {
+    VIGIL_RETURN_IF_ERROR(DrainSend(conn));
+    st = conn.PostWrite(src, dst, wr_id, quiet);
+  }
+  return st;
+}
+
+}  // namespace
+
+Status ValidateRingConfig(const RingConfig& c) {
+  if (c.slots < 2 || c.slots > 65536 || (c.slots & (c.slots - 1)) != 0) {
+    return InvalidArgument(
+        fmt::format("ring slots = {} must be a power of two in [2, 65536]", c.slots));
+  }
+  if (c.slot_bytes < 64 || c.slot_bytes > 65536 || c.slot_bytes % 8 != 0) {
+    return InvalidArgument(
+        fmt::format("ring slot_bytes = {} must be a multiple of 8 in [64, 65536]", c.slot_bytes));
+  }
+  if (c.credit_batch > c.slots) {
+    return InvalidArgument(
+        fmt::format("ring credit_batch = {} exceeds slots = {}", c.credit_batch, c.slots));
+  }
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------------------------------ reader --
+
+Result<std::unique_ptr<RingReader>> RingReader::Create(transport::Transport& t,
+                                                       const RingConfig& config) {
+  VIGIL_RETURN_IF_ERROR(ValidateRingConfig(config));
+  std::unique_ptr<RingReader> r(new RingReader());
+  r->config_ = config;
+  if (r->config_.credit_batch == 0)
+    r->config_.credit_batch = std::max<uint32_t>(1, config.slots / 4);
+  VIGIL_ASSIGN_OR_RETURN(auto ring, transport::RegisteredBuffer::Allocate(
+                                        t, size_t{config.slots} * config.slot_bytes,
+                                        transport::kLocalWrite | transport::kRemoteWrite));
+  VIGIL_ASSIGN_OR_RETURN(auto src,
+                         transport::RegisteredBuffer::Allocate(t, 8, transport::kLocalWrite));
+  r->ring_ = std::make_unique<transport::RegisteredBuffer>(std::move(ring));
+  r->credit_src_ = std::make_unique<transport::RegisteredBuffer>(std::move(src));
+  return r;
+}
+
+transport::RemoteRegion RingReader::ring_region() const {
+  return ring_->mr().Describe("signal-ring");
+}
+
+void RingReader::Attach(transport::Connection* conn, transport::RemoteRegion writer_credit) {
+  conn_ = conn;
+  writer_credit_ = std::move(writer_credit);
+}
+
+Result<bool> RingReader::TryRead(std::span<std::byte> buf, Record& out) {
+  const size_t s = config_.slot_bytes;
+  if (buf.size() < s) {
+    return InvalidArgument(
+        fmt::format("read buffer of {} bytes is smaller than a slot ({})", buf.size(), s));
+  }
+  const size_t index = (next_ - 1) & (config_.slots - 1);
+  const std::byte* slot = ring_->data() + index * s;
+  const uint64_t trailer = LoadU64(slot + s - 8);
+  if (trailer != next_) {
+    // Expected states: never written (0) or the previous lap's record. Anything else, if it
+    // persists, means the writer overran its credits or the memory was corrupted.
+    const uint64_t previous = next_ > config_.slots ? next_ - config_.slots : 0;
+    if (trailer == previous) {
+      anomaly_polls_ = 0;
+      return false;
+    }
+    if (trailer != anomaly_value_) {
+      anomaly_value_ = trailer;
+      anomaly_polls_ = 0;
+    }
+    if (++anomaly_polls_ < kAnomalyPolls) return false;
+    anomaly_polls_ = 0;
+    return DataLoss(
+        fmt::format("signal ring slot {}: trailer holds sequence {}, expected {} (or {} from the "
+                    "previous lap): "
+                    "the writer overran its credits or the slot is corrupted",
+                    index, trailer, next_, previous));
+  }
+  // Copy first, validate the copy: the writer cannot change what we check after checking it.
+  std::memcpy(buf.data(), slot, s);
+  if (LoadU64(slot + s - 8) != next_) return false;  // overwritten while copying: look again
+  Header h;
+  std::memcpy(&h, buf.data(), sizeof(h));
+  if (h.seq != next_) {
+    return DataLoss(
+        fmt::format("signal ring slot {}: corrupted record: header sequence {} but "
+                    "trailer {}",
+                    index, h.seq, next_));
+  }
+  if (h.len > s - kSlotOverhead) {
+    return DataLoss(
+        fmt::format("signal ring slot {} sequence {}: length {} exceeds the slot "
+                    "payload capacity {}",
+                    index, next_, h.len, s - kSlotOverhead));
+  }
+  const uint32_t crc = SlotCrc(h, buf.data() + kHeader);
+  if (crc != h.crc32c) {
+    return DataLoss(
+        fmt::format("signal ring slot {} sequence {}: CRC mismatch (record {:#010x}, "
+                    "computed {:#010x}): corrupted in flight or in memory",
+                    index, next_, h.crc32c, crc));
+  }
+  out.seq = h.seq;
+  out.kind = h.kind;
+  out.flags = h.flags;
+  out.payload = std::span<const std::byte>(buf.data() + kHeader, h.len);
+  return true;
+}
+
+Result<Record> RingReader::Read(std::span<std::byte> buf, std::chrono::nanoseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  Record r;
+  for (uint32_t spins = 0;; ++spins) {
+    VIGIL_ASSIGN_OR_RETURN(bool got, TryRead(buf, r));
+    if (got) return r;
+    if ((spins & 1023) == 1023) {
+      if (conn_ != nullptr) VIGIL_RETURN_IF_ERROR(DrainSend(*conn_));
+      if (Clock::now() > deadline) {
+        return DeadlineExceeded(
+            fmt::format("signal ring: no record with sequence {} within {} ms", next_,
+                        std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
+      }
+    }
+  }
+}
+
+Status RingReader::Release() {
+  ++next_;
+  const uint64_t consumed = next_ - 1;
+  if (consumed - reported_ < config_.credit_batch) return Status::Ok();
+  if (conn_ == nullptr)
+    return FailedPrecondition("signal ring reader is not attached to a connection");
+  VIGIL_ASSIGN_OR_RETURN(transport::RemoteAddr dst, writer_credit_.At(0, 8));
+  std::memcpy(credit_src_->data(), &consumed, 8);
+  if (conn_->max_inline() >= 8) {
+    // Inline: the source is copied at post time, so the next credit may reuse it at once.
+    VIGIL_RETURN_IF_ERROR(PostQuiet(*conn_, credit_src_->mr().Slice(0, 8), dst, consumed));
+  } else {
+    VIGIL_RETURN_IF_ERROR(conn_->PostWrite(credit_src_->mr().Slice(0, 8), dst, consumed));
+    VIGIL_RETURN_IF_ERROR(transport::WaitSendOk(*conn_, std::chrono::seconds(30)));
+  }
+  reported_ = consumed;
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------------------------------ writer --
+
+Result<std::unique_ptr<RingWriter>> RingWriter::Create(transport::Transport& t,
+                                                       const RingConfig& config) {
+  VIGIL_RETURN_IF_ERROR(ValidateRingConfig(config));
+  std::unique_ptr<RingWriter> w(new RingWriter());
+  w->config_ = config;
+  VIGIL_ASSIGN_OR_RETURN(auto staging,
+                         transport::RegisteredBuffer::Allocate(
+                             t, size_t{config.slots} * config.slot_bytes, transport::kLocalWrite));
+  VIGIL_ASSIGN_OR_RETURN(auto credit, transport::RegisteredBuffer::Allocate(
+                                          t, 8, transport::kLocalWrite | transport::kRemoteWrite));
+  w->staging_ = std::make_unique<transport::RegisteredBuffer>(std::move(staging));
+  w->credit_ = std::make_unique<transport::RegisteredBuffer>(std::move(credit));
+  return w;
+}
+
+transport::RemoteRegion RingWriter::credit_region() const {
+  return credit_->mr().Describe("ring-credit");
+}
+
+void RingWriter::Attach(transport::Connection* conn, transport::RemoteRegion ring) {
+  conn_ = conn;
+  ring_ = std::move(ring);
+}
+
+Status RingWriter::DrainCompletions() { return DrainSend(*conn_); }
+
+Result<bool> RingWriter::TryWrite(uint16_t kind, uint16_t flags,
+                                  std::span<const std::byte> payload) {
+  if (conn_ == nullptr)
+    return FailedPrecondition("signal ring writer is not attached to a connection");
+  if (payload.size() > max_payload()) {
+    return OutOfRange(fmt::format("event payload of {} bytes exceeds the slot capacity of {} bytes",
+                                  payload.size(), max_payload()));
+  }
+  const uint64_t consumed = LoadU64(credit_->data());
+  if (next_ - 1 - consumed >= config_.slots) {
+    VIGIL_RETURN_IF_ERROR(DrainCompletions());
+    return false;
+  }
+  const size_t s = config_.slot_bytes;
+  const size_t index = (next_ - 1) & (config_.slots - 1);
+  // The staging slot is free: the reader consumed its previous occupant (credit above).
+  std::byte* slot = staging_->data() + index * s;
+  Header h{next_, static_cast<uint32_t>(payload.size()), kind, flags, 0, 0};
+  h.crc32c = SlotCrc(h, payload.data());
+  std::memcpy(slot, &h, sizeof(h));
+  if (!payload.empty()) std::memcpy(slot + kHeader, payload.data(), payload.size());
+  std::memcpy(slot + s - 8, &next_, 8);
+  VIGIL_ASSIGN_OR_RETURN(transport::RemoteAddr dst, ring_.At(index * s, s));
+  VIGIL_RETURN_IF_ERROR(PostQuiet(*conn_, staging_->mr().Slice(index * s, s), dst, next_));
+  ++next_;
+  return true;
+}
+
+Status RingWriter::Write(uint16_t kind, uint16_t flags, std::span<const std::byte> payload,
+                         std::chrono::nanoseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (uint32_t spins = 0;; ++spins) {
+    VIGIL_ASSIGN_OR_RETURN(bool posted, TryWrite(kind, flags, payload));
+    if (posted) return Status::Ok();
+    if ((spins & 1023) == 1023 && Clock::now() > deadline) {
+      return DeadlineExceeded(fmt::format(
+          "signal ring: no credit for sequence {} within {} ms "
+          "(reader stalled or gone)",
+          next_, std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
+    }
+  }
+}
+
+}  // namespace vigil::channel
