@@ -7,17 +7,28 @@
 
 namespace vigil::bench {
 
-struct TransportBenchOptions {
+struct CommonBenchOptions {
   std::string transport = "verbs";  // or "fake" (in-process emulation, for smoke tests only)
   std::string device;
   std::string config;
-  std::vector<uint32_t> sizes{8, 64, 256, 1024, 4096};
   uint64_t iterations = 10000;
   uint64_t warmup = 1000;
   std::string perftest = "auto";  // auto | always | never
   std::string json;
 };
 
+struct TransportBenchOptions {
+  CommonBenchOptions common;
+  std::vector<uint32_t> sizes{8, 64, 256, 1024, 4096};
+};
+
+struct RingBenchOptions {
+  CommonBenchOptions common;
+  std::vector<uint32_t> sizes{8, 64, 200};  // event payload bytes
+  uint32_t slots = 64;
+};
+
 int RunTransportBench(const TransportBenchOptions& options);
+int RunRingBench(const RingBenchOptions& options);
 
 }  // namespace vigil::bench

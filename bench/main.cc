@@ -1,10 +1,35 @@
 // vigil-bench: vigil's benchmarks. Each prints an environment header, warms up, reports
-// percentiles (never a single mean) and can write JSON.
+// percentiles (never a single mean) next to a baseline measured in the same run, and can write
+// JSON.
 #include "commands.h"
 #include "vigil/common/cli.h"
 
+namespace {
+
+void AddCommon(CLI::App* cmd, vigil::bench::CommonBenchOptions& c) {
+  cmd->add_option("--transport", c.transport,
+                  "verbs, or fake (in-process emulation: smoke tests only)")
+      ->check(CLI::IsMember({"verbs", "fake"}))
+      ->capture_default_str();
+  cmd->add_option("--device", c.device, "RDMA device (default: first with an ACTIVE port)");
+  cmd->add_option("--config", c.config, "YAML config with a 'transport:' section")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--iters", c.iterations, "Measured iterations per size")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}))
+      ->capture_default_str();
+  cmd->add_option("--warmup", c.warmup, "Warm-up iterations per size (not measured)")
+      ->capture_default_str();
+  cmd->add_option("--perftest", c.perftest, "Run ib_write_lat as baseline: auto, always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->capture_default_str();
+  cmd->add_option("--json", c.json, "Write results and environment as JSON to this file");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{"vigil-bench: vigil benchmarks (latency percentiles + JSON)"};
+  CLI::App app{
+      "vigil-bench: vigil benchmarks (latency percentiles + JSON, baseline in the same run)"};
   app.require_subcommand(1);
   vigil::cli::CommonOptions common;
   vigil::cli::AddCommonOptions(app, common);
@@ -13,30 +38,23 @@ int main(int argc, char** argv) {
   auto* transport = app.add_subcommand(
       "transport",
       "RDMA WRITE ping-pong round trip through vigil's transport vs perftest ib_write_lat");
-  transport
-      ->add_option("--transport", t.transport,
-                   "verbs, or fake (in-process emulation: smoke tests only)")
-      ->check(CLI::IsMember({"verbs", "fake"}))
-      ->capture_default_str();
-  transport->add_option("--device", t.device, "RDMA device (default: first with an ACTIVE port)");
-  transport->add_option("--config", t.config, "YAML config with a 'transport:' section")
-      ->check(CLI::ExistingFile);
+  AddCommon(transport, t.common);
   transport->add_option("--sizes", t.sizes, "Message sizes in bytes (multiples of 8, 8..65536)")
       ->delimiter(',')
       ->capture_default_str();
-  transport->add_option("--iters", t.iterations, "Measured iterations per size")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}))
+
+  vigil::bench::RingBenchOptions r;
+  auto* ring = app.add_subcommand(
+      "ring", "Polling channel: event -> verdict round trip through two signal rings vs perftest");
+  AddCommon(ring, r.common);
+  ring->add_option("--sizes", r.sizes, "Event payload sizes in bytes")
+      ->delimiter(',')
       ->capture_default_str();
-  transport->add_option("--warmup", t.warmup, "Warm-up iterations per size (not measured)")
-      ->capture_default_str();
-  transport
-      ->add_option("--perftest", t.perftest, "Run ib_write_lat as baseline: auto, always, never")
-      ->check(CLI::IsMember({"auto", "always", "never"}))
-      ->capture_default_str();
-  transport->add_option("--json", t.json, "Write results and environment as JSON to this file");
+  ring->add_option("--slots", r.slots, "Slots per ring (power of two)")->capture_default_str();
 
   return vigil::cli::Run(app, common, argc, argv, [&] {
     if (transport->parsed()) return vigil::bench::RunTransportBench(t);
+    if (ring->parsed()) return vigil::bench::RunRingBench(r);
     return 2;
   });
 }

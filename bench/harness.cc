@@ -1,0 +1,188 @@
+#include "harness.h"
+
+#include <fmt/format.h>
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "environment.h"
+#include "perftest.h"
+#include "vigil/common/config.h"
+#include "vigil/common/logging.h"
+#include "vigil/transport/config.h"
+#include "vigil/transport/fake.h"
+
+namespace vigil::bench {
+namespace {
+
+cpu_set_t CurrentMask() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  pthread_getaffinity_np(pthread_self(), sizeof(set), &set);
+  return set;
+}
+
+void PinToCore(unsigned core) {
+  const unsigned n = std::thread::hardware_concurrency();
+  if (n < 2) return;  // one core: pinning both sides to it would only add context switches
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(core % n, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+nlohmann::json SummaryJson(const LatencySummary& s) {
+  return {{"count", s.count},     {"min_us", s.min_us}, {"p50_us", s.p50_us},  {"p99_us", s.p99_us},
+          {"p999_us", s.p999_us}, {"max_us", s.max_us}, {"mean_us", s.mean_us}};
+}
+
+}  // namespace
+
+Result<BenchSetup> OpenTransport(const CommonBenchOptions& o) {
+  BenchSetup s;
+  if (!o.config.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(ConfigReader cfg, ConfigReader::FromFile(o.config));
+    VIGIL_RETURN_IF_ERROR(transport::LoadTransportConfig(cfg, s.verbs, s.conn));
+  }
+  if (!o.device.empty()) s.verbs.device = o.device;
+  if (o.transport == "fake") {
+    s.transport = std::make_unique<transport::FakeTransport>(
+        std::make_shared<transport::FakeFabric>(), "bench");
+    s.device_name = "fake";
+    return s;
+  }
+  VIGIL_ASSIGN_OR_RETURN(auto vt, transport::VerbsTransport::Open(s.verbs));
+  s.device_name = vt->device().name();
+  s.gid_index = vt->device().gid_index();
+  s.transport = std::move(vt);
+  return s;
+}
+
+Status RunPair(BenchSetup& setup, Side server_side, Side client_side) {
+  auto& t = *setup.transport;
+  std::thread server_thread;
+  Status server_status;
+  transport::BootstrapServer server(t, "bench-server", setup.conn);
+  server.AddService(
+      "bench",
+      [&](std::unique_ptr<transport::Connection> c,
+          const transport::PeerInfo& peer) -> Result<std::vector<transport::RemoteRegion>> {
+        if (server_side.prepare) VIGIL_RETURN_IF_ERROR(server_side.prepare(*c));
+        std::shared_ptr<transport::Connection> conn = std::move(c);
+        server_thread = std::thread([&, conn, peer] {
+          PinToCore(1);
+          server_status = server_side.run(*conn, peer);
+        });
+        return server_side.regions;
+      });
+  VIGIL_RETURN_IF_ERROR(server.Start("127.0.0.1:0"));
+  transport::DialOptions dial;
+  dial.target = fmt::format("127.0.0.1:{}", server.port());
+  dial.service = "bench";
+  dial.node_name = "bench-client";
+  dial.connection = setup.conn;
+  dial.regions = client_side.regions;
+  dial.before_connect = client_side.prepare;
+  auto dialed = transport::Dial(t, dial);
+  if (!dialed.ok()) {
+    if (server_thread.joinable()) server_thread.join();
+    return dialed.status();
+  }
+  const cpu_set_t unpinned = CurrentMask();
+  PinToCore(0);
+  Status client_status = client_side.run(*dialed->connection, dialed->peer);
+  pthread_setaffinity_np(pthread_self(), sizeof(unpinned), &unpinned);
+  if (server_thread.joinable()) server_thread.join();
+  server.Shutdown();
+  VIGIL_RETURN_IF_ERROR(client_status);
+  return server_status.WithContext("benchmark server side");
+}
+
+int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::string& title,
+           double target_ratio, const std::vector<Row>& rows) {
+  auto logger = log::Get("bench");
+  const bool want_perftest =
+      o.perftest == "always" || (o.perftest == "auto" && o.transport == "verbs");
+  nlohmann::json out = {{"benchmark", title},
+                        {"environment", Environment(setup.transport->Describe())},
+                        {"results", nlohmann::json::array()}};
+  double cycles_per_us = 0;
+  if (want_perftest) {
+    auto cal = CalibrateCyclesPerMicrosecond();
+    if (cal.ok()) {
+      cycles_per_us = *cal;
+      fmt::print(
+          "# perftest runs with -C; cycles converted at {:.1f} cycles/us (calibrated "
+          "against CLOCK_MONOTONIC)\n",
+          cycles_per_us);
+      out["environment"]["tsc_cycles_per_us"] = cycles_per_us;
+    } else {
+      logger->warn("no perftest baseline: {}", cal.status().ToString());
+    }
+  }
+  fmt::print("\n{:>6} {:>6} | {:^39} | {:^25} | {:^19}\n", "", "", "vigil round trip, us",
+             "perftest RTT (2x typ.), us", "vigil / perftest");
+  fmt::print("{:>6} {:>6} | {:>9} {:>9} {:>9} {:>9} | {:>12} {:>12} | {:>9} {:>9}\n", "bytes",
+             "wire", "p50", "p99", "p99.9", "max", "p50", "p99", "p50", "p99");
+  int port = 18515 + (static_cast<int>(getpid()) % 1000);
+  bool all_met = true, any_ratio = false;
+  for (const auto& r : rows) {
+    nlohmann::json row = {
+        {"bytes", r.bytes}, {"wire_bytes", r.wire_bytes}, {"vigil_rtt", SummaryJson(r.rtt)}};
+    std::string pt50 = "-", pt99 = "-", ratio50 = "-", ratio99 = "-";
+    if (cycles_per_us > 0) {
+      auto pt = RunWriteLat(setup.device_name, setup.gid_index, r.wire_bytes,
+                            o.iterations + o.warmup, port++, cycles_per_us);
+      if (pt.ok()) {
+        const double p50 = 2 * pt->t_typical, p99 = 2 * pt->p99;
+        pt50 = fmt::format("{:.2f}", p50);
+        pt99 = fmt::format("{:.2f}", p99);
+        ratio50 = fmt::format("{:.2f}x", r.rtt.p50_us / p50);
+        ratio99 = fmt::format("{:.2f}x", r.rtt.p99_us / p99);
+        all_met &= r.rtt.p50_us / p50 <= target_ratio;
+        any_ratio = true;
+        row["perftest"] = {{"tool", "ib_write_lat"},
+                           {"bytes", r.wire_bytes},
+                           {"iterations", pt->iterations},
+                           {"t_typical_half_rtt_us", pt->t_typical},
+                           {"p99_half_rtt_us", pt->p99},
+                           {"p999_half_rtt_us", pt->p999},
+                           {"t_max_half_rtt_us", pt->t_max},
+                           {"rtt_p50_us", p50},
+                           {"rtt_p99_us", p99}};
+        row["ratio_p50"] = r.rtt.p50_us / p50;
+        row["ratio_p99"] = r.rtt.p99_us / p99;
+      } else {
+        logger->warn("perftest baseline for {} bytes unavailable: {}", r.wire_bytes,
+                     pt.status().ToString());
+        row["perftest_error"] = pt.status().ToString();
+      }
+    }
+    fmt::print("{:>6} {:>6} | {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f} | {:>12} {:>12} | {:>9} {:>9}\n",
+               r.bytes, r.wire_bytes, r.rtt.p50_us, r.rtt.p99_us, r.rtt.p999_us, r.rtt.max_us, pt50,
+               pt99, ratio50, ratio99);
+    out["results"].push_back(row);
+  }
+  if (any_ratio) {
+    fmt::print("\ntarget: vigil p50 round trip <= {:.1f}x perftest: {}\n", target_ratio,
+               all_met ? "met at every size" : "MISSED at some size (see table)");
+  } else if (want_perftest) {
+    fmt::print("\nno perftest baseline (install perftest: apt-get install perftest)\n");
+  }
+  if (!o.json.empty()) {
+    std::ofstream f(o.json);
+    f << out.dump(2) << "\n";
+    if (!f) {
+      fmt::print(stderr, "error: cannot write JSON results to '{}'\n", o.json);
+      return 1;
+    }
+    fmt::print("results written to {}\n", o.json);
+  }
+  return 0;
+}
+
+}  // namespace vigil::bench

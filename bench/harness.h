@@ -1,0 +1,52 @@
+// What every latency benchmark of vigil-bench shares: opening the transport, a loopback
+// bootstrap between a pinned server thread and the pinned calling thread, and the report with
+// perftest's ib_write_lat measured in the same run.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "vigil/common/histogram.h"
+#include "vigil/transport/bootstrap.h"
+#include "vigil/transport/transport.h"
+#include "vigil/transport/verbs.h"
+
+namespace vigil::bench {
+
+struct BenchSetup {
+  std::unique_ptr<transport::Transport> transport;
+  transport::VerbsOptions verbs;
+  transport::ConnectionOptions conn;
+  std::string device_name;  // "fake" for the fake transport
+  int gid_index = 0;
+};
+
+Result<BenchSetup> OpenTransport(const CommonBenchOptions& options);
+
+// One end of a benchmark connection.
+struct Side {
+  std::vector<transport::RemoteRegion> regions;           // advertised to the peer
+  std::function<Status(transport::Connection&)> prepare;  // before connecting (post receives)
+  std::function<Status(transport::Connection&, const transport::PeerInfo&)> run;
+};
+
+// Connects `server` and `client` over a loopback bootstrap, runs server.run on a thread pinned to
+// core 1 and client.run on the calling thread pinned to core 0, and restores the calling thread's
+// CPU mask afterwards (children inherit it: perftest must not be squeezed onto one core).
+Status RunPair(BenchSetup& setup, Side server, Side client);
+
+struct Row {
+  uint32_t bytes = 0;       // payload size, as shown
+  uint32_t wire_bytes = 0;  // bytes per RDMA WRITE; the perftest baseline uses this size
+  LatencySummary rtt;
+};
+
+// Prints the table (and the perftest baseline per row when enabled), writes JSON, returns the
+// exit code.
+int Report(const BenchSetup& setup, const CommonBenchOptions& options, const std::string& title,
+           double target_ratio, const std::vector<Row>& rows);
+
+}  // namespace vigil::bench
