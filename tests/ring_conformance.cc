@@ -93,7 +93,9 @@ TEST_P(Ring, StreamsRecordsInOrderThroughManyLaps) {
     EXPECT_EQ(rec->flags, 0x5);
     auto want = Payload(read, read % 97);
     ASSERT_EQ(rec->payload.size(), want.size());
-    ASSERT_EQ(0, std::memcmp(rec->payload.data(), want.data(), want.size())) << "record " << read;
+    if (!want.empty()) {  // memcmp on an empty vector's null data() is undefined
+      ASSERT_EQ(0, std::memcmp(rec->payload.data(), want.data(), want.size())) << "record " << read;
+    }
     ASSERT_TRUE(reader_->Release().ok());
     ++read;
   }

@@ -259,7 +259,7 @@ class FakeConnection final : public Connection {
       Inbound& in = inbound_.front();
       PostedRecv r = posted_.front();
       posted_.pop_front();
-      if (in.is_send) {
+      if (in.is_send && !in.bytes.empty()) {
         std::memcpy(r.dst.mr->data() + r.dst.offset, in.bytes.data(), in.bytes.size());
       }
       Completion c;
