@@ -281,6 +281,10 @@ class VerbsConnectionImpl final : public VerbsConnection {
                                     opts_.name, offset, length, mr.size()));
     }
     if (!broken_.ok()) return broken_;
+    if (wr_id & kInternalWrId) {
+      return InvalidArgument(
+          fmt::format("{}: wr_id {:#x} uses reserved bit 63", opts_.name, wr_id));
+    }
     if (posted_ - completed_ >= opts_.sq_depth) {
       return ResourceExhausted(opts_.name + ": send queue full; poll send completions");
     }
