@@ -62,6 +62,16 @@ Result<BenchSetup> OpenTransport(const CommonBenchOptions& o) {
   return s;
 }
 
+std::optional<BenchSetup> OpenAndDescribe(const CommonBenchOptions& options) {
+  auto setup = OpenTransport(options);
+  if (!setup.ok()) {
+    fmt::print(stderr, "error: {}\n", setup.status().ToString());
+    return std::nullopt;
+  }
+  PrintEnvironment(Environment(setup->transport->Describe()));
+  return std::move(*setup);
+}
+
 Status RunPair(BenchSetup& setup, Side server_side, Side client_side) {
   auto& t = *setup.transport;
   std::thread server_thread;

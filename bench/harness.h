@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct BenchSetup {
 };
 
 Result<BenchSetup> OpenTransport(const CommonBenchOptions& options);
+// OpenTransport, then the environment header; errors are printed and yield nullopt.
+std::optional<BenchSetup> OpenAndDescribe(const CommonBenchOptions& options);
 
 // One end of a benchmark connection.
 struct Side {

@@ -6,7 +6,6 @@
 
 #include <chrono>
 
-#include "environment.h"
 #include "harness.h"
 #include "vigil/channel/ring.h"
 
@@ -108,12 +107,8 @@ int RunRingBench(const RingBenchOptions& o) {
     fmt::print(stderr, "error: --slots: {}\n", st.message());
     return 2;
   }
-  auto setup = OpenTransport(o.common);
-  if (!setup.ok()) {
-    fmt::print(stderr, "error: {}\n", setup.status().ToString());
-    return 1;
-  }
-  PrintEnvironment(Environment(setup->transport->Describe()));
+  auto setup = OpenAndDescribe(o.common);
+  if (!setup) return 1;
   fmt::print(
       "# polling channel: event -> verdict round trip through two signal rings ({} slots), "
       "{} iterations per size after {} warm-up\n",

@@ -2,7 +2,6 @@
 // perftest's ib_write_lat measured in the same run on the same device.
 #include <fmt/format.h>
 
-#include "environment.h"
 #include "harness.h"
 #include "pingpong.h"
 
@@ -17,12 +16,8 @@ int RunTransportBench(const TransportBenchOptions& o) {
     fmt::print(stderr, "error: --sizes: {}\n", st.message());
     return 2;
   }
-  auto setup = OpenTransport(o.common);
-  if (!setup.ok()) {
-    fmt::print(stderr, "error: {}\n", setup.status().ToString());
-    return 1;
-  }
-  PrintEnvironment(Environment(setup->transport->Describe()));
+  auto setup = OpenAndDescribe(o.common);
+  if (!setup) return 1;
   auto server_buf = PingPongBuffer::Allocate(*setup->transport);
   auto client_buf = PingPongBuffer::Allocate(*setup->transport);
   if (!server_buf.ok() || !client_buf.ok()) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "rdma_env.h"
 #include "transport_conformance.h"
 #include "vigil/channel/ring.h"
 #include "vigil/transport/fault_injection.h"
@@ -34,9 +35,7 @@ class Ring : public ::testing::TestWithParam<TransportFactory> {
   void SetUp() override {
     auto pair = GetParam().make();
     if (!pair.ok()) {
-      const char* req = std::getenv("VIGIL_REQUIRE_RDMA");
-      if (req != nullptr && std::string(req) == "1") FAIL() << pair.status();
-      GTEST_SKIP() << "transport unusable here (run through scripts/with-rxe): " << pair.status();
+      VIGIL_SKIP_WITHOUT_RDMA(pair.status());
     }
     t_ = *pair;
   }

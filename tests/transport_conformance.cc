@@ -8,6 +8,7 @@
 #include <numeric>
 #include <vector>
 
+#include "rdma_env.h"
 #include "vigil/transport/transport.h"
 
 namespace vigil::testing {
@@ -40,10 +41,7 @@ class Conformance : public ::testing::TestWithParam<TransportFactory> {
   void SetUp() override {
     auto pair = GetParam().make();
     if (!pair.ok()) {
-      const char* req = std::getenv("VIGIL_REQUIRE_RDMA");
-      if (req != nullptr && std::string(req) == "1")
-        FAIL() << "transport unusable: " << pair.status();
-      GTEST_SKIP() << "transport unusable here (run through scripts/with-rxe): " << pair.status();
+      VIGIL_SKIP_WITHOUT_RDMA(pair.status());
     }
     p_.t = *pair;
     ConnectionOptions opts;

@@ -1,5 +1,6 @@
-// What the rxe tier needs from its environment: the device named by scripts/with-rxe, and
-// whether a missing device is a failure (VIGIL_REQUIRE_RDMA=1, set by the test command) or a skip.
+// What the transport tests need from their environment: the device named by scripts/with-rxe,
+// and whether an unusable transport is a failure (VIGIL_REQUIRE_RDMA=1, set by the test command
+// for the rxe tier) or a skip.
 #pragma once
 
 #include <cstdlib>
