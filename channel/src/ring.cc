@@ -1,7 +1,6 @@
 #include "vigil/channel/ring.h"
 
 #include <fmt/format.h>
-#include <isa-l/crc.h>
 
 #include <atomic>
 #include <cstring>
@@ -11,32 +10,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kHeader = 24;
 // An unexpected trailer must look the same this many polls in a row before it is reported, so a
 // trailer caught mid-write is never mistaken for an overrun.
 constexpr uint32_t kAnomalyPolls = 1024;
-
-struct Header {
-  uint64_t seq;
-  uint32_t len;
-  uint16_t kind;
-  uint16_t flags;
-  uint32_t crc32c;
-  uint32_t reserved;
-};
-static_assert(sizeof(Header) == kHeader);
 
 uint64_t LoadU64(const std::byte* p) {
   // Written by the NIC on behalf of the peer; acquire orders our copy of the slot after it.
   return std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p))
       .load(std::memory_order_acquire);
-}
-
-uint32_t SlotCrc(const Header& h, const std::byte* payload) {
-  uint32_t crc = crc32_iscsi(const_cast<unsigned char*>(reinterpret_cast<const unsigned char*>(&h)),
-                             16, 0xFFFFFFFF);
-  return crc32_iscsi(const_cast<unsigned char*>(reinterpret_cast<const unsigned char*>(payload)),
-                     static_cast<int>(h.len), crc);
 }
 
 Status DrainSend(transport::Connection& conn) {
@@ -139,31 +120,8 @@ Result<bool> RingReader::TryRead(std::span<std::byte> buf, Record& out) {
   // Copy first, validate the copy: the writer cannot change what we check after checking it.
   std::memcpy(buf.data(), slot, s);
   if (LoadU64(slot + s - 8) != next_) return false;  // overwritten while copying: look again
-  Header h;
-  std::memcpy(&h, buf.data(), sizeof(h));
-  if (h.seq != next_) {
-    return DataLoss(
-        fmt::format("signal ring slot {}: corrupted record: header sequence {} but "
-                    "trailer {}",
-                    index, h.seq, next_));
-  }
-  if (h.len > s - kSlotOverhead) {
-    return DataLoss(
-        fmt::format("signal ring slot {} sequence {}: length {} exceeds the slot "
-                    "payload capacity {}",
-                    index, next_, h.len, s - kSlotOverhead));
-  }
-  const uint32_t crc = SlotCrc(h, buf.data() + kHeader);
-  if (crc != h.crc32c) {
-    return DataLoss(
-        fmt::format("signal ring slot {} sequence {}: CRC mismatch (record {:#010x}, "
-                    "computed {:#010x}): corrupted in flight or in memory",
-                    index, next_, h.crc32c, crc));
-  }
-  out.seq = h.seq;
-  out.kind = h.kind;
-  out.flags = h.flags;
-  out.payload = std::span<const std::byte>(buf.data() + kHeader, h.len);
+  VIGIL_ASSIGN_OR_RETURN(out, DecodeRecord(buf.first(s - 8), next_, s - kSlotOverhead,
+                                           fmt::format("signal ring slot {}", index)));
   return true;
 }
 
@@ -248,10 +206,7 @@ Result<bool> RingWriter::TryWrite(uint16_t kind, uint16_t flags,
   const size_t index = (next_ - 1) & (config_.slots - 1);
   // The staging slot is free: the reader consumed its previous occupant (credit above).
   std::byte* slot = staging_->data() + index * s;
-  Header h{next_, static_cast<uint32_t>(payload.size()), kind, flags, 0, 0};
-  h.crc32c = SlotCrc(h, payload.data());
-  std::memcpy(slot, &h, sizeof(h));
-  if (!payload.empty()) std::memcpy(slot + kHeader, payload.data(), payload.size());
+  EncodeRecord(std::span(slot, s - 8), next_, kind, flags, payload);
   std::memcpy(slot + s - 8, &next_, 8);
   VIGIL_ASSIGN_OR_RETURN(transport::RemoteAddr dst, ring_.At(index * s, s));
   VIGIL_RETURN_IF_ERROR(PostQuiet(*conn_, staging_->mr().Slice(index * s, s), dst, next_));

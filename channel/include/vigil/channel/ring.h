@@ -1,9 +1,8 @@
 // The slot ring behind the polling channel: a writer (replica) RDMA-WRITEs fixed-size slots into
 // a ring in the reader's (voter's) registered memory; the reader busy-polls the next slot.
 //
-// Slot of S bytes (little-endian):
-//   [0,8) seq u64 | [8,12) len u32 | [12,14) kind u16 | [14,16) flags u16 | [16,20) crc32c u32 |
-//   [20,24) reserved | [24, 24+len) payload | ... | [S-8, S) trailer u64 = seq
+// Slot of S bytes: an event record (record.h) followed, in the slot's last 8 bytes, by a trailer
+// holding the record's sequence number again.
 // One WRITE covers the whole slot, so its last bytes are the trailer: when the trailer shows the
 // expected sequence, the slot has arrived. The reader then copies the slot out, and validates the
 // copy (header seq == trailer, len <= S-32, crc32c over header and payload) before anyone sees it:
@@ -19,6 +18,7 @@
 #include <memory>
 #include <span>
 
+#include "vigil/channel/record.h"
 #include "vigil/common/status.h"
 #include "vigil/transport/transport.h"
 
@@ -33,13 +33,6 @@ struct RingConfig {
 };
 
 Status ValidateRingConfig(const RingConfig& config);
-
-struct Record {
-  uint64_t seq = 0;
-  uint16_t kind = 0;
-  uint16_t flags = 0;
-  std::span<const std::byte> payload;  // points into the caller's buffer given to TryRead
-};
 
 class RingReader {
  public:

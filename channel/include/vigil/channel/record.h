@@ -1,0 +1,37 @@
+// The event record every signalling method carries: a 24-byte header and a bounded payload.
+//
+//   [0,8) seq u64 | [8,12) len u32 | [12,14) kind u16 | [14,16) flags u16 | [16,20) crc32c u32 |
+//   [20,24) reserved | [24, 24+len) payload
+// crc32c covers bytes [0,16) and the payload. Decoding checks the sequence, the length against
+// both the bytes received and the capacity, and the CRC before anything is handed out.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "vigil/common/status.h"
+
+namespace vigil::channel {
+
+inline constexpr size_t kRecordHeaderBytes = 24;
+
+struct Record {
+  uint64_t seq = 0;
+  uint16_t kind = 0;
+  uint16_t flags = 0;
+  std::span<const std::byte> payload;  // points into the decoded bytes
+};
+
+// Writes the record into `dst` (at least kRecordHeaderBytes + payload.size() bytes); returns the
+// number of bytes written.
+size_t EncodeRecord(std::span<std::byte> dst, uint64_t seq, uint16_t kind, uint16_t flags,
+                    std::span<const std::byte> payload);
+
+// Validates `bytes` as the record with sequence `expected_seq` and at most `max_payload` payload
+// bytes. Errors are kDataLoss and start with `where` (e.g. "signal ring slot 3").
+Result<Record> DecodeRecord(std::span<const std::byte> bytes, uint64_t expected_seq,
+                            size_t max_payload, std::string_view where);
+
+}  // namespace vigil::channel
