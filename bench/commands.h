@@ -22,13 +22,14 @@ struct TransportBenchOptions {
   std::vector<uint32_t> sizes{8, 64, 256, 1024, 4096};
 };
 
-struct RingBenchOptions {
+struct ChannelBenchOptions {
   CommonBenchOptions common;
+  std::string method = "polling";           // polling | notify
   std::vector<uint32_t> sizes{8, 64, 200};  // event payload bytes
-  uint32_t slots = 64;
+  uint32_t slots = 64;                      // ring slots (polling) or posted receives (notify)
 };
 
 int RunTransportBench(const TransportBenchOptions& options);
-int RunRingBench(const RingBenchOptions& options);
+int RunChannelBench(const ChannelBenchOptions& options);
 
 }  // namespace vigil::bench

@@ -113,7 +113,7 @@ Status RunPair(BenchSetup& setup, Side server_side, Side client_side) {
 }
 
 int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::string& title,
-           double target_ratio, const std::vector<Row>& rows) {
+           const Baseline& baseline, double target_ratio, const std::vector<Row>& rows) {
   auto logger = log::Get("bench");
   const bool want_perftest =
       o.perftest == "always" || (o.perftest == "auto" && o.transport == "verbs");
@@ -134,7 +134,9 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
       logger->warn("no perftest baseline: {}", cal.status().ToString());
     }
   }
-  fmt::print("\n{:>6} {:>6} | {:^39} | {:^25} | {:^19}\n", "", "", "vigil round trip, us",
+  fmt::print("\nbaseline: {} {} (same bytes per message, same device, this run)\n", baseline.tool,
+             baseline.flags);
+  fmt::print("{:>6} {:>6} | {:^39} | {:^25} | {:^19}\n", "", "", "vigil round trip, us",
              "perftest RTT (2x typ.), us", "vigil / perftest");
   fmt::print("{:>6} {:>6} | {:>9} {:>9} {:>9} {:>9} | {:>12} {:>12} | {:>9} {:>9}\n", "bytes",
              "wire", "p50", "p99", "p99.9", "max", "p50", "p99", "p50", "p99");
@@ -145,8 +147,8 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
         {"bytes", r.bytes}, {"wire_bytes", r.wire_bytes}, {"vigil_rtt", SummaryJson(r.rtt)}};
     std::string pt50 = "-", pt99 = "-", ratio50 = "-", ratio99 = "-";
     if (cycles_per_us > 0) {
-      auto pt = RunWriteLat(setup.device_name, setup.gid_index, r.wire_bytes,
-                            o.iterations + o.warmup, port++, cycles_per_us);
+      auto pt = RunLatency(baseline, setup.device_name, setup.gid_index, r.wire_bytes,
+                           o.iterations + o.warmup, port++, cycles_per_us);
       if (pt.ok()) {
         const double p50 = 2 * pt->t_typical, p99 = 2 * pt->p99;
         pt50 = fmt::format("{:.2f}", p50);

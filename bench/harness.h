@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "perftest.h"
 #include "vigil/common/histogram.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/transport.h"
@@ -47,9 +48,9 @@ struct Row {
   LatencySummary rtt;
 };
 
-// Prints the table (and the perftest baseline per row when enabled), writes JSON, returns the
-// exit code.
+// Prints the table (and the perftest `baseline` per row, same bytes per message, when enabled),
+// writes JSON, returns the exit code.
 int Report(const BenchSetup& setup, const CommonBenchOptions& options, const std::string& title,
-           double target_ratio, const std::vector<Row>& rows);
+           const Baseline& baseline, double target_ratio, const std::vector<Row>& rows);
 
 }  // namespace vigil::bench

@@ -43,18 +43,23 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->capture_default_str();
 
-  vigil::bench::RingBenchOptions r;
-  auto* ring = app.add_subcommand(
-      "ring", "Polling channel: event -> verdict round trip through two signal rings vs perftest");
-  AddCommon(ring, r.common);
-  ring->add_option("--sizes", r.sizes, "Event payload sizes in bytes")
+  vigil::bench::ChannelBenchOptions ch;
+  auto* channel = app.add_subcommand(
+      "channel", "Signalling method event -> verdict round trip (polling | notify) vs perftest");
+  AddCommon(channel, ch.common);
+  channel->add_option("--method", ch.method, "polling (signal rings) or notify (SEND + sleep)")
+      ->check(CLI::IsMember({"polling", "notify"}))
+      ->capture_default_str();
+  channel->add_option("--sizes", ch.sizes, "Event payload sizes in bytes")
       ->delimiter(',')
       ->capture_default_str();
-  ring->add_option("--slots", r.slots, "Slots per ring (power of two)")->capture_default_str();
+  channel->add_option("--slots", ch.slots, "Ring slots (power of two) or posted receives")
+      ->check(CLI::Range(1u, 16384u))
+      ->capture_default_str();
 
   return vigil::cli::Run(app, common, argc, argv, [&] {
     if (transport->parsed()) return vigil::bench::RunTransportBench(t);
-    if (ring->parsed()) return vigil::bench::RunRingBench(r);
+    if (channel->parsed()) return vigil::bench::RunChannelBench(ch);
     return 2;
   });
 }

@@ -14,7 +14,7 @@
 
 namespace vigil::bench {
 
-Result<PerftestLatency> ParseWriteLat(const std::string& output, uint32_t bytes) {
+Result<PerftestLatency> ParseLatency(const std::string& output, uint32_t bytes) {
   std::istringstream in(output);
   std::string line;
   while (std::getline(in, line)) {
@@ -34,7 +34,7 @@ Result<PerftestLatency> ParseWriteLat(const std::string& output, uint32_t bytes)
     for (int i = 0; i < 7; ++i) *cols[i] = std::strtod(tok[i + 2].c_str(), nullptr);
     return r;
   }
-  return NotFound(fmt::format("no ib_write_lat result line for {} bytes in its output:\n{}", bytes,
+  return NotFound(fmt::format("no perftest result line for {} bytes in its output:\n{}", bytes,
                               output.substr(0, 2000)));
 }
 
@@ -72,10 +72,12 @@ Result<std::string> Capture(const std::string& cmd, int& exit_code) {
 }
 }  // namespace
 
-Result<PerftestLatency> RunWriteLat(const std::string& device, int gid_index, uint32_t bytes,
-                                    uint64_t iterations, int tcp_port, double cycles_per_us) {
-  const std::string common = fmt::format("ib_write_lat -d {} -x {} -s {} -n {} -p {} -F -C", device,
-                                         gid_index, bytes, iterations, tcp_port);
+Result<PerftestLatency> RunLatency(const Baseline& baseline, const std::string& device,
+                                   int gid_index, uint32_t bytes, uint64_t iterations, int tcp_port,
+                                   double cycles_per_us) {
+  const std::string common =
+      fmt::format("{} {} -d {} -x {} -s {} -n {} -p {} -F -C", baseline.tool, baseline.flags,
+                  device, gid_index, bytes, iterations, tcp_port);
   // Every external tool runs under timeout: perftest waits forever for a peer that never comes.
   std::string server_out;
   int server_rc = 0;
@@ -97,16 +99,18 @@ Result<PerftestLatency> RunWriteLat(const std::string& device, int gid_index, ui
   if (!client_out.ok()) return client_out.status();
   if (client_rc != 0) {
     return Unavailable(
-        fmt::format("ib_write_lat client exited with {} (is perftest installed?):\n{}\n"
+        fmt::format("{} client exited with {} (is perftest installed?):\n{}\n"
                     "server (exit {}):\n{}",
-                    client_rc, client_out->substr(0, 2000), server_rc, server_out.substr(0, 2000)));
+                    baseline.tool, client_rc, client_out->substr(0, 2000), server_rc,
+                    server_out.substr(0, 2000)));
   }
-  VIGIL_ASSIGN_OR_RETURN(PerftestLatency r, ParseWriteLat(*client_out, bytes));
+  VIGIL_ASSIGN_OR_RETURN(PerftestLatency r, ParseLatency(*client_out, bytes));
   for (double* v : {&r.t_min, &r.t_max, &r.t_typical, &r.t_avg, &r.t_stdev, &r.p99, &r.p999}) {
     *v /= cycles_per_us;  // -C reports cycles (its header still says usec)
   }
   if (!std::isfinite(r.t_typical) || r.t_typical <= 0) {
-    return Internal(fmt::format("ib_write_lat reported an unusable t_typical for {} bytes", bytes));
+    return Internal(
+        fmt::format("{} reported an unusable t_typical for {} bytes", baseline.tool, bytes));
   }
   return r;
 }

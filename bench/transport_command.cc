@@ -49,7 +49,7 @@ int RunTransportBench(const TransportBenchOptions& o) {
   }
   std::vector<Row> rows;
   for (const auto& r : results) rows.push_back({r.bytes, r.bytes, r.rtt});
-  return Report(*setup, o.common, "transport", 1.2, rows);
+  return Report(*setup, o.common, "transport", Baseline{"ib_write_lat", ""}, 1.2, rows);
 }
 
 }  // namespace vigil::bench

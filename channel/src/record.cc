@@ -4,6 +4,7 @@
 #include <isa-l/crc.h>
 
 #include <cstring>
+#include <string>
 
 namespace vigil::channel {
 namespace {
@@ -37,10 +38,11 @@ size_t EncodeRecord(std::span<std::byte> dst, uint64_t seq, uint16_t kind, uint1
 }
 
 Result<Record> DecodeRecord(std::span<const std::byte> bytes, uint64_t expected_seq,
-                            size_t max_payload, std::string_view where) {
+                            size_t max_payload, std::string_view what, int64_t slot) {
+  auto where = [&] { return slot < 0 ? std::string(what) : fmt::format("{} slot {}", what, slot); };
   if (bytes.size() < kRecordHeaderBytes) {
-    return DataLoss(fmt::format("{}: record of {} bytes is shorter than its {}-byte header", where,
-                                bytes.size(), kRecordHeaderBytes));
+    return DataLoss(fmt::format("{}: record of {} bytes is shorter than its {}-byte header",
+                                where(), bytes.size(), kRecordHeaderBytes));
   }
   Header h;
   std::memcpy(&h, bytes.data(), sizeof(h));
@@ -48,20 +50,20 @@ Result<Record> DecodeRecord(std::span<const std::byte> bytes, uint64_t expected_
     return DataLoss(
         fmt::format("{}: corrupted or out-of-sequence record: header sequence {}, "
                     "expected {}",
-                    where, h.seq, expected_seq));
+                    where(), h.seq, expected_seq));
   }
   if (h.len > max_payload || h.len > bytes.size() - kRecordHeaderBytes) {
     return DataLoss(
         fmt::format("{} sequence {}: length {} exceeds the payload capacity {} or the "
                     "{} bytes received",
-                    where, expected_seq, h.len, max_payload, bytes.size()));
+                    where(), expected_seq, h.len, max_payload, bytes.size()));
   }
   const uint32_t crc = Crc(h, bytes.data() + kRecordHeaderBytes);
   if (crc != h.crc32c) {
     return DataLoss(
         fmt::format("{} sequence {}: CRC mismatch (record {:#010x}, computed {:#010x}): "
                     "corrupted in flight or in memory",
-                    where, expected_seq, h.crc32c, crc));
+                    where(), expected_seq, h.crc32c, crc));
   }
   return Record{h.seq, h.kind, h.flags, bytes.subspan(kRecordHeaderBytes, h.len)};
 }

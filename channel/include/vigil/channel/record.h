@@ -30,8 +30,10 @@ size_t EncodeRecord(std::span<std::byte> dst, uint64_t seq, uint16_t kind, uint1
                     std::span<const std::byte> payload);
 
 // Validates `bytes` as the record with sequence `expected_seq` and at most `max_payload` payload
-// bytes. Errors are kDataLoss and start with `where` (e.g. "signal ring slot 3").
+// bytes. Errors are kDataLoss and start with `where` plus, if `slot` >= 0, " slot <slot>" (e.g.
+// "signal ring slot 3"). Nothing is formatted unless the record is rejected: this runs in polling
+// loops.
 Result<Record> DecodeRecord(std::span<const std::byte> bytes, uint64_t expected_seq,
-                            size_t max_payload, std::string_view where);
+                            size_t max_payload, std::string_view where, int64_t slot = -1);
 
 }  // namespace vigil::channel

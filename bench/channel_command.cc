@@ -1,0 +1,170 @@
+// `vigil-bench channel`: a signalling method's round trip. A replica sends an event record to the
+// voter, the voter receives it and sends a verdict back, the replica receives the verdict.
+//   polling: one-sided WRITEs into signal rings, both sides busy-poll (baseline ib_write_lat)
+//   notify:  SENDs into posted receives, both sides sleep on completion channels
+//            (baseline ib_send_lat -e, which also waits for completion events)
+// Both directions carry the same bytes per message as the baseline, measured in the same run.
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "harness.h"
+#include "vigil/channel/notify.h"
+#include "vigil/channel/ring.h"
+
+namespace vigil::bench {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kStall = 20s;  // no progress for this long: the peer is gone
+constexpr uint16_t kEvent = 1;
+constexpr uint16_t kVerdictAgree = 2;
+
+// The voter's loop: receive `total` events, answer each with a verdict carrying its sequence.
+template <typename Recv, typename Send>
+Status VoterLoop(uint64_t total, size_t buf_bytes, Recv recv, Send send) {
+  std::vector<std::byte> buf(buf_bytes);
+  for (uint64_t i = 0; i < total; ++i) {
+    VIGIL_ASSIGN_OR_RETURN(channel::Record ev, recv(buf));
+    const uint64_t seq = ev.seq;
+    VIGIL_RETURN_IF_ERROR(send(kVerdictAgree, std::as_bytes(std::span(&seq, 1))));
+  }
+  return Status::Ok();
+}
+
+// The replica's loop: event out, verdict back, timed; the first `warmup` are not recorded.
+template <typename Send, typename Recv>
+Status ReplicaLoop(uint64_t warmup, uint64_t total, uint32_t bytes, size_t buf_bytes,
+                   LatencySamples& samples, Send send, Recv recv) {
+  std::vector<std::byte> payload(bytes, std::byte{0x5a}), buf(buf_bytes);
+  for (uint64_t i = 0; i < total; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    VIGIL_RETURN_IF_ERROR(send(kEvent, payload));
+    VIGIL_ASSIGN_OR_RETURN(channel::Record v, recv(buf));
+    if (v.kind != kVerdictAgree || v.payload.size() != 8) {
+      return Internal(
+          fmt::format("unexpected verdict kind {} ({} bytes)", v.kind, v.payload.size()));
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    if (i >= warmup) {
+      samples.Record(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+    }
+  }
+  return Status::Ok();
+}
+
+uint32_t SlotBytesFor(uint32_t payload) {
+  return std::max<uint32_t>(64, (payload + channel::kSlotOverhead + 7) / 8 * 8);
+}
+
+Result<Row> MeasurePolling(BenchSetup& setup, const ChannelBenchOptions& o, uint32_t bytes) {
+  using channel::RingReader;
+  using channel::RingWriter;
+  const channel::RingConfig cfg{.slots = o.slots, .slot_bytes = SlotBytesFor(bytes)};
+  auto& t = *setup.transport;
+  VIGIL_ASSIGN_OR_RETURN(auto events, RingWriter::Create(t, cfg));    // replica -> voter
+  VIGIL_ASSIGN_OR_RETURN(auto verdicts, RingReader::Create(t, cfg));  // replica side
+  VIGIL_ASSIGN_OR_RETURN(auto inbox, RingReader::Create(t, cfg));     // voter side
+  VIGIL_ASSIGN_OR_RETURN(auto replies, RingWriter::Create(t, cfg));   // voter -> replica
+  const uint64_t total = o.common.warmup + o.common.iterations;
+  LatencySamples samples(o.common.iterations);
+  auto attach = [](RingReader& r, RingWriter& w, transport::Connection& c,
+                   const transport::PeerInfo& peer) -> Status {
+    VIGIL_ASSIGN_OR_RETURN(auto credit, peer.Region("ring-credit"));
+    VIGIL_ASSIGN_OR_RETURN(auto ring, peer.Region("signal-ring"));
+    r.Attach(&c, credit);
+    w.Attach(&c, ring);
+    return Status::Ok();
+  };
+  auto reader = [](RingReader& r) {
+    return [&r](std::span<std::byte> buf) -> Result<channel::Record> {
+      VIGIL_ASSIGN_OR_RETURN(channel::Record rec, r.Read(buf, kStall));
+      VIGIL_RETURN_IF_ERROR(r.Release());  // payload stays valid: it was copied into buf
+      return rec;
+    };
+  };
+  auto writer = [](RingWriter& w) {
+    return
+        [&w](uint16_t kind, std::span<const std::byte> p) { return w.Write(kind, 0, p, kStall); };
+  };
+  Side voter{{inbox->ring_region(), replies->credit_region()},
+             nullptr,
+             [&](transport::Connection& c, const transport::PeerInfo& peer) -> Status {
+               VIGIL_RETURN_IF_ERROR(attach(*inbox, *replies, c, peer));
+               return VoterLoop(total, cfg.slot_bytes, reader(*inbox), writer(*replies));
+             }};
+  Side replica{{verdicts->ring_region(), events->credit_region()},
+               nullptr,
+               [&](transport::Connection& c, const transport::PeerInfo& peer) -> Status {
+                 VIGIL_RETURN_IF_ERROR(attach(*verdicts, *events, c, peer));
+                 return ReplicaLoop(o.common.warmup, total, bytes, cfg.slot_bytes, samples,
+                                    writer(*events), reader(*verdicts));
+               }};
+  VIGIL_RETURN_IF_ERROR(RunPair(setup, std::move(voter), std::move(replica)));
+  return Row{bytes, cfg.slot_bytes, samples.Summarize()};
+}
+
+Result<Row> MeasureNotify(BenchSetup& setup, const ChannelBenchOptions& o, uint32_t bytes) {
+  using channel::NotifyEndpoint;
+  const channel::NotifyConfig cfg{.depth = o.slots, .max_payload = std::max<uint32_t>(bytes, 8)};
+  VIGIL_ASSIGN_OR_RETURN(auto replica_end, NotifyEndpoint::Create(*setup.transport, cfg));
+  VIGIL_ASSIGN_OR_RETURN(auto voter_end, NotifyEndpoint::Create(*setup.transport, cfg));
+  const uint64_t total = o.common.warmup + o.common.iterations;
+  LatencySamples samples(o.common.iterations);
+  auto receiver = [](NotifyEndpoint& e) {
+    return [&e](std::span<std::byte> buf) { return e.Receive(buf, kStall); };
+  };
+  auto sender = [](NotifyEndpoint& e) {
+    return [&e](uint16_t kind, std::span<const std::byte> p) { return e.Send(kind, 0, p, kStall); };
+  };
+  Side voter{{},
+             [&](transport::Connection& c) { return voter_end->Attach(&c); },
+             [&](transport::Connection&, const transport::PeerInfo&) -> Status {
+               return VoterLoop(total, cfg.max_payload, receiver(*voter_end), sender(*voter_end));
+             }};
+  Side replica{{},
+               [&](transport::Connection& c) { return replica_end->Attach(&c); },
+               [&](transport::Connection&, const transport::PeerInfo&) -> Status {
+                 return ReplicaLoop(o.common.warmup, total, bytes, cfg.max_payload, samples,
+                                    sender(*replica_end), receiver(*replica_end));
+               }};
+  VIGIL_RETURN_IF_ERROR(RunPair(setup, std::move(voter), std::move(replica)));
+  return Row{bytes, static_cast<uint32_t>(channel::kRecordHeaderBytes + bytes),
+             samples.Summarize()};
+}
+
+}  // namespace
+
+int RunChannelBench(const ChannelBenchOptions& o) {
+  const bool polling = o.method == "polling";
+  for (uint32_t b : o.sizes) {
+    if (b > 65536 - channel::kSlotOverhead) {
+      fmt::print(stderr, "error: --sizes: event payload {} exceeds {} bytes\n", b,
+                 65536 - channel::kSlotOverhead);
+      return 2;
+    }
+  }
+  if (Status st = channel::ValidateRingConfig({.slots = o.slots}); polling && !st.ok()) {
+    fmt::print(stderr, "error: --slots: {}\n", st.message());
+    return 2;
+  }
+  auto setup = OpenAndDescribe(o.common);
+  if (!setup) return 1;
+  fmt::print("# {} channel: event -> verdict round trip, {} iterations per size after {} warm-up\n",
+             o.method, o.common.iterations, o.common.warmup);
+  std::vector<Row> rows;
+  for (uint32_t b : o.sizes) {
+    auto row = polling ? MeasurePolling(*setup, o, b) : MeasureNotify(*setup, o, b);
+    if (!row.ok()) {
+      fmt::print(stderr, "error: {} byte events: {}\n", b, row.status().ToString());
+      return 1;
+    }
+    rows.push_back(*row);
+  }
+  const Baseline baseline = polling ? Baseline{"ib_write_lat", ""} : Baseline{"ib_send_lat", "-e"};
+  return Report(*setup, o.common, "channel-" + o.method, baseline, 1.3, rows);
+}
+
+}  // namespace vigil::bench
