@@ -120,8 +120,19 @@ Result<bool> RingReader::TryRead(std::span<std::byte> buf, Record& out) {
   // Copy first, validate the copy: the writer cannot change what we check after checking it.
   std::memcpy(buf.data(), slot, s);
   if (LoadU64(slot + s - 8) != next_) return false;  // overwritten while copying: look again
-  VIGIL_ASSIGN_OR_RETURN(out, DecodeRecord(buf.first(s - 8), next_, s - kSlotOverhead,
-                                           fmt::format("signal ring slot {}", index)));
+  // Placement order inside one RDMA WRITE is not guaranteed: the trailer may land before the
+  // rest of the slot. A record that does not validate yet is therefore re-read until the failure
+  // has persisted for kAnomalyPolls polls; only then is it corruption. (No formatting here on
+  // success: DecodeRecord builds its message only for a rejected record.)
+  auto rec = DecodeRecord(buf.first(s - 8), next_, s - kSlotOverhead, "signal ring",
+                          static_cast<int64_t>(index));
+  if (!rec.ok()) {
+    if (++invalid_polls_ < kAnomalyPolls) return false;
+    invalid_polls_ = 0;
+    return rec.status();
+  }
+  invalid_polls_ = 0;
+  out = *rec;
   return true;
 }
 

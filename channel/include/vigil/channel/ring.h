@@ -68,6 +68,7 @@ class RingReader {
   uint64_t reported_ = 0;
   uint64_t anomaly_value_ = 0;
   uint32_t anomaly_polls_ = 0;
+  uint32_t invalid_polls_ = 0;  // consecutive polls where the next record failed validation
 };
 
 class RingWriter {
