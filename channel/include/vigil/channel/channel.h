@@ -1,0 +1,58 @@
+// One interface over the three signalling methods, in the two roles of a replica group:
+//   ReplicaChannel: at an externalization point, send the event record and wait for the verdict;
+//   VoterChannel:   take the next event, decide, reply with the verdict.
+// Implementations: polling (signal rings, busy-polling), notify (SEND + sleeping receiver) and
+// rpc (one synchronous gRPC call per event). The same protocol tests run against all three.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "vigil/channel/notify.h"
+#include "vigil/channel/record.h"
+#include "vigil/channel/ring.h"
+
+namespace vigil::channel {
+
+class ReplicaChannel {
+ public:
+  virtual ~ReplicaChannel() = default;
+  virtual std::string_view method() const = 0;
+  virtual size_t max_payload() const = 0;
+  // Sends the event and waits (at most `timeout`) for the verdict, whose payload is copied into
+  // `buf` (at least max_payload() bytes).
+  virtual Result<Record> Signal(uint16_t kind, std::span<const std::byte> payload,
+                                std::span<std::byte> buf, std::chrono::nanoseconds timeout) = 0;
+};
+
+class VoterChannel {
+ public:
+  virtual ~VoterChannel() = default;
+  virtual std::string_view method() const = 0;
+  virtual size_t max_payload() const = 0;
+  // The next event (payload copied into `buf`), or kDeadlineExceeded after `timeout`.
+  virtual Result<Record> NextEvent(std::span<std::byte> buf, std::chrono::nanoseconds timeout) = 0;
+  // The verdict for the event NextEvent returned last.
+  virtual Status Reply(uint16_t kind, std::span<const std::byte> payload,
+                       std::chrono::nanoseconds timeout) = 0;
+};
+
+// polling: the replica writes events into the voter's ring and polls its own ring for verdicts.
+// Rings and connection must already be attached (RingWriter::Attach / RingReader::Attach).
+std::unique_ptr<ReplicaChannel> PollingReplica(RingWriter& events, RingReader& verdicts);
+std::unique_ptr<VoterChannel> PollingVoter(RingReader& events, RingWriter& verdicts);
+
+// notify: both directions over one attached NotifyEndpoint per side.
+std::unique_ptr<ReplicaChannel> NotifyReplica(NotifyEndpoint& endpoint);
+std::unique_ptr<VoterChannel> NotifyVoter(NotifyEndpoint& endpoint);
+
+// rpc: the voter serves vigil.signal.v1.Voter on `listen` ("host:port", port 0 = any; the bound
+// port is reported by RpcVoterPort); the replica calls it at `target`.
+Result<std::unique_ptr<VoterChannel>> RpcVoter(const std::string& listen, size_t max_payload);
+int RpcVoterPort(const VoterChannel& voter);
+Result<std::unique_ptr<ReplicaChannel>> RpcReplica(const std::string& target, size_t max_payload);
+
+}  // namespace vigil::channel

@@ -1,0 +1,122 @@
+// The polling and notify methods behind the channel interface.
+#include "vigil/channel/channel.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace vigil::channel {
+namespace {
+
+// Copies a record's payload into the caller's buffer and repoints the record at it.
+Result<Record> CopyOut(Record r, std::span<std::byte> buf) {
+  if (r.payload.size() > buf.size()) {
+    return InvalidArgument(fmt::format("buffer of {} bytes cannot hold a {}-byte payload",
+                                       buf.size(), r.payload.size()));
+  }
+  if (!r.payload.empty()) std::memcpy(buf.data(), r.payload.data(), r.payload.size());
+  r.payload = buf.first(r.payload.size());
+  return r;
+}
+
+// Reads the next record of `ring` into `buf` through a slot-sized scratch copy, then releases it.
+Result<Record> ReadRing(RingReader& ring, std::vector<std::byte>& scratch, std::span<std::byte> buf,
+                        std::chrono::nanoseconds timeout) {
+  VIGIL_ASSIGN_OR_RETURN(Record r, ring.Read(scratch, timeout));
+  auto out = CopyOut(r, buf);
+  VIGIL_RETURN_IF_ERROR(ring.Release());
+  return out;
+}
+
+class PollingReplicaImpl final : public ReplicaChannel {
+ public:
+  PollingReplicaImpl(RingWriter& events, RingReader& verdicts)
+      : events_(events), verdicts_(verdicts), scratch_(verdicts.config().slot_bytes) {}
+  std::string_view method() const override { return "polling"; }
+  size_t max_payload() const override {
+    return std::min(events_.max_payload(), size_t{verdicts_.config().slot_bytes} - kSlotOverhead);
+  }
+  Result<Record> Signal(uint16_t kind, std::span<const std::byte> payload, std::span<std::byte> buf,
+                        std::chrono::nanoseconds timeout) override {
+    VIGIL_RETURN_IF_ERROR(events_.Write(kind, 0, payload, timeout));
+    return ReadRing(verdicts_, scratch_, buf, timeout);
+  }
+
+ private:
+  RingWriter& events_;
+  RingReader& verdicts_;
+  std::vector<std::byte> scratch_;
+};
+
+class PollingVoterImpl final : public VoterChannel {
+ public:
+  PollingVoterImpl(RingReader& events, RingWriter& verdicts)
+      : events_(events), verdicts_(verdicts), scratch_(events.config().slot_bytes) {}
+  std::string_view method() const override { return "polling"; }
+  size_t max_payload() const override {
+    return std::min(verdicts_.max_payload(), size_t{events_.config().slot_bytes} - kSlotOverhead);
+  }
+  Result<Record> NextEvent(std::span<std::byte> buf, std::chrono::nanoseconds timeout) override {
+    return ReadRing(events_, scratch_, buf, timeout);
+  }
+  Status Reply(uint16_t kind, std::span<const std::byte> payload,
+               std::chrono::nanoseconds timeout) override {
+    return verdicts_.Write(kind, 0, payload, timeout);
+  }
+
+ private:
+  RingReader& events_;
+  RingWriter& verdicts_;
+  std::vector<std::byte> scratch_;
+};
+
+class NotifyReplicaImpl final : public ReplicaChannel {
+ public:
+  explicit NotifyReplicaImpl(NotifyEndpoint& e) : e_(e) {}
+  std::string_view method() const override { return "notify"; }
+  size_t max_payload() const override { return e_.max_payload(); }
+  Result<Record> Signal(uint16_t kind, std::span<const std::byte> payload, std::span<std::byte> buf,
+                        std::chrono::nanoseconds timeout) override {
+    VIGIL_RETURN_IF_ERROR(e_.Send(kind, 0, payload, timeout));
+    return e_.Receive(buf, timeout);
+  }
+
+ private:
+  NotifyEndpoint& e_;
+};
+
+class NotifyVoterImpl final : public VoterChannel {
+ public:
+  explicit NotifyVoterImpl(NotifyEndpoint& e) : e_(e) {}
+  std::string_view method() const override { return "notify"; }
+  size_t max_payload() const override { return e_.max_payload(); }
+  Result<Record> NextEvent(std::span<std::byte> buf, std::chrono::nanoseconds timeout) override {
+    return e_.Receive(buf, timeout);
+  }
+  Status Reply(uint16_t kind, std::span<const std::byte> payload,
+               std::chrono::nanoseconds timeout) override {
+    return e_.Send(kind, 0, payload, timeout);
+  }
+
+ private:
+  NotifyEndpoint& e_;
+};
+
+}  // namespace
+
+std::unique_ptr<ReplicaChannel> PollingReplica(RingWriter& events, RingReader& verdicts) {
+  return std::make_unique<PollingReplicaImpl>(events, verdicts);
+}
+std::unique_ptr<VoterChannel> PollingVoter(RingReader& events, RingWriter& verdicts) {
+  return std::make_unique<PollingVoterImpl>(events, verdicts);
+}
+std::unique_ptr<ReplicaChannel> NotifyReplica(NotifyEndpoint& e) {
+  return std::make_unique<NotifyReplicaImpl>(e);
+}
+std::unique_ptr<VoterChannel> NotifyVoter(NotifyEndpoint& e) {
+  return std::make_unique<NotifyVoterImpl>(e);
+}
+
+}  // namespace vigil::channel

@@ -1,0 +1,214 @@
+// The rpc method: one synchronous gRPC call per event (vigil.signal.v1.Voter/Signal). The call's
+// handler thread parks until the voter replies, like a replica whose call "migrates" into the
+// voter's context and returns with the verdict.
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+
+#include "vigil/channel/channel.h"
+#include "vigil/signal/v1/signal.grpc.pb.h"
+
+namespace vigil::channel {
+namespace {
+
+namespace pb = vigil::signal::v1;
+using Clock = std::chrono::steady_clock;
+
+// Checks what came over the wire against the channel's limits.
+Status CheckWire(const pb::EventRecord& r, size_t max_payload, const char* what) {
+  if (r.kind() > 0xFFFF || r.flags() > 0xFFFF) {
+    return InvalidArgument(
+        fmt::format("{}: kind {} / flags {} exceed 16 bits", what, r.kind(), r.flags()));
+  }
+  if (r.payload().size() > max_payload) {
+    return InvalidArgument(fmt::format("{}: payload of {} bytes exceeds the channel's {} bytes",
+                                       what, r.payload().size(), max_payload));
+  }
+  return Status::Ok();
+}
+
+Result<Record> ToRecord(const pb::EventRecord& r, std::span<std::byte> buf) {
+  if (r.payload().size() > buf.size()) {
+    return InvalidArgument(fmt::format("buffer of {} bytes cannot hold a {}-byte payload",
+                                       buf.size(), r.payload().size()));
+  }
+  std::memcpy(buf.data(), r.payload().data(), r.payload().size());
+  return Record{r.seq(), static_cast<uint16_t>(r.kind()), static_cast<uint16_t>(r.flags()),
+                buf.first(r.payload().size())};
+}
+
+class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
+ public:
+  explicit RpcVoterImpl(size_t max_payload) : max_payload_(max_payload) {}
+  ~RpcVoterImpl() override {
+    {
+      std::lock_guard lock(mu_);
+      shutdown_ = true;
+    }
+    cv_.notify_all();
+    if (server_)
+      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  }
+
+  Status Start(const std::string& listen) {
+    grpc::ServerBuilder b;
+    b.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port_);
+    b.RegisterService(this);
+    server_ = b.BuildAndStart();
+    if (!server_ || port_ == 0) {
+      return Unavailable(fmt::format("rpc voter cannot listen on '{}'", listen));
+    }
+    return Status::Ok();
+  }
+  int port() const { return port_; }
+
+  std::string_view method() const override { return "rpc"; }
+  size_t max_payload() const override { return max_payload_; }
+
+  // gRPC handler thread: queue the event, park until the voter replies (or the caller gives up).
+  grpc::Status Signal(grpc::ServerContext* ctx, const pb::EventRecord* req,
+                      pb::EventRecord* resp) override {
+    if (Status st = CheckWire(*req, max_payload_, "rpc event"); !st.ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, st.message());
+    }
+    Pending p{*req, {}, false};
+    std::unique_lock lock(mu_);
+    // Sequences only grow: an attempt the replica abandoned leaves a gap, a replay is refused.
+    if (req->seq() < expected_) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          fmt::format("rpc event sequence {} replayed (next expected >= {})",
+                                      req->seq(), expected_));
+    }
+    expected_ = req->seq() + 1;
+    queue_.push_back(&p);
+    cv_.notify_all();
+    while (!p.done && !shutdown_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(50));
+      if (ctx->IsCancelled() && !p.done) {
+        queue_.erase(std::remove(queue_.begin(), queue_.end(), &p), queue_.end());
+        if (current_ == &p) current_ = nullptr;
+        return grpc::Status(grpc::StatusCode::CANCELLED, "replica gave up waiting for the verdict");
+      }
+    }
+    if (!p.done) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "voter shutting down");
+    *resp = p.verdict;
+    return grpc::Status::OK;
+  }
+
+  Result<Record> NextEvent(std::span<std::byte> buf, std::chrono::nanoseconds timeout) override {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || shutdown_; }) || shutdown_) {
+      return DeadlineExceeded(
+          fmt::format("rpc voter: no event within {} ms",
+                      std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
+    }
+    current_ = queue_.front();
+    queue_.pop_front();
+    return ToRecord(current_->event, buf);
+  }
+
+  Status Reply(uint16_t kind, std::span<const std::byte> payload,
+               std::chrono::nanoseconds) override {
+    if (payload.size() > max_payload_) {
+      return OutOfRange(fmt::format("verdict payload of {} bytes exceeds the channel's {} bytes",
+                                    payload.size(), max_payload_));
+    }
+    std::lock_guard lock(mu_);
+    if (current_ == nullptr) return FailedPrecondition("rpc voter: no event awaits a verdict");
+    current_->verdict.set_seq(current_->event.seq());
+    current_->verdict.set_kind(kind);
+    current_->verdict.set_payload(payload.data(), payload.size());
+    current_->done = true;
+    current_ = nullptr;
+    cv_.notify_all();
+    return Status::Ok();
+  }
+
+ private:
+  struct Pending {
+    pb::EventRecord event;
+    pb::EventRecord verdict;
+    bool done;
+  };
+  const size_t max_payload_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending*> queue_;
+  Pending* current_ = nullptr;
+  uint64_t expected_ = 1;
+  bool shutdown_ = false;
+};
+
+class RpcReplicaImpl final : public ReplicaChannel {
+ public:
+  RpcReplicaImpl(const std::string& target, size_t max_payload)
+      : target_(target),
+        max_payload_(max_payload),
+        stub_(pb::Voter::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
+  }
+
+  std::string_view method() const override { return "rpc"; }
+  size_t max_payload() const override { return max_payload_; }
+
+  Result<Record> Signal(uint16_t kind, std::span<const std::byte> payload, std::span<std::byte> buf,
+                        std::chrono::nanoseconds timeout) override {
+    if (payload.size() > max_payload_) {
+      return OutOfRange(
+          fmt::format("event payload of {} bytes exceeds the rpc capacity of {} bytes",
+                      payload.size(), max_payload_));
+    }
+    pb::EventRecord req, resp;
+    const uint64_t seq = next_++;  // every attempt gets its own sequence, even if it fails
+    req.set_seq(seq);
+    req.set_kind(kind);
+    req.set_payload(payload.data(), payload.size());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout));
+    ctx.set_wait_for_ready(true);
+    grpc::Status st = stub_->Signal(&ctx, req, &resp);
+    if (!st.ok()) {
+      const StatusCode code = st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                                  ? StatusCode::kDeadlineExceeded
+                                  : StatusCode::kUnavailable;
+      return Status(code,
+                    fmt::format("rpc signal {} to voter {}: {}", seq, target_, st.error_message()));
+    }
+    VIGIL_RETURN_IF_ERROR(CheckWire(resp, max_payload_, "rpc verdict"));
+    if (resp.seq() != seq) {
+      return DataLoss(fmt::format("rpc verdict for sequence {}, expected {}", resp.seq(), seq));
+    }
+    return ToRecord(resp, buf);
+  }
+
+ private:
+  std::string target_;
+  size_t max_payload_;
+  std::unique_ptr<pb::Voter::Stub> stub_;
+  uint64_t next_ = 1;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<VoterChannel>> RpcVoter(const std::string& listen, size_t max_payload) {
+  auto v = std::make_unique<RpcVoterImpl>(max_payload);
+  VIGIL_RETURN_IF_ERROR(v->Start(listen));
+  return std::unique_ptr<VoterChannel>(std::move(v));
+}
+
+int RpcVoterPort(const VoterChannel& voter) {
+  auto* v = dynamic_cast<const RpcVoterImpl*>(&voter);
+  return v ? v->port() : 0;
+}
+
+Result<std::unique_ptr<ReplicaChannel>> RpcReplica(const std::string& target, size_t max_payload) {
+  return std::unique_ptr<ReplicaChannel>(std::make_unique<RpcReplicaImpl>(target, max_payload));
+}
+
+}  // namespace vigil::channel
