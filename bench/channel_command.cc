@@ -3,14 +3,21 @@
 //   polling: one-sided WRITEs into signal rings, both sides busy-poll (baseline ib_write_lat)
 //   notify:  SENDs into posted receives, both sides sleep on completion channels
 //            (baseline ib_send_lat -e, which also waits for completion events)
+//   rpc:     one synchronous gRPC call per event, handed to the voter thread and back
+//            (baseline: a bare gRPC unary echo of the same service, measured in this run)
 // Both directions carry the same bytes per message as the baseline, measured in the same run.
 #include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <optional>
 
+#include "environment.h"
 #include "harness.h"
+#include "vigil/channel/channel.h"
 #include "vigil/channel/notify.h"
 #include "vigil/channel/ring.h"
+#include "vigil/signal/v1/signal.grpc.pb.h"
 
 namespace vigil::bench {
 namespace {
@@ -103,7 +110,7 @@ Result<Row> MeasurePolling(BenchSetup& setup, const ChannelBenchOptions& o, uint
                                     writer(*events), reader(*verdicts));
                }};
   VIGIL_RETURN_IF_ERROR(RunPair(setup, std::move(voter), std::move(replica)));
-  return Row{bytes, cfg.slot_bytes, samples.Summarize()};
+  return Row{bytes, cfg.slot_bytes, samples.Summarize(), std::nullopt};
 }
 
 Result<Row> MeasureNotify(BenchSetup& setup, const ChannelBenchOptions& o, uint32_t bytes) {
@@ -131,8 +138,83 @@ Result<Row> MeasureNotify(BenchSetup& setup, const ChannelBenchOptions& o, uint3
                                     sender(*replica_end), receiver(*replica_end));
                }};
   VIGIL_RETURN_IF_ERROR(RunPair(setup, std::move(voter), std::move(replica)));
-  return Row{bytes, static_cast<uint32_t>(channel::kRecordHeaderBytes + bytes),
-             samples.Summarize()};
+  return Row{bytes, static_cast<uint32_t>(channel::kRecordHeaderBytes + bytes), samples.Summarize(),
+             std::nullopt};
+}
+
+// The rpc method's baseline: the same gRPC service answering in its handler, with no vigil
+// logic and no hand-off to a voter thread.
+class EchoVoter final : public vigil::signal::v1::Voter::Service {
+  grpc::Status Signal(grpc::ServerContext*, const vigil::signal::v1::EventRecord* req,
+                      vigil::signal::v1::EventRecord* resp) override {
+    *resp = *req;
+    return grpc::Status::OK;
+  }
+};
+
+Result<LatencySummary> MeasureGrpcEcho(const ChannelBenchOptions& o, uint32_t bytes) {
+  EchoVoter service;
+  int port = 0;
+  grpc::ServerBuilder b;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&service);
+  auto server = b.BuildAndStart();
+  if (!server || port == 0) return Unavailable("gRPC echo baseline cannot listen on 127.0.0.1");
+  auto stub = vigil::signal::v1::Voter::NewStub(
+      grpc::CreateChannel(fmt::format("127.0.0.1:{}", port), grpc::InsecureChannelCredentials()));
+  vigil::signal::v1::EventRecord req, resp;
+  req.set_kind(kEvent);
+  req.set_payload(std::string(bytes, 'Z'));
+  LatencySamples samples(o.common.iterations);
+  const uint64_t total = o.common.warmup + o.common.iterations;
+  for (uint64_t i = 0; i < total; ++i) {
+    req.set_seq(i + 1);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kStall);
+    const auto t0 = std::chrono::steady_clock::now();
+    grpc::Status st = stub->Signal(&ctx, req, &resp);
+    const auto t1 = std::chrono::steady_clock::now();
+    if (!st.ok()) return Unavailable("gRPC echo baseline: " + st.error_message());
+    if (i >= o.common.warmup) {
+      samples.Record(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+    }
+  }
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  return samples.Summarize();
+}
+
+Result<Row> MeasureRpc(const ChannelBenchOptions& o, uint32_t bytes) {
+  const size_t max_payload = std::max<uint32_t>(bytes, 8);
+  VIGIL_ASSIGN_OR_RETURN(auto voter, channel::RpcVoter("127.0.0.1:0", max_payload));
+  VIGIL_ASSIGN_OR_RETURN(
+      auto replica,
+      channel::RpcReplica(fmt::format("127.0.0.1:{}", channel::RpcVoterPort(*voter)), max_payload));
+  const uint64_t total = o.common.warmup + o.common.iterations;
+  LatencySamples samples(o.common.iterations);
+  std::vector<std::byte> scratch(max_payload);
+  VIGIL_RETURN_IF_ERROR(RunPinned(
+      [&] {
+        return VoterLoop(
+            total, max_payload,
+            [&](std::span<std::byte> buf) { return voter->NextEvent(buf, kStall); },
+            [&](uint16_t kind, std::span<const std::byte> p) {
+              return voter->Reply(kind, p, kStall);
+            });
+      },
+      [&] {
+        // Signal() is the whole round trip; the verdict it returns is handed to ReplicaLoop.
+        Result<channel::Record> last = Status(StatusCode::kInternal, "no verdict yet");
+        return ReplicaLoop(
+            o.common.warmup, total, bytes, max_payload, samples,
+            [&](uint16_t kind, std::span<const std::byte> p) -> Status {
+              last = replica->Signal(kind, p, scratch, kStall);
+              return last.status();
+            },
+            [&](std::span<std::byte>) { return last; });
+      }));
+  VIGIL_ASSIGN_OR_RETURN(LatencySummary echo, MeasureGrpcEcho(o, bytes));
+  return Row{bytes, static_cast<uint32_t>(bytes), samples.Summarize(), echo};
 }
 
 }  // namespace
@@ -150,21 +232,33 @@ int RunChannelBench(const ChannelBenchOptions& o) {
     fmt::print(stderr, "error: --slots: {}\n", st.message());
     return 2;
   }
-  auto setup = OpenAndDescribe(o.common);
-  if (!setup) return 1;
+  const bool rpc = o.method == "rpc";
+  std::optional<BenchSetup> setup;
+  if (rpc) {  // no RDMA involved: gRPC over loopback
+    setup.emplace();
+    PrintEnvironment(Environment(Describe(*setup)));
+  } else {
+    setup = OpenAndDescribe(o.common);
+    if (!setup) return 1;
+  }
   fmt::print("# {} channel: event -> verdict round trip, {} iterations per size after {} warm-up\n",
              o.method, o.common.iterations, o.common.warmup);
   std::vector<Row> rows;
   for (uint32_t b : o.sizes) {
-    auto row = polling ? MeasurePolling(*setup, o, b) : MeasureNotify(*setup, o, b);
+    auto row = rpc       ? MeasureRpc(o, b)
+               : polling ? MeasurePolling(*setup, o, b)
+                         : MeasureNotify(*setup, o, b);
     if (!row.ok()) {
       fmt::print(stderr, "error: {} byte events: {}\n", b, row.status().ToString());
       return 1;
     }
     rows.push_back(*row);
   }
-  const Baseline baseline = polling ? Baseline{"ib_write_lat", ""} : Baseline{"ib_send_lat", "-e"};
-  return Report(*setup, o.common, "channel-" + o.method, baseline, 1.3, rows);
+  const Baseline baseline = rpc       ? Baseline{"grpc-unary-echo", ""}
+                            : polling ? Baseline{"ib_write_lat", ""}
+                                      : Baseline{"ib_send_lat", "-e"};
+  // The target (<= 1.3x) is for the RDMA methods; rpc is reported against gRPC only.
+  return Report(*setup, o.common, "channel-" + o.method, baseline, rpc ? 0.0 : 1.3, rows);
 }
 
 }  // namespace vigil::bench

@@ -24,7 +24,7 @@ struct TransportBenchOptions {
 
 struct ChannelBenchOptions {
   CommonBenchOptions common;
-  std::string method = "polling";           // polling | notify
+  std::string method = "polling";           // polling | notify | rpc
   std::vector<uint32_t> sizes{8, 64, 200};  // event payload bytes
   uint32_t slots = 64;                      // ring slots (polling) or posted receives (notify)
 };

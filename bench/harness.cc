@@ -5,9 +5,13 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
+#include <utility>
 
 #include "environment.h"
 #include "perftest.h"
@@ -42,6 +46,11 @@ nlohmann::json SummaryJson(const LatencySummary& s) {
 
 }  // namespace
 
+std::string Describe(const BenchSetup& setup) {
+  return setup.transport ? setup.transport->Describe()
+                         : "no RDMA transport: gRPC over loopback TCP";
+}
+
 Result<BenchSetup> OpenTransport(const CommonBenchOptions& o) {
   BenchSetup s;
   if (!o.config.empty()) {
@@ -72,21 +81,40 @@ std::optional<BenchSetup> OpenAndDescribe(const CommonBenchOptions& options) {
   return std::move(*setup);
 }
 
+Status RunPinned(const std::function<Status()>& server, const std::function<Status()>& client) {
+  Status server_status;
+  std::thread server_thread([&] {
+    PinToCore(1);
+    server_status = server();
+  });
+  const cpu_set_t unpinned = CurrentMask();
+  PinToCore(0);
+  Status client_status = client();
+  pthread_setaffinity_np(pthread_self(), sizeof(unpinned), &unpinned);
+  server_thread.join();
+  VIGIL_RETURN_IF_ERROR(client_status);
+  return server_status.WithContext("benchmark server side");
+}
+
 Status RunPair(BenchSetup& setup, Side server_side, Side client_side) {
   auto& t = *setup.transport;
-  std::thread server_thread;
-  Status server_status;
+  // The acceptor hands the server side its connection; the pinned server thread picks it up.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::shared_ptr<transport::Connection> server_conn;
+  transport::PeerInfo server_peer;
+  bool accepted = false;
   transport::BootstrapServer server(t, "bench-server", setup.conn);
   server.AddService(
       "bench",
       [&](std::unique_ptr<transport::Connection> c,
           const transport::PeerInfo& peer) -> Result<std::vector<transport::RemoteRegion>> {
         if (server_side.prepare) VIGIL_RETURN_IF_ERROR(server_side.prepare(*c));
-        std::shared_ptr<transport::Connection> conn = std::move(c);
-        server_thread = std::thread([&, conn, peer] {
-          PinToCore(1);
-          server_status = server_side.run(*conn, peer);
-        });
+        std::lock_guard lock(mu);
+        server_conn = std::move(c);
+        server_peer = peer;
+        accepted = true;
+        cv.notify_all();
         return server_side.regions;
       });
   VIGIL_RETURN_IF_ERROR(server.Start("127.0.0.1:0"));
@@ -98,27 +126,30 @@ Status RunPair(BenchSetup& setup, Side server_side, Side client_side) {
   dial.regions = client_side.regions;
   dial.before_connect = client_side.prepare;
   auto dialed = transport::Dial(t, dial);
-  if (!dialed.ok()) {
-    if (server_thread.joinable()) server_thread.join();
-    return dialed.status();
-  }
-  const cpu_set_t unpinned = CurrentMask();
-  PinToCore(0);
-  Status client_status = client_side.run(*dialed->connection, dialed->peer);
-  pthread_setaffinity_np(pthread_self(), sizeof(unpinned), &unpinned);
-  if (server_thread.joinable()) server_thread.join();
+  if (!dialed.ok()) return dialed.status();
+  Status st = RunPinned(
+      [&]() -> Status {
+        std::unique_lock lock(mu);
+        if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return accepted; }) || !accepted) {
+          return Internal("the bootstrap server never handed over the connection");
+        }
+        lock.unlock();
+        return server_side.run(*server_conn, server_peer);
+      },
+      [&]() { return client_side.run(*dialed->connection, dialed->peer); });
   server.Shutdown();
-  VIGIL_RETURN_IF_ERROR(client_status);
-  return server_status.WithContext("benchmark server side");
+  return st;
 }
 
 int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::string& title,
            const Baseline& baseline, double target_ratio, const std::vector<Row>& rows) {
   auto logger = log::Get("bench");
+  bool all_measured = true;  // every row brought its own baseline: perftest is not needed
+  for (const auto& r : rows) all_measured &= r.baseline_rtt.has_value();
   const bool want_perftest =
-      o.perftest == "always" || (o.perftest == "auto" && o.transport == "verbs");
+      !all_measured && (o.perftest == "always" || (o.perftest == "auto" && o.transport == "verbs"));
   nlohmann::json out = {{"benchmark", title},
-                        {"environment", Environment(setup.transport->Describe())},
+                        {"environment", Environment(Describe(setup))},
                         {"results", nlohmann::json::array()}};
   double cycles_per_us = 0;
   if (want_perftest) {
@@ -137,7 +168,7 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
   fmt::print("\nbaseline: {} {} (same bytes per message, same device, this run)\n", baseline.tool,
              baseline.flags);
   fmt::print("{:>6} {:>6} | {:^39} | {:^25} | {:^19}\n", "", "", "vigil round trip, us",
-             "perftest RTT (2x typ.), us", "vigil / perftest");
+             "baseline round trip, us", "vigil / baseline");
   fmt::print("{:>6} {:>6} | {:>9} {:>9} {:>9} {:>9} | {:>12} {:>12} | {:>9} {:>9}\n", "bytes",
              "wire", "p50", "p99", "p99.9", "max", "p50", "p99", "p50", "p99");
   int port = 18515 + (static_cast<int>(getpid()) % 1000);
@@ -145,42 +176,49 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
   for (const auto& r : rows) {
     nlohmann::json row = {
         {"bytes", r.bytes}, {"wire_bytes", r.wire_bytes}, {"vigil_rtt", SummaryJson(r.rtt)}};
-    std::string pt50 = "-", pt99 = "-", ratio50 = "-", ratio99 = "-";
-    if (cycles_per_us > 0) {
+    std::optional<std::pair<double, double>> base;  // baseline round trip p50, p99 (us)
+    if (r.baseline_rtt) {
+      base = {r.baseline_rtt->p50_us, r.baseline_rtt->p99_us};
+      row["baseline"] = {{"tool", baseline.tool}, {"rtt", SummaryJson(*r.baseline_rtt)}};
+    } else if (cycles_per_us > 0) {
       auto pt = RunLatency(baseline, setup.device_name, setup.gid_index, r.wire_bytes,
                            o.iterations + o.warmup, port++, cycles_per_us);
       if (pt.ok()) {
-        const double p50 = 2 * pt->t_typical, p99 = 2 * pt->p99;
-        pt50 = fmt::format("{:.2f}", p50);
-        pt99 = fmt::format("{:.2f}", p99);
-        ratio50 = fmt::format("{:.2f}x", r.rtt.p50_us / p50);
-        ratio99 = fmt::format("{:.2f}x", r.rtt.p99_us / p99);
-        all_met &= r.rtt.p50_us / p50 <= target_ratio;
-        any_ratio = true;
-        row["perftest"] = {{"tool", "ib_write_lat"},
+        // perftest reports half round trips.
+        base = {2 * pt->t_typical, 2 * pt->p99};
+        row["baseline"] = {{"tool", baseline.tool + " " + baseline.flags},
                            {"bytes", r.wire_bytes},
                            {"iterations", pt->iterations},
                            {"t_typical_half_rtt_us", pt->t_typical},
                            {"p99_half_rtt_us", pt->p99},
                            {"p999_half_rtt_us", pt->p999},
                            {"t_max_half_rtt_us", pt->t_max},
-                           {"rtt_p50_us", p50},
-                           {"rtt_p99_us", p99}};
-        row["ratio_p50"] = r.rtt.p50_us / p50;
-        row["ratio_p99"] = r.rtt.p99_us / p99;
+                           {"rtt_p50_us", base->first},
+                           {"rtt_p99_us", base->second}};
       } else {
         logger->warn("perftest baseline for {} bytes unavailable: {}", r.wire_bytes,
                      pt.status().ToString());
-        row["perftest_error"] = pt.status().ToString();
+        row["baseline_error"] = pt.status().ToString();
       }
     }
+    std::string b50 = "-", b99 = "-", ratio50 = "-", ratio99 = "-";
+    if (base) {
+      b50 = fmt::format("{:.2f}", base->first);
+      b99 = fmt::format("{:.2f}", base->second);
+      ratio50 = fmt::format("{:.2f}x", r.rtt.p50_us / base->first);
+      ratio99 = fmt::format("{:.2f}x", r.rtt.p99_us / base->second);
+      all_met &= r.rtt.p50_us / base->first <= target_ratio;
+      any_ratio = true;
+      row["ratio_p50"] = r.rtt.p50_us / base->first;
+      row["ratio_p99"] = r.rtt.p99_us / base->second;
+    }
     fmt::print("{:>6} {:>6} | {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f} | {:>12} {:>12} | {:>9} {:>9}\n",
-               r.bytes, r.wire_bytes, r.rtt.p50_us, r.rtt.p99_us, r.rtt.p999_us, r.rtt.max_us, pt50,
-               pt99, ratio50, ratio99);
+               r.bytes, r.wire_bytes, r.rtt.p50_us, r.rtt.p99_us, r.rtt.p999_us, r.rtt.max_us, b50,
+               b99, ratio50, ratio99);
     out["results"].push_back(row);
   }
-  if (any_ratio) {
-    fmt::print("\ntarget: vigil p50 round trip <= {:.1f}x perftest: {}\n", target_ratio,
+  if (any_ratio && target_ratio > 0) {
+    fmt::print("\ntarget: vigil p50 round trip <= {:.1f}x {}: {}\n", target_ratio, baseline.tool,
                all_met ? "met at every size" : "MISSED at some size (see table)");
   } else if (want_perftest) {
     fmt::print("\nno perftest baseline (install perftest: apt-get install perftest)\n");

@@ -19,7 +19,7 @@
 namespace vigil::bench {
 
 struct BenchSetup {
-  std::unique_ptr<transport::Transport> transport;
+  std::unique_ptr<transport::Transport> transport;  // null for benchmarks without RDMA (rpc)
   transport::VerbsOptions verbs;
   transport::ConnectionOptions conn;
   std::string device_name;  // "fake" for the fake transport
@@ -27,6 +27,8 @@ struct BenchSetup {
 };
 
 Result<BenchSetup> OpenTransport(const CommonBenchOptions& options);
+// The device line of the environment header.
+std::string Describe(const BenchSetup& setup);
 // OpenTransport, then the environment header; errors are printed and yield nullopt.
 std::optional<BenchSetup> OpenAndDescribe(const CommonBenchOptions& options);
 
@@ -42,14 +44,21 @@ struct Side {
 // CPU mask afterwards (children inherit it: perftest must not be squeezed onto one core).
 Status RunPair(BenchSetup& setup, Side server, Side client);
 
+// Runs `server` on a thread pinned to core 1 and `client` on the calling thread pinned to core 0
+// (restored afterwards); returns the client's status, else the server's.
+Status RunPinned(const std::function<Status()>& server, const std::function<Status()>& client);
+
 struct Row {
   uint32_t bytes = 0;       // payload size, as shown
-  uint32_t wire_bytes = 0;  // bytes per RDMA WRITE; the perftest baseline uses this size
+  uint32_t wire_bytes = 0;  // bytes per message; a perftest baseline uses this size
   LatencySummary rtt;
+  // A baseline measured in this process (e.g. a bare gRPC echo); otherwise perftest is run.
+  std::optional<LatencySummary> baseline_rtt;
 };
 
-// Prints the table (and the perftest `baseline` per row, same bytes per message, when enabled),
-// writes JSON, returns the exit code.
+// Prints the table with each row's baseline (its own measured baseline_rtt, or else the perftest
+// `baseline` with the same bytes per message, when enabled), writes JSON, returns the exit code.
+// `target_ratio` <= 0: no target line.
 int Report(const BenchSetup& setup, const CommonBenchOptions& options, const std::string& title,
            const Baseline& baseline, double target_ratio, const std::vector<Row>& rows);
 

@@ -45,10 +45,13 @@ int main(int argc, char** argv) {
 
   vigil::bench::ChannelBenchOptions ch;
   auto* channel = app.add_subcommand(
-      "channel", "Signalling method event -> verdict round trip (polling | notify) vs perftest");
+      "channel",
+      "Signalling method event -> verdict round trip (polling | notify | rpc) vs a baseline");
   AddCommon(channel, ch.common);
-  channel->add_option("--method", ch.method, "polling (signal rings) or notify (SEND + sleep)")
-      ->check(CLI::IsMember({"polling", "notify"}))
+  channel
+      ->add_option("--method", ch.method,
+                   "polling (signal rings), notify (SEND + sleep) or rpc (gRPC call)")
+      ->check(CLI::IsMember({"polling", "notify", "rpc"}))
       ->capture_default_str();
   channel->add_option("--sizes", ch.sizes, "Event payload sizes in bytes")
       ->delimiter(',')

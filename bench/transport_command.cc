@@ -48,7 +48,7 @@ int RunTransportBench(const TransportBenchOptions& o) {
     return 1;
   }
   std::vector<Row> rows;
-  for (const auto& r : results) rows.push_back({r.bytes, r.bytes, r.rtt});
+  for (const auto& r : results) rows.push_back({r.bytes, r.bytes, r.rtt, std::nullopt});
   return Report(*setup, o.common, "transport", Baseline{"ib_write_lat", ""}, 1.2, rows);
 }
 
