@@ -165,7 +165,7 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
       logger->warn("no perftest baseline: {}", cal.status().ToString());
     }
   }
-  fmt::print("\nbaseline: {} {} (same bytes per message, same device, this run)\n", baseline.tool,
+  fmt::print("\nbaseline: {} {} (same bytes per message, measured in this run)\n", baseline.tool,
              baseline.flags);
   fmt::print("{:>6} {:>6} | {:^39} | {:^25} | {:^19}\n", "", "", "vigil round trip, us",
              "baseline round trip, us", "vigil / baseline");
