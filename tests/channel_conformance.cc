@@ -44,11 +44,10 @@ class Channels : public ::testing::TestWithParam<Param> {
       replica_ = std::move(*r);
       return;
     }
-    auto a = t_.a->CreateConnection({.name = "replica"});
-    auto b = t_.b->CreateConnection({.name = "voter"});
-    ASSERT_TRUE(a.ok() && b.ok());
-    rconn_ = std::move(*a);
-    vconn_ = std::move(*b);
+    auto conns = MakeConnections(t_);
+    ASSERT_TRUE(conns.ok()) << conns.status();
+    rconn_ = std::move(conns->replica);
+    vconn_ = std::move(conns->voter);
     if (method == "notify") {
       auto re = channel::NotifyEndpoint::Create(*t_.a, {.depth = 16, .max_payload = kMaxPayload});
       auto ve = channel::NotifyEndpoint::Create(*t_.b, {.depth = 16, .max_payload = kMaxPayload});

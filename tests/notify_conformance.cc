@@ -27,27 +27,13 @@ std::vector<std::byte> Bytes(uint64_t i, size_t len) {
   return p;
 }
 
-class Notify : public ::testing::TestWithParam<TransportFactory> {
+class Notify : public TransportFixture {
  protected:
-  void SetUp() override {
-    auto pair = GetParam().make();
-    if (!pair.ok()) {
-      VIGIL_SKIP_WITHOUT_RDMA(pair.status());
-    }
-    t_ = *pair;
-  }
-
   void Build(NotifyConfig cfg, bool faulty = false) {
-    auto a = t_.a->CreateConnection({.name = "replica"});
-    auto b = t_.b->CreateConnection({.name = "voter"});
-    ASSERT_TRUE(a.ok() && b.ok());
-    aconn_ = std::move(*a);
-    bconn_ = std::move(*b);
-    if (faulty) {
-      auto wrapped = transport::FaultInjectingConnection::Wrap(std::move(aconn_), faults_, *t_.a);
-      ASSERT_TRUE(wrapped.ok()) << wrapped.status();
-      aconn_ = std::move(*wrapped);
-    }
+    auto pair = MakeConnections(t_, faulty ? faults_ : nullptr);
+    ASSERT_TRUE(pair.ok()) << pair.status();
+    aconn_ = std::move(pair->replica);
+    bconn_ = std::move(pair->voter);
     auto ea = NotifyEndpoint::Create(*t_.a, cfg);
     auto eb = NotifyEndpoint::Create(*t_.b, cfg);
     ASSERT_TRUE(ea.ok() && eb.ok());
@@ -60,7 +46,6 @@ class Notify : public ::testing::TestWithParam<TransportFactory> {
     buf_.resize(cfg.max_payload);
   }
 
-  TransportPair t_;
   std::shared_ptr<transport::FaultInjector> faults_ = std::make_shared<transport::FaultInjector>();
   std::unique_ptr<transport::Connection> aconn_, bconn_;
   std::unique_ptr<NotifyEndpoint> a_, b_;

@@ -30,30 +30,15 @@ std::vector<std::byte> Payload(uint64_t i, size_t len) {
   return p;
 }
 
-class Ring : public ::testing::TestWithParam<TransportFactory> {
+class Ring : public TransportFixture {
  protected:
-  void SetUp() override {
-    auto pair = GetParam().make();
-    if (!pair.ok()) {
-      VIGIL_SKIP_WITHOUT_RDMA(pair.status());
-    }
-    t_ = *pair;
-  }
-
   // writer (replica) -> reader (voter), optionally through a fault injector on the writer side.
   void Build(RingConfig cfg, bool faulty = false) {
-    auto w = t_.a->CreateConnection({.name = "replica"});
-    auto r = t_.b->CreateConnection({.name = "voter"});
-    ASSERT_TRUE(w.ok() && r.ok());
-    wconn_ = std::move(*w);
-    rconn_ = std::move(*r);
-    if (faulty) {
-      auto wrapped = transport::FaultInjectingConnection::Wrap(std::move(wconn_), faults_, *t_.a);
-      ASSERT_TRUE(wrapped.ok()) << wrapped.status();
-      wconn_ = std::move(*wrapped);
-    }
-    ASSERT_TRUE(wconn_->Connect(rconn_->local_endpoint()).ok());
-    ASSERT_TRUE(rconn_->Connect(wconn_->local_endpoint()).ok());
+    auto pair = MakeConnections(t_, faulty ? faults_ : nullptr);
+    ASSERT_TRUE(pair.ok()) << pair.status();
+    ASSERT_TRUE(ConnectBoth(*pair).ok());
+    wconn_ = std::move(pair->replica);
+    rconn_ = std::move(pair->voter);
     auto reader = RingReader::Create(*t_.b, cfg);
     auto writer = RingWriter::Create(*t_.a, cfg);
     ASSERT_TRUE(reader.ok()) << reader.status();
@@ -65,7 +50,6 @@ class Ring : public ::testing::TestWithParam<TransportFactory> {
     buf_.resize(cfg.slot_bytes);
   }
 
-  TransportPair t_;
   std::shared_ptr<transport::FaultInjector> faults_ = std::make_shared<transport::FaultInjector>();
   std::unique_ptr<transport::Connection> wconn_, rconn_;
   std::unique_ptr<RingReader> reader_;

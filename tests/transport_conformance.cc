@@ -269,4 +269,21 @@ INSTANTIATE_TEST_SUITE_P(Transports, Conformance, ::testing::ValuesIn(Conformanc
                          FactoryName);
 
 }  // namespace
+Result<ConnectionPair> MakeConnections(const TransportPair& t,
+                                       std::shared_ptr<transport::FaultInjector> faults) {
+  ConnectionPair p;
+  VIGIL_ASSIGN_OR_RETURN(p.replica, t.a->CreateConnection({.name = "replica"}));
+  VIGIL_ASSIGN_OR_RETURN(p.voter, t.b->CreateConnection({.name = "voter"}));
+  if (faults) {
+    VIGIL_ASSIGN_OR_RETURN(p.replica, transport::FaultInjectingConnection::Wrap(
+                                          std::move(p.replica), std::move(faults), *t.a));
+  }
+  return p;
+}
+
+Status ConnectBoth(ConnectionPair& p) {
+  VIGIL_RETURN_IF_ERROR(p.replica->Connect(p.voter->local_endpoint()));
+  return p.voter->Connect(p.replica->local_endpoint());
+}
+
 }  // namespace vigil::testing
