@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <atomic>
 #include <cstring>
 
 #include "vigil/common/cli.h"
@@ -26,25 +25,15 @@ struct Control {
   uint64_t seq_base;
 };
 
-uint64_t LoadSeq(const std::byte* p) {
-  // The peer's NIC writes these bytes; acquire keeps our later reads of the message after it.
-  return std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p))
-      .load(std::memory_order_acquire);
-}
-
 // Spins until the 8 bytes at `p` equal `want`. No allocation, lock or log on this path; the
 // clock and shutdown flag are read only every 4096 spins.
 Status SpinFor(const std::byte* p, uint64_t want, Connection& conn,
                std::chrono::milliseconds stall) {
   Clock::time_point deadline{};
   for (uint32_t spins = 0;; ++spins) {
-    if (LoadSeq(p) == want) return Status::Ok();
+    if (transport::LoadPolled64(p) == want) return Status::Ok();
     if ((spins & 4095) == 4095) {
-      transport::Completion cs[4];
-      const size_t n = conn.PollSend(cs);
-      for (size_t i = 0; i < n; ++i) {
-        if (!cs[i].ok()) return cs[i].ToStatus(conn.name());
-      }
+      VIGIL_RETURN_IF_ERROR(transport::DrainSendCompletions(conn));
       const auto now = Clock::now();
       if (deadline == Clock::time_point{}) deadline = now + stall;
       if (now > deadline) {
@@ -64,16 +53,8 @@ Status SendMessage(Connection& conn, const PingPongBuffer& buf, transport::Remot
   std::memcpy(out + bytes - 8, &seq, 8);
   transport::SendFlags quiet;
   quiet.signaled = false;
-  Status st = conn.PostWrite(buf.buffer().mr().Slice(kOut, bytes), dst, seq, quiet);
-  while (st.code() == StatusCode::kResourceExhausted) {  // retire internal signals, then retry
-    transport::Completion cs[8];
-    const size_t n = conn.PollSend(cs);
-    for (size_t i = 0; i < n; ++i) {
-      if (!cs[i].ok()) return cs[i].ToStatus(conn.name());
-    }
-    st = conn.PostWrite(buf.buffer().mr().Slice(kOut, bytes), dst, seq, quiet);
-  }
-  return st;
+  return transport::PostWhenQueueHasRoom(
+      conn, [&] { return conn.PostWrite(buf.buffer().mr().Slice(kOut, bytes), dst, seq, quiet); });
 }
 
 Status SendControl(Connection& conn, const PingPongBuffer& buf, const Control& c) {

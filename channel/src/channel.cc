@@ -36,7 +36,7 @@ class PollingReplicaImpl final : public ReplicaChannel {
       : events_(events), verdicts_(verdicts), scratch_(verdicts.config().slot_bytes) {}
   std::string_view method() const override { return "polling"; }
   size_t max_payload() const override {
-    return std::min(events_.max_payload(), size_t{verdicts_.config().slot_bytes} - kSlotOverhead);
+    return std::min(events_.max_payload(), verdicts_.max_payload());
   }
   Result<Record> Signal(uint16_t kind, std::span<const std::byte> payload, std::span<std::byte> buf,
                         std::chrono::nanoseconds timeout) override {
@@ -56,7 +56,7 @@ class PollingVoterImpl final : public VoterChannel {
       : events_(events), verdicts_(verdicts), scratch_(events.config().slot_bytes) {}
   std::string_view method() const override { return "polling"; }
   size_t max_payload() const override {
-    return std::min(verdicts_.max_payload(), size_t{events_.config().slot_bytes} - kSlotOverhead);
+    return std::min(verdicts_.max_payload(), events_.max_payload());
   }
   Result<Record> NextEvent(std::span<std::byte> buf, std::chrono::nanoseconds timeout) override {
     return ReadRing(events_, scratch_, buf, timeout);

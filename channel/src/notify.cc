@@ -50,14 +50,8 @@ Status NotifyEndpoint::Send(uint16_t kind, uint16_t flags, std::span<const std::
   const bool inline_send = n <= conn_->max_inline();
   transport::SendFlags f;
   f.signaled = !inline_send;  // an inline payload is copied at post time: no need to wait
-  Status st = conn_->PostSend(send_->mr().Slice(0, n), send_seq_, f);
-  while (st.code() == StatusCode::kResourceExhausted) {
-    transport::Completion cs[8];
-    const size_t k = conn_->PollSend(cs);
-    for (size_t i = 0; i < k; ++i) VIGIL_RETURN_IF_ERROR(cs[i].ToStatus(conn_->name()));
-    st = conn_->PostSend(send_->mr().Slice(0, n), send_seq_, f);
-  }
-  VIGIL_RETURN_IF_ERROR(st);
+  VIGIL_RETURN_IF_ERROR(transport::PostWhenQueueHasRoom(
+      *conn_, [&] { return conn_->PostSend(send_->mr().Slice(0, n), send_seq_, f); }));
   if (!inline_send) VIGIL_RETURN_IF_ERROR(transport::WaitSendOk(*conn_, timeout));
   ++send_seq_;
   return Status::Ok();

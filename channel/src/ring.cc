@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <atomic>
 #include <cstring>
 
 namespace vigil::channel {
@@ -14,32 +13,13 @@ using Clock = std::chrono::steady_clock;
 // trailer caught mid-write is never mistaken for an overrun.
 constexpr uint32_t kAnomalyPolls = 1024;
 
-uint64_t LoadU64(const std::byte* p) {
-  // Written by the NIC on behalf of the peer; acquire orders our copy of the slot after it.
-  return std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p))
-      .load(std::memory_order_acquire);
-}
-
-Status DrainSend(transport::Connection& conn) {
-  transport::Completion cs[8];
-  const size_t n = conn.PollSend(cs);
-  for (size_t i = 0; i < n; ++i) {
-    if (!cs[i].ok()) return cs[i].ToStatus(conn.name());
-  }
-  return Status::Ok();
-}
-
-// Posts an unsignaled WRITE; when the send queue is full, retires completions and retries.
+// Posts an unsignaled WRITE, waiting for room in the send queue.
 Status PostQuiet(transport::Connection& conn, const transport::LocalSlice& src,
                  transport::RemoteAddr dst, uint64_t wr_id) {
   transport::SendFlags quiet;
   quiet.signaled = false;
-  Status st = conn.PostWrite(src, dst, wr_id, quiet);
-  while (st.code() == StatusCode::kResourceExhausted) {
-    VIGIL_RETURN_IF_ERROR(DrainSend(conn));
-    st = conn.PostWrite(src, dst, wr_id, quiet);
-  }
-  return st;
+  return transport::PostWhenQueueHasRoom(conn,
+                                         [&] { return conn.PostWrite(src, dst, wr_id, quiet); });
 }
 
 }  // namespace
@@ -96,7 +76,7 @@ Result<bool> RingReader::TryRead(std::span<std::byte> buf, Record& out) {
   }
   const size_t index = (next_ - 1) & (config_.slots - 1);
   const std::byte* slot = ring_->data() + index * s;
-  const uint64_t trailer = LoadU64(slot + s - 8);
+  const uint64_t trailer = transport::LoadPolled64(slot + s - 8);
   if (trailer != next_) {
     // Expected states: never written (0) or the previous lap's record. Anything else, if it
     // persists, means the writer overran its credits or the memory was corrupted.
@@ -119,12 +99,13 @@ Result<bool> RingReader::TryRead(std::span<std::byte> buf, Record& out) {
   }
   // Copy first, validate the copy: the writer cannot change what we check after checking it.
   std::memcpy(buf.data(), slot, s);
-  if (LoadU64(slot + s - 8) != next_) return false;  // overwritten while copying: look again
+  if (transport::LoadPolled64(slot + s - 8) != next_)
+    return false;  // overwritten while copying: look again
   // Placement order inside one RDMA WRITE is not guaranteed: the trailer may land before the
   // rest of the slot. A record that does not validate yet is therefore re-read until the failure
   // has persisted for kAnomalyPolls polls; only then is it corruption. (No formatting here on
   // success: DecodeRecord builds its message only for a rejected record.)
-  auto rec = DecodeRecord(buf.first(s - 8), next_, s - kSlotOverhead, "signal ring",
+  auto rec = DecodeRecord(buf.first(s - 8), next_, max_payload(), "signal ring",
                           static_cast<int64_t>(index));
   if (!rec.ok()) {
     if (++invalid_polls_ < kAnomalyPolls) return false;
@@ -143,7 +124,7 @@ Result<Record> RingReader::Read(std::span<std::byte> buf, std::chrono::nanosecon
     VIGIL_ASSIGN_OR_RETURN(bool got, TryRead(buf, r));
     if (got) return r;
     if ((spins & 1023) == 1023) {
-      if (conn_ != nullptr) VIGIL_RETURN_IF_ERROR(DrainSend(*conn_));
+      if (conn_ != nullptr) VIGIL_RETURN_IF_ERROR(transport::DrainSendCompletions(*conn_));
       if (Clock::now() > deadline) {
         return DeadlineExceeded(
             fmt::format("signal ring: no record with sequence {} within {} ms", next_,
@@ -198,8 +179,6 @@ void RingWriter::Attach(transport::Connection* conn, transport::RemoteRegion rin
   ring_ = std::move(ring);
 }
 
-Status RingWriter::DrainCompletions() { return DrainSend(*conn_); }
-
 Result<bool> RingWriter::TryWrite(uint16_t kind, uint16_t flags,
                                   std::span<const std::byte> payload) {
   if (conn_ == nullptr)
@@ -208,9 +187,9 @@ Result<bool> RingWriter::TryWrite(uint16_t kind, uint16_t flags,
     return OutOfRange(fmt::format("event payload of {} bytes exceeds the slot capacity of {} bytes",
                                   payload.size(), max_payload()));
   }
-  const uint64_t consumed = LoadU64(credit_->data());
+  const uint64_t consumed = transport::LoadPolled64(credit_->data());
   if (next_ - 1 - consumed >= config_.slots) {
-    VIGIL_RETURN_IF_ERROR(DrainCompletions());
+    VIGIL_RETURN_IF_ERROR(transport::DrainSendCompletions(*conn_));
     return false;
   }
   const size_t s = config_.slot_bytes;

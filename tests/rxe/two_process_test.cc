@@ -176,14 +176,10 @@ TEST_F(TwoProcess, UnsignaledBurstThenOneSignaledWrite) {
   transport::SendFlags quiet;
   quiet.signaled = false;
   for (uint32_t i = 0; i < 200; ++i) {  // 200 > sq_depth/2: relies on internal signaling
-    Status st =
-        conn_->PostWrite(data_->mr().Slice(i * 128, 128), *peer_data_.At(i * 128, 128), i, quiet);
-    while (st.code() == StatusCode::kResourceExhausted) {
-      transport::Completion cs[4];
-      conn_->PollSend(cs);
-      st =
-          conn_->PostWrite(data_->mr().Slice(i * 128, 128), *peer_data_.At(i * 128, 128), i, quiet);
-    }
+    Status st = transport::PostWhenQueueHasRoom(*conn_, [&] {
+      return conn_->PostWrite(data_->mr().Slice(i * 128, 128), *peer_data_.At(i * 128, 128), i,
+                              quiet);
+    });
     ASSERT_TRUE(st.ok()) << st;
   }
   ASSERT_TRUE(conn_->PostWrite(data_->mr().Slice(0, 8), *peer_data_.At(0, 8), 999).ok());

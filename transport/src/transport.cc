@@ -118,6 +118,13 @@ Status CheckLocalSlice(const LocalSlice& s, std::string_view connection, std::st
   return Status::Ok();
 }
 
+Status DrainSendCompletions(Connection& conn) {
+  Completion cs[8];
+  const size_t n = conn.PollSend(cs);
+  for (size_t i = 0; i < n; ++i) VIGIL_RETURN_IF_ERROR(cs[i].ToStatus(conn.name()));
+  return Status::Ok();
+}
+
 Status WaitSendOk(Connection& conn, std::chrono::nanoseconds timeout) {
   VIGIL_ASSIGN_OR_RETURN(Completion c, conn.WaitSend(timeout));
   return c.ToStatus(conn.name());

@@ -56,6 +56,7 @@ class RingReader {
 
   uint64_t next_seq() const { return next_; }
   const RingConfig& config() const { return config_; }
+  size_t max_payload() const { return config_.slot_bytes - kSlotOverhead; }
 
  private:
   RingReader() = default;
@@ -91,7 +92,6 @@ class RingWriter {
 
  private:
   RingWriter() = default;
-  Status DrainCompletions();
   RingConfig config_;
   std::unique_ptr<transport::RegisteredBuffer> staging_;  // mirror of the ring
   std::unique_ptr<transport::RegisteredBuffer> credit_;   // the reader writes consumed here

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -222,6 +223,30 @@ class RegisteredBuffer {
 // OK if `s` names a registration and lies inside it (and fits one work request's 32-bit length);
 // otherwise an error naming the connection and the operation.
 Status CheckLocalSlice(const LocalSlice& s, std::string_view connection, std::string_view op);
+
+// Retires whatever send completions are ready (non-blocking) and returns the first error among
+// them, or OK. For callers that post unsignaled work: the connection's internal signals only
+// retire the send queue when someone polls it.
+Status DrainSendCompletions(Connection& conn);
+
+// Runs `post` (a Post* call returning Status) again for as long as the send queue is full,
+// draining send completions in between; returns the first other result.
+template <typename Post>
+Status PostWhenQueueHasRoom(Connection& conn, Post&& post) {
+  Status st = post();
+  while (st.code() == StatusCode::kResourceExhausted) {
+    VIGIL_RETURN_IF_ERROR(DrainSendCompletions(conn));
+    st = post();
+  }
+  return st;
+}
+
+// Reads 8 bytes that a peer's RDMA WRITE places into local memory (a sequence word the caller
+// polls). Acquire orders the caller's later reads of the message after this load.
+inline uint64_t LoadPolled64(const std::byte* p) {
+  return std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p))
+      .load(std::memory_order_acquire);
+}
 
 // Waits for one send completion and turns it into a Status (success or the completion's error).
 Status WaitSendOk(Connection& conn, std::chrono::nanoseconds timeout);
