@@ -104,30 +104,35 @@ class CompletionQueue {
   }
   ibv_cq* get() const { return cq_.get(); }
 
-  Status Arm(const std::string& what) {
+  // Arm and Block name the CQ as "<conn> (<side> CQ)" in errors; nothing is formatted otherwise:
+  // they run on every blocking wait.
+  Status Arm(std::string_view conn, std::string_view side) {
     if (int rc = ibv_req_notify_cq(cq_.get(), 0); rc != 0) {
-      return ErrnoStatus(StatusCode::kInternal, "ibv_req_notify_cq for " + what, rc);
+      return ErrnoStatus(StatusCode::kInternal,
+                         fmt::format("ibv_req_notify_cq for {} ({} CQ)", conn, side), rc);
     }
     return Status::Ok();
   }
 
   // Sleeps on the channel until the armed CQ signals an event or the deadline passes. Returns OK
   // in both cases: the caller re-polls and checks the deadline itself.
-  Status Block(Clock::time_point deadline, const std::string& what) {
+  Status Block(Clock::time_point deadline, std::string_view conn, std::string_view side) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     pollfd pfd{channel_->fd, POLLIN, 0};
     int rc = poll(&pfd, 1, static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 1 << 30)));
     if (rc < 0) {
       int err = errno;
       if (err == EINTR) return Status::Ok();
-      return ErrnoStatus(StatusCode::kInternal, "poll(completion channel) for " + what, err);
+      return ErrnoStatus(StatusCode::kInternal,
+                         fmt::format("poll(completion channel) for {} ({} CQ)", conn, side), err);
     }
     if (rc == 0) return Status::Ok();
     ibv_cq* ev_cq = nullptr;
     void* ev_ctx = nullptr;
     if (ibv_get_cq_event(channel_.get(), &ev_cq, &ev_ctx) != 0) {
       int err = errno;
-      return ErrnoStatus(StatusCode::kInternal, "ibv_get_cq_event for " + what, err);
+      return ErrnoStatus(StatusCode::kInternal,
+                         fmt::format("ibv_get_cq_event for {} ({} CQ)", conn, side), err);
     }
     if (++unacked_ >= 64) {  // acking takes a lock in the library: batch it
       ibv_ack_cq_events(cq_.get(), unacked_);
@@ -280,14 +285,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
       return OutOfRange(fmt::format("{}: bind window [{}, +{}) outside a {}-byte region",
                                     opts_.name, offset, length, mr.size()));
     }
-    if (!broken_.ok()) return broken_;
-    if (wr_id & kInternalWrId) {
-      return InvalidArgument(
-          fmt::format("{}: wr_id {:#x} uses reserved bit 63", opts_.name, wr_id));
-    }
-    if (posted_ - completed_ >= opts_.sq_depth) {
-      return ResourceExhausted(opts_.name + ": send queue full; poll send completions");
-    }
+    VIGIL_RETURN_IF_ERROR(CheckCanPost(wr_id));
     // Type-2 windows are bound by a work request on the QP they will belong to (ibv_bind_mw is
     // for type 1 only). Each bind takes a fresh key: the 8-bit tag of the old one is bumped.
     const uint32_t new_rkey = ibv_inc_rkey(window.rkey());
@@ -308,9 +306,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
     }
     // The library does not update mw->rkey for type-2 binds: the window tracks the key itself.
     SetWindowRkey(window, new_rkey);
-    if (posted_ == completed_) last_progress_ = Clock::now();
-    posted_++;
-    PushMark();
+    RecordPosted(/*signaled=*/true);
     return Status::Ok();
   }
 
@@ -329,15 +325,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
                        const char* op) {
     if (!broken_.ok()) return broken_;
     VIGIL_RETURN_IF_ERROR(CheckSlice(s, op));
-    if (wr_id & kInternalWrId) {
-      return InvalidArgument(
-          fmt::format("{}: wr_id {:#x} uses reserved bit 63", opts_.name, wr_id));
-    }
-    if (posted_ - completed_ >= opts_.sq_depth) {
-      return ResourceExhausted(
-          fmt::format("{}: send queue full ({} work requests outstanding); poll send completions",
-                      opts_.name, posted_ - completed_));
-    }
+    VIGIL_RETURN_IF_ERROR(CheckCanPost(wr_id));
     bool internal = false;
     if (!signaled && unsignaled_run_ + 1 >= opts_.signal_every) {
       signaled = true;  // keep the send queue draining: see ConnectionOptions::signal_every
@@ -356,6 +344,27 @@ class VerbsConnectionImpl final : public VerbsConnection {
                          fmt::format("{}: ibv_post_send({}, {} bytes)", opts_.name, op, s.length),
                          rc);
     }
+    RecordPosted(signaled);
+    return Status::Ok();
+  }
+
+  // Whether one more work request may go on the send queue.
+  Status CheckCanPost(uint64_t wr_id) const {
+    if (!broken_.ok()) return broken_;
+    if (wr_id & kInternalWrId) {
+      return InvalidArgument(
+          fmt::format("{}: wr_id {:#x} uses reserved bit 63", opts_.name, wr_id));
+    }
+    if (posted_ - completed_ >= opts_.sq_depth) {
+      return ResourceExhausted(
+          fmt::format("{}: send queue full ({} work requests outstanding); poll send completions",
+                      opts_.name, posted_ - completed_));
+    }
+    return Status::Ok();
+  }
+
+  // Bookkeeping after a successful ibv_post_send (selective signaling and the watchdog).
+  void RecordPosted(bool signaled) {
     if (posted_ == completed_) last_progress_ = Clock::now();  // the watchdog starts now
     posted_++;
     if (signaled) {
@@ -363,15 +372,13 @@ class VerbsConnectionImpl final : public VerbsConnection {
     } else {
       unsignaled_run_++;
     }
-    return Status::Ok();
   }
 
   // Called when a poll found nothing. True if the watchdog just declared the peer gone.
   bool WatchdogExpired(bool check_now) {
-    if (watchdog_tripped_ || posted_ == completed_ || !broken_.ok()) return false;
+    if (posted_ == completed_ || !broken_.ok()) return false;  // idle, or already broken
     if (!check_now && ++idle_polls_ % 256 != 0) return false;  // keep clock reads off hot loops
     if (Clock::now() - last_progress_ < peer_timeout_) return false;
-    watchdog_tripped_ = true;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(peer_timeout_).count();
     broken_ = Unavailable(fmt::format(
         "{}: connection is broken: {} work requests made no progress for {} ms (peer gone or "
@@ -447,7 +454,6 @@ class VerbsConnectionImpl final : public VerbsConnection {
   Result<Completion> Wait(CompletionQueue& cq, std::chrono::nanoseconds timeout, bool send_side) {
     const auto deadline = Clock::now() + timeout;
     const char* side = send_side ? "send" : "receive";
-    const std::string what = fmt::format("{} ({} CQ)", opts_.name, side);
     bool armed = false;
     for (;;) {
       ibv_wc wc;
@@ -461,7 +467,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
       if (send_side && WatchdogExpired(true)) return WatchdogCompletion();
       if (!armed) {
         // Arm, then poll once more: a completion that landed before arming raises no event.
-        VIGIL_RETURN_IF_ERROR(cq.Arm(what));
+        VIGIL_RETURN_IF_ERROR(cq.Arm(opts_.name, side));
         armed = true;
         continue;
       }
@@ -474,7 +480,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
       if (send_side && posted_ != completed_ && broken_.ok()) {
         wake = std::min(wake, last_progress_ + peer_timeout_);
       }
-      VIGIL_RETURN_IF_ERROR(cq.Block(wake, what));
+      VIGIL_RETURN_IF_ERROR(cq.Block(wake, opts_.name, side));
       armed = false;
     }
   }
@@ -557,7 +563,6 @@ class VerbsConnectionImpl final : public VerbsConnection {
   std::chrono::nanoseconds peer_timeout_{};
   Clock::time_point last_progress_{};
   uint32_t idle_polls_ = 0;
-  bool watchdog_tripped_ = false;
 };
 
 }  // namespace
