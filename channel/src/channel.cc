@@ -24,8 +24,12 @@ Result<Record> CopyOut(Record r, std::span<std::byte> buf) {
 // Reads the next record of `ring` into `buf` through a slot-sized scratch copy, then releases it.
 Result<Record> ReadRing(RingReader& ring, std::vector<std::byte>& scratch, std::span<std::byte> buf,
                         std::chrono::nanoseconds timeout) {
-  VIGIL_ASSIGN_OR_RETURN(Record r, ring.Read(scratch, timeout));
-  auto out = CopyOut(r, buf);
+  // A caller buffer that holds a whole slot takes the validated copy directly (the payload then
+  // sits at the record header's offset in it); a smaller one gets the payload copied out.
+  const bool direct = buf.size() >= ring.config().slot_bytes;
+  VIGIL_ASSIGN_OR_RETURN(Record r,
+                         ring.Read(direct ? buf : std::span<std::byte>(scratch), timeout));
+  auto out = direct ? Result<Record>(r) : CopyOut(r, buf);
   VIGIL_RETURN_IF_ERROR(ring.Release());
   return out;
 }
