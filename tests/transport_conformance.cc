@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "rdma_env.h"
@@ -170,6 +171,43 @@ TEST_P(Conformance, SendBeforeReceiveIsPostedWaitsForIt) {
   auto r = transport::WaitRecvOk(*p_.b, kWait);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_STREQ(reinterpret_cast<const char*>(p_.bbuf->data()), "early");
+}
+
+// RC semantics for a SEND that does not fit the receive it lands in, whichever comes first: both
+// ends get an error completion and nothing is written past the receive buffer. Which statuses is
+// device-specific (ConnectX: local length / remote invalid request; rxe: local QP operation /
+// remote operation error), so only "an error, naming it" is required.
+void SendLargerThanTheReceive(Pair& p, bool receive_first) {
+  std::memset(p.bbuf->data(), 0, 256);
+  std::memset(p.abuf->data(), 0x77, 256);
+  if (receive_first) {
+    ASSERT_TRUE(p.b->PostRecv(p.bbuf->mr().Slice(0, 16), 1).ok());
+  }
+  ASSERT_TRUE(p.a->PostSend(p.abuf->mr().Slice(0, 200), 2).ok());
+  if (!receive_first) {
+    std::this_thread::sleep_for(50ms);  // the SEND waits for a receive (RNR retry)
+    ASSERT_TRUE(p.b->PostRecv(p.bbuf->mr().Slice(0, 16), 1).ok());
+  }
+  auto r = p.b->WaitRecv(kWait);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->ok()) << "the receiver must see an error";
+  EXPECT_EQ(r->wr_id, 1u);
+  auto s = p.a->WaitSend(kWait);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(s->ok()) << "the sender must see an error";
+  EXPECT_EQ(s->wr_id, 2u);
+  EXPECT_NE(s->ToStatus("a").message().find("wr_id=2 failed"), std::string::npos);
+  for (size_t i = 16; i < 256; ++i) {
+    ASSERT_EQ(p.bbuf->data()[i], std::byte{0}) << "byte " << i << " past the receive buffer";
+  }
+}
+
+TEST_P(Conformance, SendLargerThanAPostedReceiveBreaksBothEnds) {
+  SendLargerThanTheReceive(p_, /*receive_first=*/true);
+}
+
+TEST_P(Conformance, SendLargerThanALaterReceiveBreaksBothEnds) {
+  SendLargerThanTheReceive(p_, /*receive_first=*/false);
 }
 
 TEST_P(Conformance, ReadFetchesRemoteMemory) {

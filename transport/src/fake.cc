@@ -26,11 +26,14 @@ struct PostedRecv {
   uint64_t wr_id;
 };
 
-struct Inbound {  // a SEND or WRITE_WITH_IMM that arrived before a receive was posted
+struct Inbound {  // a SEND or WRITE_WITH_IMM on its way to the peer's next posted receive
   std::vector<std::byte> bytes;
   bool is_send;
   bool has_imm;
   uint32_t imm;
+  uint32_t sender_qpn;  // SEND only: who gets the completion once it is delivered
+  uint64_t wr_id;
+  bool signaled;
 };
 
 const char* WcText(WcStatus s) {
@@ -131,7 +134,7 @@ class FakeConnection final : public Connection {
     std::byte* target = Resolve(dst, src.length, kRemoteWrite);
     if (target == nullptr) return AccessError(peer, wr_id);
     std::memcpy(target, src.mr->data() + src.offset, src.length);
-    if (flags.imm) peer->Deliver(Inbound{{}, false, true, *flags.imm});
+    if (flags.imm) peer->Deliver(Inbound{{}, false, true, *flags.imm, 0, 0, false});
     if (flags.signaled) Complete(send_cq_, wr_id, Opcode::kWrite, WcStatus::kSuccess, 0);
     return Status::Ok();
   }
@@ -154,15 +157,10 @@ class FakeConnection final : public Connection {
     FakeConnection* peer = Peer();
     if (peer == nullptr) return PeerGone(wr_id);
     const std::byte* p = src.mr->data() + src.offset;
-    Inbound in{std::vector<std::byte>(p, p + src.length), true, flags.imm.has_value(),
-               flags.imm.value_or(0)};
-    if (!peer->posted_.empty() && peer->posted_.front().dst.length < src.length) {
-      // The receiver's buffer is too small: RC breaks both ends.
-      peer->Break(WcStatus::kLocalLengthError);
-      return Fail(WcStatus::kRemoteInvalidRequest, wr_id);
-    }
-    peer->Deliver(std::move(in));
-    if (flags.signaled) Complete(send_cq_, wr_id, Opcode::kSend, WcStatus::kSuccess, 0);
+    // Like RC, the sender's completion comes when the SEND is delivered into a receive (see
+    // DrainInbound), not when it is posted.
+    peer->Deliver(Inbound{std::vector<std::byte>(p, p + src.length), true, flags.imm.has_value(),
+                          flags.imm.value_or(0), qpn_, wr_id, flags.signaled});
     return Status::Ok();
   }
 
@@ -254,9 +252,26 @@ class FakeConnection final : public Connection {
     return Fail(WcStatus::kRemoteAccessError, wr_id);
   }
 
+  // Matches queued messages with posted receives, in order. Called with the fabric lock held.
   void DrainInbound() {
     while (!inbound_.empty() && !posted_.empty()) {
       Inbound& in = inbound_.front();
+      FakeConnection* sender = nullptr;
+      if (in.is_send) {
+        auto it = S().conns.find(in.sender_qpn);
+        sender = it == S().conns.end() ? nullptr : it->second;
+      }
+      if (in.is_send && in.bytes.size() > posted_.front().dst.length) {
+        // The receive is too small: RC breaks both ends, and nothing is written.
+        const uint64_t wr_id = in.wr_id;
+        inbound_.clear();
+        Break(WcStatus::kLocalLengthError);
+        if (sender != nullptr) {
+          // Fail() reports through the sender's completion queue; its Status is always OK.
+          static_cast<void>(sender->Fail(WcStatus::kRemoteInvalidRequest, wr_id));
+        }
+        break;
+      }
       PostedRecv r = posted_.front();
       posted_.pop_front();
       if (in.is_send && !in.bytes.empty()) {
@@ -269,6 +284,9 @@ class FakeConnection final : public Connection {
       c.has_imm = in.has_imm;
       c.imm = in.imm;
       recv_cq_.push_back(c);
+      if (sender != nullptr && in.signaled) {
+        sender->Complete(sender->send_cq_, in.wr_id, Opcode::kSend, WcStatus::kSuccess, 0);
+      }
       inbound_.pop_front();
     }
     S().cv.notify_all();
