@@ -15,8 +15,6 @@
 #include "environment.h"
 #include "harness.h"
 #include "vigil/channel/channel.h"
-#include "vigil/channel/notify.h"
-#include "vigil/channel/ring.h"
 #include "vigil/signal/v1/signal.grpc.pb.h"
 
 namespace vigil::bench {
@@ -28,32 +26,33 @@ constexpr auto kStall = 20s;  // no progress for this long: the peer is gone
 constexpr uint16_t kEvent = 1;
 constexpr uint16_t kVerdictAgree = 2;
 
-// The voter's loop: receive `total` events, answer each with a verdict carrying its sequence.
-template <typename Recv, typename Send>
-Status VoterLoop(uint64_t total, size_t buf_bytes, Recv recv, Send send) {
-  std::vector<std::byte> buf(buf_bytes);
+// Buffers hold a whole slot, so the polling channel validates straight into them.
+size_t BufferBytes(size_t max_payload) { return max_payload + channel::kSlotOverhead; }
+
+// The voter's loop: take `total` events, answer each with a verdict carrying its sequence.
+Status VoterLoop(channel::VoterChannel& voter, uint64_t total) {
+  std::vector<std::byte> buf(BufferBytes(voter.max_payload()));
   for (uint64_t i = 0; i < total; ++i) {
-    VIGIL_ASSIGN_OR_RETURN(channel::Record ev, recv(buf));
+    VIGIL_ASSIGN_OR_RETURN(channel::Record ev, voter.NextEvent(buf, kStall));
     const uint64_t seq = ev.seq;
-    VIGIL_RETURN_IF_ERROR(send(kVerdictAgree, std::as_bytes(std::span(&seq, 1))));
+    VIGIL_RETURN_IF_ERROR(voter.Reply(kVerdictAgree, std::as_bytes(std::span(&seq, 1)), kStall));
   }
   return Status::Ok();
 }
 
-// The replica's loop: event out, verdict back, timed; the first `warmup` are not recorded.
-template <typename Send, typename Recv>
-Status ReplicaLoop(uint64_t warmup, uint64_t total, uint32_t bytes, size_t buf_bytes,
-                   LatencySamples& samples, Send send, Recv recv) {
-  std::vector<std::byte> payload(bytes, std::byte{0x5a}), buf(buf_bytes);
+// The replica's loop: one Signal (event out, verdict back) per iteration, timed; the first
+// `warmup` are not recorded.
+Status ReplicaLoop(channel::ReplicaChannel& replica, uint64_t warmup, uint64_t total,
+                   uint32_t bytes, LatencySamples& samples) {
+  std::vector<std::byte> payload(bytes, std::byte{0x5a}), buf(BufferBytes(replica.max_payload()));
   for (uint64_t i = 0; i < total; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    VIGIL_RETURN_IF_ERROR(send(kEvent, payload));
-    VIGIL_ASSIGN_OR_RETURN(channel::Record v, recv(buf));
+    VIGIL_ASSIGN_OR_RETURN(channel::Record v, replica.Signal(kEvent, payload, buf, kStall));
+    const auto t1 = std::chrono::steady_clock::now();
     if (v.kind != kVerdictAgree || v.payload.size() != 8) {
       return Internal(
           fmt::format("unexpected verdict kind {} ({} bytes)", v.kind, v.payload.size()));
     }
-    const auto t1 = std::chrono::steady_clock::now();
     if (i >= warmup) {
       samples.Record(static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
@@ -85,29 +84,18 @@ Result<Row> MeasurePolling(BenchSetup& setup, const ChannelBenchOptions& o, uint
     w.Attach(&c, ring);
     return Status::Ok();
   };
-  auto reader = [](RingReader& r) {
-    return [&r](std::span<std::byte> buf) -> Result<channel::Record> {
-      VIGIL_ASSIGN_OR_RETURN(channel::Record rec, r.Read(buf, kStall));
-      VIGIL_RETURN_IF_ERROR(r.Release());  // payload stays valid: it was copied into buf
-      return rec;
-    };
-  };
-  auto writer = [](RingWriter& w) {
-    return
-        [&w](uint16_t kind, std::span<const std::byte> p) { return w.Write(kind, 0, p, kStall); };
-  };
   Side voter{{inbox->ring_region(), replies->credit_region()},
              nullptr,
              [&](transport::Connection& c, const transport::PeerInfo& peer) -> Status {
                VIGIL_RETURN_IF_ERROR(attach(*inbox, *replies, c, peer));
-               return VoterLoop(total, cfg.slot_bytes, reader(*inbox), writer(*replies));
+               return VoterLoop(*channel::PollingVoter(*inbox, *replies), total);
              }};
   Side replica{{verdicts->ring_region(), events->credit_region()},
                nullptr,
                [&](transport::Connection& c, const transport::PeerInfo& peer) -> Status {
                  VIGIL_RETURN_IF_ERROR(attach(*verdicts, *events, c, peer));
-                 return ReplicaLoop(o.common.warmup, total, bytes, cfg.slot_bytes, samples,
-                                    writer(*events), reader(*verdicts));
+                 return ReplicaLoop(*channel::PollingReplica(*events, *verdicts), o.common.warmup,
+                                    total, bytes, samples);
                }};
   VIGIL_RETURN_IF_ERROR(RunPair(setup, std::move(voter), std::move(replica)));
   return Row{bytes, cfg.slot_bytes, samples.Summarize(), std::nullopt};
@@ -120,22 +108,16 @@ Result<Row> MeasureNotify(BenchSetup& setup, const ChannelBenchOptions& o, uint3
   VIGIL_ASSIGN_OR_RETURN(auto voter_end, NotifyEndpoint::Create(*setup.transport, cfg));
   const uint64_t total = o.common.warmup + o.common.iterations;
   LatencySamples samples(o.common.iterations);
-  auto receiver = [](NotifyEndpoint& e) {
-    return [&e](std::span<std::byte> buf) { return e.Receive(buf, kStall); };
-  };
-  auto sender = [](NotifyEndpoint& e) {
-    return [&e](uint16_t kind, std::span<const std::byte> p) { return e.Send(kind, 0, p, kStall); };
-  };
   Side voter{{},
              [&](transport::Connection& c) { return voter_end->Attach(&c); },
              [&](transport::Connection&, const transport::PeerInfo&) -> Status {
-               return VoterLoop(total, cfg.max_payload, receiver(*voter_end), sender(*voter_end));
+               return VoterLoop(*channel::NotifyVoter(*voter_end), total);
              }};
   Side replica{{},
                [&](transport::Connection& c) { return replica_end->Attach(&c); },
                [&](transport::Connection&, const transport::PeerInfo&) -> Status {
-                 return ReplicaLoop(o.common.warmup, total, bytes, cfg.max_payload, samples,
-                                    sender(*replica_end), receiver(*replica_end));
+                 return ReplicaLoop(*channel::NotifyReplica(*replica_end), o.common.warmup, total,
+                                    bytes, samples);
                }};
   VIGIL_RETURN_IF_ERROR(RunPair(setup, std::move(voter), std::move(replica)));
   return Row{bytes, static_cast<uint32_t>(channel::kRecordHeaderBytes + bytes), samples.Summarize(),
@@ -192,27 +174,9 @@ Result<Row> MeasureRpc(const ChannelBenchOptions& o, uint32_t bytes) {
       channel::RpcReplica(fmt::format("127.0.0.1:{}", channel::RpcVoterPort(*voter)), max_payload));
   const uint64_t total = o.common.warmup + o.common.iterations;
   LatencySamples samples(o.common.iterations);
-  std::vector<std::byte> scratch(max_payload);
-  VIGIL_RETURN_IF_ERROR(RunPinned(
-      [&] {
-        return VoterLoop(
-            total, max_payload,
-            [&](std::span<std::byte> buf) { return voter->NextEvent(buf, kStall); },
-            [&](uint16_t kind, std::span<const std::byte> p) {
-              return voter->Reply(kind, p, kStall);
-            });
-      },
-      [&] {
-        // Signal() is the whole round trip; the verdict it returns is handed to ReplicaLoop.
-        Result<channel::Record> last = Status(StatusCode::kInternal, "no verdict yet");
-        return ReplicaLoop(
-            o.common.warmup, total, bytes, max_payload, samples,
-            [&](uint16_t kind, std::span<const std::byte> p) -> Status {
-              last = replica->Signal(kind, p, scratch, kStall);
-              return last.status();
-            },
-            [&](std::span<std::byte>) { return last; });
-      }));
+  VIGIL_RETURN_IF_ERROR(
+      RunPinned([&] { return VoterLoop(*voter, total); },
+                [&] { return ReplicaLoop(*replica, o.common.warmup, total, bytes, samples); }));
   VIGIL_ASSIGN_OR_RETURN(LatencySummary echo, MeasureGrpcEcho(o, bytes));
   return Row{bytes, static_cast<uint32_t>(bytes), samples.Summarize(), echo};
 }
