@@ -124,12 +124,8 @@ TEST_P(Notify, OversizedPayloadIsRejectedAtTheSender) {
   EXPECT_EQ(a_->Send(1, 0, Bytes(0, 65), kWait).code(), StatusCode::kOutOfRange);
 }
 
-std::string NotifyFactoryName(const ::testing::TestParamInfo<TransportFactory>& info) {
-  return info.param.name;
-}
-
 INSTANTIATE_TEST_SUITE_P(Transports, Notify, ::testing::ValuesIn(ConformanceFactories()),
-                         NotifyFactoryName);
+                         FactoryName);
 
 }  // namespace
 }  // namespace vigil::testing

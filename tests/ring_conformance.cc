@@ -179,12 +179,8 @@ TEST(RingConfigTest, RejectsBadGeometry) {
             "ring credit_batch = 8 exceeds slots = 4");
 }
 
-std::string RingFactoryName(const ::testing::TestParamInfo<TransportFactory>& info) {
-  return info.param.name;
-}
-
 INSTANTIATE_TEST_SUITE_P(Transports, Ring, ::testing::ValuesIn(ConformanceFactories()),
-                         RingFactoryName);
+                         FactoryName);
 
 }  // namespace
 }  // namespace vigil::testing

@@ -37,14 +37,12 @@ void Fill(RegisteredBuffer& buf, uint8_t seed) {
     buf.data()[i] = std::byte(static_cast<uint8_t>(seed + i * 7));
 }
 
-class Conformance : public ::testing::TestWithParam<TransportFactory> {
+class Conformance : public TransportFixture {
  protected:
   void SetUp() override {
-    auto pair = GetParam().make();
-    if (!pair.ok()) {
-      VIGIL_SKIP_WITHOUT_RDMA(pair.status());
-    }
-    p_.t = *pair;
+    TransportFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    p_.t = t_;
     ConnectionOptions opts;
     opts.sq_depth = 64;
     opts.rq_depth = 64;
@@ -297,10 +295,6 @@ TEST_P(Conformance, RemoteRegionBoundsAreCheckedLocally) {
   EXPECT_TRUE(region.At(0, region.length).ok());
   EXPECT_EQ(region.At(1, region.length).status().code(), StatusCode::kOutOfRange);
   EXPECT_EQ(region.At(UINT64_MAX, 2).status().code(), StatusCode::kOutOfRange);
-}
-
-std::string FactoryName(const ::testing::TestParamInfo<TransportFactory>& info) {
-  return info.param.name;
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, Conformance, ::testing::ValuesIn(ConformanceFactories()),

@@ -44,6 +44,11 @@ class TransportFixture : public ::testing::TestWithParam<TransportFactory> {
   TransportPair t_;
 };
 
+// Names a parameterized instance after its transport ("Fake", "Verbs").
+inline std::string FactoryName(const ::testing::TestParamInfo<TransportFactory>& info) {
+  return info.param.name;
+}
+
 // A replica-side and a voter-side connection (not yet connected to each other). With `faults`,
 // the replica side goes through a FaultInjectingConnection driven by it.
 struct ConnectionPair {
