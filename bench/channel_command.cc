@@ -68,7 +68,8 @@ uint32_t SlotBytesFor(uint32_t payload) {
 Result<Row> MeasurePolling(BenchSetup& setup, const ChannelBenchOptions& o, uint32_t bytes) {
   using channel::RingReader;
   using channel::RingWriter;
-  const channel::RingConfig cfg{.slots = o.slots, .slot_bytes = SlotBytesFor(bytes)};
+  // spin_us = 0: both pollers own a core here, as perftest's do.
+  const channel::RingConfig cfg{.slots = o.slots, .slot_bytes = SlotBytesFor(bytes), .spin_us = 0};
   auto& t = *setup.transport;
   VIGIL_ASSIGN_OR_RETURN(auto events, RingWriter::Create(t, cfg));    // replica -> voter
   VIGIL_ASSIGN_OR_RETURN(auto verdicts, RingReader::Create(t, cfg));  // replica side

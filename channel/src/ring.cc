@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <thread>
 
 namespace vigil::channel {
 namespace {
@@ -21,6 +22,28 @@ Status PostQuiet(transport::Connection& conn, const transport::LocalSlice& src,
   return transport::PostWhenQueueHasRoom(conn,
                                          [&] { return conn.PostWrite(src, dst, wr_id, quiet); });
 }
+
+// Spin, then yield, then sleep: a poller that has waited longer than `spin_us` gives its core
+// away (yield), and after 16x that long sleeps between checks, so idle pollers do not starve
+// busy threads when there are fewer cores than pollers. spin_us = 0: spin forever.
+class AdaptiveWait {
+ public:
+  explicit AdaptiveWait(uint32_t spin_us) : spin_(std::chrono::microseconds(spin_us)) {}
+  void Pause(Clock::time_point now) {
+    if (spin_.count() == 0) return;
+    const auto waited = now - start_;
+    if (waited < spin_) return;
+    if (waited < 16 * spin_) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+
+ private:
+  std::chrono::microseconds spin_;
+  Clock::time_point start_ = Clock::now();
+};
 
 }  // namespace
 
@@ -120,12 +143,15 @@ Result<bool> RingReader::TryRead(std::span<std::byte> buf, Record& out) {
 Result<Record> RingReader::Read(std::span<std::byte> buf, std::chrono::nanoseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   Record r;
+  AdaptiveWait wait(config_.spin_us);
   for (uint32_t spins = 0;; ++spins) {
     VIGIL_ASSIGN_OR_RETURN(bool got, TryRead(buf, r));
     if (got) return r;
     if ((spins & 1023) == 1023) {
       if (conn_ != nullptr) VIGIL_RETURN_IF_ERROR(transport::DrainSendCompletions(*conn_));
-      if (Clock::now() > deadline) {
+      const auto now = Clock::now();
+      wait.Pause(now);
+      if (now > deadline) {
         return DeadlineExceeded(
             fmt::format("signal ring: no record with sequence {} within {} ms", next_,
                         std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
@@ -207,10 +233,14 @@ Result<bool> RingWriter::TryWrite(uint16_t kind, uint16_t flags,
 Status RingWriter::Write(uint16_t kind, uint16_t flags, std::span<const std::byte> payload,
                          std::chrono::nanoseconds timeout) {
   const auto deadline = Clock::now() + timeout;
+  AdaptiveWait wait(config_.spin_us);
   for (uint32_t spins = 0;; ++spins) {
     VIGIL_ASSIGN_OR_RETURN(bool posted, TryWrite(kind, flags, payload));
     if (posted) return Status::Ok();
-    if ((spins & 1023) == 1023 && Clock::now() > deadline) {
+    if ((spins & 1023) != 1023) continue;
+    const auto now = Clock::now();
+    wait.Pause(now);
+    if (now > deadline) {
       return DeadlineExceeded(fmt::format(
           "signal ring: no credit for sequence {} within {} ms "
           "(reader stalled or gone)",

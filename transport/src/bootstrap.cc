@@ -178,8 +178,8 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
  private:
   Result<std::vector<RemoteRegion>> Handle(const pb::ConnectRequest& req,
                                            pb::ConnectResponse* resp) {
-    auto it = owner_.services_.find(req.service());
-    if (it == owner_.services_.end()) {
+    AcceptFn accept = owner_.FindService(req.service());
+    if (!accept) {
       return NotFound(fmt::format("no service '{}' on node '{}'", req.service().substr(0, 64),
                                   owner_.node_name_));
     }
@@ -190,7 +190,7 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
     VIGIL_RETURN_IF_ERROR(conn->Connect(peer.endpoint));
     const Endpoint local = conn->local_endpoint();
     std::lock_guard lock(mu_);  // acceptors see one connection at a time
-    VIGIL_ASSIGN_OR_RETURN(auto regions, it->second(std::move(conn), peer));
+    VIGIL_ASSIGN_OR_RETURN(auto regions, accept(std::move(conn), peer));
     ToProto(owner_.node_name_, owner_.transport_.kind(), local, regions, *resp->mutable_hello());
     log::Get("bootstrap")
         ->debug("accepted '{}' from {} (qpn {})", req.service(), peer.node_name, peer.endpoint.qpn);
@@ -208,7 +208,19 @@ BootstrapServer::BootstrapServer(Transport& transport, std::string node_name,
 BootstrapServer::~BootstrapServer() { Shutdown(); }
 
 void BootstrapServer::AddService(const std::string& service, AcceptFn accept) {
+  std::lock_guard lock(services_mu_);
   services_[service] = std::move(accept);
+}
+
+void BootstrapServer::RemoveService(const std::string& service) {
+  std::lock_guard lock(services_mu_);
+  services_.erase(service);
+}
+
+AcceptFn BootstrapServer::FindService(const std::string& service) const {
+  std::lock_guard lock(services_mu_);
+  auto it = services_.find(service);
+  return it == services_.end() ? AcceptFn() : it->second;
 }
 
 Status BootstrapServer::Start(const std::string& address) {

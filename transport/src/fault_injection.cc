@@ -151,4 +151,12 @@ Result<Completion> FaultInjectingConnection::WaitSend(std::chrono::nanoseconds t
   return inner_->WaitSend(timeout);
 }
 
+Result<std::unique_ptr<Connection>> FaultInjectingTransport::CreateConnection(
+    const ConnectionOptions& opts) {
+  VIGIL_ASSIGN_OR_RETURN(auto conn, inner_.CreateConnection(opts));
+  VIGIL_ASSIGN_OR_RETURN(auto wrapped,
+                         FaultInjectingConnection::Wrap(std::move(conn), injector_, inner_));
+  return std::unique_ptr<Connection>(std::move(wrapped));
+}
+
 }  // namespace vigil::transport

@@ -30,6 +30,10 @@ struct RingConfig {
   uint32_t slots = 64;        // power of two, 2..65536
   uint32_t slot_bytes = 256;  // multiple of 8, 64..65536; payload up to slot_bytes - 32
   uint32_t credit_batch = 0;  // report consumption every this many records; 0 = slots / 4
+  // Blocking reads and writes spin this long, then yield, then (after 16x) sleep 50 us between
+  // checks, so pollers share cores when there are more of them than cores. 0 = always spin
+  // (every poller has a dedicated core).
+  uint32_t spin_us = 200;
 };
 
 Status ValidateRingConfig(const RingConfig& config);

@@ -53,8 +53,11 @@ class BootstrapServer {
   BootstrapServer(Transport& transport, std::string node_name, ConnectionOptions options);
   ~BootstrapServer();
 
-  // Registers the acceptor for connections that ask for `service`. Call before Start.
+  // Registers the acceptor for connections that ask for `service` (before or after Start; a
+  // later registration of the same name replaces the earlier one).
   void AddService(const std::string& service, AcceptFn accept);
+  // Refuses further connections for `service` (kNotFound to the dialer).
+  void RemoveService(const std::string& service);
   // Listens on `address` ("host:port"; port 0 picks a free one, see port()).
   Status Start(const std::string& address);
   int port() const { return port_; }
@@ -66,6 +69,9 @@ class BootstrapServer {
   Transport& transport_;
   std::string node_name_;
   ConnectionOptions options_;
+  AcceptFn FindService(const std::string& service) const;
+
+  mutable std::mutex services_mu_;
   std::map<std::string, AcceptFn> services_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;

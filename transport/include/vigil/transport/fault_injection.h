@@ -101,4 +101,23 @@ class FaultInjectingConnection final : public Connection {
   std::deque<Completion> synthesized_;  // completions of dropped operations
 };
 
+// A transport whose every new connection is a FaultInjectingConnection sharing `injector`, for
+// code that creates its connections itself (Dial, the replica runtime).
+class FaultInjectingTransport final : public Transport {
+ public:
+  FaultInjectingTransport(Transport& inner, std::shared_ptr<FaultInjector> injector)
+      : inner_(inner), injector_(std::move(injector)) {}
+  std::string_view kind() const override { return inner_.kind(); }
+  std::string Describe() const override { return inner_.Describe() + " (fault-injecting)"; }
+  Result<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t size,
+                                                 uint32_t access) override {
+    return inner_.Register(addr, size, access);
+  }
+  Result<std::unique_ptr<Connection>> CreateConnection(const ConnectionOptions& opts) override;
+
+ private:
+  Transport& inner_;
+  std::shared_ptr<FaultInjector> injector_;
+};
+
 }  // namespace vigil::transport

@@ -1,0 +1,185 @@
+// The replica API: how a program written for vigil is replicated.
+//
+// A program keeps ALL of its mutable state in the context's state region (ctx.State<T>()), gets
+// its input only through ctx.Read, emits output only through ctx.Write, and advances in Steps;
+// after every step the runtime declares a checkpoint. Nothing else (clock, randomness, files) may
+// influence it: given the same input, every replica computes the same state, and the voter
+// compares state digests at each externalization point (input, output, checkpoint, exit).
+//
+// Contract for Step: after any ctx call returns, read what you need from the state again (the
+// voter may have repaired it); when a ctx call fails, return the failure. If the voter ordered a
+// rollback, the call fails with kAborted, the state is already the last agreed checkpoint, and the
+// runtime re-runs the program from there.
+//
+// Two contexts: LocalContext runs the program unreplicated (plain files), ChannelContext runs it
+// as one replica of a group over a signalling channel. The output is byte-identical.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "vigil/channel/channel.h"
+#include "vigil/common/status.h"
+#include "vigil/replica/protocol.h"
+#include "vigil/transport/transport.h"
+
+namespace vigil::replica {
+
+// The runtime's bookkeeping at the start of the state region (part of the digest and of every
+// checkpoint, so a rollback or a repair restores it together with the program's state).
+struct StateMeta {
+  uint64_t event_seq = 0;      // externalization points passed
+  uint64_t input_offset = 0;   // input bytes consumed
+  uint64_t output_offset = 0;  // output bytes emitted
+  uint64_t checkpoints = 0;    // checkpoints declared
+  uint64_t done = 0;           // 1 once the program finished
+  uint64_t reserved[3] = {};
+};
+inline constexpr size_t kStateMetaBytes = 64;
+static_assert(sizeof(StateMeta) == kStateMetaBytes);
+
+// The state region's size for a program with `program_bytes` of state (meta + program, rounded
+// up to 64 bytes).
+size_t StateRegionBytes(size_t program_bytes);
+
+class ReplicaContext {
+ public:
+  virtual ~ReplicaContext() = default;
+
+  // The program's part of the state region (zeroed at first start).
+  std::span<std::byte> state() const { return region_.subspan(kStateMetaBytes); }
+  template <typename T>
+  T& State() const {
+    static_assert(std::is_trivially_copyable_v<T>, "replica state must be plain data");
+    return *reinterpret_cast<T*>(state().data());
+  }
+  const StateMeta& meta() const { return *reinterpret_cast<const StateMeta*>(region_.data()); }
+
+  // Reads up to buf.size() bytes (at most max_io()) of input; 0 = end of input.
+  Result<size_t> Read(std::span<std::byte> buf);
+  // Emits output (any length; sent in max_io() pieces).
+  Status Write(std::span<const std::byte> data);
+  // Declares a checkpoint: the state is voted on and, once agreed, becomes the rollback point.
+  Status Checkpoint();
+  // Declares the end of the program.
+  Status Exit(int code);
+  size_t max_io() const { return max_io_; }
+
+  // True once after a call failed because of a rollback (the runtime re-runs from the state).
+  bool TakeRollback() {
+    const bool r = rolled_back_;
+    rolled_back_ = false;
+    return r;
+  }
+
+  // Time spent waiting for verdicts (ns) and events signalled, for the overhead breakdown.
+  uint64_t signal_wait_ns() const { return signal_wait_ns_; }
+  uint64_t events() const { return events_; }
+
+ protected:
+  friend Status RunProgram(class Program& program, ReplicaContext& ctx);
+  ReplicaContext(std::span<std::byte> region, size_t max_io) : region_(region), max_io_(max_io) {}
+  StateMeta& mutable_meta() { return *reinterpret_cast<StateMeta*>(region_.data()); }
+  std::span<std::byte> region() const { return region_; }
+
+  // One externalization point: returns the data the verdict carries (input bytes), copied into
+  // `in` (at most in.size() bytes; the count is returned).
+  virtual Result<size_t> Externalize(EventKind kind, uint64_t arg0, uint64_t arg1,
+                                     std::span<const std::byte> out, std::span<std::byte> in) = 0;
+  // After an agreed checkpoint: keep the state as the rollback point.
+  virtual void Commit() = 0;
+
+  bool rolled_back_ = false;
+  uint64_t signal_wait_ns_ = 0;
+  uint64_t events_ = 0;
+
+ private:
+  std::span<std::byte> region_;
+  size_t max_io_;
+};
+
+// A program written against the replica API.
+class Program {
+ public:
+  virtual ~Program() = default;
+  virtual std::string name() const = 0;
+  // Bytes of program state (ctx.state() is at least this long).
+  virtual size_t state_bytes() const = 0;
+  // Sets up the zeroed state (no ctx I/O here).
+  virtual Status Init(ReplicaContext& ctx) = 0;
+  // One step of work; true when the program has finished.
+  virtual Result<bool> Step(ReplicaContext& ctx) = 0;
+};
+
+// Runs the program to its end: Init (unless the state already holds a checkpoint, as after a
+// join), then Step + Checkpoint until done, then Exit(0). Rolled-back steps are re-run.
+Status RunProgram(Program& program, ReplicaContext& ctx);
+
+// Unreplicated: input from `in`, output to `out`, no voter. The reference the replicated output
+// is compared against.
+class LocalContext final : public ReplicaContext {
+ public:
+  static Result<std::unique_ptr<LocalContext>> Create(size_t program_bytes, std::FILE* in,
+                                                      std::FILE* out, size_t max_io = 4096);
+
+ private:
+  LocalContext(std::vector<std::byte> storage, std::FILE* in, std::FILE* out, size_t max_io);
+  Result<size_t> Externalize(EventKind kind, uint64_t arg0, uint64_t arg1,
+                             std::span<const std::byte> out, std::span<std::byte> in) override;
+  void Commit() override {}
+
+  std::vector<std::byte> storage_;
+  std::FILE* in_;
+  std::FILE* out_;
+};
+
+// The regions a replica exposes to its voter for repair: its state ("replica-state", read and
+// written remotely) and its last agreed checkpoint ("replica-checkpoint", read remotely).
+struct ReplicaMemory {
+  static Result<ReplicaMemory> Allocate(transport::Transport& transport, size_t program_bytes);
+  std::vector<transport::RemoteRegion> regions() const;
+
+  std::unique_ptr<transport::RegisteredBuffer> state;
+  std::unique_ptr<transport::RegisteredBuffer> checkpoint;
+};
+
+struct ReplicaIdentity {
+  uint32_t group = 0;
+  uint16_t replica = 0;
+};
+
+// Replicated: every externalization point goes to the voter over `channel` and waits for the
+// verdict (at most `verdict_timeout`).
+class ChannelContext final : public ReplicaContext {
+ public:
+  ChannelContext(channel::ReplicaChannel& channel, ReplicaMemory& memory, ReplicaIdentity id,
+                 std::chrono::nanoseconds verdict_timeout);
+
+  // A replacement incarnation asks for the group's state; returns once the voter has written it.
+  Status Join();
+  // Test API (fault injection): flips bit `bit` (modulo the region's bits) of the state region.
+  void FlipStateBit(uint64_t bit);
+
+ private:
+  Result<size_t> Externalize(EventKind kind, uint64_t arg0, uint64_t arg1,
+                             std::span<const std::byte> out, std::span<std::byte> in) override;
+  void Commit() override;
+
+  channel::ReplicaChannel& channel_;
+  ReplicaMemory& memory_;
+  ReplicaIdentity id_;
+  std::chrono::nanoseconds timeout_;
+  std::vector<std::byte> send_;
+  std::vector<std::byte> recv_;
+};
+
+// xxh3 of the whole state region.
+uint64_t StateDigest(std::span<const std::byte> region);
+
+}  // namespace vigil::replica

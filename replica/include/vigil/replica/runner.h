@@ -1,0 +1,35 @@
+// Runs a Program as one replica of a group: connects to the voter's bootstrap server under the
+// service name the voter registered for this incarnation, sets up the signalling channel and
+// the state regions, joins if it replaces an earlier incarnation, and runs the program.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "vigil/channel/endpoints.h"
+#include "vigil/replica/context.h"
+#include "vigil/transport/transport.h"
+
+namespace vigil::replica {
+
+struct ReplicaRunOptions {
+  std::string voter;       // "host:port" of the voter's bootstrap server
+  std::string service;     // the voter's name for this incarnation (ServiceName)
+  std::string rpc_target;  // rpc method: where to call the voter
+  uint32_t group = 0;
+  uint16_t replica = 0;
+  uint32_t incarnation = 0;  // > 0: a replacement, which joins the running group
+  channel::ChannelOptions channel;
+  transport::ConnectionOptions connection;
+  std::chrono::milliseconds verdict_timeout{120000};
+};
+
+// The bootstrap service name of one replica incarnation.
+std::string ServiceName(uint32_t group, uint16_t replica, uint32_t incarnation);
+
+// `on_ready` (optional) sees the context once it is connected, e.g. to arm fault injection.
+Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& options,
+                  Program& program, const std::function<void(ChannelContext&)>& on_ready = nullptr);
+
+}  // namespace vigil::replica

@@ -1,0 +1,223 @@
+#include "vigil/replica/context.h"
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "vigil/common/logging.h"
+
+namespace vigil::replica {
+
+using Clock = std::chrono::steady_clock;
+
+size_t StateRegionBytes(size_t program_bytes) {
+  return (kStateMetaBytes + program_bytes + 63) / 64 * 64;
+}
+
+uint64_t StateDigest(std::span<const std::byte> region) {
+  return XXH3_64bits(region.data(), region.size());
+}
+
+Result<size_t> ReplicaContext::Read(std::span<std::byte> buf) {
+  const size_t len = std::min(buf.size(), max_io_);
+  VIGIL_ASSIGN_OR_RETURN(
+      size_t n, Externalize(EventKind::kInput, meta().input_offset, len, {}, buf.first(len)));
+  mutable_meta().input_offset += n;
+  return n;
+}
+
+Status ReplicaContext::Write(std::span<const std::byte> data) {
+  while (!data.empty()) {
+    const auto piece = data.first(std::min(data.size(), max_io_));
+    VIGIL_RETURN_IF_ERROR(
+        Externalize(EventKind::kOutput, meta().output_offset, piece.size(), piece, {}).status());
+    mutable_meta().output_offset += piece.size();
+    data = data.subspan(piece.size());
+  }
+  return Status::Ok();
+}
+
+Status ReplicaContext::Checkpoint() {
+  mutable_meta().checkpoints += 1;
+  VIGIL_RETURN_IF_ERROR(
+      Externalize(EventKind::kCheckpoint, meta().checkpoints, meta().input_offset, {}, {})
+          .status());
+  Commit();
+  return Status::Ok();
+}
+
+Status ReplicaContext::Exit(int code) {
+  return Externalize(EventKind::kExit, static_cast<uint64_t>(code), 0, {}, {}).status();
+}
+
+Status RunProgram(Program& program, ReplicaContext& ctx) {
+  if (ctx.state().size() < program.state_bytes()) {
+    return InvalidArgument(fmt::format("{}: state region of {} bytes, program needs {}",
+                                       program.name(), ctx.state().size(), program.state_bytes()));
+  }
+  for (;;) {
+    Status st;
+    if (ctx.meta().done != 0) {
+      st = ctx.Exit(0);
+      if (st.ok()) return st;
+    } else if (ctx.meta().checkpoints == 0) {
+      st = program.Init(ctx);
+      if (st.ok()) st = ctx.Checkpoint();
+    } else {
+      Result<bool> done = program.Step(ctx);
+      st = done.status();
+      if (done.ok()) {
+        if (*done) {
+          // Marked before the checkpoint, so the agreed checkpoint records it.
+          ctx.mutable_meta().done = 1;
+        }
+        st = ctx.Checkpoint();
+      }
+    }
+    if (!st.ok() && !ctx.TakeRollback()) return st;
+  }
+}
+
+// ---- LocalContext ----
+
+Result<std::unique_ptr<LocalContext>> LocalContext::Create(size_t program_bytes, std::FILE* in,
+                                                           std::FILE* out, size_t max_io) {
+  if (in == nullptr || out == nullptr)
+    return InvalidArgument("LocalContext needs input and output");
+  if (max_io == 0) return InvalidArgument("LocalContext: max_io must be > 0");
+  return std::unique_ptr<LocalContext>(
+      new LocalContext(std::vector<std::byte>(StateRegionBytes(program_bytes)), in, out, max_io));
+}
+
+LocalContext::LocalContext(std::vector<std::byte> storage, std::FILE* in, std::FILE* out,
+                           size_t max_io)
+    // The span is taken before the move, which keeps the vector's buffer.
+    : ReplicaContext(std::span(storage), max_io),
+      storage_(std::move(storage)),
+      in_(in),
+      out_(out) {}
+
+Result<size_t> LocalContext::Externalize(EventKind kind, uint64_t, uint64_t arg1,
+                                         std::span<const std::byte> out, std::span<std::byte> in) {
+  mutable_meta().event_seq += 1;
+  ++events_;
+  switch (kind) {
+    case EventKind::kInput: {
+      const size_t n = std::fread(in.data(), 1, std::min<size_t>(arg1, in.size()), in_);
+      if (n == 0 && std::ferror(in_))
+        return ErrnoStatus(StatusCode::kUnavailable, "read input", errno);
+      return n;
+    }
+    case EventKind::kOutput:
+      if (std::fwrite(out.data(), 1, out.size(), out_) != out.size()) {
+        return ErrnoStatus(StatusCode::kUnavailable, "write output", errno);
+      }
+      return size_t{0};
+    default:
+      return size_t{0};
+  }
+}
+
+// ---- ReplicaMemory ----
+
+Result<ReplicaMemory> ReplicaMemory::Allocate(transport::Transport& transport,
+                                              size_t program_bytes) {
+  const size_t n = StateRegionBytes(program_bytes);
+  ReplicaMemory m;
+  VIGIL_ASSIGN_OR_RETURN(
+      auto state, transport::RegisteredBuffer::Allocate(transport, n, transport::kAllAccess));
+  VIGIL_ASSIGN_OR_RETURN(auto ckpt,
+                         transport::RegisteredBuffer::Allocate(
+                             transport, n, transport::kLocalWrite | transport::kRemoteRead));
+  m.state = std::make_unique<transport::RegisteredBuffer>(std::move(state));
+  m.checkpoint = std::make_unique<transport::RegisteredBuffer>(std::move(ckpt));
+  return m;
+}
+
+std::vector<transport::RemoteRegion> ReplicaMemory::regions() const {
+  return {state->mr().Describe("replica-state"), checkpoint->mr().Describe("replica-checkpoint")};
+}
+
+// ---- ChannelContext ----
+
+ChannelContext::ChannelContext(channel::ReplicaChannel& channel, ReplicaMemory& memory,
+                               ReplicaIdentity id, std::chrono::nanoseconds verdict_timeout)
+    : ReplicaContext(std::span(memory.state->data(), memory.state->size()),
+                     channel.max_payload() - kEventHeaderBytes),
+      channel_(channel),
+      memory_(memory),
+      id_(id),
+      timeout_(verdict_timeout),
+      send_(channel.max_payload()),
+      recv_(channel.max_payload() + channel::kSlotOverhead) {}
+
+void ChannelContext::FlipStateBit(uint64_t bit) {
+  const uint64_t b = bit % (region().size() * 8);
+  region()[b / 8] ^= std::byte{static_cast<uint8_t>(1u << (b % 8))};
+}
+
+void ChannelContext::Commit() {
+  std::memcpy(memory_.checkpoint->data(), memory_.state->data(), memory_.state->size());
+}
+
+Status ChannelContext::Join() {
+  VIGIL_RETURN_IF_ERROR(Externalize(EventKind::kJoin, 0, 0, {}, {}).status());
+  Commit();
+  return Status::Ok();
+}
+
+Result<size_t> ChannelContext::Externalize(EventKind kind, uint64_t arg0, uint64_t arg1,
+                                           std::span<const std::byte> out,
+                                           std::span<std::byte> in) {
+  EventHeader h;
+  h.group = id_.group;
+  h.replica = id_.replica;
+  if (kind != EventKind::kJoin) {
+    mutable_meta().event_seq += 1;
+    h.event_seq = meta().event_seq;
+    h.state_digest = StateDigest(region());
+  }
+  h.arg0 = arg0;
+  h.arg1 = arg1;
+  VIGIL_ASSIGN_OR_RETURN(size_t n, EncodeEvent(send_, h, out));
+  const auto t0 = Clock::now();
+  Result<channel::Record> rec =
+      channel_.Signal(static_cast<uint16_t>(kind), std::span(send_).first(n), recv_, timeout_);
+  signal_wait_ns_ += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+  ++events_;
+  if (!rec.ok()) {
+    return Status(rec.status().code(),
+                  fmt::format("replica {} of group {}, {} event {}: {}", id_.replica, id_.group,
+                              EventKindName(kind), h.event_seq, rec.status().message()));
+  }
+  VIGIL_ASSIGN_OR_RETURN(Verdict v, DecodeVerdict(*rec, h.event_seq));
+  switch (v.kind) {
+    case VerdictKind::kAbort:
+      return Aborted(fmt::format(
+          "voter aborted group {}: {}", id_.group,
+          std::string_view(reinterpret_cast<const char*>(v.data.data()), v.data.size())));
+    case VerdictKind::kRollback:
+      std::memcpy(memory_.state->data(), memory_.checkpoint->data(), memory_.state->size());
+      rolled_back_ = true;
+      log::Get("replica")->info("replica {} of group {}: rolled back to checkpoint at event {}",
+                                id_.replica, id_.group, v.header.arg);
+      return Aborted("rolled back");
+    case VerdictKind::kRepaired:
+      log::Get("replica")->info("replica {} of group {}: state repaired by the voter at event {}",
+                                id_.replica, id_.group, h.event_seq);
+      [[fallthrough]];
+    case VerdictKind::kProceed:
+      if (v.data.size() > in.size()) {
+        return DataLoss(fmt::format("verdict for {} event {} carries {} bytes, {} were asked for",
+                                    EventKindName(kind), h.event_seq, v.data.size(), in.size()));
+      }
+      if (!v.data.empty()) std::memcpy(in.data(), v.data.data(), v.data.size());
+      return v.data.size();
+  }
+  return Internal("unreachable verdict kind");
+}
+
+}  // namespace vigil::replica

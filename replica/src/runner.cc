@@ -1,0 +1,40 @@
+#include "vigil/replica/runner.h"
+
+#include <fmt/format.h>
+
+#include "vigil/common/logging.h"
+#include "vigil/transport/bootstrap.h"
+
+namespace vigil::replica {
+
+std::string ServiceName(uint32_t group, uint16_t replica, uint32_t incarnation) {
+  return fmt::format("replica/{}/{}/{}", group, replica, incarnation);
+}
+
+Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& o, Program& program,
+                  const std::function<void(ChannelContext&)>& on_ready) {
+  VIGIL_ASSIGN_OR_RETURN(ReplicaMemory memory,
+                         ReplicaMemory::Allocate(transport, program.state_bytes()));
+  VIGIL_ASSIGN_OR_RETURN(auto end, channel::ReplicaEnd::Create(transport, o.channel, o.rpc_target));
+  transport::DialOptions dial;
+  dial.target = o.voter;
+  dial.service = o.service;
+  dial.node_name = fmt::format("replica-{}-{}-{}", o.group, o.replica, o.incarnation);
+  dial.connection = o.connection;
+  dial.connection.name = dial.node_name;
+  dial.regions = memory.regions();
+  for (auto& r : end->regions()) dial.regions.push_back(r);
+  dial.before_connect = [&](transport::Connection& c) { return end->Prepare(c); };
+  VIGIL_ASSIGN_OR_RETURN(transport::Dialed d, transport::Dial(transport, dial));
+  VIGIL_RETURN_IF_ERROR(end->Attach(*d.connection, d.peer));
+  ChannelContext ctx(end->channel(), memory, ReplicaIdentity{o.group, o.replica},
+                     o.verdict_timeout);
+  log::Get("replica")->info("replica {} of group {} (incarnation {}) connected to {} over {}",
+                            o.replica, o.group, o.incarnation, o.voter,
+                            channel::MethodName(o.channel.method));
+  if (on_ready) on_ready(ctx);
+  if (o.incarnation > 0) VIGIL_RETURN_IF_ERROR(ctx.Join());
+  return RunProgram(program, ctx);
+}
+
+}  // namespace vigil::replica

@@ -1,0 +1,148 @@
+#include "replication_harness.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "vigil/common/logging.h"
+
+namespace vigil::testing {
+namespace {
+
+// Wraps a workload: runs the test's hook before each step and fails or blocks the step when
+// the launcher "killed" or "hung" this incarnation.
+class HookedProgram final : public replica::Program {
+ public:
+  HookedProgram(std::unique_ptr<replica::Program> inner, std::function<bool()> killed,
+                std::function<void(uint64_t, replica::ReplicaContext&)> before_step)
+      : inner_(std::move(inner)), killed_(std::move(killed)), before_(std::move(before_step)) {}
+  std::string name() const override { return inner_->name(); }
+  size_t state_bytes() const override { return inner_->state_bytes(); }
+  Status Init(replica::ReplicaContext& ctx) override { return inner_->Init(ctx); }
+  Result<bool> Step(replica::ReplicaContext& ctx) override {
+    if (before_) before_(++steps_, ctx);
+    if (killed_()) return Aborted("thread replica killed by the test");
+    return inner_->Step(ctx);
+  }
+
+ private:
+  std::unique_ptr<replica::Program> inner_;
+  std::function<bool()> killed_;
+  std::function<void(uint64_t, replica::ReplicaContext&)> before_;
+  uint64_t steps_ = 0;
+};
+
+class ThreadLauncher final : public voter::Launcher {
+ public:
+  ThreadLauncher(transport::Transport& t, std::string voter, const JobSpec& spec)
+      : t_(t), voter_(std::move(voter)), spec_(spec) {}
+  ~ThreadLauncher() override {
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [k, v] : killed_) *v = true;
+    }
+    for (auto& th : threads_) th.join();
+  }
+
+  Status Start(const voter::LaunchSpec& s) override {
+    VIGIL_ASSIGN_OR_RETURN(auto program, workloads::MakeWorkload(spec_.workload, spec_.susan_mode));
+    auto killed = std::make_shared<std::atomic<bool>>(false);
+    std::lock_guard lock(mu_);
+    killed_[{s.replica, s.incarnation}] = killed;
+    threads_.emplace_back([this, s, killed, program = std::move(program)]() mutable {
+      replica::ReplicaRunOptions o;
+      o.voter = voter_;
+      o.service = s.service;
+      o.rpc_target = s.rpc_target;
+      o.group = s.group;
+      o.replica = s.replica;
+      o.incarnation = s.incarnation;
+      o.channel = spec_.group.channel;
+      o.verdict_timeout = spec_.verdict_timeout;
+      HookedProgram hooked(
+          std::move(program), [killed] { return killed->load(); },
+          [this, s, killed](uint64_t step, replica::ReplicaContext& ctx) {
+            if (spec_.hook) {
+              spec_.hook(s.replica, s.incarnation, step,
+                         static_cast<replica::ChannelContext&>(ctx));
+            }
+          });
+      Status st = replica::RunReplica(t_, o, hooked);
+      vigil::log::Get("test")->info("thread replica {} incarnation {} ended: {}", s.replica,
+                                    s.incarnation, st.ToString());
+    });
+    return Status::Ok();
+  }
+
+  void Stop(uint16_t replica, uint32_t incarnation) override {
+    std::lock_guard lock(mu_);
+    auto it = killed_.find({replica, incarnation});
+    if (it != killed_.end()) *it->second = true;
+  }
+
+ private:
+  transport::Transport& t_;
+  std::string voter_;
+  const JobSpec& spec_;
+  std::mutex mu_;
+  std::map<std::pair<uint16_t, uint32_t>, std::shared_ptr<std::atomic<bool>>> killed_;
+  std::vector<std::thread> threads_;
+};
+
+std::string ReadAll(std::FILE* f) {
+  std::string s;
+  std::rewind(f);
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) s.append(buf, n);
+  return s;
+}
+
+}  // namespace
+
+Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Transport& replica_t,
+                                   const JobSpec& spec) {
+  transport::BootstrapServer server(voter_t, "voter", transport::ConnectionOptions{});
+  VIGIL_RETURN_IF_ERROR(server.Start("127.0.0.1:0"));
+  std::FILE* in = std::tmpfile();
+  std::FILE* out = std::tmpfile();
+  if (in == nullptr || out == nullptr) return Internal("tmpfile failed");
+  std::fwrite(spec.input.data(), 1, spec.input.size(), in);
+  std::rewind(in);
+  JobResult result;
+  {
+    ThreadLauncher launcher(replica_t, fmt::format("127.0.0.1:{}", server.port()), spec);
+    voter::Group group(spec.group, voter_t, server, launcher, in, out);
+    std::thread side;
+    if (spec.while_running) side = std::thread([&] { spec.while_running(group); });
+    Result<voter::GroupReport> r = group.Run();
+    if (side.joinable()) side.join();
+    if (!r.ok()) return r.status();
+    result.report = *r;
+  }
+  result.output = ReadAll(out);
+  std::fclose(in);
+  std::fclose(out);
+  server.Shutdown();
+  return result;
+}
+
+Result<std::string> RunUnreplicated(const std::string& workload, const std::string& susan_mode,
+                                    const std::string& input) {
+  VIGIL_ASSIGN_OR_RETURN(auto program, workloads::MakeWorkload(workload, susan_mode));
+  std::FILE* in = std::tmpfile();
+  std::FILE* out = std::tmpfile();
+  if (in == nullptr || out == nullptr) return Internal("tmpfile failed");
+  std::fwrite(input.data(), 1, input.size(), in);
+  std::rewind(in);
+  VIGIL_ASSIGN_OR_RETURN(auto ctx, replica::LocalContext::Create(program->state_bytes(), in, out));
+  Status st = replica::RunProgram(*program, *ctx);
+  std::fflush(out);
+  std::string s = ReadAll(out);
+  std::fclose(in);
+  std::fclose(out);
+  VIGIL_RETURN_IF_ERROR(st);
+  return s;
+}
+
+}  // namespace vigil::testing

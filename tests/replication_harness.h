@@ -1,0 +1,49 @@
+// Runs a replicated job in one process for the tests: the voter's Group, and replicas as threads
+// (ThreadLauncher) over any transport. Thread replicas are in-process stand-ins for replica
+// processes: "killing" one makes its program fail at its next step, "hanging" one blocks it, as
+// the tests' fault hooks arrange. The process path (SIGKILL/SIGSTOP) is tested with vigil-node.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vigil/replica/runner.h"
+#include "vigil/transport/bootstrap.h"
+#include "vigil/voter/group.h"
+#include "vigil/workloads/workloads.h"
+
+namespace vigil::testing {
+
+// Called before each step of a thread replica (slot, incarnation, step number starting at 1).
+using StepHook = std::function<void(uint16_t replica, uint32_t incarnation, uint64_t step,
+                                    replica::ChannelContext& ctx)>;
+
+struct JobSpec {
+  voter::GroupOptions group;
+  std::string workload = "crc32";
+  std::string susan_mode = "edges";
+  std::string input;
+  StepHook hook;                                     // optional
+  std::function<void(voter::Group&)> while_running;  // optional, runs on its own thread
+  std::chrono::milliseconds verdict_timeout{10000};
+};
+
+struct JobResult {
+  voter::GroupReport report;
+  std::string output;
+};
+
+// `voter_t` hosts the voter; `replica_t` the replicas (may be the same transport).
+Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Transport& replica_t,
+                                   const JobSpec& spec);
+// The same workload unreplicated (LocalContext): the reference output.
+Result<std::string> RunUnreplicated(const std::string& workload, const std::string& susan_mode,
+                                    const std::string& input);
+
+}  // namespace vigil::testing

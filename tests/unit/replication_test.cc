@@ -1,0 +1,265 @@
+// Replicated execution end to end on the FAKE in-process transport (replicas are threads):
+// every signalling method in DMR and TMR, outputs against the unreplicated run, and the faults
+// the voter must survive. The same jobs run over real verbs in the rxe tier.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <tuple>
+
+#include "replication_harness.h"
+#include "vigil/transport/fake.h"
+#include "vigil/transport/fault_injection.h"
+
+namespace vigil {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::JobSpec;
+using testing::RunReplicatedJob;
+using testing::RunUnreplicated;
+using voter::Mode;
+
+std::string Crc32Input(size_t n) {
+  std::string s(n, '\0');
+  uint32_t x = 12345;
+  for (auto& c : s) {
+    x = x * 1103515245u + 12345u;
+    c = static_cast<char>(x >> 23);
+  }
+  return s;
+}
+
+std::string TestImage() {
+  auto img = workloads::MakeTestImage(96, 80, 7);
+  return std::string(reinterpret_cast<const char*>(img.data()), img.size());
+}
+
+class ReplicationTest : public ::testing::Test {
+ protected:
+  JobSpec Spec(Mode mode, channel::Method method) {
+    JobSpec s;
+    s.group.mode = mode;
+    s.group.deadline = 2000ms;
+    s.group.channel.method = method;
+    s.verdict_timeout = 10s;
+    return s;
+  }
+  Result<testing::JobResult> Run(const JobSpec& s) {
+    return RunReplicatedJob(voter_t_, replica_t_, s);
+  }
+
+  std::shared_ptr<transport::FakeFabric> fabric_ = std::make_shared<transport::FakeFabric>();
+  transport::FakeTransport voter_t_{fabric_, "voter"};
+  transport::FakeTransport replica_t_{fabric_, "worker"};
+};
+
+TEST(Workloads, Crc32MatchesTheStandardCheckValue) {
+  auto out = RunUnreplicated("crc32", "", "123456789");
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(*out, "cbf43926 9\n");
+}
+
+TEST(Workloads, SusanModesProduceDifferentValidImages) {
+  const std::string img = TestImage();
+  std::set<std::string> outputs;
+  for (const char* mode : {"smooth", "edges", "corners"}) {
+    auto out = RunUnreplicated("susan", mode, img);
+    ASSERT_TRUE(out.ok()) << mode << ": " << out.status().ToString();
+    EXPECT_EQ(out->size(), img.size()) << mode;
+    EXPECT_EQ(out->substr(0, 3), "P5\n") << mode;
+    EXPECT_NE(*out, img) << mode;
+    outputs.insert(*out);
+  }
+  EXPECT_EQ(outputs.size(), 3u);
+}
+
+TEST(Workloads, SusanRejectsBadImagesByName) {
+  auto out = RunUnreplicated("susan", "edges", "P2\n3 3\n255\n");
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("not a binary PGM"), std::string::npos);
+  auto img = workloads::MakeTestImage(300, 10, 1);
+  out = RunUnreplicated("susan", "edges",
+                        std::string(reinterpret_cast<const char*>(img.data()), img.size()));
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("300x10"), std::string::npos) << out.status().ToString();
+  EXPECT_FALSE(workloads::ParseSusanMode("blur").ok());
+}
+
+class EveryMethod : public ReplicationTest,
+                    public ::testing::WithParamInterface<std::tuple<Mode, channel::Method>> {};
+
+TEST_P(EveryMethod, Crc32AndSusanOutputsEqualTheUnreplicatedRun) {
+  const auto [mode, method] = GetParam();
+  for (const auto& [workload, input] :
+       {std::pair<std::string, std::string>{"crc32", Crc32Input(200000)}, {"susan", TestImage()}}) {
+    auto want = RunUnreplicated(workload, "edges", input);
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    JobSpec s = Spec(mode, method);
+    s.workload = workload;
+    s.input = input;
+    auto got = Run(s);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_TRUE(got->report.completed) << got->report.failure;
+    EXPECT_EQ(got->report.exit_code, 0);
+    EXPECT_EQ(got->output, *want) << workload;
+    EXPECT_EQ(got->report.mismatches, 0u);
+    EXPECT_EQ(got->report.replacements, 0u);
+    EXPECT_GT(got->report.rounds, 10u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fake, EveryMethod,
+                         ::testing::Combine(::testing::Values(Mode::kDmr, Mode::kTmr),
+                                            ::testing::Values(channel::Method::kPolling,
+                                                              channel::Method::kNotify,
+                                                              channel::Method::kRpc)),
+                         [](const auto& p) {
+                           return std::string(std::get<0>(p.param) == Mode::kDmr ? "Dmr" : "Tmr") +
+                                  "_" + std::string(channel::MethodName(std::get<1>(p.param)));
+                         });
+
+// Flips a bit of the crc in replica `victim`'s state before step `at` of its first incarnation.
+testing::StepHook FlipCrcBit(uint16_t victim, uint64_t at) {
+  return [victim, at](uint16_t r, uint32_t inc, uint64_t step, replica::ChannelContext& ctx) {
+    if (r == victim && inc == 0 && step == at) ctx.FlipStateBit(replica::kStateMetaBytes * 8 + 5);
+  };
+}
+
+TEST_F(ReplicationTest, TmrBitFlipIsOutvotedAndTheReplicaRepaired) {
+  const std::string input = Crc32Input(300000);
+  JobSpec s = Spec(Mode::kTmr, channel::Method::kPolling);
+  s.input = input;
+  s.hook = FlipCrcBit(1, 3);
+  auto got = Run(s);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
+  EXPECT_EQ(got->report.mismatches, 1u);
+  EXPECT_EQ(got->report.repairs, 1u);
+  EXPECT_EQ(got->report.rollbacks, 0u);
+  EXPECT_EQ(got->report.replacements, 0u);
+}
+
+TEST_F(ReplicationTest, DmrBitFlipIsDetectedAndRolledBack) {
+  const std::string input = Crc32Input(300000);
+  JobSpec s = Spec(Mode::kDmr, channel::Method::kNotify);
+  s.input = input;
+  s.hook = FlipCrcBit(0, 4);
+  auto got = Run(s);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
+  EXPECT_EQ(got->report.mismatches, 1u);
+  EXPECT_EQ(got->report.rollbacks, 1u);
+}
+
+TEST_F(ReplicationTest, DmrPersistentFaultFailsTheGroupWithAReport) {
+  JobSpec s = Spec(Mode::kDmr, channel::Method::kPolling);
+  s.input = Crc32Input(300000);
+  // The same flip at the same step after every rollback: a permanent fault.
+  s.hook = [](uint16_t r, uint32_t, uint64_t step, replica::ChannelContext& ctx) {
+    if (r == 1 && ctx.meta().checkpoints == 3 && step >= 3) {
+      ctx.FlipStateBit(replica::kStateMetaBytes * 8 + 9);
+    }
+  };
+  auto got = Run(s);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_FALSE(got->report.completed);
+  EXPECT_NE(got->report.failure.find("rollbacks"), std::string::npos) << got->report.failure;
+  EXPECT_EQ(got->report.rollbacks, 2u);
+}
+
+TEST_F(ReplicationTest, TmrKilledReplicaIsReplacedAndRejoins) {
+  const std::string input = Crc32Input(400000);
+  JobSpec s = Spec(Mode::kTmr, channel::Method::kPolling);
+  s.input = input;
+  s.hook = [](uint16_t r, uint32_t inc, uint64_t step, replica::ChannelContext&) {
+    if (r == 2 && inc == 0 && step == 2) std::this_thread::sleep_for(50ms);
+  };
+  s.while_running = [](voter::Group& g) {
+    std::this_thread::sleep_for(30ms);
+    g.KillReplica(2);
+  };
+  auto got = Run(s);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
+  EXPECT_EQ(got->report.replacements, 1u);
+  EXPECT_EQ(got->report.missed_deadlines, 1u);
+}
+
+TEST_F(ReplicationTest, DmrHungReplicaIsReplacedAndThePairRecovers) {
+  const std::string input = Crc32Input(300000);
+  JobSpec s = Spec(Mode::kDmr, channel::Method::kRpc);
+  s.input = input;
+  s.group.deadline = 500ms;
+  // Replica 0's first incarnation hangs in its third step (until the voter stops it).
+  auto hung = std::make_shared<std::atomic<bool>>(false);
+  s.hook = [hung](uint16_t r, uint32_t inc, uint64_t step, replica::ChannelContext&) {
+    if (r == 0 && inc == 0 && step == 3) {
+      hung->store(true);
+      std::this_thread::sleep_for(1500ms);
+    }
+  };
+  auto got = Run(s);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(hung->load());
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
+  EXPECT_GE(got->report.replacements, 1u);
+  EXPECT_GE(got->report.missed_deadlines, 1u);
+}
+
+TEST_F(ReplicationTest, CorruptedEventRecordIsRejectedAndTheReplicaReplaced) {
+  const std::string input = Crc32Input(300000);
+  auto injector = std::make_shared<transport::FaultInjector>();
+  // The 10th WRITE of a replica connection has a payload byte flipped in flight.
+  ASSERT_TRUE(injector
+                  ->Add({.ops = transport::kOpWrite,
+                         .action = transport::FaultAction::kCorrupt,
+                         .skip = 9,
+                         .count = 1,
+                         .corrupt_offset = 30,
+                         .corrupt_mask = 0x10})
+                  .ok());
+  transport::FaultInjectingTransport faulty(replica_t_, injector);
+  JobSpec s = Spec(Mode::kTmr, channel::Method::kPolling);
+  s.input = input;
+  auto got = RunReplicatedJob(voter_t_, faulty, s);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(injector->injected(transport::FaultAction::kCorrupt), 1u);
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
+  EXPECT_EQ(got->report.rejected_records, 1u);
+  EXPECT_EQ(got->report.replacements, 1u);
+}
+
+TEST(ReplicaProtocol, RejectsForeignShortAndUnknownRecords) {
+  std::vector<std::byte> buf(128);
+  replica::EventHeader h{.group = 4, .replica = 1, .event_seq = 9};
+  auto n = replica::EncodeEvent(buf, h, {});
+  ASSERT_TRUE(n.ok());
+  channel::Record r{1, static_cast<uint16_t>(replica::EventKind::kInput), 0,
+                    std::span(buf).first(*n)};
+  EXPECT_TRUE(replica::DecodeEvent(r, 4, 1).ok());
+  auto wrong = replica::DecodeEvent(r, 4, 2);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("claims to be replica 1"), std::string::npos);
+  r.kind = 99;
+  EXPECT_NE(replica::DecodeEvent(r, 4, 1).status().message().find("unknown event kind 99"),
+            std::string::npos);
+  r.kind = static_cast<uint16_t>(replica::EventKind::kInput);
+  r.payload = std::span(buf).first(10);
+  EXPECT_NE(replica::DecodeEvent(r, 4, 1).status().message().find("shorter"), std::string::npos);
+  replica::VerdictHeader vh{.event_seq = 5};
+  n = replica::EncodeVerdict(buf, vh, {});
+  channel::Record v{1, static_cast<uint16_t>(replica::VerdictKind::kProceed), 0,
+                    std::span(buf).first(*n)};
+  EXPECT_TRUE(replica::DecodeVerdict(v, 5).ok());
+  EXPECT_NE(replica::DecodeVerdict(v, 6).status().message().find("answers event 5"),
+            std::string::npos);
+  EXPECT_FALSE(replica::EncodeEvent(std::span(buf).first(20), h, {}).ok());
+}
+
+}  // namespace
+}  // namespace vigil

@@ -1,0 +1,172 @@
+// A replica group as the voter runs it: it launches the replicas, takes one event per replica at
+// each externalization point, votes (vote.h), carries out the agreed effect once (reads input,
+// emits output) and answers every replica:
+//
+//   agreement         proceed (input events carry the same input bytes to every replica)
+//   TMR, outvoted     the replica's state is overwritten with a healthy replica's, copied by
+//                     RDMA READ (healthy -> voter, digest checked) and RDMA WRITE (voter ->
+//                     outvoted); then it proceeds. Faulty `replace_after` times within the policy
+//                     window: it is replaced instead.
+//   DMR mismatch,     every replica restores its last agreed checkpoint and re-executes; the same
+//   TMR no majority   event failing `max_rollbacks` times in a row fails the group.
+//   missed deadline,  (crash, hang, broken link, corrupted or out-of-sequence record) the replica
+//   bad record        is stopped and a new incarnation started; it joins with a copy of a healthy
+//                     replica's state (TMR: at the next agreed checkpoint, the others go on
+//                     meanwhile; DMR: at once, the survivor rolls back to its checkpoint and the
+//                     newcomer gets a copy of that checkpoint).
+//
+// Every detection and decision is logged (subsystem "voter") and counted in GroupReport.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vigil/channel/endpoints.h"
+#include "vigil/node/failure_budget.h"
+#include "vigil/replica/protocol.h"
+#include "vigil/transport/bootstrap.h"
+#include "vigil/voter/vote.h"
+
+namespace vigil::voter {
+
+struct Link;
+
+struct GroupOptions {
+  uint32_t group = 1;
+  Mode mode = Mode::kTmr;
+  // A replica must produce its next event within this long after the previous verdict (or after
+  // being started), else it is failed. Bounds a step's compute time and a replica's start-up.
+  std::chrono::milliseconds deadline{20000};
+  uint32_t max_rollbacks = 2;  // rollbacks at the same event before the group fails
+  // Repairs of one replica within policy.window before it is replaced instead of repaired.
+  uint32_t replace_after = 3;
+  std::chrono::milliseconds replace_window{60000};
+  uint32_t max_incarnations = 8;  // starts per replica slot before the group gives up
+  channel::ChannelOptions channel;
+};
+Status ValidateGroupOptions(const GroupOptions& o);
+
+// Where a replica incarnation finds its voter.
+struct LaunchSpec {
+  uint32_t group = 0;
+  uint16_t replica = 0;
+  uint32_t incarnation = 0;
+  std::string service;     // bootstrap service to dial
+  std::string rpc_target;  // rpc method only
+};
+
+// Starts and stops replica incarnations (processes on worker nodes, or threads in tests).
+class Launcher {
+ public:
+  virtual ~Launcher() = default;
+  virtual Status Start(const LaunchSpec& spec) = 0;
+  // Stops the incarnation for good (a process: SIGKILL). Must not block for long.
+  virtual void Stop(uint16_t replica, uint32_t incarnation) = 0;
+};
+
+// The job's input, read once: replicas ask by offset; bytes since the last agreed checkpoint
+// are kept for re-execution after a rollback (so pipes work too).
+class InputSource {
+ public:
+  explicit InputSource(std::FILE* in) : in_(in) {}
+  // Up to `len` bytes at `offset` (fewer at end of input).
+  Result<std::span<const std::byte>> ReadAt(uint64_t offset, size_t len);
+  // Bytes before `offset` will not be asked for again.
+  void Trim(uint64_t offset);
+
+ private:
+  std::FILE* in_;
+  std::deque<std::byte> buf_;
+  uint64_t base_ = 0;  // offset of buf_[0]
+  bool eof_ = false;
+  std::vector<std::byte> out_;
+};
+
+struct GroupReport {
+  bool completed = false;  // the program exited (exit_code) with agreement
+  int exit_code = -1;
+  std::string failure;  // why the group failed, if it did
+  uint64_t rounds = 0;
+  uint64_t mismatches = 0;  // rounds where replicas disagreed
+  uint64_t rollbacks = 0;
+  uint64_t repairs = 0;       // TMR state copies into an outvoted replica
+  uint64_t replacements = 0;  // incarnations started after the first
+  uint64_t rejected_records = 0;
+  uint64_t missed_deadlines = 0;
+  uint64_t output_bytes = 0;
+  uint64_t voter_ns = 0;  // time the voter spent deciding and acting (incl. repairs)
+};
+
+class Group {
+ public:
+  // `server` must be started; the group registers one bootstrap service per incarnation.
+  Group(GroupOptions options, transport::Transport& transport, transport::BootstrapServer& server,
+        Launcher& launcher, std::FILE* input, std::FILE* output);
+  ~Group();
+  Group(const Group&) = delete;
+  Group& operator=(const Group&) = delete;
+
+  // Launches every replica and runs the group until the program exits or the group fails.
+  Result<GroupReport> Run();
+  // Ends Run early (shutdown request).
+  void Cancel();
+
+  // Test and vigilctl API: stop replica `replica`'s current incarnation now, as a crash would.
+  void KillReplica(uint16_t replica);
+
+ private:
+  struct Member;
+  struct Ballot;
+
+  Status StartIncarnation(uint16_t slot);
+  Result<std::vector<transport::RemoteRegion>> Accept(uint16_t slot, uint32_t incarnation,
+                                                      std::shared_ptr<channel::VoterEnd> end,
+                                                      std::unique_ptr<transport::Connection> conn,
+                                                      const transport::PeerInfo& peer);
+  void MemberLoop(uint16_t slot, uint32_t incarnation, std::shared_ptr<Link> link);
+  void FailMember(uint16_t slot, uint32_t incarnation, const std::string& why, bool rejected);
+  void Decide(std::unique_lock<std::mutex>& lock);
+  void DecideDmr(std::vector<uint16_t>& joiners);
+  void DecideTmr(std::vector<uint16_t>& joiners);
+  Result<std::vector<std::byte>> Apply(const Ballot& winner);
+  Status CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const uint64_t* digest);
+  void Answer(uint16_t slot, replica::VerdictKind kind, uint64_t event_seq, uint64_t arg,
+              std::span<const std::byte> data);
+  void RollbackAll(const std::string& why);
+  void FailGroup(const std::string& why);
+  void Replace(uint16_t slot, const std::string& why);
+  bool RoundReady(std::chrono::steady_clock::time_point now) const;
+
+  GroupOptions o_;
+  transport::Transport& transport_;
+  transport::BootstrapServer& server_;
+  Launcher& launcher_;
+  InputSource input_;
+  std::FILE* output_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Member>> members_;
+  std::vector<std::thread> retired_;  // threads of stopped incarnations, joined at the end
+  std::optional<transport::RegisteredBuffer> staging_;
+  uint64_t state_bytes_ = 0;
+  uint64_t next_event_ = 1;
+  uint64_t checkpoint_event_ = 0;  // event seq of the last agreed checkpoint
+  uint64_t rollback_event_ = 0;    // event that caused the last rollbacks
+  uint32_t rollbacks_here_ = 0;
+  uint64_t emitted_ = 0;  // output bytes written
+  std::chrono::steady_clock::time_point round_start_;
+  bool done_ = false;
+  bool cancelled_ = false;
+  GroupReport report_;
+};
+
+}  // namespace vigil::voter

@@ -1,0 +1,660 @@
+#include "vigil/voter/group.h"
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "vigil/common/logging.h"
+#include "vigil/replica/context.h"
+#include "vigil/replica/runner.h"
+
+namespace vigil::voter {
+
+using Clock = std::chrono::steady_clock;
+using replica::EventKind;
+using replica::VerdictKind;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr uint64_t kMaxStateBytes = uint64_t{1} << 30;
+constexpr auto kCopyTimeout = 10s;
+constexpr auto kReplyTimeout = 10s;
+constexpr auto kPollSlice = 100ms;
+
+std::shared_ptr<spdlog::logger> Log() { return log::Get("voter"); }
+}  // namespace
+
+Status ValidateGroupOptions(const GroupOptions& o) {
+  if (o.deadline < 10ms) {
+    return InvalidArgument(
+        fmt::format("group deadline = {} ms is below 10 ms", o.deadline.count()));
+  }
+  if (o.replace_after == 0) return InvalidArgument("group replace_after must be >= 1");
+  if (o.replace_window.count() <= 0) {
+    return InvalidArgument(
+        fmt::format("group replace_window = {} ms must be > 0", o.replace_window.count()));
+  }
+  if (o.max_incarnations == 0) return InvalidArgument("group max_incarnations must be >= 1");
+  if (o.channel.max_payload < replica::kEventHeaderBytes + 64) {
+    return InvalidArgument(
+        fmt::format("channel max_payload = {} leaves no room for data", o.channel.max_payload));
+  }
+  return channel::ValidateChannelOptions(o.channel);
+}
+
+// ---- InputSource ----
+
+Result<std::span<const std::byte>> InputSource::ReadAt(uint64_t offset, size_t len) {
+  if (offset < base_) {
+    return OutOfRange(fmt::format(
+        "input offset {} lies before the last agreed checkpoint's offset {}", offset, base_));
+  }
+  while (!eof_ && base_ + buf_.size() < offset + len) {
+    std::byte chunk[65536];
+    const size_t n = std::fread(chunk, 1, sizeof(chunk), in_);
+    if (n == 0) {
+      if (std::ferror(in_))
+        return ErrnoStatus(StatusCode::kUnavailable, "reading job input", errno);
+      eof_ = true;
+    }
+    buf_.insert(buf_.end(), chunk, chunk + n);
+  }
+  const uint64_t end = std::min<uint64_t>(offset + len, base_ + buf_.size());
+  out_.clear();
+  if (end > offset) {
+    out_.assign(buf_.begin() + static_cast<ptrdiff_t>(offset - base_),
+                buf_.begin() + static_cast<ptrdiff_t>(end - base_));
+  }
+  return std::span<const std::byte>(out_);
+}
+
+void InputSource::Trim(uint64_t offset) {
+  if (offset <= base_) return;
+  const uint64_t n = std::min<uint64_t>(offset - base_, buf_.size());
+  buf_.erase(buf_.begin(), buf_.begin() + static_cast<ptrdiff_t>(n));
+  base_ += n;
+}
+
+// ---- members ----
+
+struct Group::Ballot {
+  EventKind kind = EventKind::kJoin;
+  replica::EventHeader h;
+  std::vector<std::byte> data;
+  uint64_t digest = 0;  // what is voted on: kind, sequence, state digest, arguments, data
+};
+
+// One incarnation's connection; shared with its thread, which outlives a replacement.
+struct Link {
+  std::shared_ptr<channel::VoterEnd> end;
+  std::unique_ptr<transport::Connection> conn;
+  transport::RemoteRegion state, checkpoint;
+  std::atomic<bool> stop{false};
+  // Verdict hand-off from the deciding thread (guarded by Group::mu_).
+  bool has_verdict = false;
+  uint16_t verdict_kind = 0;
+  std::vector<std::byte> verdict;
+};
+
+struct Group::Member {
+  enum class State { kLive, kJoining };
+  uint16_t slot = 0;
+  uint32_t incarnation = 0;
+  State state = State::kLive;
+  Clock::time_point since;  // started (or became expected)
+  std::shared_ptr<Link> link;
+  std::thread thread;
+  std::optional<Ballot> ballot;
+  std::optional<node::FailureBudget> faults;
+};
+
+Group::Group(GroupOptions options, transport::Transport& transport,
+             transport::BootstrapServer& server, Launcher& launcher, std::FILE* input,
+             std::FILE* output)
+    : o_(std::move(options)),
+      transport_(transport),
+      server_(server),
+      launcher_(launcher),
+      input_(input),
+      output_(output) {}
+
+Group::~Group() {
+  Cancel();
+  for (auto& m : members_) {
+    if (m && m->thread.joinable()) m->thread.join();
+  }
+  for (auto& t : retired_) t.join();
+}
+
+void Group::Cancel() {
+  std::lock_guard lock(mu_);
+  if (!done_) cancelled_ = true;
+  for (auto& m : members_) {
+    if (m->link) m->link->stop = true;
+  }
+  cv_.notify_all();
+}
+
+Status Group::StartIncarnation(uint16_t slot) {
+  Member& m = *members_[slot];
+  VIGIL_ASSIGN_OR_RETURN(std::shared_ptr<channel::VoterEnd> end,
+                         channel::VoterEnd::Create(transport_, o_.channel));
+  const uint32_t inc = m.incarnation;
+  const std::string service = replica::ServiceName(o_.group, slot, inc);
+  server_.AddService(service, [this, slot, inc, end](std::unique_ptr<transport::Connection> conn,
+                                                     const transport::PeerInfo& peer) {
+    return Accept(slot, inc, end, std::move(conn), peer);
+  });
+  m.since = Clock::now();
+  LaunchSpec spec{o_.group, slot, inc, service, end->rpc_target()};
+  Status st = launcher_.Start(spec);
+  if (!st.ok()) server_.RemoveService(service);
+  return st;
+}
+
+Result<std::vector<transport::RemoteRegion>> Group::Accept(
+    uint16_t slot, uint32_t inc, std::shared_ptr<channel::VoterEnd> end,
+    std::unique_ptr<transport::Connection> conn, const transport::PeerInfo& peer) {
+  std::lock_guard lock(mu_);
+  server_.RemoveService(replica::ServiceName(o_.group, slot, inc));
+  Member& m = *members_[slot];
+  if (m.incarnation != inc || m.link || done_ || cancelled_) {
+    return FailedPrecondition(
+        fmt::format("replica {} incarnation {} is no longer expected", slot, inc));
+  }
+  VIGIL_ASSIGN_OR_RETURN(transport::RemoteRegion state, peer.Region("replica-state"));
+  VIGIL_ASSIGN_OR_RETURN(transport::RemoteRegion ckpt, peer.Region("replica-checkpoint"));
+  if (state.length != ckpt.length || state.length < replica::kStateMetaBytes ||
+      state.length > kMaxStateBytes) {
+    return InvalidArgument(fmt::format(
+        "replica {}: state region of {} bytes and checkpoint region of {} bytes (must be equal, "
+        "{}..{})",
+        slot, state.length, ckpt.length, replica::kStateMetaBytes, kMaxStateBytes));
+  }
+  if (state_bytes_ == 0) {
+    VIGIL_ASSIGN_OR_RETURN(auto buf, transport::RegisteredBuffer::Allocate(transport_, state.length,
+                                                                           transport::kLocalWrite));
+    staging_.emplace(std::move(buf));
+    state_bytes_ = state.length;
+  } else if (state.length != state_bytes_) {
+    return InvalidArgument(fmt::format("replica {}: state region of {} bytes, the group's is {}",
+                                       slot, state.length, state_bytes_));
+  }
+  VIGIL_RETURN_IF_ERROR(end->Attach(*conn, peer));
+  auto link = std::make_shared<Link>();
+  link->end = end;
+  link->conn = std::move(conn);
+  link->state = state;
+  link->checkpoint = ckpt;
+  m.link = link;
+  if (m.thread.joinable()) retired_.push_back(std::move(m.thread));
+  m.thread = std::thread([this, slot, inc, link] { MemberLoop(slot, inc, link); });
+  Log()->info("group {}: replica {} incarnation {} connected from {} ({} signalling)", o_.group,
+              slot, inc, peer.node_name, channel::MethodName(o_.channel.method));
+  return end->regions();
+}
+
+void Group::MemberLoop(uint16_t slot, uint32_t inc, std::shared_ptr<Link> link) {
+  Member* m = members_[slot].get();
+  channel::VoterChannel& ch = link->end->channel();
+  std::vector<std::byte> buf(ch.max_payload() + channel::kSlotOverhead);
+  while (!link->stop) {
+    Result<channel::Record> rec = ch.NextEvent(buf, kPollSlice);
+    if (!rec.ok()) {
+      if (rec.status().code() == StatusCode::kDeadlineExceeded) continue;
+      FailMember(slot, inc, "event channel failed: " + rec.status().ToString(),
+                 rec.status().code() == StatusCode::kDataLoss);
+      return;
+    }
+    Result<replica::Event> ev = replica::DecodeEvent(*rec, o_.group, slot);
+    if (!ev.ok()) {
+      FailMember(slot, inc, "rejected event record: " + ev.status().ToString(), true);
+      return;
+    }
+    Ballot b;
+    b.kind = ev->kind;
+    b.h = ev->header;
+    b.data.assign(ev->data.begin(), ev->data.end());
+    XXH3_state_t* hs = XXH3_createState();
+    XXH3_64bits_reset(hs);
+    const uint16_t kind = static_cast<uint16_t>(b.kind);
+    XXH3_64bits_update(hs, &kind, sizeof(kind));
+    XXH3_64bits_update(hs, &b.h.event_seq, 8);
+    XXH3_64bits_update(hs, &b.h.state_digest, 8);
+    XXH3_64bits_update(hs, &b.h.arg0, 8);
+    XXH3_64bits_update(hs, &b.h.arg1, 8);
+    XXH3_64bits_update(hs, b.data.data(), b.data.size());
+    b.digest = XXH3_64bits_digest(hs);
+    XXH3_freeState(hs);
+    const bool exit_event = b.kind == EventKind::kExit;
+    uint16_t verdict_kind = 0;
+    std::vector<std::byte> verdict;
+    {
+      std::unique_lock lock(mu_);
+      if (link->stop) return;
+      m->ballot = std::move(b);
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return link->has_verdict || link->stop.load(); });
+      if (!link->has_verdict) return;
+      link->has_verdict = false;
+      verdict_kind = link->verdict_kind;
+      verdict.swap(link->verdict);
+    }
+    Status st = ch.Reply(verdict_kind, verdict, kReplyTimeout);
+    if (!st.ok()) {
+      FailMember(slot, inc, "cannot deliver verdict: " + st.ToString(), false);
+      return;
+    }
+    if (verdict_kind == static_cast<uint16_t>(VerdictKind::kAbort) ||
+        (exit_event && verdict_kind == static_cast<uint16_t>(VerdictKind::kProceed))) {
+      return;  // the replica is finished
+    }
+  }
+}
+
+void Group::FailMember(uint16_t slot, uint32_t inc, const std::string& why, bool rejected) {
+  std::lock_guard lock(mu_);
+  Member& m = *members_[slot];
+  if (m.incarnation != inc || done_ || cancelled_) return;
+  if (rejected) ++report_.rejected_records;
+  Replace(slot, why);
+  cv_.notify_all();
+}
+
+void Group::KillReplica(uint16_t slot) {
+  std::lock_guard lock(mu_);
+  if (slot >= members_.size()) return;
+  Log()->warn("group {}: fault injection: killing replica {} incarnation {}", o_.group, slot,
+              members_[slot]->incarnation);
+  launcher_.Stop(slot, members_[slot]->incarnation);
+}
+
+void Group::Replace(uint16_t slot, const std::string& why) {
+  Member& m = *members_[slot];
+  Log()->warn("group {}: replica {} incarnation {} failed: {}", o_.group, slot, m.incarnation, why);
+  if (m.link) {
+    m.link->stop = true;
+    m.link.reset();
+  }
+  if (m.thread.joinable()) retired_.push_back(std::move(m.thread));
+  launcher_.Stop(slot, m.incarnation);
+  server_.RemoveService(replica::ServiceName(o_.group, slot, m.incarnation));
+  m.ballot.reset();
+  if (m.incarnation + 1 >= o_.max_incarnations) {
+    FailGroup(fmt::format("replica {} failed {} times (max_incarnations); last: {}", slot,
+                          m.incarnation + 1, why));
+    return;
+  }
+  ++m.incarnation;
+  ++report_.replacements;
+  m.state = Member::State::kJoining;
+  m.faults.reset();
+  Log()->info(
+      "group {}: starting replica {} incarnation {}; it joins with a healthy replica's "
+      "state",
+      o_.group, slot, m.incarnation);
+  if (Status st = StartIncarnation(slot); !st.ok()) {
+    FailGroup(fmt::format("cannot restart replica {}: {}", slot, st.ToString()));
+  }
+}
+
+void Group::Answer(uint16_t slot, VerdictKind kind, uint64_t event_seq, uint64_t arg,
+                   std::span<const std::byte> data) {
+  Member& m = *members_[slot];
+  m.ballot.reset();
+  if (!m.link) return;
+  Link& l = *m.link;
+  l.verdict.resize(replica::kVerdictHeaderBytes + data.size());
+  Result<size_t> n = replica::EncodeVerdict(l.verdict, {event_seq, arg}, data);
+  if (!n.ok()) {
+    Log()->error("group {}: verdict for replica {}: {}", o_.group, slot, n.status().ToString());
+    return;
+  }
+  l.verdict_kind = static_cast<uint16_t>(kind);
+  l.has_verdict = true;
+}
+
+void Group::FailGroup(const std::string& why) {
+  if (done_) return;
+  Log()->error("group {} failed: {}", o_.group, why);
+  report_.failure = why;
+  for (auto& m : members_) {
+    if (m->ballot)
+      Answer(m->slot, VerdictKind::kAbort, m->ballot->h.event_seq, 0,
+             std::as_bytes(std::span(why)));
+  }
+  done_ = true;
+  cv_.notify_all();
+}
+
+void Group::RollbackAll(const std::string& why) {
+  if (rollback_event_ == next_event_) {
+    ++rollbacks_here_;
+  } else {
+    rollback_event_ = next_event_;
+    rollbacks_here_ = 1;
+  }
+  if (rollbacks_here_ > o_.max_rollbacks) {
+    FailGroup(fmt::format("{}; still failing after {} rollbacks to the checkpoint at event {}", why,
+                          o_.max_rollbacks, checkpoint_event_));
+    return;
+  }
+  ++report_.rollbacks;
+  Log()->warn("group {}: {}; rolling back to the checkpoint at event {} (attempt {} of {})",
+              o_.group, why, checkpoint_event_, rollbacks_here_, o_.max_rollbacks);
+  for (auto& m : members_) {
+    if (m->ballot && m->ballot->kind != EventKind::kJoin) {
+      Answer(m->slot, VerdictKind::kRollback, m->ballot->h.event_seq, checkpoint_event_, {});
+    }
+  }
+  next_event_ = checkpoint_event_ + 1;
+}
+
+Status Group::CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const uint64_t* digest) {
+  Link& src = *members_[from]->link;
+  Link& dst = *members_[to]->link;
+  const auto& mr = staging_->mr();
+  VIGIL_ASSIGN_OR_RETURN(transport::RemoteAddr ra,
+                         (from_checkpoint ? src.checkpoint : src.state).At(0, state_bytes_));
+  VIGIL_RETURN_IF_ERROR(src.conn->PostRead(mr.Slice(0, state_bytes_), ra, 1));
+  VIGIL_RETURN_IF_ERROR(transport::WaitSendOk(*src.conn, kCopyTimeout));
+  if (digest != nullptr) {
+    const uint64_t got = replica::StateDigest(std::span(staging_->data(), state_bytes_));
+    if (got != *digest) {
+      return DataLoss(fmt::format("state read from replica {} has digest {:016x}, it voted {:016x}",
+                                  from, got, *digest));
+    }
+  }
+  VIGIL_ASSIGN_OR_RETURN(transport::RemoteAddr wa, dst.state.At(0, state_bytes_));
+  VIGIL_RETURN_IF_ERROR(dst.conn->PostWrite(mr.Slice(0, state_bytes_), wa, 2));
+  return transport::WaitSendOk(*dst.conn, kCopyTimeout);
+}
+
+Result<std::vector<std::byte>> Group::Apply(const Ballot& w) {
+  switch (w.kind) {
+    case EventKind::kInput: {
+      const size_t max_io = o_.channel.max_payload - replica::kEventHeaderBytes;
+      VIGIL_ASSIGN_OR_RETURN(auto bytes,
+                             input_.ReadAt(w.h.arg0, std::min<uint64_t>(w.h.arg1, max_io)));
+      return std::vector<std::byte>(bytes.begin(), bytes.end());
+    }
+    case EventKind::kOutput: {
+      const uint64_t off = w.h.arg0, len = w.data.size();
+      if (w.h.arg1 != len) {
+        return DataLoss(
+            fmt::format("output event {} says {} bytes, carries {}", w.h.event_seq, w.h.arg1, len));
+      }
+      if (off + len <= emitted_) return std::vector<std::byte>{};  // re-executed: already out
+      if (off != emitted_) {
+        return DataLoss(
+            fmt::format("output at offset {}, but {} bytes have been emitted", off, emitted_));
+      }
+      if (std::fwrite(w.data.data(), 1, len, output_) != len || std::fflush(output_) != 0) {
+        return ErrnoStatus(StatusCode::kUnavailable, "writing job output", errno);
+      }
+      emitted_ += len;
+      report_.output_bytes = emitted_;
+      return std::vector<std::byte>{};
+    }
+    case EventKind::kCheckpoint:
+      checkpoint_event_ = w.h.event_seq;
+      input_.Trim(w.h.arg1);
+      return std::vector<std::byte>{};
+    case EventKind::kExit:
+      report_.completed = true;
+      report_.exit_code = static_cast<int>(w.h.arg0);
+      done_ = true;
+      return std::vector<std::byte>{};
+    case EventKind::kJoin:
+      break;
+  }
+  return Internal("a join cannot win a vote");
+}
+
+bool Group::RoundReady(Clock::time_point now) const {
+  bool all = true;
+  for (auto& m : members_) {
+    const bool counted = m->state == Member::State::kLive || o_.mode == Mode::kDmr;
+    if (counted && !m->ballot) all = false;
+    if (!m->ballot && now - std::max(round_start_, m->since) > o_.deadline) return true;
+  }
+  return all;
+}
+
+void Group::Decide(std::unique_lock<std::mutex>&) {
+  const auto t0 = Clock::now();
+  // Replicas that missed the deadline are failed first.
+  for (auto& m : members_) {
+    if (!m->ballot && t0 - std::max(round_start_, m->since) > o_.deadline) {
+      ++report_.missed_deadlines;
+      Replace(m->slot, fmt::format("no event within the {} ms deadline (waiting for event {})",
+                                   o_.deadline.count(), next_event_));
+      if (done_) return;
+    }
+  }
+  if (o_.mode == Mode::kTmr && std::none_of(members_.begin(), members_.end(), [](auto& m) {
+        return m->state == Member::State::kLive;
+      })) {
+    FailGroup(fmt::format("every replica was lost before event {}: no state to recover from",
+                          next_event_));
+    return;
+  }
+  std::vector<uint16_t> joiners;
+  bool any_event = false;
+  for (auto& m : members_) {
+    if (m->ballot && m->ballot->kind == EventKind::kJoin) joiners.push_back(m->slot);
+    if (m->ballot && m->ballot->kind != EventKind::kJoin) any_event = true;
+  }
+  if (o_.mode == Mode::kDmr) {
+    DecideDmr(joiners);
+  } else if (any_event) {
+    DecideTmr(joiners);
+  }
+  round_start_ = Clock::now();
+  report_.voter_ns += static_cast<uint64_t>((round_start_ - t0).count());
+  cv_.notify_all();
+}
+
+void Group::DecideDmr(std::vector<uint16_t>& joiners) {
+  for (auto& m : members_) {
+    if (!m->ballot) return;  // a replacement has not joined yet: the group waits
+  }
+  ++report_.rounds;
+  if (!joiners.empty()) {
+    const Member* healthy = nullptr;
+    for (auto& m : members_) {
+      if (m->ballot->kind != EventKind::kJoin) healthy = m.get();
+    }
+    if (healthy == nullptr) {
+      FailGroup("every replica of the DMR pair was lost: no state to recover from");
+      return;
+    }
+    // The newcomer gets the survivor's last agreed checkpoint; the survivor rolls back to it.
+    for (uint16_t j : joiners) {
+      if (Status st = CopyState(healthy->slot, true, j, nullptr); !st.ok()) {
+        Replace(j, "state transfer failed: " + st.ToString());
+        return;
+      }
+      Log()->info(
+          "group {}: replica {} recovered from replica {}'s checkpoint at event {} (RDMA "
+          "READ + WRITE of {} bytes)",
+          o_.group, j, healthy->slot, checkpoint_event_, state_bytes_);
+      members_[j]->state = Member::State::kLive;
+      Answer(j, VerdictKind::kRepaired, 0, checkpoint_event_, {});
+    }
+    ++report_.rollbacks;
+    Answer(healthy->slot, VerdictKind::kRollback, healthy->ballot->h.event_seq, checkpoint_event_,
+           {});
+    next_event_ = checkpoint_event_ + 1;
+    return;
+  }
+  std::vector<voter::Ballot> ballots;
+  for (auto& m : members_) {
+    const bool in_seq = m->ballot->h.event_seq == next_event_;
+    ballots.push_back({m->slot, in_seq, m->ballot->digest});
+  }
+  Result<Verdict> v = voter::Decide(Mode::kDmr, ballots);
+  if (!v.ok()) {
+    FailGroup(v.status().ToString());
+    return;
+  }
+  const Ballot& first = *members_[0]->ballot;
+  if (v->kind != Verdict::Kind::kAgree) {
+    ++report_.mismatches;
+    RollbackAll(fmt::format("DMR mismatch at event {} ({}): digests {:016x} / {:016x}", next_event_,
+                            replica::EventKindName(first.kind), members_[0]->ballot->digest,
+                            members_[1]->ballot->digest));
+    return;
+  }
+  if (rollback_event_ < first.h.event_seq) rollbacks_here_ = 0;
+  Result<std::vector<std::byte>> data = Apply(first);
+  if (!data.ok()) {
+    FailGroup(fmt::format("event {}: {}", first.h.event_seq, data.status().ToString()));
+    return;
+  }
+  const uint64_t seq = first.h.event_seq;
+  next_event_ = seq + 1;
+  for (auto& m : members_) Answer(m->slot, VerdictKind::kProceed, seq, 0, *data);
+}
+
+void Group::DecideTmr(std::vector<uint16_t>& joiners) {
+  ++report_.rounds;
+  std::vector<voter::Ballot> ballots;
+  for (auto& m : members_) {
+    const bool present =
+        m->state == Member::State::kLive && m->ballot && m->ballot->kind != EventKind::kJoin;
+    ballots.push_back({m->slot, present, present ? m->ballot->digest : 0});
+  }
+  Result<Verdict> v = voter::Decide(Mode::kTmr, ballots);
+  if (!v.ok()) {
+    FailGroup(v.status().ToString());
+    return;
+  }
+  if (v->kind == Verdict::Kind::kNoMajority) {
+    ++report_.mismatches;
+    RollbackAll(fmt::format("TMR: no two replicas agree at event {}", next_event_));
+    return;
+  }
+  const Member* healthy = nullptr;
+  for (auto& m : members_) {
+    if (ballots[m->slot].present && m->ballot->digest == v->digest) healthy = m.get();
+  }
+  const Ballot winner = *healthy->ballot;
+  if (winner.h.event_seq != next_event_) {
+    FailGroup(fmt::format("the majority is at event {}, the voter expected {}", winner.h.event_seq,
+                          next_event_));
+    return;
+  }
+  if (rollback_event_ < winner.h.event_seq) rollbacks_here_ = 0;
+  // Repairs first: they read the healthy replica's state before it moves on.
+  std::vector<bool> repaired(members_.size(), false);
+  for (uint32_t f : v->faulty) {
+    Member& m = *members_[f];
+    if (!ballots[f].present) continue;  // joining, or failed above
+    ++report_.mismatches;
+    const Ballot& bad = *m.ballot;
+    const std::string what = fmt::format(
+        "replica {} outvoted at event {} ({}): digest {:016x}, majority {:016x}", f,
+        winner.h.event_seq, replica::EventKindName(winner.kind), bad.digest, winner.digest);
+    if (bad.kind != winner.kind || bad.h.event_seq != winner.h.event_seq) {
+      Replace(static_cast<uint16_t>(f), what + "; it diverged (kind or sequence), replacing it");
+      continue;
+    }
+    // The replace_after-th fault within the window replaces the replica instead.
+    bool replace = o_.replace_after <= 1;
+    if (!replace && !m.faults) {
+      Result<node::FailureBudget> b =
+          node::FailureBudget::Create(node::FailurePolicy{.initial_backoff = 1ms,
+                                                          .max_backoff = 1ms,
+                                                          .max_failures = o_.replace_after - 1,
+                                                          .window = o_.replace_window});
+      if (b.ok()) m.faults.emplace(std::move(*b));
+    }
+    if (!replace) replace = !m.faults || !m.faults->OnFailure(Clock::now()).ok();
+    if (replace) {
+      Replace(static_cast<uint16_t>(f),
+              fmt::format("{}; faulty {} times within {} ms, replacing it", what, o_.replace_after,
+                          o_.replace_window.count()));
+      continue;
+    }
+    Status st = CopyState(healthy->slot, false, static_cast<uint16_t>(f), &winner.h.state_digest);
+    if (!st.ok()) {
+      Replace(static_cast<uint16_t>(f), what + "; repair failed: " + st.ToString());
+      continue;
+    }
+    ++report_.repairs;
+    Log()->warn("group {}: {}; repaired from replica {} (RDMA READ + WRITE of {} bytes)", o_.group,
+                what, healthy->slot, state_bytes_);
+    repaired[f] = true;
+  }
+  if (done_) return;
+  // Newcomers join at an agreed checkpoint, with the state every healthy replica holds there.
+  if (winner.kind == EventKind::kCheckpoint) {
+    for (uint16_t j : joiners) {
+      Status st = CopyState(healthy->slot, false, j, &winner.h.state_digest);
+      if (!st.ok()) {
+        Replace(j, "state transfer failed: " + st.ToString());
+        continue;
+      }
+      Log()->info(
+          "group {}: replica {} joined at the checkpoint at event {} (RDMA READ + WRITE "
+          "of {} bytes from replica {})",
+          o_.group, j, winner.h.event_seq, state_bytes_, healthy->slot);
+      members_[j]->state = Member::State::kLive;
+      Answer(j, VerdictKind::kRepaired, 0, winner.h.event_seq, {});
+    }
+  }
+  Result<std::vector<std::byte>> data = Apply(winner);
+  if (!data.ok()) {
+    FailGroup(fmt::format("event {}: {}", winner.h.event_seq, data.status().ToString()));
+    return;
+  }
+  next_event_ = winner.h.event_seq + 1;
+  for (auto& m : members_) {
+    if (!ballots[m->slot].present || !m->ballot) continue;
+    Answer(m->slot, repaired[m->slot] ? VerdictKind::kRepaired : VerdictKind::kProceed,
+           winner.h.event_seq, 0, *data);
+  }
+}
+
+Result<GroupReport> Group::Run() {
+  VIGIL_RETURN_IF_ERROR(ValidateGroupOptions(o_));
+  const uint16_t n = o_.mode == Mode::kTmr ? 3 : 2;
+  std::unique_lock lock(mu_);
+  round_start_ = Clock::now();
+  for (uint16_t i = 0; i < n; ++i) {
+    auto m = std::make_unique<Member>();
+    m->slot = i;
+    members_.push_back(std::move(m));
+  }
+  for (uint16_t i = 0; i < n; ++i) {
+    if (Status st = StartIncarnation(i); !st.ok()) {
+      FailGroup(fmt::format("cannot start replica {}: {}", i, st.ToString()));
+      break;
+    }
+  }
+  while (!done_ && !cancelled_) {
+    if (RoundReady(Clock::now())) {
+      Decide(lock);
+    } else {
+      cv_.wait_for(lock, 20ms);
+    }
+  }
+  if (cancelled_ && !done_) report_.failure = "cancelled";
+  // Let answered replicas take their last verdict, then stop every link.
+  for (auto& m : members_) {
+    if (m->link) m->link->stop = true;
+    server_.RemoveService(replica::ServiceName(o_.group, m->slot, m->incarnation));
+  }
+  cv_.notify_all();
+  lock.unlock();
+  for (auto& m : members_) {
+    if (m->thread.joinable()) m->thread.join();
+  }
+  return report_;
+}
+
+}  // namespace vigil::voter
