@@ -1,0 +1,99 @@
+// vigil-replica: runs one replica of a workload (started by a launcher with the voter's address
+// and this incarnation's service), or the same workload unreplicated as the reference.
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "vigil/common/cli.h"
+#include "vigil/common/logging.h"
+#include "vigil/replica/runner.h"
+#include "vigil/transport/verbs.h"
+#include "vigil/workloads/workloads.h"
+
+int main(int argc, char** argv) {
+  using namespace vigil;
+  CLI::App app{
+      "vigil-replica: one replica of a replicated workload (normally started by "
+      "vigil-voter or vigil-node), or the workload unreplicated (--unreplicated)"};
+  cli::CommonOptions common;
+  cli::AddCommonOptions(app, common);
+  replica::ReplicaRunOptions o;
+  std::string workload = "crc32", susan_mode = "edges", method = "polling", device;
+  bool unreplicated = false;
+  uint64_t flip_step = 0, flip_bit = 0;
+  uint32_t verdict_timeout_ms = 120000;
+  app.add_option("--workload", workload, "crc32 or susan")
+      ->check(CLI::IsMember({"crc32", "susan"}));
+  app.add_option("--susan-mode", susan_mode, "susan: smooth, edges or corners")
+      ->check(CLI::IsMember({"smooth", "edges", "corners"}));
+  app.add_flag("--unreplicated", unreplicated,
+               "Run the workload alone: input from stdin, output to stdout");
+  app.add_option("--voter", o.voter, "host:port of the voter's bootstrap server");
+  app.add_option("--service", o.service, "the voter's service name for this incarnation");
+  app.add_option("--group", o.group, "replica group id");
+  app.add_option("--replica", o.replica, "replica index in the group");
+  app.add_option("--incarnation", o.incarnation, "incarnation (> 0: joins a running group)");
+  app.add_option("--signal", method, "polling, notify or rpc")
+      ->check(CLI::IsMember({"polling", "notify", "rpc"}));
+  app.add_option("--rpc-target", o.rpc_target, "rpc: host:port the voter serves events on");
+  app.add_option("--max-payload", o.channel.max_payload, "record payload bytes (as the voter's)");
+  app.add_option("--device", device, "RDMA device (default: first with an ACTIVE port)");
+  app.add_option("--verdict-timeout-ms", verdict_timeout_ms, "longest wait for one verdict")
+      ->check(CLI::Range(1u, 3600000u));
+  app.add_option("--flip-bit-at-step", flip_step,
+                 "fault injection: flip a state bit before this step (0 = never)");
+  app.add_option("--flip-bit", flip_bit, "fault injection: which bit of the state region");
+  return cli::Run(app, common, argc, argv, [&]() -> int {
+    auto program = workloads::MakeWorkload(workload, susan_mode);
+    if (!program.ok()) {
+      fmt::print(stderr, "error: {}\n", program.status().ToString());
+      return 2;
+    }
+    if (unreplicated) {
+      auto ctx = replica::LocalContext::Create((*program)->state_bytes(), stdin, stdout);
+      Status st = ctx.ok() ? replica::RunProgram(**program, **ctx) : ctx.status();
+      std::fflush(stdout);
+      if (!st.ok()) {
+        fmt::print(stderr, "error: {}\n", st.ToString());
+        return 1;
+      }
+      return 0;
+    }
+    if (o.voter.empty() || o.service.empty()) {
+      fmt::print(stderr, "error: --voter and --service are required (or --unreplicated)\n");
+      return 2;
+    }
+    auto m = channel::ParseMethod(method);
+    o.channel.method = *m;
+    o.verdict_timeout = std::chrono::milliseconds(verdict_timeout_ms);
+    auto t = transport::VerbsTransport::Open({.device = device});
+    if (!t.ok()) {
+      fmt::print(stderr, "error: {}\n", t.status().ToString());
+      return 1;
+    }
+    // Fault injection wraps the program: the flip happens before step `flip_step` of this
+    // incarnation, in the state region the voter compares.
+    struct Flipping final : replica::Program {
+      replica::Program& inner;
+      uint64_t at, bit, steps = 0;
+      Flipping(replica::Program& p, uint64_t a, uint64_t b) : inner(p), at(a), bit(b) {}
+      std::string name() const override { return inner.name(); }
+      size_t state_bytes() const override { return inner.state_bytes(); }
+      Status Init(replica::ReplicaContext& c) override { return inner.Init(c); }
+      Result<bool> Step(replica::ReplicaContext& c) override {
+        if (++steps == at) {
+          static_cast<replica::ChannelContext&>(c).FlipStateBit(bit);
+          log::Get("replica")->warn("fault injection: flipped state bit {} before step {}", bit,
+                                    at);
+        }
+        return inner.Step(c);
+      }
+    } flipping(**program, flip_step, flip_bit);
+    Status st = replica::RunReplica(**t, o, flipping);
+    if (!st.ok()) {
+      log::Get("replica")->error("replica {} of group {}: {}", o.replica, o.group, st.ToString());
+      return 1;
+    }
+    return 0;
+  });
+}
