@@ -66,15 +66,15 @@ TEST_P(RxeReplication, OutputsEqualTheUnreplicatedRun) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Verbs, RxeReplication,
-    ::testing::Combine(::testing::Values(Mode::kDmr, Mode::kTmr),
-                       ::testing::Values(channel::Method::kPolling, channel::Method::kNotify,
-                                         channel::Method::kRpc)),
-    [](const auto& p) {
-      return std::string(std::get<0>(p.param) == Mode::kDmr ? "Dmr" : "Tmr") + "_" +
-             std::string(channel::MethodName(std::get<1>(p.param)));
-    });
+INSTANTIATE_TEST_SUITE_P(Verbs, RxeReplication,
+                         ::testing::Combine(::testing::Values(Mode::kDmr, Mode::kTmr),
+                                            ::testing::Values(channel::Method::kPolling,
+                                                              channel::Method::kNotify,
+                                                              channel::Method::kRpc)),
+                         [](const auto& p) {
+                           return std::string(std::get<0>(p.param) == Mode::kDmr ? "Dmr" : "Tmr") +
+                                  "_" + std::string(channel::MethodName(std::get<1>(p.param)));
+                         });
 
 class RxeFaults : public RxeReplication {};
 
