@@ -1,7 +1,9 @@
 // vigil-replica: runs one replica of a workload (started by a launcher with the voter's address
 // and this incarnation's service), or the same workload unreplicated as the reference.
 #include <fmt/format.h>
+#include <signal.h>
 
+#include <atomic>
 #include <cstdio>
 
 #include "vigil/common/cli.h"
@@ -9,6 +11,21 @@
 #include "vigil/replica/runner.h"
 #include "vigil/transport/verbs.h"
 #include "vigil/workloads/workloads.h"
+
+namespace {
+
+// Runtime fault injection (vigil-node's bitflip): SIGUSR1 carries the bit number; the handler
+// only XORs one byte of the state region, which is async-signal-safe.
+std::atomic<vigil::replica::ChannelContext*> g_context{nullptr};
+
+void OnFlipSignal(int, siginfo_t* info, void*) {
+  vigil::replica::ChannelContext* ctx = g_context.load();
+  if (ctx != nullptr && info != nullptr) {
+    ctx->FlipStateBit(reinterpret_cast<uintptr_t>(info->si_value.sival_ptr));
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace vigil;
@@ -89,7 +106,14 @@ int main(int argc, char** argv) {
         return inner.Step(c);
       }
     } flipping(**program, flip_step, flip_bit);
-    Status st = replica::RunReplica(**t, o, flipping);
+    struct sigaction sa {};
+    sa.sa_sigaction = OnFlipSignal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, nullptr);
+    Status st = replica::RunReplica(**t, o, flipping,
+                                    [](replica::ChannelContext& ctx) { g_context = &ctx; });
+    g_context = nullptr;
     if (!st.ok()) {
       log::Get("replica")->error("replica {} of group {}: {}", o.replica, o.group, st.ToString());
       return 1;

@@ -33,4 +33,33 @@ job tmr-rpc-kill "joined at the checkpoint" --mode tmr --signal rpc --inject-kil
 job tmr-polling-hang "no event within the 3000 ms deadline" --mode tmr --signal polling --inject-stop 0:400 --deadline-ms 3000
 job dmr-polling-kill "recovered from replica" --mode dmr --signal polling --inject-kill 1:400 --deadline-ms 3000
 
+# The same over a local cluster: three vigil-node agents, one replica per node.
+source "$(dirname "$0")/../../scripts/cluster-lib.sh"
+vigil_cluster_start "$B" 3 "$W"
+trap 'vigil_cluster_stop; rm -rf "$W"' EXIT
+job cluster-tmr-kill "placed on node 'worker-1'" --nodes "$VIGIL_NODES" --mode tmr --signal polling \
+  --inject-kill 0:400 --deadline-ms 3000
+grep -q "replica 0 incarnation 1 placed on node 'worker-2'" "$W/cluster-tmr-kill.log" ||
+  { cat "$W/cluster-tmr-kill.log"; fail "the replacement was not placed on another node"; }
+echo "ok: the replacement of replica 0 went to another node"
+
+# vigilctl: a bit flip injected at run time through the node agent, while the job runs.
+head -c 6000000 /dev/zero | tr '\0' 'w' > "$W/big.bin"
+"$R" --unreplicated --workload crc32 < "$W/big.bin" > "$W/want-big.txt"
+"$V" run --nodes "$VIGIL_NODES" --mode tmr --signal notify --input "$W/big.bin" \
+  --output "$W/ctl.out" > "$W/ctl.log" 2>&1 &
+vpid=$!
+for _ in $(seq 100); do
+  "$B/node/vigilctl" --node 127.0.0.1:7722 status | grep -q running && break
+  sleep 0.1
+done
+"$B/node/vigilctl" --node 127.0.0.1:7722 status
+sleep 0.5
+"$B/node/vigilctl" --node 127.0.0.1:7722 inject bitflip --group 1 --replica 1 --incarnation 0 --bit 515
+wait $vpid || { cat "$W/ctl.log"; fail "vigilctl job failed"; }
+grep '^job:' "$W/ctl.log"
+cmp -s "$W/want-big.txt" "$W/ctl.out" || fail "vigilctl job: output differs"
+grep -q "replica 1 outvoted" "$W/ctl.log" || { cat "$W/ctl.log"; fail "the flip was not detected"; }
+echo "ok: vigilctl bitflip detected and repaired"
+
 echo "all vigil-voter jobs passed"

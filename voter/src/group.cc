@@ -264,6 +264,35 @@ void Group::FailMember(uint16_t slot, uint32_t inc, const std::string& why, bool
   cv_.notify_all();
 }
 
+std::string_view FaultName(Fault f) {
+  switch (f) {
+    case Fault::kKill:
+      return "SIGKILL";
+    case Fault::kStop:
+      return "SIGSTOP (hang)";
+    case Fault::kCont:
+      return "SIGCONT";
+    case Fault::kBitflip:
+      return "state bit flip";
+  }
+  return "unknown fault";
+}
+
+Status Launcher::Inject(uint16_t, uint32_t, Fault f, uint64_t) {
+  return Unimplemented(fmt::format("this launcher cannot inject {}", FaultName(f)));
+}
+
+Status Group::InjectFault(uint16_t slot, Fault fault, uint64_t bit) {
+  std::lock_guard lock(mu_);
+  if (slot >= members_.size()) {
+    return InvalidArgument(
+        fmt::format("replica {} is not in group {} (0..{})", slot, o_.group, members_.size() - 1));
+  }
+  Log()->warn("group {}: fault injection: {} into replica {} incarnation {}", o_.group,
+              FaultName(fault), slot, members_[slot]->incarnation);
+  return launcher_.Inject(slot, members_[slot]->incarnation, fault, bit);
+}
+
 void Group::KillReplica(uint16_t slot) {
   std::lock_guard lock(mu_);
   if (slot >= members_.size()) return;

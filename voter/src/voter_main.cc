@@ -4,23 +4,21 @@
 // detected and done.
 #include <fmt/format.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <map>
-#include <mutex>
 #include <thread>
 
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
+#include "vigil/node/process.h"
 #include "vigil/replica/context.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/verbs.h"
 #include "vigil/voter/group.h"
+#include "vigil/voter/launchers.h"
 
 namespace vigil {
 namespace {
@@ -29,94 +27,10 @@ struct JobOptions {
   std::string mode = "tmr", method = "polling", workload = "crc32", susan_mode = "edges";
   std::string input, output, listen = "127.0.0.1:0", device, replica_binary;
   uint32_t deadline_ms = 20000;
-  std::string flip;  // "R:STEP"
-  std::string kill;  // "R:MS"
-  std::string stop;  // "R:MS"
-};
-
-// Starts replicas as child processes of the voter (replica `r` incarnation `i` = one process).
-class ProcessLauncher final : public voter::Launcher {
- public:
-  ProcessLauncher(std::string binary, std::vector<std::string> common, std::string voter,
-                  uint16_t flip_replica, uint64_t flip_step)
-      : binary_(std::move(binary)),
-        common_(std::move(common)),
-        voter_(std::move(voter)),
-        flip_replica_(flip_replica),
-        flip_step_(flip_step) {}
-  ~ProcessLauncher() override {
-    // Replicas exit after the job's last verdict; anything left after 5 s is killed.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    std::lock_guard lock(mu_);
-    for (auto& [key, pid] : pids_) {
-      while (waitpid(pid, nullptr, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > deadline) {
-          ::kill(pid, SIGKILL);
-          waitpid(pid, nullptr, 0);
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-    }
-  }
-
-  Status Start(const voter::LaunchSpec& s) override {
-    std::vector<std::string> args = {binary_,
-                                     "--voter",
-                                     voter_,
-                                     "--service",
-                                     s.service,
-                                     "--group",
-                                     std::to_string(s.group),
-                                     "--replica",
-                                     std::to_string(s.replica),
-                                     "--incarnation",
-                                     std::to_string(s.incarnation)};
-    if (!s.rpc_target.empty()) args.insert(args.end(), {"--rpc-target", s.rpc_target});
-    if (flip_step_ > 0 && s.replica == flip_replica_ && s.incarnation == 0) {
-      args.insert(args.end(), {"--flip-bit-at-step", std::to_string(flip_step_), "--flip-bit",
-                               std::to_string(replica::kStateMetaBytes * 8 + 3)});
-    }
-    args.insert(args.end(), common_.begin(), common_.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const pid_t pid = fork();
-    if (pid < 0) return ErrnoStatus(StatusCode::kUnavailable, "fork for a replica", errno);
-    if (pid == 0) {
-      execv(argv[0], argv.data());
-      std::fprintf(stderr, "vigil-voter: cannot run %s: %s\n", argv[0], std::strerror(errno));
-      _exit(127);
-    }
-    std::lock_guard lock(mu_);
-    pids_[{s.replica, s.incarnation}] = pid;
-    return Status::Ok();
-  }
-
-  void Stop(uint16_t replica, uint32_t incarnation) override {
-    Signal(replica, incarnation, SIGKILL);
-  }
-
-  // Sends `sig` to the current process of `replica` (fault injection).
-  void Signal(uint16_t replica, uint32_t incarnation, int sig) {
-    std::lock_guard lock(mu_);
-    auto it = pids_.find({replica, incarnation});
-    if (it == pids_.end()) return;
-    ::kill(it->second, sig);
-    if (sig == SIGKILL) {
-      waitpid(it->second, nullptr, 0);
-      pids_.erase(it);
-    }
-  }
-
- private:
-  std::string binary_;
-  std::vector<std::string> common_;
-  std::string voter_;
-  uint16_t flip_replica_;
-  uint64_t flip_step_;
-  std::mutex mu_;
-  std::map<std::pair<uint16_t, uint32_t>, pid_t> pids_;
+  std::vector<std::string> nodes;  // vigil-node addresses; empty: replicas on this host
+  std::string flip;                // "R:STEP"
+  std::string kill;                // "R:MS"
+  std::string stop;                // "R:MS"
 };
 
 // "R:N" -> (R, N); R must name a replica of the group.
@@ -152,15 +66,6 @@ int RunJob(const JobOptions& j) {
     }
     *out = *f;
   }
-  std::string binary = j.replica_binary;
-  if (binary.empty()) {
-    binary = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "vigil-replica");
-    if (!std::filesystem::exists(binary)) {
-      // Build tree layout: voter/vigil-voter and node/vigil-replica.
-      binary = (std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() /
-                "node" / "vigil-replica");
-    }
-  }
   std::FILE* in = std::fopen(j.input.c_str(), "rb");
   if (in == nullptr) {
     fmt::print(stderr, "error: --input '{}': {}\n", j.input, std::strerror(errno));
@@ -182,27 +87,42 @@ int RunJob(const JobOptions& j) {
     return 2;
   }
   const std::string host = j.listen.substr(0, j.listen.rfind(':'));
-  std::vector<std::string> common = {"--workload", j.workload, "--susan-mode", j.susan_mode,
-                                     "--signal",   j.method,   "--log-level",  "warn"};
-  if (!j.device.empty()) common.insert(common.end(), {"--device", j.device});
   g.channel.rpc_listen = host + ":0";
-  ProcessLauncher launcher(binary, common, fmt::format("{}:{}", host, server.port()), flip.first,
-                           flip.second);
-  voter::Group group(g, **t, server, launcher, in, out);
-  std::thread faults([&] {
-    auto at = std::chrono::steady_clock::now();
-    if (kill.second > 0) {
-      std::this_thread::sleep_until(at + std::chrono::milliseconds(kill.second));
-      log::Get("voter")->warn("fault injection: SIGKILL to replica {}", kill.first);
-      group.KillReplica(kill.first);
+  voter::ReplicaProgram program{.signal = j.method,
+                                .workload = j.workload,
+                                .susan_mode = j.susan_mode,
+                                .voter = fmt::format("{}:{}", host, server.port()),
+                                .flip_replica = flip.first,
+                                .flip_step = flip.second,
+                                .flip_bit = replica::kStateMetaBytes * 8 + 3};
+  std::unique_ptr<voter::Launcher> launcher;
+  if (j.nodes.empty()) {
+    launcher = std::make_unique<voter::LocalLauncher>(
+        j.replica_binary.empty() ? node::DefaultReplicaBinary() : j.replica_binary, program,
+        j.device);
+  } else {
+    if (j.nodes.size() < n) {
+      log::Get("voter")->warn("{} worker nodes for {} replicas: some replicas share a node",
+                              j.nodes.size(), n);
     }
-    if (stop.second > 0) {
-      std::this_thread::sleep_until(at + std::chrono::milliseconds(stop.second));
-      log::Get("voter")->warn("fault injection: SIGSTOP to replica {}", stop.first);
-      launcher.Signal(stop.first, 0, SIGSTOP);
+    launcher = std::make_unique<voter::NodeLauncher>(j.nodes, program);
+  }
+  voter::Group group(g, **t, server, *launcher, in, out);
+  std::atomic<bool> finished{false};
+  std::thread faults([&] {
+    const auto at = std::chrono::steady_clock::now();
+    for (auto [fault, f] : {std::pair{voter::Fault::kKill, kill}, {voter::Fault::kStop, stop}}) {
+      if (f.second == 0) continue;
+      while (!finished &&
+             std::chrono::steady_clock::now() < at + std::chrono::milliseconds(f.second)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (finished) return;
+      if (Status st = group.InjectFault(f.first, fault); !st.ok()) {
+        log::Get("voter")->error("fault injection failed: {}", st.ToString());
+      }
     }
   });
-  std::atomic<bool> finished{false};
   std::thread watch([&] {
     while (!finished && !cli::ShutdownRequested()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -261,8 +181,11 @@ int main(int argc, char** argv) {
   run->add_option("--deadline-ms", j.deadline_ms, "a replica's deadline for its next event")
       ->check(CLI::Range(10u, 3600000u));
   run->add_option("--replica-binary", j.replica_binary,
-                  "vigil-replica to start (default: next "
-                  "to vigil-voter)");
+                  "vigil-replica to start without --nodes (default: next to vigil-voter)");
+  run->add_option("--nodes", j.nodes,
+                  "vigil-node agents (host:port,...) to place replicas on; default: start them "
+                  "on this host")
+      ->delimiter(',');
   run->add_option("--inject-bitflip", j.flip, "REPLICA:STEP flip a state bit before that step");
   run->add_option("--inject-kill", j.kill, "REPLICA:MS SIGKILL the replica after MS ms");
   run->add_option("--inject-stop", j.stop, "REPLICA:MS SIGSTOP (hang) the replica after MS ms");

@@ -38,6 +38,8 @@
 namespace vigil::voter {
 
 struct Link;
+enum class Fault { kKill, kStop, kCont, kBitflip };
+std::string_view FaultName(Fault f);
 
 struct GroupOptions {
   uint32_t group = 1;
@@ -70,6 +72,8 @@ class Launcher {
   virtual Status Start(const LaunchSpec& spec) = 0;
   // Stops the incarnation for good (a process: SIGKILL). Must not block for long.
   virtual void Stop(uint16_t replica, uint32_t incarnation) = 0;
+  // Fault injection into a running incarnation (launchers.h: Fault). Default: unsupported.
+  virtual Status Inject(uint16_t replica, uint32_t incarnation, Fault fault, uint64_t bit);
 };
 
 // The job's input, read once: replicas ask by offset; bytes since the last agreed checkpoint
@@ -121,6 +125,8 @@ class Group {
 
   // Test and vigilctl API: stop replica `replica`'s current incarnation now, as a crash would.
   void KillReplica(uint16_t replica);
+  // Fault injection into replica `replica`'s current incarnation through the launcher.
+  Status InjectFault(uint16_t replica, Fault fault, uint64_t bit = 0);
 
  private:
   struct Member;

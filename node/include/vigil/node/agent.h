@@ -1,0 +1,43 @@
+// vigil-node's service (vigil.node.v1.NodeAgent): starts, stops and inspects the replica
+// processes of this worker node on the voter's command, and injects faults into them.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "vigil/common/status.h"
+#include "vigil/node/process.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace vigil::node {
+
+struct AgentOptions {
+  std::string node_name = "node";
+  std::string replica_binary;  // empty: DefaultReplicaBinary()
+  std::string device;          // RDMA device handed to replicas (empty: first ACTIVE port)
+  std::string replica_log_level = "warn";
+};
+
+class NodeAgent {
+ public:
+  explicit NodeAgent(AgentOptions options);
+  ~NodeAgent();
+  // Listens on `address` ("host:port", port 0 picks one: see port()).
+  Status Start(const std::string& address);
+  int port() const { return port_; }
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(500));
+
+ private:
+  class Service;
+  AgentOptions options_;
+  std::unique_ptr<ProcessTable> processes_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace vigil::node

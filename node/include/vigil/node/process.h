@@ -1,0 +1,82 @@
+// Replica processes on one host: vigil-node starts them for the voter, and vigil-voter starts
+// them itself when it runs a job without worker nodes. One process per replica incarnation.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "vigil/common/status.h"
+
+namespace vigil::node {
+
+struct ReplicaKey {
+  uint32_t group = 0;
+  uint32_t replica = 0;
+  uint32_t incarnation = 0;
+  auto operator<=>(const ReplicaKey&) const = default;
+};
+
+// Everything vigil-replica needs to join its voter. Validated by Check().
+struct ReplicaLaunch {
+  ReplicaKey key;
+  std::string voter, service, rpc_target;
+  std::string signal = "polling", workload = "crc32", susan_mode = "edges";
+  std::string device;  // empty: first ACTIVE port
+  std::string log_level = "warn";
+  uint64_t flip_bit_at_step = 0, flip_bit = 0;
+  Status Check() const;  // names the field and value that is wrong
+};
+
+// The vigil-replica command line for `launch`.
+std::vector<std::string> ReplicaArgv(const std::string& binary, const ReplicaLaunch& launch);
+
+// Where vigil-replica is when it is not given: next to the running executable, or (build tree)
+// in ../node/.
+std::string DefaultReplicaBinary();
+
+struct ProcessStatus {
+  ReplicaKey key;
+  pid_t pid = 0;
+  std::string state;  // "running", "stopped", "exited 0", "killed by signal 9"
+};
+
+class ProcessTable {
+ public:
+  explicit ProcessTable(std::string binary) : binary_(std::move(binary)) {}
+  // Waits up to 5 s for the children to exit on their own, then SIGKILLs what is left.
+  ~ProcessTable();
+
+  Result<pid_t> Start(const ReplicaLaunch& launch);
+  // SIGKILL and reap. No-op for an unknown or finished process.
+  void Kill(const ReplicaKey& key);
+  // Sends `sig` (SIGSTOP, SIGCONT, ...). kNotFound for an unknown or finished process.
+  Status Signal(const ReplicaKey& key, int sig);
+  // Asks the replica to flip bit `bit` of its state region (SIGUSR1 carrying the bit number;
+  // vigil-replica's handler does the flip).
+  Status FlipBit(const ReplicaKey& key, uint64_t bit);
+  std::vector<ProcessStatus> List();
+  // SIGKILLs and reaps every running process (a node shutting down).
+  void KillAll();
+
+ private:
+  struct Entry {
+    pid_t pid = 0;
+    bool exited = false;
+    bool stopped = false;
+    int status = 0;
+  };
+  Entry* Find(const ReplicaKey& key);  // reaps first
+  void ReapLocked();
+
+  std::string binary_;
+  std::mutex mu_;
+  std::map<ReplicaKey, Entry> procs_;
+};
+
+}  // namespace vigil::node

@@ -1,0 +1,164 @@
+#include "vigil/node/agent.h"
+
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include "vigil/common/logging.h"
+#include "vigil/node/v1/node.grpc.pb.h"
+
+namespace vigil::node {
+namespace {
+
+namespace pb = vigil::node::v1;
+
+grpc::Status ToGrpc(const Status& st) {
+  if (st.ok()) return grpc::Status::OK;
+  const auto code = st.code() == StatusCode::kInvalidArgument      ? grpc::INVALID_ARGUMENT
+                    : st.code() == StatusCode::kNotFound           ? grpc::NOT_FOUND
+                    : st.code() == StatusCode::kFailedPrecondition ? grpc::FAILED_PRECONDITION
+                                                                   : grpc::UNAVAILABLE;
+  return grpc::Status(code, st.message());
+}
+
+Result<ReplicaKey> KeyFrom(const pb::ReplicaId& id) {
+  if (id.replica() > 2) {
+    return InvalidArgument(fmt::format("replica index {} (0..2)", id.replica()));
+  }
+  return ReplicaKey{id.group(), id.replica(), id.incarnation()};
+}
+
+}  // namespace
+
+class NodeAgent::Service final : public pb::NodeAgent::Service {
+ public:
+  explicit Service(NodeAgent& owner) : owner_(owner) {}
+
+  grpc::Status StartReplica(grpc::ServerContext*, const pb::StartReplicaRequest* req,
+                            pb::StartReplicaResponse* resp) override {
+    auto key = KeyFrom(req->id());
+    if (!key.ok()) return ToGrpc(key.status());
+    ReplicaLaunch l;
+    l.key = *key;
+    l.voter = req->voter();
+    l.service = req->service();
+    l.rpc_target = req->rpc_target();
+    l.signal = req->signal();
+    l.workload = req->workload();
+    l.susan_mode = req->susan_mode().empty() ? "edges" : req->susan_mode();
+    l.device = owner_.options_.device;
+    l.log_level = owner_.options_.replica_log_level;
+    l.flip_bit_at_step = req->flip_bit_at_step();
+    l.flip_bit = req->flip_bit();
+    Result<pid_t> pid = owner_.processes_->Start(l);
+    if (!pid.ok()) {
+      log::Get("node")->warn("refused to start replica {}/{}/{}: {}", l.key.group, l.key.replica,
+                             l.key.incarnation, pid.status().ToString());
+      return ToGrpc(pid.status());
+    }
+    log::Get("node")->info("started replica {}/{}/{} ({} over {}) as pid {}", l.key.group,
+                           l.key.replica, l.key.incarnation, l.workload, l.signal, *pid);
+    resp->set_pid(static_cast<uint32_t>(*pid));
+    resp->set_node(owner_.options_.node_name);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status StopReplica(grpc::ServerContext*, const pb::StopReplicaRequest* req,
+                           pb::StopReplicaResponse*) override {
+    auto key = KeyFrom(req->id());
+    if (!key.ok()) return ToGrpc(key.status());
+    owner_.processes_->Kill(*key);
+    log::Get("node")->info("stopped replica {}/{}/{}", key->group, key->replica, key->incarnation);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status InjectFault(grpc::ServerContext*, const pb::InjectFaultRequest* req,
+                           pb::InjectFaultResponse* resp) override {
+    auto key = KeyFrom(req->id());
+    if (!key.ok()) return ToGrpc(key.status());
+    Status st;
+    std::string what;
+    switch (req->kind()) {
+      case pb::FAULT_KILL:
+        st = owner_.processes_->Signal(*key, SIGKILL);
+        what = "SIGKILL";
+        break;
+      case pb::FAULT_STOP:
+        st = owner_.processes_->Signal(*key, SIGSTOP);
+        what = "SIGSTOP (hang)";
+        break;
+      case pb::FAULT_CONT:
+        st = owner_.processes_->Signal(*key, SIGCONT);
+        what = "SIGCONT";
+        break;
+      case pb::FAULT_BITFLIP:
+        st = owner_.processes_->FlipBit(*key, req->bit());
+        what = fmt::format("flip of state bit {}", req->bit());
+        break;
+      default:
+        return ToGrpc(
+            InvalidArgument(fmt::format("fault kind {} is not one of kill, stop, cont, "
+                                        "bitflip",
+                                        static_cast<int>(req->kind()))));
+    }
+    if (!st.ok()) return ToGrpc(st);
+    const std::string done =
+        fmt::format("fault injection: {} to replica {}/{}/{} on node {}", what, key->group,
+                    key->replica, key->incarnation, owner_.options_.node_name);
+    log::Get("node")->warn("{}", done);
+    resp->set_done(done);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Health(grpc::ServerContext*, const pb::HealthRequest*,
+                      pb::HealthResponse* resp) override {
+    resp->set_node(owner_.options_.node_name);
+    for (const ProcessStatus& p : owner_.processes_->List()) {
+      auto* r = resp->add_replicas();
+      r->mutable_id()->set_group(p.key.group);
+      r->mutable_id()->set_replica(p.key.replica);
+      r->mutable_id()->set_incarnation(p.key.incarnation);
+      r->set_pid(static_cast<uint32_t>(p.pid));
+      r->set_state(p.state);
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  NodeAgent& owner_;
+};
+
+NodeAgent::NodeAgent(AgentOptions options) : options_(std::move(options)) {
+  if (options_.replica_binary.empty()) options_.replica_binary = DefaultReplicaBinary();
+  processes_ = std::make_unique<ProcessTable>(options_.replica_binary);
+}
+
+NodeAgent::~NodeAgent() { Shutdown(); }
+
+Status NodeAgent::Start(const std::string& address) {
+  service_ = std::make_unique<Service>(*this);
+  grpc::ServerBuilder b;
+  b.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
+  b.RegisterService(service_.get());
+  server_ = b.BuildAndStart();
+  if (!server_ || port_ == 0) {
+    server_.reset();
+    return Unavailable(
+        fmt::format("node agent '{}' cannot listen on '{}' (address in use or "
+                    "malformed?)",
+                    options_.node_name, address));
+  }
+  log::Get("node")->info("node '{}' serving on port {} (replicas: {})", options_.node_name, port_,
+                         options_.replica_binary);
+  return Status::Ok();
+}
+
+void NodeAgent::Shutdown(std::chrono::milliseconds grace) {
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + grace);
+    server_.reset();
+    processes_->KillAll();  // replicas do not outlive their node agent
+  }
+}
+
+}  // namespace vigil::node

@@ -1,0 +1,239 @@
+#include "vigil/node/process.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+namespace vigil::node {
+namespace {
+
+bool OneOf(const std::string& v, std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed) {
+    if (v == a) return true;
+  }
+  return false;
+}
+
+Status CheckText(const char* field, const std::string& v, bool required) {
+  if (required && v.empty())
+    return InvalidArgument(fmt::format("replica launch: {} is empty", field));
+  if (v.size() > 255) {
+    return InvalidArgument(
+        fmt::format("replica launch: {} of {} bytes (at most 255)", field, v.size()));
+  }
+  for (char c : v) {
+    if (c < 0x21 || c > 0x7e) {
+      return InvalidArgument(
+          fmt::format("replica launch: {} '{}' has a non-printable or space "
+                      "character",
+                      field, v.substr(0, 64)));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ReplicaLaunch::Check() const {
+  if (key.replica > 2) {
+    return InvalidArgument(fmt::format("replica launch: replica index {} (0..2)", key.replica));
+  }
+  VIGIL_RETURN_IF_ERROR(CheckText("voter", voter, true));
+  VIGIL_RETURN_IF_ERROR(CheckText("service", service, true));
+  VIGIL_RETURN_IF_ERROR(CheckText("rpc_target", rpc_target, signal == "rpc"));
+  VIGIL_RETURN_IF_ERROR(CheckText("device", device, false));
+  if (!OneOf(signal, {"polling", "notify", "rpc"})) {
+    return InvalidArgument(
+        fmt::format("replica launch: signal '{}' (polling, notify, rpc)", signal.substr(0, 32)));
+  }
+  if (!OneOf(workload, {"crc32", "susan"})) {
+    return InvalidArgument(
+        fmt::format("replica launch: workload '{}' (crc32, susan)", workload.substr(0, 32)));
+  }
+  if (!OneOf(susan_mode, {"smooth", "edges", "corners"})) {
+    return InvalidArgument(fmt::format("replica launch: susan mode '{}' (smooth, edges, corners)",
+                                       susan_mode.substr(0, 32)));
+  }
+  if (!OneOf(log_level, {"trace", "debug", "info", "warn", "error", "off"})) {
+    return InvalidArgument(fmt::format("replica launch: log level '{}'", log_level.substr(0, 32)));
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> ReplicaArgv(const std::string& binary, const ReplicaLaunch& l) {
+  std::vector<std::string> a = {binary,
+                                "--voter",
+                                l.voter,
+                                "--service",
+                                l.service,
+                                "--group",
+                                std::to_string(l.key.group),
+                                "--replica",
+                                std::to_string(l.key.replica),
+                                "--incarnation",
+                                std::to_string(l.key.incarnation),
+                                "--signal",
+                                l.signal,
+                                "--workload",
+                                l.workload,
+                                "--susan-mode",
+                                l.susan_mode,
+                                "--log-level",
+                                l.log_level};
+  if (!l.rpc_target.empty()) a.insert(a.end(), {"--rpc-target", l.rpc_target});
+  if (!l.device.empty()) a.insert(a.end(), {"--device", l.device});
+  if (l.flip_bit_at_step > 0) {
+    a.insert(a.end(), {"--flip-bit-at-step", std::to_string(l.flip_bit_at_step), "--flip-bit",
+                       std::to_string(l.flip_bit)});
+  }
+  return a;
+}
+
+std::string DefaultReplicaBinary() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "vigil-replica";
+  for (const fs::path& p : {self.parent_path() / "vigil-replica",
+                            self.parent_path().parent_path() / "node" / "vigil-replica"}) {
+    if (fs::exists(p, ec)) return p.string();
+  }
+  return "vigil-replica";
+}
+
+ProcessTable::~ProcessTable() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::lock_guard lock(mu_);
+  for (auto& [key, e] : procs_) {
+    if (e.exited) continue;
+    if (e.stopped) ::kill(e.pid, SIGKILL);
+    while (waitpid(e.pid, nullptr, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(e.pid, SIGKILL);
+        waitpid(e.pid, nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+}
+
+Result<pid_t> ProcessTable::Start(const ReplicaLaunch& launch) {
+  VIGIL_RETURN_IF_ERROR(launch.Check());
+  std::vector<std::string> args = ReplicaArgv(binary_, launch);
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::lock_guard lock(mu_);
+  ReapLocked();
+  if (auto it = procs_.find(launch.key); it != procs_.end() && !it->second.exited) {
+    return FailedPrecondition(fmt::format("replica {}/{}/{} is already running as pid {}",
+                                          launch.key.group, launch.key.replica,
+                                          launch.key.incarnation, it->second.pid));
+  }
+  const pid_t pid = fork();
+  if (pid < 0) return ErrnoStatus(StatusCode::kUnavailable, "fork for a replica", errno);
+  if (pid == 0) {
+    execv(argv[0], argv.data());
+    std::fprintf(stderr, "cannot run %s: %s\n", argv[0], std::strerror(errno));
+    _exit(127);
+  }
+  procs_[launch.key] = Entry{pid};
+  return pid;
+}
+
+void ProcessTable::ReapLocked() {
+  for (auto& [key, e] : procs_) {
+    if (e.exited) continue;
+    int st = 0;
+    const pid_t r = waitpid(e.pid, &st, WNOHANG | WUNTRACED | WCONTINUED);
+    if (r != e.pid) continue;
+    if (WIFSTOPPED(st)) {
+      e.stopped = true;
+    } else if (WIFCONTINUED(st)) {
+      e.stopped = false;
+    } else {
+      e.exited = true;
+      e.status = st;
+    }
+  }
+}
+
+ProcessTable::Entry* ProcessTable::Find(const ReplicaKey& key) {
+  ReapLocked();
+  auto it = procs_.find(key);
+  return it == procs_.end() || it->second.exited ? nullptr : &it->second;
+}
+
+void ProcessTable::Kill(const ReplicaKey& key) {
+  std::lock_guard lock(mu_);
+  Entry* e = Find(key);
+  if (e == nullptr) return;
+  ::kill(e->pid, SIGKILL);
+  int st = 0;
+  waitpid(e->pid, &st, 0);
+  e->exited = true;
+  e->status = st;
+}
+
+Status ProcessTable::Signal(const ReplicaKey& key, int sig) {
+  std::lock_guard lock(mu_);
+  Entry* e = Find(key);
+  if (e == nullptr) {
+    return NotFound(
+        fmt::format("no running replica {}/{}/{}", key.group, key.replica, key.incarnation));
+  }
+  if (::kill(e->pid, sig) != 0) return ErrnoStatus(StatusCode::kUnavailable, "kill", errno);
+  return Status::Ok();
+}
+
+Status ProcessTable::FlipBit(const ReplicaKey& key, uint64_t bit) {
+  std::lock_guard lock(mu_);
+  Entry* e = Find(key);
+  if (e == nullptr) {
+    return NotFound(
+        fmt::format("no running replica {}/{}/{}", key.group, key.replica, key.incarnation));
+  }
+  union sigval v {};
+  v.sival_ptr = reinterpret_cast<void*>(static_cast<uintptr_t>(bit));
+  if (sigqueue(e->pid, SIGUSR1, v) != 0) {
+    return ErrnoStatus(StatusCode::kUnavailable, "sigqueue", errno);
+  }
+  return Status::Ok();
+}
+
+void ProcessTable::KillAll() {
+  std::lock_guard lock(mu_);
+  ReapLocked();
+  for (auto& [key, e] : procs_) {
+    if (e.exited) continue;
+    ::kill(e.pid, SIGKILL);
+    waitpid(e.pid, &e.status, 0);
+    e.exited = true;
+  }
+}
+
+std::vector<ProcessStatus> ProcessTable::List() {
+  std::lock_guard lock(mu_);
+  ReapLocked();
+  std::vector<ProcessStatus> out;
+  for (auto& [key, e] : procs_) {
+    std::string state = "running";
+    if (e.exited) {
+      state = WIFSIGNALED(e.status) ? fmt::format("killed by signal {}", WTERMSIG(e.status))
+                                    : fmt::format("exited {}", WEXITSTATUS(e.status));
+    } else if (e.stopped) {
+      state = "stopped";
+    }
+    out.push_back({key, e.pid, state});
+  }
+  return out;
+}
+
+}  // namespace vigil::node

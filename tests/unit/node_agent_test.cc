@@ -1,0 +1,149 @@
+// vigil-node's agent over gRPC with a stand-in replica binary (a shell script that sleeps): what
+// it accepts, what it refuses and why, and the faults it injects into real processes.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "vigil/node/agent.h"
+#include "vigil/node/v1/node.grpc.pb.h"
+
+namespace vigil {
+namespace {
+
+namespace pb = vigil::node::v1;
+using namespace std::chrono_literals;
+
+TEST(ReplicaLaunch, CheckNamesTheBadField) {
+  node::ReplicaLaunch l;
+  l.voter = "127.0.0.1:1";
+  l.service = "replica/1/0/0";
+  EXPECT_TRUE(l.Check().ok());
+  auto bad = l;
+  bad.key.replica = 3;
+  EXPECT_NE(bad.Check().message().find("replica index 3"), std::string::npos);
+  bad = l;
+  bad.signal = "pigeon";
+  EXPECT_NE(bad.Check().message().find("signal 'pigeon'"), std::string::npos);
+  bad = l;
+  bad.service = "a b";
+  EXPECT_NE(bad.Check().message().find("service"), std::string::npos);
+  bad = l;
+  bad.voter.clear();
+  EXPECT_NE(bad.Check().message().find("voter is empty"), std::string::npos);
+  bad = l;
+  bad.signal = "rpc";
+  EXPECT_NE(bad.Check().message().find("rpc_target is empty"), std::string::npos);
+  bad = l;
+  bad.workload = "doom";
+  EXPECT_FALSE(bad.Check().ok());
+  const auto argv = node::ReplicaArgv("/x/vigil-replica", l);
+  EXPECT_EQ(argv.front(), "/x/vigil-replica");
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "replica/1/0/0"), argv.end());
+}
+
+class NodeAgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/vigil-node-test-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    script_ = dir_ + "/fake-replica";
+    std::ofstream(script_) << "#!/bin/sh\nexec sleep 30\n";
+    chmod(script_.c_str(), 0755);
+    node::AgentOptions o;
+    o.node_name = "worker-t";
+    o.replica_binary = script_;
+    agent_ = std::make_unique<node::NodeAgent>(o);
+    ASSERT_TRUE(agent_->Start("127.0.0.1:0").ok());
+    stub_ = pb::NodeAgent::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(agent_->port()), grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    agent_.reset();
+    std::remove(script_.c_str());
+    rmdir(dir_.c_str());
+  }
+  pb::StartReplicaRequest Valid() {
+    pb::StartReplicaRequest r;
+    r.mutable_id()->set_group(1);
+    r.mutable_id()->set_replica(2);
+    r.set_voter("127.0.0.1:9");
+    r.set_service("replica/1/2/0");
+    r.set_signal("polling");
+    r.set_workload("crc32");
+    return r;
+  }
+  grpc::Status Inject(pb::FaultKind kind, uint32_t incarnation = 0) {
+    pb::InjectFaultRequest req;
+    req.mutable_id()->set_group(1);
+    req.mutable_id()->set_replica(2);
+    req.mutable_id()->set_incarnation(incarnation);
+    req.set_kind(kind);
+    pb::InjectFaultResponse resp;
+    grpc::ClientContext ctx;
+    return stub_->InjectFault(&ctx, req, &resp);
+  }
+  std::string StateOf() {
+    pb::HealthResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stub_->Health(&ctx, pb::HealthRequest{}, &resp).ok());
+    EXPECT_EQ(resp.node(), "worker-t");
+    return resp.replicas_size() == 1 ? resp.replicas(0).state() : "";
+  }
+  // Polls Health until the replica reaches `want` (process state changes are asynchronous).
+  bool WaitFor(const std::string& want) {
+    for (int i = 0; i < 200; ++i) {
+      if (StateOf() == want) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+  std::string dir_, script_;
+  std::unique_ptr<node::NodeAgent> agent_;
+  std::unique_ptr<pb::NodeAgent::Stub> stub_;
+};
+
+TEST_F(NodeAgentTest, RefusesBadStartRequestsWithTheReason) {
+  auto req = Valid();
+  req.set_signal("smoke");
+  pb::StartReplicaResponse resp;
+  grpc::ClientContext c1;
+  grpc::Status st = stub_->StartReplica(&c1, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("signal 'smoke'"), std::string::npos) << st.error_message();
+  req = Valid();
+  req.mutable_id()->set_replica(7);
+  grpc::ClientContext c2;
+  st = stub_->StartReplica(&c2, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("replica index 7"), std::string::npos);
+  EXPECT_EQ(StateOf(), "");  // nothing was started
+  EXPECT_EQ(Inject(pb::FAULT_KILL).error_code(), grpc::NOT_FOUND);
+  EXPECT_EQ(Inject(pb::FAULT_UNSPECIFIED).error_code(), grpc::INVALID_ARGUMENT);
+}
+
+TEST_F(NodeAgentTest, StartsReplicasAndInjectsStopContKill) {
+  pb::StartReplicaResponse resp;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(stub_->StartReplica(&c1, Valid(), &resp).ok());
+  EXPECT_GT(resp.pid(), 0u);
+  EXPECT_EQ(resp.node(), "worker-t");
+  grpc::ClientContext c2;
+  EXPECT_EQ(stub_->StartReplica(&c2, Valid(), &resp).error_code(), grpc::FAILED_PRECONDITION);
+  EXPECT_TRUE(WaitFor("running"));
+  ASSERT_TRUE(Inject(pb::FAULT_STOP).ok());
+  EXPECT_TRUE(WaitFor("stopped"));
+  ASSERT_TRUE(Inject(pb::FAULT_CONT).ok());
+  EXPECT_TRUE(WaitFor("running"));
+  EXPECT_EQ(Inject(pb::FAULT_KILL, /*incarnation=*/5).error_code(), grpc::NOT_FOUND);
+  ASSERT_TRUE(Inject(pb::FAULT_KILL).ok());
+  EXPECT_TRUE(WaitFor("killed by signal 9"));
+}
+
+}  // namespace
+}  // namespace vigil

@@ -1,0 +1,68 @@
+// The two ways vigil-voter starts replicas:
+//   LocalLauncher  child processes on the voter's own host (no worker nodes needed);
+//   NodeLauncher   vigil-node agents on worker nodes (gRPC). Replica r's incarnation i goes to
+//                  node (r + i) mod N: the replicas of a group land on distinct nodes when
+//                  there are at least as many nodes as replicas, and a replacement lands on a
+//                  different node than the incarnation it replaces when there are more.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "vigil/node/process.h"
+#include "vigil/voter/group.h"
+
+namespace vigil::voter {
+
+// What every replica of the job runs (the per-incarnation fields come from the LaunchSpec).
+struct ReplicaProgram {
+  std::string signal = "polling", workload = "crc32", susan_mode = "edges";
+  std::string voter;  // host:port of the voter's bootstrap server
+  // Fault injection at start-up: replica `flip_replica`'s first incarnation flips a state bit
+  // before step `flip_step` (0 = never).
+  uint16_t flip_replica = 0;
+  uint64_t flip_step = 0;
+  uint64_t flip_bit = 0;
+};
+
+class LocalLauncher final : public Launcher {
+ public:
+  LocalLauncher(std::string replica_binary, ReplicaProgram program, std::string device);
+  Status Start(const LaunchSpec& spec) override;
+  void Stop(uint16_t replica, uint32_t incarnation) override;
+  Status Inject(uint16_t replica, uint32_t incarnation, Fault fault, uint64_t bit) override;
+
+ private:
+  ReplicaProgram program_;
+  std::string device_;
+  uint32_t group_ = 0;
+  node::ProcessTable table_;
+};
+
+class NodeLauncher final : public Launcher {
+ public:
+  // `nodes`: host:port of each vigil-node.
+  NodeLauncher(std::vector<std::string> nodes, ReplicaProgram program);
+  ~NodeLauncher() override;
+  Status Start(const LaunchSpec& spec) override;
+  void Stop(uint16_t replica, uint32_t incarnation) override;
+  Status Inject(uint16_t replica, uint32_t incarnation, Fault fault, uint64_t bit) override;
+  // Which node runs (replica, incarnation), or "".
+  std::string NodeOf(uint16_t replica, uint32_t incarnation);
+
+ private:
+  struct Stub;
+  ReplicaProgram program_;
+  std::vector<std::unique_ptr<Stub>> nodes_;
+  std::mutex mu_;
+  std::map<std::pair<uint16_t, uint32_t>, size_t> placement_;
+  uint32_t group_ = 0;
+};
+
+// node::ReplicaLaunch for `spec` running `program`.
+node::ReplicaLaunch MakeLaunch(const LaunchSpec& spec, const ReplicaProgram& program);
+
+}  // namespace vigil::voter
