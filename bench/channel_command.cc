@@ -13,9 +13,9 @@
 #include <optional>
 
 #include "environment.h"
+#include "grpc_echo.h"
 #include "harness.h"
 #include "vigil/channel/channel.h"
-#include "vigil/signal/v1/signal.grpc.pb.h"
 
 namespace vigil::bench {
 namespace {
@@ -125,48 +125,6 @@ Result<Row> MeasureNotify(BenchSetup& setup, const ChannelBenchOptions& o, uint3
              std::nullopt};
 }
 
-// The rpc method's baseline: the same gRPC service answering in its handler, with no vigil
-// logic and no hand-off to a voter thread.
-class EchoVoter final : public vigil::signal::v1::Voter::Service {
-  grpc::Status Signal(grpc::ServerContext*, const vigil::signal::v1::EventRecord* req,
-                      vigil::signal::v1::EventRecord* resp) override {
-    *resp = *req;
-    return grpc::Status::OK;
-  }
-};
-
-Result<LatencySummary> MeasureGrpcEcho(const ChannelBenchOptions& o, uint32_t bytes) {
-  EchoVoter service;
-  int port = 0;
-  grpc::ServerBuilder b;
-  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  b.RegisterService(&service);
-  auto server = b.BuildAndStart();
-  if (!server || port == 0) return Unavailable("gRPC echo baseline cannot listen on 127.0.0.1");
-  auto stub = vigil::signal::v1::Voter::NewStub(
-      grpc::CreateChannel(fmt::format("127.0.0.1:{}", port), grpc::InsecureChannelCredentials()));
-  vigil::signal::v1::EventRecord req, resp;
-  req.set_kind(kEvent);
-  req.set_payload(std::string(bytes, 'Z'));
-  LatencySamples samples(o.common.iterations);
-  const uint64_t total = o.common.warmup + o.common.iterations;
-  for (uint64_t i = 0; i < total; ++i) {
-    req.set_seq(i + 1);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kStall);
-    const auto t0 = std::chrono::steady_clock::now();
-    grpc::Status st = stub->Signal(&ctx, req, &resp);
-    const auto t1 = std::chrono::steady_clock::now();
-    if (!st.ok()) return Unavailable("gRPC echo baseline: " + st.error_message());
-    if (i >= o.common.warmup) {
-      samples.Record(static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
-    }
-  }
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
-  return samples.Summarize();
-}
-
 Result<Row> MeasureRpc(const ChannelBenchOptions& o, uint32_t bytes) {
   const size_t max_payload = std::max<uint32_t>(bytes, 8);
   VIGIL_ASSIGN_OR_RETURN(auto voter, channel::RpcVoter("127.0.0.1:0", max_payload));
@@ -178,7 +136,8 @@ Result<Row> MeasureRpc(const ChannelBenchOptions& o, uint32_t bytes) {
   VIGIL_RETURN_IF_ERROR(
       RunPinned([&] { return VoterLoop(*voter, total); },
                 [&] { return ReplicaLoop(*replica, o.common.warmup, total, bytes, samples); }));
-  VIGIL_ASSIGN_OR_RETURN(LatencySummary echo, MeasureGrpcEcho(o, bytes));
+  VIGIL_ASSIGN_OR_RETURN(LatencySummary echo,
+                         MeasureGrpcEcho(o.common.warmup, o.common.iterations, bytes));
   return Row{bytes, static_cast<uint32_t>(bytes), samples.Summarize(), echo};
 }
 

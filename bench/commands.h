@@ -29,7 +29,18 @@ struct ChannelBenchOptions {
   uint32_t slots = 64;                      // ring slots (polling) or posted receives (notify)
 };
 
+struct SignalBenchOptions {
+  CommonBenchOptions common;
+  std::vector<std::string> methods{"polling", "notify", "rpc"};
+  std::vector<std::string> modes{"dmr", "tmr"};
+  std::vector<uint32_t> sizes{8, 64, 1024};              // sync event argument bytes
+  std::vector<std::string> workloads{"crc32", "susan"};  // empty: no overhead table
+  uint32_t crc32_mib = 4;
+  uint32_t spin_us = 200;
+};
+
 int RunTransportBench(const TransportBenchOptions& options);
+int RunSignalBench(const SignalBenchOptions& options);
 int RunChannelBench(const ChannelBenchOptions& options);
 
 }  // namespace vigil::bench

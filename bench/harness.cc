@@ -142,7 +142,8 @@ Status RunPair(BenchSetup& setup, Side server_side, Side client_side) {
 }
 
 int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::string& title,
-           const Baseline& baseline, double target_ratio, const std::vector<Row>& rows) {
+           const Baseline& baseline, double target_ratio, const std::vector<Row>& rows,
+           nlohmann::json* collect) {
   auto logger = log::Get("bench");
   bool all_measured = true;  // every row brought its own baseline: perftest is not needed
   for (const auto& r : rows) all_measured &= r.baseline_rtt.has_value();
@@ -223,7 +224,9 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
   } else if (want_perftest) {
     fmt::print("\nno perftest baseline (install perftest: apt-get install perftest)\n");
   }
-  if (!o.json.empty()) {
+  if (collect != nullptr) {
+    collect->push_back(out);
+  } else if (!o.json.empty()) {
     std::ofstream f(o.json);
     f << out.dump(2) << "\n";
     if (!f) {

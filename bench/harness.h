@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,7 +60,9 @@ struct Row {
 // Prints the table with each row's baseline (its own measured baseline_rtt, or else the perftest
 // `baseline` with the same bytes per message, when enabled), writes JSON, returns the exit code.
 // `target_ratio` <= 0: no target line.
+// `collect` (optional): append the table's JSON there instead of writing options.json.
 int Report(const BenchSetup& setup, const CommonBenchOptions& options, const std::string& title,
-           const Baseline& baseline, double target_ratio, const std::vector<Row>& rows);
+           const Baseline& baseline, double target_ratio, const std::vector<Row>& rows,
+           nlohmann::json* collect = nullptr);
 
 }  // namespace vigil::bench

@@ -60,7 +60,44 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 16384u))
       ->capture_default_str();
 
+  vigil::bench::SignalBenchOptions sig;
+  sig.common.iterations = 2000;
+  sig.common.warmup = 200;
+  auto* signal = app.add_subcommand(
+      "signal",
+      "Replicated execution through the voter: event -> verdict round trip per method x DMR/TMR "
+      "x size, and crc32/susan overhead vs unreplicated");
+  AddCommon(signal, sig.common);
+  signal->add_option("--methods", sig.methods, "Signalling methods: polling,notify,rpc")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"polling", "notify", "rpc"}))
+      ->capture_default_str();
+  signal->add_option("--modes", sig.modes, "dmr,tmr")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"dmr", "tmr"}))
+      ->capture_default_str();
+  signal->add_option("--sizes", sig.sizes, "Event argument sizes in bytes")
+      ->delimiter(',')
+      ->capture_default_str();
+  signal
+      ->add_option("--workloads", sig.workloads,
+                   "Workloads for the overhead table: crc32,susan (or 'none')")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"crc32", "susan", "none"}))
+      ->capture_default_str();
+  signal->add_option("--crc32-mib", sig.crc32_mib, "crc32 input size in MiB")
+      ->check(CLI::Range(1u, 4096u))
+      ->capture_default_str();
+  signal
+      ->add_option("--spin-us", sig.spin_us,
+                   "Polling waits spin this long before yielding (0: spin forever)")
+      ->capture_default_str();
+
   return vigil::cli::Run(app, common, argc, argv, [&] {
+    if (signal->parsed()) {
+      std::erase(sig.workloads, "none");
+      return vigil::bench::RunSignalBench(sig);
+    }
     if (transport->parsed()) return vigil::bench::RunTransportBench(t);
     if (channel->parsed()) return vigil::bench::RunChannelBench(ch);
     return 2;

@@ -32,63 +32,6 @@ class HookedProgram final : public replica::Program {
   uint64_t steps_ = 0;
 };
 
-class ThreadLauncher final : public voter::Launcher {
- public:
-  ThreadLauncher(transport::Transport& t, std::string voter, const JobSpec& spec)
-      : t_(t), voter_(std::move(voter)), spec_(spec) {}
-  ~ThreadLauncher() override {
-    {
-      std::lock_guard lock(mu_);
-      for (auto& [k, v] : killed_) *v = true;
-    }
-    for (auto& th : threads_) th.join();
-  }
-
-  Status Start(const voter::LaunchSpec& s) override {
-    VIGIL_ASSIGN_OR_RETURN(auto program, workloads::MakeWorkload(spec_.workload, spec_.susan_mode));
-    auto killed = std::make_shared<std::atomic<bool>>(false);
-    std::lock_guard lock(mu_);
-    killed_[{s.replica, s.incarnation}] = killed;
-    threads_.emplace_back([this, s, killed, program = std::move(program)]() mutable {
-      replica::ReplicaRunOptions o;
-      o.voter = voter_;
-      o.service = s.service;
-      o.rpc_target = s.rpc_target;
-      o.group = s.group;
-      o.replica = s.replica;
-      o.incarnation = s.incarnation;
-      o.channel = spec_.group.channel;
-      o.verdict_timeout = spec_.verdict_timeout;
-      HookedProgram hooked(
-          std::move(program), [killed] { return killed->load(); },
-          [this, s, killed](uint64_t step, replica::ReplicaContext& ctx) {
-            if (spec_.hook) {
-              spec_.hook(s.replica, s.incarnation, step,
-                         static_cast<replica::ChannelContext&>(ctx));
-            }
-          });
-      Status st = replica::RunReplica(t_, o, hooked);
-      vigil::log::Get("test")->info("thread replica {} incarnation {} ended: {}", s.replica,
-                                    s.incarnation, st.ToString());
-    });
-    return Status::Ok();
-  }
-
-  void Stop(uint16_t replica, uint32_t incarnation) override {
-    std::lock_guard lock(mu_);
-    auto it = killed_.find({replica, incarnation});
-    if (it != killed_.end()) *it->second = true;
-  }
-
- private:
-  transport::Transport& t_;
-  std::string voter_;
-  const JobSpec& spec_;
-  std::mutex mu_;
-  std::map<std::pair<uint16_t, uint32_t>, std::shared_ptr<std::atomic<bool>>> killed_;
-  std::vector<std::thread> threads_;
-};
-
 std::string ReadAll(std::FILE* f) {
   std::string s;
   std::rewind(f);
@@ -111,7 +54,23 @@ Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Tra
   std::rewind(in);
   JobResult result;
   {
-    ThreadLauncher launcher(replica_t, fmt::format("127.0.0.1:{}", server.port()), spec);
+    voter::ThreadLauncher launcher(
+        replica_t, fmt::format("127.0.0.1:{}", server.port()), spec.group.channel,
+        spec.verdict_timeout,
+        [&spec](const voter::LaunchSpec& s, std::shared_ptr<std::atomic<bool>> killed)
+            -> Result<std::unique_ptr<replica::Program>> {
+          VIGIL_ASSIGN_OR_RETURN(auto program,
+                                 workloads::MakeWorkload(spec.workload, spec.susan_mode));
+          return std::unique_ptr<replica::Program>(std::make_unique<HookedProgram>(
+              std::move(program), [killed] { return killed->load(); },
+              [&spec, s](uint64_t step, replica::ReplicaContext& ctx) {
+                if (spec.hook) {
+                  spec.hook(s.replica, s.incarnation, step,
+                            static_cast<replica::ChannelContext&>(ctx));
+                }
+              }));
+        });
+    launcher.set_input_bytes(spec.input_bytes);
     voter::Group group(spec.group, voter_t, server, launcher, in, out);
     std::thread side;
     if (spec.while_running) side = std::thread([&] { spec.while_running(group); });

@@ -1,7 +1,8 @@
 // Runs a replicated job in one process for the tests: the voter's Group, and replicas as threads
-// (ThreadLauncher) over any transport. Thread replicas are in-process stand-ins for replica
-// processes: "killing" one makes its program fail at its next step, "hanging" one blocks it, as
-// the tests' fault hooks arrange. The process path (SIGKILL/SIGSTOP) is tested with vigil-node.
+// (voter::ThreadLauncher) over any transport. Thread replicas are in-process stand-ins for
+// replica processes: "killing" one makes its program fail at its next step, "hanging" one blocks
+// it, as the tests' fault hooks arrange. The process path (SIGKILL/SIGSTOP) is tested with
+// vigil-voter and vigil-node in the rxe tier.
 #pragma once
 
 #include <atomic>
@@ -16,6 +17,7 @@
 #include "vigil/replica/runner.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/voter/group.h"
+#include "vigil/voter/thread_launcher.h"
 #include "vigil/workloads/workloads.h"
 
 namespace vigil::testing {
@@ -32,6 +34,8 @@ struct JobSpec {
   StepHook hook;                                     // optional
   std::function<void(voter::Group&)> while_running;  // optional, runs on its own thread
   std::chrono::milliseconds verdict_timeout{10000};
+  // Small input buffers: many input events per job, as a program reading in small pieces would.
+  size_t input_bytes = 16 * 1024;
 };
 
 struct JobResult {

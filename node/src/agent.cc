@@ -48,7 +48,8 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
     l.susan_mode = req->susan_mode().empty() ? "edges" : req->susan_mode();
     l.device = owner_.options_.device;
     l.log_level = owner_.options_.replica_log_level;
-    l.flip_bit_at_step = req->flip_bit_at_step();
+    l.fault = req->fault();
+    l.fault_step = req->fault_step();
     l.flip_bit = req->flip_bit();
     Result<pid_t> pid = owner_.processes_->Start(l);
     if (!pid.ok()) {

@@ -60,6 +60,12 @@ Status ReplicaLaunch::Check() const {
     return InvalidArgument(fmt::format("replica launch: susan mode '{}' (smooth, edges, corners)",
                                        susan_mode.substr(0, 32)));
   }
+  if (!fault.empty() && (!OneOf(fault, {"flip", "crash", "hang"}) || fault_step == 0)) {
+    return InvalidArgument(
+        fmt::format("replica launch: fault '{}' at step {} (flip, crash or "
+                    "hang, at a step >= 1)",
+                    fault.substr(0, 32), fault_step));
+  }
   if (!OneOf(log_level, {"trace", "debug", "info", "warn", "error", "off"})) {
     return InvalidArgument(fmt::format("replica launch: log level '{}'", log_level.substr(0, 32)));
   }
@@ -88,9 +94,9 @@ std::vector<std::string> ReplicaArgv(const std::string& binary, const ReplicaLau
                                 l.log_level};
   if (!l.rpc_target.empty()) a.insert(a.end(), {"--rpc-target", l.rpc_target});
   if (!l.device.empty()) a.insert(a.end(), {"--device", l.device});
-  if (l.flip_bit_at_step > 0) {
-    a.insert(a.end(), {"--flip-bit-at-step", std::to_string(l.flip_bit_at_step), "--flip-bit",
-                       std::to_string(l.flip_bit)});
+  if (!l.fault.empty()) {
+    a.insert(a.end(), {"--fault", l.fault, "--fault-step", std::to_string(l.fault_step),
+                       "--flip-bit", std::to_string(l.flip_bit)});
   }
   return a;
 }
@@ -206,6 +212,11 @@ Status ProcessTable::FlipBit(const ReplicaKey& key, uint64_t bit) {
     return ErrnoStatus(StatusCode::kUnavailable, "sigqueue", errno);
   }
   return Status::Ok();
+}
+
+bool ProcessTable::Alive(const ReplicaKey& key) {
+  std::lock_guard lock(mu_);
+  return Find(key) != nullptr;
 }
 
 void ProcessTable::KillAll() {

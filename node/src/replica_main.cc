@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   replica::ReplicaRunOptions o;
   std::string workload = "crc32", susan_mode = "edges", method = "polling", device;
   bool unreplicated = false;
-  uint64_t flip_step = 0, flip_bit = 0;
+  std::string fault;
+  uint64_t fault_step = 0, flip_bit = 0;
   uint32_t verdict_timeout_ms = 120000;
   app.add_option("--workload", workload, "crc32 or susan")
       ->check(CLI::IsMember({"crc32", "susan"}));
@@ -57,8 +58,12 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "RDMA device (default: first with an ACTIVE port)");
   app.add_option("--verdict-timeout-ms", verdict_timeout_ms, "longest wait for one verdict")
       ->check(CLI::Range(1u, 3600000u));
-  app.add_option("--flip-bit-at-step", flip_step,
-                 "fault injection: flip a state bit before this step (0 = never)");
+  app.add_option("--fault", fault,
+                 "fault injection: flip (a state bit), crash (SIGKILL itself) or hang (SIGSTOP "
+                 "itself) before --fault-step")
+      ->check(CLI::IsMember({"flip", "crash", "hang"}));
+  app.add_option("--fault-step", fault_step, "fault injection: before this step (>= 1)")
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
   app.add_option("--flip-bit", flip_bit, "fault injection: which bit of the state region");
   return cli::Run(app, common, argc, argv, [&]() -> int {
     auto program = workloads::MakeWorkload(workload, susan_mode);
@@ -88,24 +93,30 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "error: {}\n", t.status().ToString());
       return 1;
     }
-    // Fault injection wraps the program: the flip happens before step `flip_step` of this
-    // incarnation, in the state region the voter compares.
-    struct Flipping final : replica::Program {
+    // Fault injection wraps the program: before step `fault_step` of this incarnation it flips
+    // a bit of the state region the voter compares, or the process kills or stops itself.
+    struct Faulty final : replica::Program {
       replica::Program& inner;
+      std::string fault;
       uint64_t at, bit, steps = 0;
-      Flipping(replica::Program& p, uint64_t a, uint64_t b) : inner(p), at(a), bit(b) {}
+      Faulty(replica::Program& p, std::string f, uint64_t a, uint64_t b)
+          : inner(p), fault(std::move(f)), at(a), bit(b) {}
       std::string name() const override { return inner.name(); }
       size_t state_bytes() const override { return inner.state_bytes(); }
       Status Init(replica::ReplicaContext& c) override { return inner.Init(c); }
       Result<bool> Step(replica::ReplicaContext& c) override {
-        if (++steps == at) {
-          static_cast<replica::ChannelContext&>(c).FlipStateBit(bit);
-          log::Get("replica")->warn("fault injection: flipped state bit {} before step {}", bit,
-                                    at);
+        if (++steps == at && !fault.empty()) {
+          log::Get("replica")->warn(
+              "fault injection: {} before step {}",
+              fault == "flip" ? fmt::format("flipping state bit {}", bit) : fault, at);
+          log::Get("replica")->flush();
+          if (fault == "flip") static_cast<replica::ChannelContext&>(c).FlipStateBit(bit);
+          if (fault == "crash") raise(SIGKILL);
+          if (fault == "hang") raise(SIGSTOP);
         }
         return inner.Step(c);
       }
-    } flipping(**program, flip_step, flip_bit);
+    } flipping(**program, fault, fault_step, flip_bit);
     struct sigaction sa {};
     sa.sa_sigaction = OnFlipSignal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;

@@ -21,7 +21,7 @@ uint64_t StateDigest(std::span<const std::byte> region) {
 }
 
 Result<size_t> ReplicaContext::Read(std::span<std::byte> buf) {
-  const size_t len = std::min(buf.size(), max_io_);
+  const size_t len = std::min(buf.size(), max_read_);
   VIGIL_ASSIGN_OR_RETURN(
       size_t n, Externalize(EventKind::kInput, meta().input_offset, len, {}, buf.first(len)));
   mutable_meta().input_offset += n;
@@ -50,6 +50,14 @@ Status ReplicaContext::Checkpoint() {
 
 Status ReplicaContext::Exit(int code) {
   return Externalize(EventKind::kExit, static_cast<uint64_t>(code), 0, {}, {}).status();
+}
+
+Status ReplicaContext::Sync(std::span<const std::byte> args) {
+  if (args.size() > max_io_) {
+    return InvalidArgument(
+        fmt::format("sync arguments of {} bytes exceed {} bytes", args.size(), max_io_));
+  }
+  return Externalize(EventKind::kSync, args.size(), 0, args, {}).status();
 }
 
 Status RunProgram(Program& program, ReplicaContext& ctx) {
@@ -83,18 +91,22 @@ Status RunProgram(Program& program, ReplicaContext& ctx) {
 // ---- LocalContext ----
 
 Result<std::unique_ptr<LocalContext>> LocalContext::Create(size_t program_bytes, std::FILE* in,
-                                                           std::FILE* out, size_t max_io) {
-  if (in == nullptr || out == nullptr)
+                                                           std::FILE* out, size_t max_io,
+                                                           size_t max_read) {
+  if (in == nullptr || out == nullptr) {
     return InvalidArgument("LocalContext needs input and output");
-  if (max_io == 0) return InvalidArgument("LocalContext: max_io must be > 0");
-  return std::unique_ptr<LocalContext>(
-      new LocalContext(std::vector<std::byte>(StateRegionBytes(program_bytes)), in, out, max_io));
+  }
+  if (max_io == 0 || max_read == 0) {
+    return InvalidArgument("LocalContext: max_io and max_read must be > 0");
+  }
+  return std::unique_ptr<LocalContext>(new LocalContext(
+      std::vector<std::byte>(StateRegionBytes(program_bytes)), in, out, max_io, max_read));
 }
 
 LocalContext::LocalContext(std::vector<std::byte> storage, std::FILE* in, std::FILE* out,
-                           size_t max_io)
+                           size_t max_io, size_t max_read)
     // The span is taken before the move, which keeps the vector's buffer.
-    : ReplicaContext(std::span(storage), max_io),
+    : ReplicaContext(std::span(storage), max_io, max_read),
       storage_(std::move(storage)),
       in_(in),
       out_(out) {}
@@ -122,8 +134,12 @@ Result<size_t> LocalContext::Externalize(EventKind kind, uint64_t, uint64_t arg1
 
 // ---- ReplicaMemory ----
 
-Result<ReplicaMemory> ReplicaMemory::Allocate(transport::Transport& transport,
-                                              size_t program_bytes) {
+Result<ReplicaMemory> ReplicaMemory::Allocate(transport::Transport& transport, size_t program_bytes,
+                                              size_t input_bytes) {
+  if (input_bytes < 4096 || input_bytes > (size_t{1} << 30)) {
+    return InvalidArgument(
+        fmt::format("replica input buffer of {} bytes (4 KiB .. 1 GiB)", input_bytes));
+  }
   const size_t n = StateRegionBytes(program_bytes);
   ReplicaMemory m;
   VIGIL_ASSIGN_OR_RETURN(
@@ -133,11 +149,16 @@ Result<ReplicaMemory> ReplicaMemory::Allocate(transport::Transport& transport,
                              transport, n, transport::kLocalWrite | transport::kRemoteRead));
   m.state = std::make_unique<transport::RegisteredBuffer>(std::move(state));
   m.checkpoint = std::make_unique<transport::RegisteredBuffer>(std::move(ckpt));
+  VIGIL_ASSIGN_OR_RETURN(
+      auto input, transport::RegisteredBuffer::Allocate(
+                      transport, input_bytes, transport::kLocalWrite | transport::kRemoteWrite));
+  m.input = std::make_unique<transport::RegisteredBuffer>(std::move(input));
   return m;
 }
 
 std::vector<transport::RemoteRegion> ReplicaMemory::regions() const {
-  return {state->mr().Describe("replica-state"), checkpoint->mr().Describe("replica-checkpoint")};
+  return {state->mr().Describe("replica-state"), checkpoint->mr().Describe("replica-checkpoint"),
+          input->mr().Describe("replica-input")};
 }
 
 // ---- ChannelContext ----
@@ -145,7 +166,7 @@ std::vector<transport::RemoteRegion> ReplicaMemory::regions() const {
 ChannelContext::ChannelContext(channel::ReplicaChannel& channel, ReplicaMemory& memory,
                                ReplicaIdentity id, std::chrono::nanoseconds verdict_timeout)
     : ReplicaContext(std::span(memory.state->data(), memory.state->size()),
-                     channel.max_payload() - kEventHeaderBytes),
+                     channel.max_payload() - kEventHeaderBytes, memory.input->size()),
       channel_(channel),
       memory_(memory),
       id_(id),
@@ -210,12 +231,15 @@ Result<size_t> ChannelContext::Externalize(EventKind kind, uint64_t arg0, uint64
                                 id_.replica, id_.group, h.event_seq);
       [[fallthrough]];
     case VerdictKind::kProceed:
-      if (v.data.size() > in.size()) {
-        return DataLoss(fmt::format("verdict for {} event {} carries {} bytes, {} were asked for",
-                                    EventKindName(kind), h.event_seq, v.data.size(), in.size()));
+      if (kind != EventKind::kInput) return size_t{0};
+      // The voter has RDMA-written the agreed input into the input buffer; arg = its length.
+      if (v.header.arg > in.size()) {
+        return DataLoss(
+            fmt::format("verdict for input event {} announces {} bytes, {} were asked for",
+                        h.event_seq, v.header.arg, in.size()));
       }
-      if (!v.data.empty()) std::memcpy(in.data(), v.data.data(), v.data.size());
-      return v.data.size();
+      std::memcpy(in.data(), memory_.input->data(), v.header.arg);
+      return static_cast<size_t>(v.header.arg);
   }
   return Internal("unreachable verdict kind");
 }

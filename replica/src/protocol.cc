@@ -18,6 +18,8 @@ std::string_view EventKindName(EventKind k) {
       return "checkpoint";
     case EventKind::kExit:
       return "exit";
+    case EventKind::kSync:
+      return "sync";
   }
   return "unknown";
 }
@@ -69,7 +71,7 @@ Result<Event> DecodeEvent(const channel::Record& r, uint32_t group, uint16_t rep
                                 r.seq, what));
   };
   if (r.kind < static_cast<uint16_t>(EventKind::kJoin) ||
-      r.kind > static_cast<uint16_t>(EventKind::kExit)) {
+      r.kind > static_cast<uint16_t>(EventKind::kSync)) {
     return fail(fmt::format("unknown event kind {}", r.kind));
   }
   if (r.payload.size() < kEventHeaderBytes) {

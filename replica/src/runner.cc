@@ -12,9 +12,9 @@ std::string ServiceName(uint32_t group, uint16_t replica, uint32_t incarnation) 
 }
 
 Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& o, Program& program,
-                  const std::function<void(ChannelContext&)>& on_ready) {
+                  const std::function<void(ChannelContext&)>& on_ready, ReplicaRunStats* stats) {
   VIGIL_ASSIGN_OR_RETURN(ReplicaMemory memory,
-                         ReplicaMemory::Allocate(transport, program.state_bytes()));
+                         ReplicaMemory::Allocate(transport, program.state_bytes(), o.input_bytes));
   VIGIL_ASSIGN_OR_RETURN(auto end, channel::ReplicaEnd::Create(transport, o.channel, o.rpc_target));
   transport::DialOptions dial;
   dial.target = o.voter;
@@ -33,8 +33,10 @@ Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& o, P
                             o.replica, o.group, o.incarnation, o.voter,
                             channel::MethodName(o.channel.method));
   if (on_ready) on_ready(ctx);
-  if (o.incarnation > 0) VIGIL_RETURN_IF_ERROR(ctx.Join());
-  return RunProgram(program, ctx);
+  Status st = o.incarnation > 0 ? ctx.Join() : Status::Ok();
+  if (st.ok()) st = RunProgram(program, ctx);
+  if (stats != nullptr) *stats = {ctx.signal_wait_ns(), ctx.events()};
+  return st;
 }
 
 }  // namespace vigil::replica

@@ -23,14 +23,16 @@ constexpr uint64_t kMaxStateBytes = uint64_t{1} << 30;
 constexpr auto kCopyTimeout = 10s;
 constexpr auto kReplyTimeout = 10s;
 constexpr auto kPollSlice = 100ms;
+constexpr auto kLivenessPeriod = 250ms;
 
 std::shared_ptr<spdlog::logger> Log() { return log::Get("voter"); }
 }  // namespace
 
 Status ValidateGroupOptions(const GroupOptions& o) {
-  if (o.deadline < 10ms) {
+  if (o.deadline < 10ms || o.start_deadline < 10ms) {
     return InvalidArgument(
-        fmt::format("group deadline = {} ms is below 10 ms", o.deadline.count()));
+        fmt::format("group deadline = {} ms, start_deadline = {} ms: both must be >= 10 ms",
+                    o.deadline.count(), o.start_deadline.count()));
   }
   if (o.replace_after == 0) return InvalidArgument("group replace_after must be >= 1");
   if (o.replace_window.count() <= 0) {
@@ -91,10 +93,10 @@ struct Group::Ballot {
 struct Link {
   std::shared_ptr<channel::VoterEnd> end;
   std::unique_ptr<transport::Connection> conn;
-  transport::RemoteRegion state, checkpoint;
+  transport::RemoteRegion state, checkpoint, input;
   std::atomic<bool> stop{false};
   // Verdict hand-off from the deciding thread (guarded by Group::mu_).
-  bool has_verdict = false;
+  std::atomic<bool> has_verdict{false};
   uint16_t verdict_kind = 0;
   std::vector<std::byte> verdict;
 };
@@ -167,6 +169,20 @@ Result<std::vector<transport::RemoteRegion>> Group::Accept(
   }
   VIGIL_ASSIGN_OR_RETURN(transport::RemoteRegion state, peer.Region("replica-state"));
   VIGIL_ASSIGN_OR_RETURN(transport::RemoteRegion ckpt, peer.Region("replica-checkpoint"));
+  VIGIL_ASSIGN_OR_RETURN(transport::RemoteRegion input, peer.Region("replica-input"));
+  if (input.length < 4096 || input.length > kMaxStateBytes ||
+      (input_bytes_ != 0 && input.length != input_bytes_)) {
+    return InvalidArgument(
+        fmt::format("replica {}: input region of {} bytes (4 KiB .. 1 GiB, the "
+                    "same for every replica{})",
+                    slot, input.length, input_bytes_ ? fmt::format(": {}", input_bytes_) : ""));
+  }
+  if (input_bytes_ == 0) {
+    VIGIL_ASSIGN_OR_RETURN(auto ib, transport::RegisteredBuffer::Allocate(transport_, input.length,
+                                                                          transport::kLocalWrite));
+    input_staging_.emplace(std::move(ib));
+    input_bytes_ = input.length;
+  }
   if (state.length != ckpt.length || state.length < replica::kStateMetaBytes ||
       state.length > kMaxStateBytes) {
     return InvalidArgument(fmt::format(
@@ -189,7 +205,9 @@ Result<std::vector<transport::RemoteRegion>> Group::Accept(
   link->conn = std::move(conn);
   link->state = state;
   link->checkpoint = ckpt;
+  link->input = input;
   m.link = link;
+  m.since = Clock::now();  // the event deadline counts from the connection
   if (m.thread.joinable()) retired_.push_back(std::move(m.thread));
   m.thread = std::thread([this, slot, inc, link] { MemberLoop(slot, inc, link); });
   Log()->info("group {}: replica {} incarnation {} connected from {} ({} signalling)", o_.group,
@@ -201,6 +219,7 @@ void Group::MemberLoop(uint16_t slot, uint32_t inc, std::shared_ptr<Link> link) 
   Member* m = members_[slot].get();
   channel::VoterChannel& ch = link->end->channel();
   std::vector<std::byte> buf(ch.max_payload() + channel::kSlotOverhead);
+  std::vector<std::byte> verdict;
   while (!link->stop) {
     Result<channel::Record> rec = ch.NextEvent(buf, kPollSlice);
     if (!rec.ok()) {
@@ -218,28 +237,29 @@ void Group::MemberLoop(uint16_t slot, uint32_t inc, std::shared_ptr<Link> link) 
     b.kind = ev->kind;
     b.h = ev->header;
     b.data.assign(ev->data.begin(), ev->data.end());
-    XXH3_state_t* hs = XXH3_createState();
-    XXH3_64bits_reset(hs);
-    const uint16_t kind = static_cast<uint16_t>(b.kind);
-    XXH3_64bits_update(hs, &kind, sizeof(kind));
-    XXH3_64bits_update(hs, &b.h.event_seq, 8);
-    XXH3_64bits_update(hs, &b.h.state_digest, 8);
-    XXH3_64bits_update(hs, &b.h.arg0, 8);
-    XXH3_64bits_update(hs, &b.h.arg1, 8);
-    XXH3_64bits_update(hs, b.data.data(), b.data.size());
-    b.digest = XXH3_64bits_digest(hs);
-    XXH3_freeState(hs);
+    // The vote covers the kind, the sequence, the state digest, the arguments and the data.
+    const uint64_t fields[5] = {static_cast<uint16_t>(b.kind), b.h.event_seq, b.h.state_digest,
+                                b.h.arg0, b.h.arg1};
+    b.digest =
+        XXH3_64bits_withSeed(b.data.data(), b.data.size(), XXH3_64bits(fields, sizeof(fields)));
     const bool exit_event = b.kind == EventKind::kExit;
-    uint16_t verdict_kind = 0;
-    std::vector<std::byte> verdict;
     {
+      // The replica whose event completes the round decides it on its own thread: no hand-off
+      // to another thread on the hot path.
       std::unique_lock lock(mu_);
       if (link->stop) return;
       m->ballot = std::move(b);
-      cv_.notify_all();
-      cv_.wait(lock, [&] { return link->has_verdict || link->stop.load(); });
-      if (!link->has_verdict) return;
-      link->has_verdict = false;
+      if (RoundReady(Clock::now())) {
+        Decide(lock);
+      } else {
+        cv_.notify_all();
+      }
+    }
+    if (!WaitForVerdict(*link)) return;
+    uint16_t verdict_kind = 0;
+    {
+      std::lock_guard lock(mu_);
+      link->has_verdict.store(false, std::memory_order_relaxed);
       verdict_kind = link->verdict_kind;
       verdict.swap(link->verdict);
     }
@@ -252,6 +272,52 @@ void Group::MemberLoop(uint16_t slot, uint32_t inc, std::shared_ptr<Link> link) 
         (exit_event && verdict_kind == static_cast<uint16_t>(VerdictKind::kProceed))) {
       return;  // the replica is finished
     }
+  }
+}
+
+void Group::CheckLiveness(std::unique_lock<std::mutex>& lock) {
+  // Replicas the group has been waiting on for a while: ask the launcher (without the lock:
+  // it may be a gRPC call to a node) whether they still exist.
+  const auto now = Clock::now();
+  std::vector<std::pair<uint16_t, uint32_t>> waiting;
+  for (auto& m : members_) {
+    if (!m->ballot && now - std::max(round_start_, m->since) > kLivenessPeriod) {
+      waiting.emplace_back(m->slot, m->incarnation);
+    }
+  }
+  if (waiting.empty()) return;
+  lock.unlock();
+  std::vector<std::pair<uint16_t, uint32_t>> gone;
+  for (auto [slot, inc] : waiting) {
+    if (!launcher_.Alive(slot, inc)) gone.emplace_back(slot, inc);
+  }
+  lock.lock();
+  for (auto [slot, inc] : gone) {
+    Member& m = *members_[slot];
+    if (done_ || m.incarnation != inc || m.ballot) continue;
+    ++report_.crashes;
+    Replace(slot, "its process is gone (reported by the launcher)");
+  }
+  cv_.notify_all();
+}
+
+bool Group::WaitForVerdict(Link& link) {
+  // Spin (the verdict usually follows within microseconds), then yield, then sleep on the
+  // condition variable: waiting threads must not starve the replicas when cores are short.
+  const auto spin = std::chrono::microseconds(o_.channel.spin_us);
+  const auto start = Clock::now();
+  for (uint32_t i = 1;; ++i) {
+    if (link.has_verdict.load(std::memory_order_acquire)) return true;
+    if (link.stop.load(std::memory_order_relaxed)) return false;
+    if ((i & 63) != 0) continue;
+    const auto waited = Clock::now() - start;
+    if (spin.count() == 0 || waited < spin) continue;
+    if (waited < 16 * spin) {
+      std::this_thread::yield();
+      continue;
+    }
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, 1ms, [&] { return link.has_verdict.load() || link.stop.load(); });
   }
 }
 
@@ -277,6 +343,8 @@ std::string_view FaultName(Fault f) {
   }
   return "unknown fault";
 }
+
+bool Launcher::Alive(uint16_t, uint32_t) { return true; }
 
 Status Launcher::Inject(uint16_t, uint32_t, Fault f, uint64_t) {
   return Unimplemented(fmt::format("this launcher cannot inject {}", FaultName(f)));
@@ -343,7 +411,7 @@ void Group::Answer(uint16_t slot, VerdictKind kind, uint64_t event_seq, uint64_t
     return;
   }
   l.verdict_kind = static_cast<uint16_t>(kind);
-  l.has_verdict = true;
+  l.has_verdict.store(true, std::memory_order_release);
 }
 
 void Group::FailGroup(const std::string& why) {
@@ -402,13 +470,14 @@ Status Group::CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const 
   return transport::WaitSendOk(*dst.conn, kCopyTimeout);
 }
 
-Result<std::vector<std::byte>> Group::Apply(const Ballot& w) {
+Result<uint64_t> Group::Apply(const Ballot& w) {
   switch (w.kind) {
     case EventKind::kInput: {
-      const size_t max_io = o_.channel.max_payload - replica::kEventHeaderBytes;
+      // Read once into the staging buffer; DeliverInput writes it to every replica.
       VIGIL_ASSIGN_OR_RETURN(auto bytes,
-                             input_.ReadAt(w.h.arg0, std::min<uint64_t>(w.h.arg1, max_io)));
-      return std::vector<std::byte>(bytes.begin(), bytes.end());
+                             input_.ReadAt(w.h.arg0, std::min<uint64_t>(w.h.arg1, input_bytes_)));
+      if (!bytes.empty()) std::memcpy(input_staging_->data(), bytes.data(), bytes.size());
+      return uint64_t{bytes.size()};
     }
     case EventKind::kOutput: {
       const uint64_t off = w.h.arg0, len = w.data.size();
@@ -416,7 +485,7 @@ Result<std::vector<std::byte>> Group::Apply(const Ballot& w) {
         return DataLoss(
             fmt::format("output event {} says {} bytes, carries {}", w.h.event_seq, w.h.arg1, len));
       }
-      if (off + len <= emitted_) return std::vector<std::byte>{};  // re-executed: already out
+      if (off + len <= emitted_) return uint64_t{0};  // re-executed: already out
       if (off != emitted_) {
         return DataLoss(
             fmt::format("output at offset {}, but {} bytes have been emitted", off, emitted_));
@@ -426,59 +495,81 @@ Result<std::vector<std::byte>> Group::Apply(const Ballot& w) {
       }
       emitted_ += len;
       report_.output_bytes = emitted_;
-      return std::vector<std::byte>{};
+      return uint64_t{0};
     }
     case EventKind::kCheckpoint:
       checkpoint_event_ = w.h.event_seq;
       input_.Trim(w.h.arg1);
-      return std::vector<std::byte>{};
+      return uint64_t{0};
     case EventKind::kExit:
       report_.completed = true;
       report_.exit_code = static_cast<int>(w.h.arg0);
       done_ = true;
-      return std::vector<std::byte>{};
+      return uint64_t{0};
+    case EventKind::kSync:
+      return uint64_t{0};
     case EventKind::kJoin:
       break;
   }
   return Internal("a join cannot win a vote");
 }
 
+Clock::time_point Group::DeadlineOf(const Member& m) const {
+  if (!m.link) return m.since + o_.start_deadline;  // started, not connected yet
+  return std::max(round_start_, m.since) + o_.deadline;
+}
+
+size_t Group::LiveCount() const {
+  return static_cast<size_t>(std::count_if(
+      members_.begin(), members_.end(), [](auto& m) { return m->state == Member::State::kLive; }));
+}
+
 bool Group::RoundReady(Clock::time_point now) const {
+  // DMR, and TMR with fewer than two live replicas, need every replica (an event or a join) to
+  // decide; TMR otherwise decides among the live ones and newcomers wait for a checkpoint.
+  const bool need_all = o_.mode == Mode::kDmr || LiveCount() < 2;
   bool all = true;
   for (auto& m : members_) {
-    const bool counted = m->state == Member::State::kLive || o_.mode == Mode::kDmr;
-    if (counted && !m->ballot) all = false;
-    if (!m->ballot && now - std::max(round_start_, m->since) > o_.deadline) return true;
+    if ((need_all || m->state == Member::State::kLive) && !m->ballot) all = false;
+    if (!m->ballot && now > DeadlineOf(*m)) return true;
   }
   return all;
 }
 
 void Group::Decide(std::unique_lock<std::mutex>&) {
   const auto t0 = Clock::now();
-  // Replicas that missed the deadline are failed first.
+  // Replicas that missed their deadline are failed first.
   for (auto& m : members_) {
-    if (!m->ballot && t0 - std::max(round_start_, m->since) > o_.deadline) {
+    if (!m->ballot && t0 > DeadlineOf(*m)) {
       ++report_.missed_deadlines;
-      Replace(m->slot, fmt::format("no event within the {} ms deadline (waiting for event {})",
-                                   o_.deadline.count(), next_event_));
+      Replace(m->slot, m->link ? fmt::format("no event within the {} ms deadline (waiting for "
+                                             "event {})",
+                                             o_.deadline.count(), next_event_)
+                               : fmt::format("did not connect within the {} ms start deadline",
+                                             o_.start_deadline.count()));
       if (done_) return;
     }
   }
-  if (o_.mode == Mode::kTmr && std::none_of(members_.begin(), members_.end(), [](auto& m) {
-        return m->state == Member::State::kLive;
-      })) {
+  if (LiveCount() == 0) {
     FailGroup(fmt::format("every replica was lost before event {}: no state to recover from",
                           next_event_));
     return;
   }
   std::vector<uint16_t> joiners;
-  bool any_event = false;
+  bool any_event = false, all = true;
   for (auto& m : members_) {
+    if (!m->ballot) all = false;
     if (m->ballot && m->ballot->kind == EventKind::kJoin) joiners.push_back(m->slot);
     if (m->ballot && m->ballot->kind != EventKind::kJoin) any_event = true;
   }
-  if (o_.mode == Mode::kDmr) {
-    DecideDmr(joiners);
+  if (o_.mode == Mode::kDmr || LiveCount() < 2) {
+    // Too few replicas to vote: wait for every replacement, then restart from the last agreed
+    // checkpoint.
+    if (all && !joiners.empty()) {
+      RecoverFromCheckpoint(joiners);
+    } else if (all && o_.mode == Mode::kDmr) {
+      DecideDmr();
+    }
   } else if (any_event) {
     DecideTmr(joiners);
   }
@@ -487,39 +578,37 @@ void Group::Decide(std::unique_lock<std::mutex>&) {
   cv_.notify_all();
 }
 
-void Group::DecideDmr(std::vector<uint16_t>& joiners) {
-  for (auto& m : members_) {
-    if (!m->ballot) return;  // a replacement has not joined yet: the group waits
-  }
+void Group::RecoverFromCheckpoint(const std::vector<uint16_t>& joiners) {
   ++report_.rounds;
-  if (!joiners.empty()) {
-    const Member* healthy = nullptr;
-    for (auto& m : members_) {
-      if (m->ballot->kind != EventKind::kJoin) healthy = m.get();
-    }
-    if (healthy == nullptr) {
-      FailGroup("every replica of the DMR pair was lost: no state to recover from");
+  const Member* survivor = nullptr;
+  for (auto& m : members_) {
+    if (survivor == nullptr && m->ballot->kind != EventKind::kJoin) survivor = m.get();
+  }
+  // Newcomers get the survivor's last agreed checkpoint (agreed by the vote, so trustworthy);
+  // the survivors roll back to it.
+  for (uint16_t j : joiners) {
+    if (Status st = CopyState(survivor->slot, true, j, nullptr); !st.ok()) {
+      Replace(j, "state transfer failed: " + st.ToString());
       return;
     }
-    // The newcomer gets the survivor's last agreed checkpoint; the survivor rolls back to it.
-    for (uint16_t j : joiners) {
-      if (Status st = CopyState(healthy->slot, true, j, nullptr); !st.ok()) {
-        Replace(j, "state transfer failed: " + st.ToString());
-        return;
-      }
-      Log()->info(
-          "group {}: replica {} recovered from replica {}'s checkpoint at event {} (RDMA "
-          "READ + WRITE of {} bytes)",
-          o_.group, j, healthy->slot, checkpoint_event_, state_bytes_);
-      members_[j]->state = Member::State::kLive;
-      Answer(j, VerdictKind::kRepaired, 0, checkpoint_event_, {});
-    }
-    ++report_.rollbacks;
-    Answer(healthy->slot, VerdictKind::kRollback, healthy->ballot->h.event_seq, checkpoint_event_,
-           {});
-    next_event_ = checkpoint_event_ + 1;
-    return;
+    Log()->info(
+        "group {}: replica {} recovered from replica {}'s checkpoint at event {} (RDMA READ + "
+        "WRITE of {} bytes)",
+        o_.group, j, survivor->slot, checkpoint_event_, state_bytes_);
+    members_[j]->state = Member::State::kLive;
+    Answer(j, VerdictKind::kRepaired, 0, checkpoint_event_, {});
   }
+  ++report_.rollbacks;
+  for (auto& m : members_) {
+    if (m->ballot && m->ballot->kind != EventKind::kJoin) {
+      Answer(m->slot, VerdictKind::kRollback, m->ballot->h.event_seq, checkpoint_event_, {});
+    }
+  }
+  next_event_ = checkpoint_event_ + 1;
+}
+
+void Group::DecideDmr() {
+  ++report_.rounds;
   std::vector<voter::Ballot> ballots;
   for (auto& m : members_) {
     const bool in_seq = m->ballot->h.event_seq == next_event_;
@@ -539,17 +628,20 @@ void Group::DecideDmr(std::vector<uint16_t>& joiners) {
     return;
   }
   if (rollback_event_ < first.h.event_seq) rollbacks_here_ = 0;
-  Result<std::vector<std::byte>> data = Apply(first);
-  if (!data.ok()) {
-    FailGroup(fmt::format("event {}: {}", first.h.event_seq, data.status().ToString()));
+  Result<uint64_t> arg = Apply(first);
+  if (!arg.ok()) {
+    FailGroup(fmt::format("event {}: {}", first.h.event_seq, arg.status().ToString()));
     return;
   }
   const uint64_t seq = first.h.event_seq;
   next_event_ = seq + 1;
-  for (auto& m : members_) Answer(m->slot, VerdictKind::kProceed, seq, 0, *data);
+  std::vector<uint16_t> to;
+  for (auto& m : members_) to.push_back(m->slot);
+  if (first.kind == EventKind::kInput) DeliverInput(*arg, to);
+  for (uint16_t slot : to) Answer(slot, VerdictKind::kProceed, seq, *arg, {});
 }
 
-void Group::DecideTmr(std::vector<uint16_t>& joiners) {
+void Group::DecideTmr(const std::vector<uint16_t>& joiners) {
   ++report_.rounds;
   std::vector<voter::Ballot> ballots;
   for (auto& m : members_) {
@@ -636,17 +728,43 @@ void Group::DecideTmr(std::vector<uint16_t>& joiners) {
       Answer(j, VerdictKind::kRepaired, 0, winner.h.event_seq, {});
     }
   }
-  Result<std::vector<std::byte>> data = Apply(winner);
-  if (!data.ok()) {
-    FailGroup(fmt::format("event {}: {}", winner.h.event_seq, data.status().ToString()));
+  Result<uint64_t> arg = Apply(winner);
+  if (!arg.ok()) {
+    FailGroup(fmt::format("event {}: {}", winner.h.event_seq, arg.status().ToString()));
     return;
   }
   next_event_ = winner.h.event_seq + 1;
+  std::vector<uint16_t> to;
   for (auto& m : members_) {
-    if (!ballots[m->slot].present || !m->ballot) continue;
-    Answer(m->slot, repaired[m->slot] ? VerdictKind::kRepaired : VerdictKind::kProceed,
-           winner.h.event_seq, 0, *data);
+    if (ballots[m->slot].present && m->ballot) to.push_back(m->slot);
   }
+  if (winner.kind == EventKind::kInput) DeliverInput(*arg, to);
+  for (uint16_t slot : to) {
+    Answer(slot, repaired[slot] ? VerdictKind::kRepaired : VerdictKind::kProceed,
+           winner.h.event_seq, *arg, {});
+  }
+}
+
+void Group::DeliverInput(uint64_t n, std::vector<uint16_t>& to) {
+  if (n == 0) return;
+  std::vector<uint16_t> posted, failed;
+  for (uint16_t slot : to) {
+    Link& l = *members_[slot]->link;
+    Result<transport::RemoteAddr> dst = l.input.At(0, n);
+    Status st =
+        dst.ok() ? l.conn->PostWrite(input_staging_->mr().Slice(0, n), *dst, 3) : dst.status();
+    (st.ok() ? posted : failed).push_back(slot);
+    if (!st.ok()) Replace(slot, "cannot write input: " + st.ToString());
+  }
+  // Every WRITE is complete (placed in the replica's memory) before any verdict goes out.
+  for (uint16_t slot : posted) {
+    Status st = transport::WaitSendOk(*members_[slot]->link->conn, kCopyTimeout);
+    if (!st.ok()) {
+      failed.push_back(slot);
+      Replace(slot, "input write failed: " + st.ToString());
+    }
+  }
+  std::erase_if(to, [&](uint16_t s) { return std::count(failed.begin(), failed.end(), s) > 0; });
 }
 
 Result<GroupReport> Group::Run() {
@@ -665,11 +783,16 @@ Result<GroupReport> Group::Run() {
       break;
     }
   }
+  auto next_liveness = Clock::now();
   while (!done_ && !cancelled_) {
     if (RoundReady(Clock::now())) {
       Decide(lock);
     } else {
       cv_.wait_for(lock, 20ms);
+    }
+    if (Clock::now() >= next_liveness) {
+      CheckLiveness(lock);
+      next_liveness = Clock::now() + kLivenessPeriod;
     }
   }
   if (cancelled_ && !done_) report_.failure = "cancelled";

@@ -21,8 +21,9 @@ node::ReplicaLaunch MakeLaunch(const LaunchSpec& s, const ReplicaProgram& p) {
   l.signal = p.signal;
   l.workload = p.workload;
   l.susan_mode = p.susan_mode;
-  if (p.flip_step > 0 && s.replica == p.flip_replica && s.incarnation == 0) {
-    l.flip_bit_at_step = p.flip_step;
+  if (!p.fault.empty() && s.replica == p.fault_replica && s.incarnation == 0) {
+    l.fault = p.fault;
+    l.fault_step = p.fault_step;
     l.flip_bit = p.flip_bit;
   }
   return l;
@@ -57,6 +58,10 @@ Status LocalLauncher::Inject(uint16_t replica, uint32_t incarnation, Fault fault
       return table_.FlipBit(key, bit);
   }
   return InvalidArgument("unknown fault");
+}
+
+bool LocalLauncher::Alive(uint16_t replica, uint32_t incarnation) {
+  return table_.Alive({group_, replica, incarnation});
 }
 
 // ---- NodeLauncher ----
@@ -106,7 +111,8 @@ Status NodeLauncher::Start(const LaunchSpec& spec) {
   req.set_signal(l.signal);
   req.set_workload(l.workload);
   req.set_susan_mode(l.susan_mode);
-  req.set_flip_bit_at_step(l.flip_bit_at_step);
+  req.set_fault(l.fault);
+  req.set_fault_step(l.fault_step);
   req.set_flip_bit(l.flip_bit);
   pb::StartReplicaResponse resp;
   grpc::ClientContext ctx;
@@ -124,6 +130,27 @@ Status NodeLauncher::Start(const LaunchSpec& spec) {
   group_ = spec.group;
   placement_[{spec.replica, spec.incarnation}] = n;
   return Status::Ok();
+}
+
+bool NodeLauncher::Alive(uint16_t replica, uint32_t incarnation) {
+  size_t n;
+  {
+    std::lock_guard lock(mu_);
+    auto it = placement_.find({replica, incarnation});
+    if (it == placement_.end()) return true;  // being placed
+    n = it->second;
+  }
+  pb::HealthResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (!nodes_[n]->stub->Health(&ctx, pb::HealthRequest{}, &resp).ok()) return false;
+  for (const auto& r : resp.replicas()) {
+    if (r.id().group() == group_ && r.id().replica() == replica &&
+        r.id().incarnation() == incarnation) {
+      return r.state() == "running" || r.state() == "stopped";
+    }
+  }
+  return false;
 }
 
 std::string NodeLauncher::NodeOf(uint16_t replica, uint32_t incarnation) {

@@ -28,7 +28,7 @@ struct JobOptions {
   std::string input, output, listen = "127.0.0.1:0", device, replica_binary;
   uint32_t deadline_ms = 20000;
   std::vector<std::string> nodes;  // vigil-node addresses; empty: replicas on this host
-  std::string flip;                // "R:STEP"
+  std::string flip, crash, hang;   // "R:STEP"
   std::string kill;                // "R:MS"
   std::string stop;                // "R:MS"
 };
@@ -54,10 +54,11 @@ int RunJob(const JobOptions& j) {
   g.channel.method = *channel::ParseMethod(j.method);
   g.deadline = std::chrono::milliseconds(j.deadline_ms);
   const uint16_t n = g.mode == voter::Mode::kTmr ? 3 : 2;
-  std::pair<uint16_t, uint64_t> flip{0, 0}, kill{0, 0}, stop{0, 0};
+  std::pair<uint16_t, uint64_t> flip{0, 0}, crash{0, 0}, hang{0, 0}, kill{0, 0}, stop{0, 0};
   for (auto [flag, value, out] :
-       {std::tuple{"--inject-bitflip", &j.flip, &flip}, std::tuple{"--inject-kill", &j.kill, &kill},
-        std::tuple{"--inject-stop", &j.stop, &stop}}) {
+       {std::tuple{"--inject-bitflip", &j.flip, &flip},
+        std::tuple{"--inject-crash", &j.crash, &crash}, std::tuple{"--inject-hang", &j.hang, &hang},
+        std::tuple{"--inject-kill", &j.kill, &kill}, std::tuple{"--inject-stop", &j.stop, &stop}}) {
     if (value->empty()) continue;
     auto f = ParseFault(flag, *value, n);
     if (!f.ok()) {
@@ -65,6 +66,19 @@ int RunJob(const JobOptions& j) {
       return 2;
     }
     *out = *f;
+  }
+  // One fault armed at start-up (at a step); kill/stop are sent from outside at a time.
+  std::string armed;
+  std::pair<uint16_t, uint64_t> armed_at{0, 0};
+  for (auto [name, f] : {std::pair{"flip", flip}, {"crash", crash}, {"hang", hang}}) {
+    if (f.second == 0) continue;
+    if (!armed.empty()) {
+      fmt::print(stderr,
+                 "error: --inject-bitflip, --inject-crash and --inject-hang: one at a time\n");
+      return 2;
+    }
+    armed = name;
+    armed_at = f;
   }
   std::FILE* in = std::fopen(j.input.c_str(), "rb");
   if (in == nullptr) {
@@ -92,8 +106,9 @@ int RunJob(const JobOptions& j) {
                                 .workload = j.workload,
                                 .susan_mode = j.susan_mode,
                                 .voter = fmt::format("{}:{}", host, server.port()),
-                                .flip_replica = flip.first,
-                                .flip_step = flip.second,
+                                .fault = armed,
+                                .fault_replica = armed_at.first,
+                                .fault_step = armed_at.second,
                                 .flip_bit = replica::kStateMetaBytes * 8 + 3};
   std::unique_ptr<voter::Launcher> launcher;
   if (j.nodes.empty()) {
@@ -143,11 +158,11 @@ int RunJob(const JobOptions& j) {
   }
   fmt::print(stderr,
              "job: {} {} over {}: {} in {:.2f} s; {} rounds, {} mismatches, {} repairs, {} "
-             "rollbacks, {} replacements, {} missed deadlines, {} rejected records, {} output "
-             "bytes\n",
+             "rollbacks, {} replacements, {} crashes, {} missed deadlines, {} rejected records, "
+             "{} output bytes\n",
              j.mode, j.workload, j.method, r->completed ? "completed" : "FAILED", secs, r->rounds,
-             r->mismatches, r->repairs, r->rollbacks, r->replacements, r->missed_deadlines,
-             r->rejected_records, r->output_bytes);
+             r->mismatches, r->repairs, r->rollbacks, r->replacements, r->crashes,
+             r->missed_deadlines, r->rejected_records, r->output_bytes);
   if (!r->completed) {
     fmt::print(stderr, "job failed: {}\n", r->failure);
     return 1;
@@ -187,6 +202,8 @@ int main(int argc, char** argv) {
                   "on this host")
       ->delimiter(',');
   run->add_option("--inject-bitflip", j.flip, "REPLICA:STEP flip a state bit before that step");
+  run->add_option("--inject-crash", j.crash, "REPLICA:STEP the replica SIGKILLs itself then");
+  run->add_option("--inject-hang", j.hang, "REPLICA:STEP the replica SIGSTOPs itself then");
   run->add_option("--inject-kill", j.kill, "REPLICA:MS SIGKILL the replica after MS ms");
   run->add_option("--inject-stop", j.stop, "REPLICA:MS SIGSTOP (hang) the replica after MS ms");
   return cli::Run(app, common, argc, argv, [&]() -> int { return RunJob(j); });

@@ -30,16 +30,16 @@ class Crc32 final : public replica::Program {
   Status Init(ReplicaContext&) override { return Status::Ok(); }
 
   Result<bool> Step(ReplicaContext& ctx) override {
-    std::array<std::byte, 4096> buf;
+    buf_.resize(ctx.max_read());  // transient, not state: refilled by every Read
     for (uint32_t i = 0; i < chunks_; ++i) {
-      VIGIL_ASSIGN_OR_RETURN(size_t n, ctx.Read(buf));
+      VIGIL_ASSIGN_OR_RETURN(size_t n, ctx.Read(buf_));
       auto& s = ctx.State<Crc32State>();  // after the call: the voter may have repaired it
       if (n == 0) {
         const std::string line = fmt::format("{:08x} {}\n", s.crc, s.bytes);
         VIGIL_RETURN_IF_ERROR(ctx.Write(std::as_bytes(std::span(line))));
         return true;
       }
-      s.crc = crc32_gzip_refl(s.crc, reinterpret_cast<const unsigned char*>(buf.data()),
+      s.crc = crc32_gzip_refl(s.crc, reinterpret_cast<const unsigned char*>(buf_.data()),
                               static_cast<uint64_t>(n));
       s.bytes += n;
     }
@@ -48,6 +48,7 @@ class Crc32 final : public replica::Program {
 
  private:
   uint32_t chunks_;
+  std::vector<std::byte> buf_;
 };
 
 // ---- susan ----
@@ -121,8 +122,9 @@ class Susan final : public replica::Program {
         return InvalidArgument(
             fmt::format("susan: input larger than a {0}x{0} P5 image", kSusanMaxSide));
       }
-      std::array<std::byte, 4096> buf;
-      VIGIL_ASSIGN_OR_RETURN(size_t n, ctx.Read(std::span(buf).first(std::min(buf.size(), room))));
+      buf_.resize(ctx.max_read());
+      VIGIL_ASSIGN_OR_RETURN(size_t n,
+                             ctx.Read(std::span(buf_).first(std::min(buf_.size(), room))));
       auto& s = ctx.State<SusanState>();
       if (n == 0) {
         VIGIL_RETURN_IF_ERROR(ParseHeader(s));
@@ -130,7 +132,7 @@ class Susan final : public replica::Program {
         s.row = 0;
         return false;
       }
-      std::memcpy(s.raw.data() + s.raw_bytes, buf.data(), n);
+      std::memcpy(s.raw.data() + s.raw_bytes, buf_.data(), n);
       s.raw_bytes += static_cast<uint32_t>(n);
     }
     return false;
@@ -282,6 +284,7 @@ class Susan final : public replica::Program {
 
   SusanMode mode_;
   uint32_t rows_;
+  std::vector<std::byte> buf_;  // transient read buffer
   std::array<uint8_t, 511> usan_{};
   std::array<uint32_t, 511> smooth_b_{};
   std::array<uint32_t, 49> smooth_s_{};

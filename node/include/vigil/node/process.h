@@ -29,7 +29,10 @@ struct ReplicaLaunch {
   std::string signal = "polling", workload = "crc32", susan_mode = "edges";
   std::string device;  // empty: first ACTIVE port
   std::string log_level = "warn";
-  uint64_t flip_bit_at_step = 0, flip_bit = 0;
+  // Fault armed at start-up: "flip" (state bit flip_bit), "crash" (SIGKILL) or "hang"
+  // (SIGSTOP) before step fault_step; "" = none.
+  std::string fault;
+  uint64_t fault_step = 0, flip_bit = 0;
   Status Check() const;  // names the field and value that is wrong
 };
 
@@ -61,6 +64,8 @@ class ProcessTable {
   // vigil-replica's handler does the flip).
   Status FlipBit(const ReplicaKey& key, uint64_t bit);
   std::vector<ProcessStatus> List();
+  // True while the process has not exited (a stopped process is alive).
+  bool Alive(const ReplicaKey& key);
   // SIGKILLs and reaps every running process (a node shutting down).
   void KillAll();
 

@@ -44,6 +44,9 @@ struct StateMeta {
 inline constexpr size_t kStateMetaBytes = 64;
 static_assert(sizeof(StateMeta) == kStateMetaBytes);
 
+// Default size of a replica's input buffer: the most input one Read returns.
+inline constexpr size_t kDefaultInputBytes = 256 * 1024;
+
 // The state region's size for a program with `program_bytes` of state (meta + program, rounded
 // up to 64 bytes).
 size_t StateRegionBytes(size_t program_bytes);
@@ -61,7 +64,7 @@ class ReplicaContext {
   }
   const StateMeta& meta() const { return *reinterpret_cast<const StateMeta*>(region_.data()); }
 
-  // Reads up to buf.size() bytes (at most max_io()) of input; 0 = end of input.
+  // Reads up to buf.size() bytes (at most max_read()) of input; 0 = end of input.
   Result<size_t> Read(std::span<std::byte> buf);
   // Emits output (any length; sent in max_io() pieces).
   Status Write(std::span<const std::byte> data);
@@ -69,7 +72,12 @@ class ReplicaContext {
   Status Checkpoint();
   // Declares the end of the program.
   Status Exit(int code);
+  // Declares an externalization point without I/O whose arguments (at most max_io() bytes) are
+  // voted on, e.g. a system call's.
+  Status Sync(std::span<const std::byte> args);
   size_t max_io() const { return max_io_; }
+  // Largest input one Read returns (the input buffer the voter writes into).
+  size_t max_read() const { return max_read_; }
 
   // True once after a call failed because of a rollback (the runtime re-runs from the state).
   bool TakeRollback() {
@@ -84,12 +92,13 @@ class ReplicaContext {
 
  protected:
   friend Status RunProgram(class Program& program, ReplicaContext& ctx);
-  ReplicaContext(std::span<std::byte> region, size_t max_io) : region_(region), max_io_(max_io) {}
+  ReplicaContext(std::span<std::byte> region, size_t max_io, size_t max_read)
+      : region_(region), max_io_(max_io), max_read_(max_read) {}
   StateMeta& mutable_meta() { return *reinterpret_cast<StateMeta*>(region_.data()); }
   std::span<std::byte> region() const { return region_; }
 
-  // One externalization point: returns the data the verdict carries (input bytes), copied into
-  // `in` (at most in.size() bytes; the count is returned).
+  // One externalization point: for input, copies the agreed input (at most in.size() bytes)
+  // into `in` and returns its size.
   virtual Result<size_t> Externalize(EventKind kind, uint64_t arg0, uint64_t arg1,
                                      std::span<const std::byte> out, std::span<std::byte> in) = 0;
   // After an agreed checkpoint: keep the state as the rollback point.
@@ -102,6 +111,7 @@ class ReplicaContext {
  private:
   std::span<std::byte> region_;
   size_t max_io_;
+  size_t max_read_;
 };
 
 // A program written against the replica API.
@@ -126,10 +136,12 @@ Status RunProgram(Program& program, ReplicaContext& ctx);
 class LocalContext final : public ReplicaContext {
  public:
   static Result<std::unique_ptr<LocalContext>> Create(size_t program_bytes, std::FILE* in,
-                                                      std::FILE* out, size_t max_io = 4096);
+                                                      std::FILE* out, size_t max_io = 4096,
+                                                      size_t max_read = kDefaultInputBytes);
 
  private:
-  LocalContext(std::vector<std::byte> storage, std::FILE* in, std::FILE* out, size_t max_io);
+  LocalContext(std::vector<std::byte> storage, std::FILE* in, std::FILE* out, size_t max_io,
+               size_t max_read);
   Result<size_t> Externalize(EventKind kind, uint64_t arg0, uint64_t arg1,
                              std::span<const std::byte> out, std::span<std::byte> in) override;
   void Commit() override {}
@@ -139,14 +151,17 @@ class LocalContext final : public ReplicaContext {
   std::FILE* out_;
 };
 
-// The regions a replica exposes to its voter for repair: its state ("replica-state", read and
-// written remotely) and its last agreed checkpoint ("replica-checkpoint", read remotely).
+// The regions a replica exposes to its voter: its state ("replica-state", read and written
+// remotely for repairs), its last agreed checkpoint ("replica-checkpoint", read remotely) and
+// its input buffer ("replica-input": the voter RDMA-WRITEs agreed input there).
 struct ReplicaMemory {
-  static Result<ReplicaMemory> Allocate(transport::Transport& transport, size_t program_bytes);
+  static Result<ReplicaMemory> Allocate(transport::Transport& transport, size_t program_bytes,
+                                        size_t input_bytes = kDefaultInputBytes);
   std::vector<transport::RemoteRegion> regions() const;
 
   std::unique_ptr<transport::RegisteredBuffer> state;
   std::unique_ptr<transport::RegisteredBuffer> checkpoint;
+  std::unique_ptr<transport::RegisteredBuffer> input;
 };
 
 struct ReplicaIdentity {

@@ -8,9 +8,12 @@
 //   kOutput      write output: arg0 = output offset, data = the bytes
 //   kCheckpoint  the state after a step; arg0 = checkpoint number
 //   kExit        the program finished; arg0 = exit code
+//   kSync        a declared externalization point without I/O (e.g. a system call's
+//                arguments, or a benchmark probe); data = the arguments, voted on
 // Voter -> replica, one verdict per event:
 //   payload = VerdictHeader (16 bytes) + data
-//   kProceed     agreed: go on (kInput: data = the input bytes, empty at end of input)
+//   kProceed     agreed: go on (kInput: the voter has RDMA-written the input into the replica's
+//                input buffer first; arg = its length, 0 at end of input)
 //   kRepaired    the voter overwrote this replica's state with a healthy replica's (RDMA WRITE);
 //                otherwise as kProceed
 //   kRollback    restore the last agreed checkpoint and re-execute from there;
@@ -36,6 +39,7 @@ enum class EventKind : uint16_t {
   kOutput = 3,
   kCheckpoint = 4,
   kExit = 5,
+  kSync = 6,
 };
 enum class VerdictKind : uint16_t {
   kProceed = 16,

@@ -23,13 +23,21 @@ struct ReplicaRunOptions {
   channel::ChannelOptions channel;
   transport::ConnectionOptions connection;
   std::chrono::milliseconds verdict_timeout{120000};
+  size_t input_bytes = kDefaultInputBytes;  // the input buffer: the most one Read returns
 };
 
 // The bootstrap service name of one replica incarnation.
 std::string ServiceName(uint32_t group, uint16_t replica, uint32_t incarnation);
 
-// `on_ready` (optional) sees the context once it is connected, e.g. to arm fault injection.
+struct ReplicaRunStats {
+  uint64_t signal_wait_ns = 0;  // waiting for verdicts
+  uint64_t events = 0;
+};
+
+// `on_ready` (optional) sees the context once it is connected, e.g. to arm fault injection;
+// `stats` (optional) receives the context's counters when the run ends.
 Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& options,
-                  Program& program, const std::function<void(ChannelContext&)>& on_ready = nullptr);
+                  Program& program, const std::function<void(ChannelContext&)>& on_ready = nullptr,
+                  ReplicaRunStats* stats = nullptr);
 
 }  // namespace vigil::replica

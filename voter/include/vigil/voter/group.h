@@ -11,9 +11,10 @@
 //   TMR no majority   event failing `max_rollbacks` times in a row fails the group.
 //   missed deadline,  (crash, hang, broken link, corrupted or out-of-sequence record) the replica
 //   bad record        is stopped and a new incarnation started; it joins with a copy of a healthy
-//                     replica's state (TMR: at the next agreed checkpoint, the others go on
-//                     meanwhile; DMR: at once, the survivor rolls back to its checkpoint and the
-//                     newcomer gets a copy of that checkpoint).
+//                     replica's state (TMR with two live replicas: at the next agreed checkpoint,
+//                     the others go on meanwhile; DMR, or TMR down to one: once every newcomer is
+//                     there, the survivor rolls back to its last agreed checkpoint and the
+//                     newcomers get a copy of that checkpoint).
 //
 // Every detection and decision is logged (subsystem "voter") and counted in GroupReport.
 #pragma once
@@ -47,6 +48,8 @@ struct GroupOptions {
   // A replica must produce its next event within this long after the previous verdict (or after
   // being started), else it is failed. Bounds a step's compute time and a replica's start-up.
   std::chrono::milliseconds deadline{20000};
+  // A started replica must connect within this long (process start, device open, bootstrap).
+  std::chrono::milliseconds start_deadline{60000};
   uint32_t max_rollbacks = 2;  // rollbacks at the same event before the group fails
   // Repairs of one replica within policy.window before it is replaced instead of repaired.
   uint32_t replace_after = 3;
@@ -72,6 +75,10 @@ class Launcher {
   virtual Status Start(const LaunchSpec& spec) = 0;
   // Stops the incarnation for good (a process: SIGKILL). Must not block for long.
   virtual void Stop(uint16_t replica, uint32_t incarnation) = 0;
+  // False once the incarnation is known to be gone (its process exited, its node is lost). The
+  // voter asks about replicas it has been waiting for, so a crash is noticed before the
+  // deadline. Default: always true (only deadlines detect failures).
+  virtual bool Alive(uint16_t replica, uint32_t incarnation);
   // Fault injection into a running incarnation (launchers.h: Fault). Default: unsupported.
   virtual Status Inject(uint16_t replica, uint32_t incarnation, Fault fault, uint64_t bit);
 };
@@ -105,6 +112,7 @@ struct GroupReport {
   uint64_t replacements = 0;  // incarnations started after the first
   uint64_t rejected_records = 0;
   uint64_t missed_deadlines = 0;
+  uint64_t crashes = 0;  // replicas found gone by the launcher before their deadline
   uint64_t output_bytes = 0;
   uint64_t voter_ns = 0;  // time the voter spent deciding and acting (incl. repairs)
 };
@@ -138,11 +146,19 @@ class Group {
                                                       std::unique_ptr<transport::Connection> conn,
                                                       const transport::PeerInfo& peer);
   void MemberLoop(uint16_t slot, uint32_t incarnation, std::shared_ptr<Link> link);
+  bool WaitForVerdict(Link& link);  // false: the link was stopped
+  void CheckLiveness(std::unique_lock<std::mutex>& lock);
   void FailMember(uint16_t slot, uint32_t incarnation, const std::string& why, bool rejected);
   void Decide(std::unique_lock<std::mutex>& lock);
-  void DecideDmr(std::vector<uint16_t>& joiners);
-  void DecideTmr(std::vector<uint16_t>& joiners);
-  Result<std::vector<std::byte>> Apply(const Ballot& winner);
+  void DecideDmr();
+  void DecideTmr(const std::vector<uint16_t>& joiners);
+  void RecoverFromCheckpoint(const std::vector<uint16_t>& joiners);
+  std::chrono::steady_clock::time_point DeadlineOf(const Member& m) const;
+  size_t LiveCount() const;
+  // Carries out the agreed effect once; returns the verdict's arg (input: bytes staged).
+  Result<uint64_t> Apply(const Ballot& winner);
+  // RDMA-WRITEs the staged input to each replica in `to`; drops (and replaces) failures.
+  void DeliverInput(uint64_t n, std::vector<uint16_t>& to);
   Status CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const uint64_t* digest);
   void Answer(uint16_t slot, replica::VerdictKind kind, uint64_t event_seq, uint64_t arg,
               std::span<const std::byte> data);
@@ -162,8 +178,10 @@ class Group {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Member>> members_;
   std::vector<std::thread> retired_;  // threads of stopped incarnations, joined at the end
-  std::optional<transport::RegisteredBuffer> staging_;
+  std::optional<transport::RegisteredBuffer> staging_;        // state copies
+  std::optional<transport::RegisteredBuffer> input_staging_;  // input, read once
   uint64_t state_bytes_ = 0;
+  uint64_t input_bytes_ = 0;
   uint64_t next_event_ = 1;
   uint64_t checkpoint_event_ = 0;  // event seq of the last agreed checkpoint
   uint64_t rollback_event_ = 0;    // event that caused the last rollbacks

@@ -21,10 +21,11 @@ namespace vigil::voter {
 struct ReplicaProgram {
   std::string signal = "polling", workload = "crc32", susan_mode = "edges";
   std::string voter;  // host:port of the voter's bootstrap server
-  // Fault injection at start-up: replica `flip_replica`'s first incarnation flips a state bit
-  // before step `flip_step` (0 = never).
-  uint16_t flip_replica = 0;
-  uint64_t flip_step = 0;
+  // Fault injection at start-up: replica `fault_replica`'s first incarnation flips a state bit
+  // ("flip"), crashes ("crash") or hangs ("hang") before step `fault_step`; "" = none.
+  std::string fault;
+  uint16_t fault_replica = 0;
+  uint64_t fault_step = 0;
   uint64_t flip_bit = 0;
 };
 
@@ -34,6 +35,7 @@ class LocalLauncher final : public Launcher {
   Status Start(const LaunchSpec& spec) override;
   void Stop(uint16_t replica, uint32_t incarnation) override;
   Status Inject(uint16_t replica, uint32_t incarnation, Fault fault, uint64_t bit) override;
+  bool Alive(uint16_t replica, uint32_t incarnation) override;
 
  private:
   ReplicaProgram program_;
@@ -50,6 +52,8 @@ class NodeLauncher final : public Launcher {
   Status Start(const LaunchSpec& spec) override;
   void Stop(uint16_t replica, uint32_t incarnation) override;
   Status Inject(uint16_t replica, uint32_t incarnation, Fault fault, uint64_t bit) override;
+  // Asks the node; a node that does not answer counts as lost with its replicas.
+  bool Alive(uint16_t replica, uint32_t incarnation) override;
   // Which node runs (replica, incarnation), or "".
   std::string NodeOf(uint16_t replica, uint32_t incarnation);
 

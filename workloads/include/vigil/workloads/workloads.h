@@ -1,6 +1,7 @@
 // Programs written against the replica API, after the MiBench programs the original evaluation
 // used:
-//   crc32  the CRC-32 (IEEE 802.3, as zlib and `crc32` compute it) of the input, read in chunks;
+//   crc32  the CRC-32 (IEEE 802.3, as zlib and `crc32` compute it) of the input, read in chunks
+//          of up to the context's max_read() (256 KiB by default);
 //          output: "<crc as 8 hex digits> <bytes>\n".
 //   susan  SUSAN image processing of a binary PGM (P5) image of at most 256 x 256 pixels:
 //          smoothing, edges or corners (brightness threshold t); output: a P5 image.
@@ -17,8 +18,8 @@
 
 namespace vigil::workloads {
 
-// crc32: `chunks_per_step` input chunks between checkpoints.
-std::unique_ptr<replica::Program> MakeCrc32(uint32_t chunks_per_step = 16);
+// crc32: `chunks_per_step` reads (each up to ctx.max_read() bytes) between checkpoints.
+std::unique_ptr<replica::Program> MakeCrc32(uint32_t chunks_per_step = 4);
 
 enum class SusanMode { kSmooth, kEdges, kCorners };
 Result<SusanMode> ParseSusanMode(const std::string& s);  // "smooth" | "edges" | "corners"

@@ -1,0 +1,353 @@
+// `vigil-bench signal`: replicated execution as a replica sees it, through the whole voter.
+//
+// 1. Round trip: a probe program declares `iterations` externalization points (sync events of
+//    N bytes); replica 0 times each one from its event to its verdict. Every replica of the group
+//    runs, the voter votes on each event (DMR or TMR) and answers. Per method x mode x size,
+//    against the method's baseline measured in this run (ib_write_lat, ib_send_lat -e, bare
+//    gRPC echo).
+// 2. Workload overhead: crc32 and susan unreplicated vs DMR vs TMR per method: wall time, and a
+//    breakdown that stays meaningful when there are fewer cores than threads: per replica, its
+//    work (thread time outside signalling) and its signalling wait, and the voter's own time.
+//
+// Replicas are threads of this process (voter::ThreadLauncher) with their own connections and
+// registered state; the voter's threads run alongside them on the same cores.
+#include <fmt/format.h>
+#include <time.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "environment.h"
+#include "grpc_echo.h"
+#include "harness.h"
+#include "vigil/replica/context.h"
+#include "vigil/transport/bootstrap.h"
+#include "vigil/voter/group.h"
+#include "vigil/voter/thread_launcher.h"
+#include "vigil/workloads/workloads.h"
+
+namespace vigil::bench {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct ProbeState {
+  uint64_t done;
+};
+
+// `total` sync events of `bytes` bytes, 64 per step; `samples` (replica 0 only) gets the round
+// trip of each one after the first `warmup`.
+class Probe final : public replica::Program {
+ public:
+  Probe(uint32_t bytes, uint64_t total, uint64_t warmup, LatencySamples* samples)
+      : payload_(bytes, std::byte{0x5a}), total_(total), warmup_(warmup), samples_(samples) {}
+  std::string name() const override { return "probe"; }
+  size_t state_bytes() const override { return sizeof(ProbeState); }
+  Status Init(replica::ReplicaContext&) override { return Status::Ok(); }
+  Result<bool> Step(replica::ReplicaContext& ctx) override {
+    for (int i = 0; i < 64; ++i) {
+      if (ctx.State<ProbeState>().done >= total_) return true;
+      const auto t0 = Clock::now();
+      VIGIL_RETURN_IF_ERROR(ctx.Sync(payload_));
+      const auto t1 = Clock::now();
+      auto& s = ctx.State<ProbeState>();
+      if (samples_ != nullptr && s.done >= warmup_) {
+        samples_->Record(static_cast<uint64_t>((t1 - t0).count()));
+      }
+      ++s.done;
+    }
+    return ctx.State<ProbeState>().done >= total_;
+  }
+
+ private:
+  std::vector<std::byte> payload_;
+  uint64_t total_, warmup_;
+  LatencySamples* samples_;
+};
+
+struct GroupRun {
+  voter::GroupReport report;
+  std::vector<voter::ThreadReplicaResult> replicas;
+  double wall_ms = 0;
+};
+
+// Runs one group to its end with thread replicas made by `factory`.
+Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
+                          uint32_t max_payload, uint32_t spin_us,
+                          const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
+                          std::FILE* out) {
+  transport::BootstrapServer server(*setup.transport, "bench-voter", setup.conn);
+  VIGIL_RETURN_IF_ERROR(server.Start("127.0.0.1:0"));
+  voter::GroupOptions g;
+  g.mode = mode;
+  g.deadline = 120s;  // a benchmark measures; it does not fail replicas
+  g.channel = {.method = method,
+               .slots = 16,
+               .max_payload = max_payload,
+               .spin_us = spin_us,
+               .rpc_listen = "127.0.0.1:0"};
+  GroupRun run;
+  {
+    voter::ThreadLauncher launcher(*setup.transport, fmt::format("127.0.0.1:{}", server.port()),
+                                   g.channel, 300s, factory);
+    voter::Group group(g, *setup.transport, server, launcher, in, out);
+    const auto t0 = Clock::now();
+    VIGIL_ASSIGN_OR_RETURN(run.report, group.Run());
+    run.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    run.replicas = launcher.Join();
+  }
+  server.Shutdown();
+  if (!run.report.completed) return Internal("group failed: " + run.report.failure);
+  for (const auto& r : run.replicas) {
+    if (!r.status.ok()) {
+      return Internal(fmt::format("replica {}: {}", r.spec.replica, r.status.ToString()));
+    }
+  }
+  return run;
+}
+
+uint32_t PayloadFor(uint32_t bytes) {
+  return std::max<uint32_t>(replica::kEventHeaderBytes + 64, replica::kEventHeaderBytes + bytes);
+}
+
+std::string ModeName(voter::Mode m) { return m == voter::Mode::kDmr ? "dmr" : "tmr"; }
+
+Result<Row> MeasureRoundTrip(BenchSetup& setup, const SignalBenchOptions& o, channel::Method method,
+                             voter::Mode mode, uint32_t bytes) {
+  const uint64_t total = o.common.warmup + o.common.iterations;
+  LatencySamples samples(o.common.iterations);
+  const uint32_t max_payload = PayloadFor(bytes);
+  std::FILE* devnull = std::fopen("/dev/null", "r+");
+  if (devnull == nullptr) return ErrnoStatus(StatusCode::kUnavailable, "open /dev/null", errno);
+  auto run = RunGroup(
+      setup, method, mode, max_payload, o.spin_us,
+      [&](const voter::LaunchSpec& s, auto) -> Result<std::unique_ptr<replica::Program>> {
+        return std::unique_ptr<replica::Program>(std::make_unique<Probe>(
+            bytes, total, o.common.warmup, s.replica == 0 ? &samples : nullptr));
+      },
+      devnull, devnull);
+  std::fclose(devnull);
+  VIGIL_RETURN_IF_ERROR(run.status());
+  // Bytes per message as the baseline should send them: the polling method writes whole slots.
+  const uint32_t record =
+      static_cast<uint32_t>(channel::kRecordHeaderBytes + replica::kEventHeaderBytes + bytes);
+  const uint32_t slot = (max_payload + static_cast<uint32_t>(channel::kSlotOverhead) + 7) / 8 * 8;
+  Row row{bytes, method == channel::Method::kPolling ? slot : record, samples.Summarize(),
+          std::nullopt};
+  if (method == channel::Method::kRpc) {
+    VIGIL_ASSIGN_OR_RETURN(
+        row.baseline_rtt,
+        MeasureGrpcEcho(o.common.warmup, o.common.iterations,
+                        static_cast<uint32_t>(replica::kEventHeaderBytes + bytes)));
+  }
+  return row;
+}
+
+std::string Crc32Input(uint32_t mib) {
+  std::string s(size_t{mib} << 20, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (auto& c : s) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  return s;
+}
+
+std::string SusanInput() {
+  auto img = workloads::MakeTestImage(workloads::kSusanMaxSide, workloads::kSusanMaxSide, 11);
+  return std::string(reinterpret_cast<const char*>(img.data()), img.size());
+}
+
+std::FILE* FileWith(const std::string& bytes) {
+  std::FILE* f = std::tmpfile();
+  if (f != nullptr) {
+    std::fwrite(bytes.data(), 1, bytes.size(), f);
+    std::rewind(f);
+  }
+  return f;
+}
+
+std::string ReadBack(std::FILE* f) {
+  std::string s;
+  std::rewind(f);
+  char buf[65536];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) s.append(buf, n);
+  return s;
+}
+
+uint64_t ThreadCpuNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
+                 const std::vector<channel::Method>& methods, const std::vector<voter::Mode>& modes,
+                 nlohmann::json& out) {
+  fmt::print(
+      "\n# workload overhead: wall time vs unreplicated, and per replica (averaged): work = its "
+      "thread's time outside signalling, wait = time from event to verdict; voter = time the "
+      "voter spent deciding\n");
+  fmt::print("{:>8} {:>8} {:>5} | {:>10} {:>9} | {:>10} {:>9} {:>10} {:>9} | {:>7} {:>6}\n",
+             "workload", "method", "mode", "wall ms", "vs alone", "work ms", "vs alone", "wait ms",
+             "voter ms", "events", "output");
+  for (const std::string& w : o.workloads) {
+    const std::string input = w == "crc32" ? Crc32Input(o.crc32_mib) : SusanInput();
+    // Unreplicated reference, in this thread.
+    std::FILE* in = FileWith(input);
+    std::FILE* ref = std::tmpfile();
+    if (in == nullptr || ref == nullptr) {
+      fmt::print(stderr, "error: tmpfile: {}\n", std::strerror(errno));
+      return 1;
+    }
+    auto program = workloads::MakeWorkload(w, "edges");
+    auto ctx = replica::LocalContext::Create((*program)->state_bytes(), in, ref);
+    const uint64_t cpu0 = ThreadCpuNs();
+    const auto t0 = Clock::now();
+    Status st = replica::RunProgram(**program, **ctx);
+    const double alone_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    const double alone_cpu_ms = static_cast<double>(ThreadCpuNs() - cpu0) / 1e6;
+    std::fflush(ref);
+    const std::string want = ReadBack(ref);
+    std::fclose(in);
+    std::fclose(ref);
+    if (!st.ok()) {
+      fmt::print(stderr, "error: unreplicated {}: {}\n", w, st.ToString());
+      return 1;
+    }
+    fmt::print("{:>8} {:>8} {:>5} | {:>10.1f} {:>9} | {:>10.1f} {:>9} {:>10} {:>9} | {:>7} {:>6}\n",
+               w, "-", "alone", alone_ms, "1.00x", alone_cpu_ms, "1.00x", "-", "-", "-", "-");
+    out.push_back({{"workload", w},
+                   {"mode", "unreplicated"},
+                   {"wall_ms", alone_ms},
+                   {"cpu_ms", alone_cpu_ms},
+                   {"input_bytes", input.size()}});
+    for (channel::Method m : methods) {
+      for (voter::Mode mode : modes) {
+        std::FILE* gin = FileWith(input);
+        std::FILE* gout = std::tmpfile();
+        auto run = RunGroup(
+            setup, m, mode, 4096 + replica::kEventHeaderBytes, o.spin_us,
+            [&](const voter::LaunchSpec&, auto) { return workloads::MakeWorkload(w, "edges"); },
+            gin, gout);
+        std::fflush(gout);
+        const bool same = run.ok() && ReadBack(gout) == want;
+        std::fclose(gin);
+        std::fclose(gout);
+        if (!run.ok()) {
+          fmt::print(stderr, "error: {} {} {}: {}\n", w, channel::MethodName(m), ModeName(mode),
+                     run.status().ToString());
+          return 1;
+        }
+        double work = 0, wait = 0, events = 0;
+        for (const auto& r : run->replicas) {
+          work += static_cast<double>(r.wall_ns - r.signal_wait_ns) / 1e6;
+          wait += static_cast<double>(r.signal_wait_ns) / 1e6;
+          events += static_cast<double>(r.events);
+        }
+        const double n = static_cast<double>(run->replicas.size());
+        work /= n;
+        wait /= n;
+        const double voter_ms = static_cast<double>(run->report.voter_ns) / 1e6;
+        fmt::print(
+            "{:>8} {:>8} {:>5} | {:>10.1f} {:>8.2f}x | {:>10.1f} {:>8.2f}x {:>10.1f} {:>9.1f} | "
+            "{:>7.0f} {:>6}\n",
+            w, channel::MethodName(m), ModeName(mode), run->wall_ms, run->wall_ms / alone_ms, work,
+            work / alone_ms, wait, voter_ms, events / n, same ? "same" : "DIFFERS");
+        out.push_back({{"workload", w},
+                       {"method", channel::MethodName(m)},
+                       {"mode", ModeName(mode)},
+                       {"wall_ms", run->wall_ms},
+                       {"wall_vs_unreplicated", run->wall_ms / alone_ms},
+                       {"replica_work_ms", work},
+                       {"replica_work_vs_unreplicated", work / alone_ms},
+                       {"replica_signal_wait_ms", wait},
+                       {"voter_ms", voter_ms},
+                       {"events_per_replica", events / n},
+                       {"output_matches_unreplicated", same}});
+        if (!same) {
+          fmt::print(stderr, "error: {} output differs from the unreplicated run\n", w);
+          return 1;
+        }
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RunSignalBench(const SignalBenchOptions& o) {
+  std::vector<channel::Method> methods;
+  for (const auto& m : o.methods) methods.push_back(*channel::ParseMethod(m));
+  std::vector<voter::Mode> modes;
+  for (const auto& m : o.modes) modes.push_back(m == "dmr" ? voter::Mode::kDmr : voter::Mode::kTmr);
+  for (uint32_t b : o.sizes) {
+    if (b > 65536 - channel::kSlotOverhead - replica::kEventHeaderBytes) {
+      fmt::print(stderr, "error: --sizes: {} bytes exceeds an event's room\n", b);
+      return 2;
+    }
+  }
+  std::optional<BenchSetup> setup = OpenAndDescribe(o.common);
+  if (!setup) return 1;
+  fmt::print(
+      "# threads: per group 2 (DMR) or 3 (TMR) replica threads + as many voter threads; "
+      "polling waits spin {} us, then yield, then sleep\n",
+      o.spin_us);
+  nlohmann::json tables = nlohmann::json::array();
+  for (channel::Method m : methods) {
+    for (voter::Mode mode : modes) {
+      fmt::print(
+          "\n# {} {}: replica-observed event -> verdict round trip through the voter, "
+          "{} iterations per size after {} warm-up\n",
+          channel::MethodName(m), ModeName(mode), o.common.iterations, o.common.warmup);
+      std::vector<Row> rows;
+      for (uint32_t b : o.sizes) {
+        auto row = MeasureRoundTrip(*setup, o, m, mode, b);
+        if (!row.ok()) {
+          fmt::print(stderr, "error: {} {} {} bytes: {}\n", channel::MethodName(m), ModeName(mode),
+                     b, row.status().ToString());
+          return 1;
+        }
+        rows.push_back(*row);
+      }
+      const Baseline baseline = m == channel::Method::kRpc       ? Baseline{"grpc-unary-echo", ""}
+                                : m == channel::Method::kPolling ? Baseline{"ib_write_lat", ""}
+                                                                 : Baseline{"ib_send_lat", "-e"};
+      // The targets: polling <= 1.3x ib_write_lat (DMR), <= 1.5x (TMR).
+      const double target = m != channel::Method::kPolling ? 0.0
+                            : mode == voter::Mode::kDmr    ? 1.3
+                                                           : 1.5;
+      const int rc = Report(*setup, o.common,
+                            fmt::format("signal-{}-{}", channel::MethodName(m), ModeName(mode)),
+                            baseline, target, rows, &tables);
+      if (rc != 0) return rc;
+    }
+  }
+  nlohmann::json overheads = nlohmann::json::array();
+  if (!o.workloads.empty()) {
+    if (int rc = RunOverheads(*setup, o, methods, modes, overheads); rc != 0) return rc;
+  }
+  if (!o.common.json.empty()) {
+    std::ofstream f(o.common.json);
+    f << nlohmann::json{{"benchmark", "signal"},
+                        {"environment", Environment(Describe(*setup))},
+                        {"round_trips", tables},
+                        {"workload_overheads", overheads}}
+             .dump(2)
+      << "\n";
+    if (!f) {
+      fmt::print(stderr, "error: cannot write JSON results to '{}'\n", o.common.json);
+      return 1;
+    }
+    fmt::print("results written to {}\n", o.common.json);
+  }
+  return 0;
+}
+
+}  // namespace vigil::bench

@@ -1,0 +1,63 @@
+// Replicas as threads of the voter's process, each with the replica runtime's full path (its
+// own bootstrap connection, channel end and registered state regions on `transport`). For tests
+// and vigil-bench, where separate processes would add nothing but start-up time. A thread cannot
+// be killed: Stop() raises the incarnation's `killed` flag, which the program (made by the
+// factory) is expected to check, and the replica's verdict wait times out.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "vigil/replica/runner.h"
+#include "vigil/voter/group.h"
+
+namespace vigil::voter {
+
+struct ThreadReplicaResult {
+  LaunchSpec spec;
+  Status status;
+  uint64_t wall_ns = 0;         // from start to end of the replica's run
+  uint64_t cpu_ns = 0;          // the replica thread's CPU time
+  uint64_t signal_wait_ns = 0;  // time spent waiting for verdicts
+  uint64_t events = 0;
+};
+
+class ThreadLauncher final : public Launcher {
+ public:
+  using ProgramFactory = std::function<Result<std::unique_ptr<replica::Program>>(
+      const LaunchSpec&, std::shared_ptr<std::atomic<bool>> killed)>;
+  // `on_ready` (optional) sees each replica's context once connected.
+  ThreadLauncher(transport::Transport& transport, std::string voter,
+                 channel::ChannelOptions channel, std::chrono::milliseconds verdict_timeout,
+                 ProgramFactory factory,
+                 std::function<void(const LaunchSpec&, replica::ChannelContext&)> on_ready = {});
+  ~ThreadLauncher() override;  // raises every killed flag and joins the threads
+
+  Status Start(const LaunchSpec& spec) override;
+  void Stop(uint16_t replica, uint32_t incarnation) override;
+  bool Alive(uint16_t replica, uint32_t incarnation) override;  // its thread has not ended
+  // Size of each replica's input buffer (default replica::kDefaultInputBytes).
+  void set_input_bytes(size_t n) { input_bytes_ = n; }
+  // Joins the replica threads and returns what each incarnation reported.
+  std::vector<ThreadReplicaResult> Join();
+
+ private:
+  transport::Transport& transport_;
+  std::string voter_;
+  channel::ChannelOptions channel_;
+  std::chrono::milliseconds verdict_timeout_;
+  size_t input_bytes_ = replica::kDefaultInputBytes;
+  ProgramFactory factory_;
+  std::function<void(const LaunchSpec&, replica::ChannelContext&)> on_ready_;
+  std::mutex mu_;
+  std::map<std::pair<uint16_t, uint32_t>, std::shared_ptr<std::atomic<bool>>> killed_;
+  std::vector<std::thread> threads_;
+  std::vector<ThreadReplicaResult> results_;
+};
+
+}  // namespace vigil::voter
