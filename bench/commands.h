@@ -32,7 +32,7 @@ struct ChannelBenchOptions {
 struct SignalBenchOptions {
   CommonBenchOptions common;
   std::vector<std::string> methods{"polling", "notify", "rpc"};
-  std::vector<std::string> modes{"dmr", "tmr"};
+  std::vector<std::string> modes{"simplex", "dmr", "tmr"};
   std::vector<uint32_t> sizes{8, 64, 1024};              // sync event argument bytes
   std::vector<std::string> workloads{"crc32", "susan"};  // empty: no overhead table
   uint32_t crc32_mib = 4;

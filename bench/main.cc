@@ -72,9 +72,9 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->check(CLI::IsMember({"polling", "notify", "rpc"}))
       ->capture_default_str();
-  signal->add_option("--modes", sig.modes, "dmr,tmr")
+  signal->add_option("--modes", sig.modes, "simplex,dmr,tmr")
       ->delimiter(',')
-      ->check(CLI::IsMember({"dmr", "tmr"}))
+      ->check(CLI::IsMember({"simplex", "dmr", "tmr"}))
       ->capture_default_str();
   signal->add_option("--sizes", sig.sizes, "Event argument sizes in bytes")
       ->delimiter(',')

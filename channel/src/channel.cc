@@ -54,6 +54,20 @@ class PollingReplicaImpl final : public ReplicaChannel {
   std::vector<std::byte> scratch_;
 };
 
+}  // namespace
+
+Result<bool> VoterChannel::TryNextEvent(std::span<std::byte> buf, Record& out) {
+  Result<Record> r = NextEvent(buf, std::chrono::nanoseconds(0));
+  if (r.ok()) {
+    out = *r;
+    return true;
+  }
+  if (r.status().code() == StatusCode::kDeadlineExceeded) return false;
+  return r.status();
+}
+
+namespace {
+
 class PollingVoterImpl final : public VoterChannel {
  public:
   PollingVoterImpl(RingReader& events, RingWriter& verdicts)
@@ -64,6 +78,21 @@ class PollingVoterImpl final : public VoterChannel {
   }
   Result<Record> NextEvent(std::span<std::byte> buf, std::chrono::nanoseconds timeout) override {
     return ReadRing(events_, scratch_, buf, timeout);
+  }
+  Result<bool> TryNextEvent(std::span<std::byte> buf, Record& out) override {
+    // One look at the next slot: no spinning, so one thread can serve many rings.
+    const bool direct = buf.size() >= events_.config().slot_bytes;
+    Record r;
+    VIGIL_ASSIGN_OR_RETURN(bool got,
+                           events_.TryRead(direct ? buf : std::span<std::byte>(scratch_), r));
+    if (!got) return false;
+    if (direct) {
+      out = r;
+    } else {
+      VIGIL_ASSIGN_OR_RETURN(out, CopyOut(r, buf));
+    }
+    VIGIL_RETURN_IF_ERROR(events_.Release());
+    return true;
   }
   Status Reply(uint16_t kind, std::span<const std::byte> payload,
                std::chrono::nanoseconds timeout) override {

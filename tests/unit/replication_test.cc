@@ -265,3 +265,42 @@ TEST(ReplicaProtocol, RejectsForeignShortAndUnknownRecords) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(Vote, SimplexAgreesWithItsOnlyBallotAndModesParse) {
+  const voter::Ballot one[] = {{0, true, 42}};
+  auto v = voter::Decide(voter::Mode::kSimplex, one);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->kind, voter::Verdict::Kind::kAgree);
+  const voter::Ballot two[] = {{0, true, 1}, {1, true, 1}};
+  EXPECT_FALSE(voter::Decide(voter::Mode::kSimplex, two).ok());
+  EXPECT_EQ(*voter::ParseMode("simplex"), voter::Mode::kSimplex);
+  EXPECT_EQ(voter::ReplicasOf(voter::Mode::kTmr), 3u);
+  EXPECT_NE(voter::ParseMode("quad").status().message().find("'quad'"), std::string::npos);
+}
+
+class SimplexTest : public ::testing::TestWithParam<channel::Method> {};
+
+TEST_P(SimplexTest, OneReplicaThroughTheVoterGivesTheUnreplicatedOutput) {
+  auto fabric = std::make_shared<transport::FakeFabric>();
+  transport::FakeTransport voter_t(fabric, "voter"), replica_t(fabric, "worker");
+  testing::JobSpec s;
+  s.group.mode = voter::Mode::kSimplex;
+  s.group.channel.method = GetParam();
+  s.input = std::string(100000, 'x');
+  auto got = testing::RunReplicatedJob(voter_t, replica_t, s);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->output, *testing::RunUnreplicated("crc32", "", s.input));
+  EXPECT_GT(got->report.rounds, 5u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fake, SimplexTest,
+                         ::testing::Values(channel::Method::kPolling, channel::Method::kNotify,
+                                           channel::Method::kRpc),
+                         [](const auto& p) { return std::string(channel::MethodName(p.param)); });
+
+}  // namespace
+}  // namespace vigil

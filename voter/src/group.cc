@@ -99,6 +99,8 @@ struct Link {
   std::atomic<bool> has_verdict{false};
   uint16_t verdict_kind = 0;
   std::vector<std::byte> verdict;
+  std::vector<std::byte> sending;  // the verdict being sent (owned by the replying thread)
+  replica::EventKind last_kind = replica::EventKind::kJoin;  // of the last event submitted
 };
 
 struct Group::Member {
@@ -125,6 +127,8 @@ Group::Group(GroupOptions options, transport::Transport& transport,
 
 Group::~Group() {
   Cancel();
+  poller_stop_ = true;
+  if (poller_.joinable()) poller_.join();
   for (auto& m : members_) {
     if (m && m->thread.joinable()) m->thread.join();
   }
@@ -209,17 +213,66 @@ Result<std::vector<transport::RemoteRegion>> Group::Accept(
   m.link = link;
   m.since = Clock::now();  // the event deadline counts from the connection
   if (m.thread.joinable()) retired_.push_back(std::move(m.thread));
-  m.thread = std::thread([this, slot, inc, link] { MemberLoop(slot, inc, link); });
+  if (o_.channel.method != channel::Method::kPolling) {
+    m.thread = std::thread([this, slot, inc, link] { MemberLoop(slot, inc, link); });
+  }
+  links_gen_.fetch_add(1, std::memory_order_release);
   Log()->info("group {}: replica {} incarnation {} connected from {} ({} signalling)", o_.group,
               slot, inc, peer.node_name, channel::MethodName(o_.channel.method));
   return end->regions();
 }
 
+bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::Record& rec) {
+  Result<replica::Event> ev = replica::DecodeEvent(rec, o_.group, slot);
+  if (!ev.ok()) {
+    FailMember(slot, inc, "rejected event record: " + ev.status().ToString(), true);
+    return false;
+  }
+  Ballot b;
+  b.kind = ev->kind;
+  b.h = ev->header;
+  b.data.assign(ev->data.begin(), ev->data.end());
+  // The vote covers the kind, the sequence, the state digest, the arguments and the data.
+  const uint64_t fields[5] = {static_cast<uint16_t>(b.kind), b.h.event_seq, b.h.state_digest,
+                              b.h.arg0, b.h.arg1};
+  b.digest =
+      XXH3_64bits_withSeed(b.data.data(), b.data.size(), XXH3_64bits(fields, sizeof(fields)));
+  link.last_kind = b.kind;
+  // The thread that completes a round decides it: no hand-off to another thread on the hot path.
+  std::unique_lock lock(mu_);
+  if (link.stop) return false;
+  members_[slot]->ballot = std::move(b);
+  if (RoundReady(Clock::now())) {
+    Decide(lock);
+  } else {
+    cv_.notify_all();
+  }
+  return true;
+}
+
+bool Group::DeliverVerdict(uint16_t slot, uint32_t inc, Link& link) {
+  uint16_t kind = 0;
+  {
+    std::lock_guard lock(mu_);
+    link.has_verdict.store(false, std::memory_order_relaxed);
+    kind = link.verdict_kind;
+    link.sending.swap(link.verdict);
+  }
+  Status st = link.end->channel().Reply(kind, link.sending, kReplyTimeout);
+  if (!st.ok()) {
+    FailMember(slot, inc, "cannot deliver verdict: " + st.ToString(), false);
+    return false;
+  }
+  // After an abort, or the agreed exit, the replica is finished.
+  return kind != static_cast<uint16_t>(VerdictKind::kAbort) &&
+         !(link.last_kind == EventKind::kExit &&
+           kind == static_cast<uint16_t>(VerdictKind::kProceed));
+}
+
+// notify and rpc: one thread per replica, which sleeps in NextEvent.
 void Group::MemberLoop(uint16_t slot, uint32_t inc, std::shared_ptr<Link> link) {
-  Member* m = members_[slot].get();
   channel::VoterChannel& ch = link->end->channel();
   std::vector<std::byte> buf(ch.max_payload() + channel::kSlotOverhead);
-  std::vector<std::byte> verdict;
   while (!link->stop) {
     Result<channel::Record> rec = ch.NextEvent(buf, kPollSlice);
     if (!rec.ok()) {
@@ -228,50 +281,96 @@ void Group::MemberLoop(uint16_t slot, uint32_t inc, std::shared_ptr<Link> link) 
                  rec.status().code() == StatusCode::kDataLoss);
       return;
     }
-    Result<replica::Event> ev = replica::DecodeEvent(*rec, o_.group, slot);
-    if (!ev.ok()) {
-      FailMember(slot, inc, "rejected event record: " + ev.status().ToString(), true);
-      return;
+    if (!SubmitEvent(slot, inc, *link, *rec)) return;
+    if (!WaitForVerdict(*link)) return;
+    if (!DeliverVerdict(slot, inc, *link)) return;
+  }
+}
+
+// polling: one thread polls every replica's ring, decides and replies: the voter spins on the
+// rings, and there is one busy-poller per group however many replicas it has.
+void Group::PollerLoop() {
+  struct Polled {
+    uint16_t slot = 0;
+    uint32_t inc = 0;
+    std::shared_ptr<Link> link;
+    bool awaiting = false;  // its event is in; its verdict not yet sent
+    bool finished = false;
+    std::vector<std::byte> buf;
+  };
+  std::vector<Polled> polled;
+  uint64_t seen = ~uint64_t{0};
+  const auto spin = std::chrono::microseconds(o_.channel.spin_us);
+  auto idle_since = Clock::now();
+  auto deliver = [&](Polled& p) {
+    p.awaiting = false;
+    if (!DeliverVerdict(p.slot, p.inc, *p.link)) p.finished = true;
+  };
+  while (!poller_stop_.load(std::memory_order_relaxed)) {
+    if (links_gen_.load(std::memory_order_acquire) != seen) {
+      std::lock_guard lock(mu_);
+      seen = links_gen_.load();
+      std::vector<Polled> next;
+      for (auto& m : members_) {
+        if (!m->link) continue;
+        auto it = std::find_if(polled.begin(), polled.end(),
+                               [&](const Polled& p) { return p.link == m->link; });
+        if (it != polled.end()) {
+          next.push_back(std::move(*it));
+        } else {
+          Polled p;
+          p.slot = m->slot;
+          p.inc = m->incarnation;
+          p.link = m->link;
+          p.buf.resize(p.link->end->channel().max_payload() + channel::kSlotOverhead);
+          next.push_back(std::move(p));
+        }
+      }
+      polled.swap(next);
     }
-    Ballot b;
-    b.kind = ev->kind;
-    b.h = ev->header;
-    b.data.assign(ev->data.begin(), ev->data.end());
-    // The vote covers the kind, the sequence, the state digest, the arguments and the data.
-    const uint64_t fields[5] = {static_cast<uint16_t>(b.kind), b.h.event_seq, b.h.state_digest,
-                                b.h.arg0, b.h.arg1};
-    b.digest =
-        XXH3_64bits_withSeed(b.data.data(), b.data.size(), XXH3_64bits(fields, sizeof(fields)));
-    const bool exit_event = b.kind == EventKind::kExit;
-    {
-      // The replica whose event completes the round decides it on its own thread: no hand-off
-      // to another thread on the hot path.
-      std::unique_lock lock(mu_);
-      if (link->stop) return;
-      m->ballot = std::move(b);
-      if (RoundReady(Clock::now())) {
-        Decide(lock);
+    bool progress = false;
+    for (Polled& p : polled) {
+      if (p.finished) continue;
+      if (p.awaiting) {
+        if (p.link->has_verdict.load(std::memory_order_acquire)) {
+          deliver(p);
+          progress = true;
+        }
+        continue;
+      }
+      if (p.link->stop.load(std::memory_order_relaxed)) continue;
+      channel::Record rec;
+      Result<bool> got = p.link->end->channel().TryNextEvent(p.buf, rec);
+      if (!got.ok()) {
+        FailMember(p.slot, p.inc, "event channel failed: " + got.status().ToString(),
+                   got.status().code() == StatusCode::kDataLoss);
+        p.finished = true;
+        continue;
+      }
+      if (!*got) continue;
+      progress = true;
+      if (SubmitEvent(p.slot, p.inc, *p.link, rec)) {
+        p.awaiting = true;
+        if (p.link->has_verdict.load(std::memory_order_acquire)) deliver(p);
       } else {
-        cv_.notify_all();
+        p.finished = true;
       }
     }
-    if (!WaitForVerdict(*link)) return;
-    uint16_t verdict_kind = 0;
-    {
-      std::lock_guard lock(mu_);
-      link->has_verdict.store(false, std::memory_order_relaxed);
-      verdict_kind = link->verdict_kind;
-      verdict.swap(link->verdict);
+    // Spin while busy; when idle longer than spin_us, yield, then sleep (ring.h's policy).
+    const auto now = Clock::now();
+    if (progress) {
+      idle_since = now;
+    } else if (spin.count() > 0 && now - idle_since > spin) {
+      if (now - idle_since < 16 * spin) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
     }
-    Status st = ch.Reply(verdict_kind, verdict, kReplyTimeout);
-    if (!st.ok()) {
-      FailMember(slot, inc, "cannot deliver verdict: " + st.ToString(), false);
-      return;
-    }
-    if (verdict_kind == static_cast<uint16_t>(VerdictKind::kAbort) ||
-        (exit_event && verdict_kind == static_cast<uint16_t>(VerdictKind::kProceed))) {
-      return;  // the replica is finished
-    }
+  }
+  // Last verdicts (the exit, an abort) still go out.
+  for (Polled& p : polled) {
+    if (p.awaiting && !p.finished && p.link->has_verdict.load()) deliver(p);
   }
 }
 
@@ -375,6 +474,7 @@ void Group::Replace(uint16_t slot, const std::string& why) {
   if (m.link) {
     m.link->stop = true;
     m.link.reset();
+    links_gen_.fetch_add(1, std::memory_order_release);
   }
   if (m.thread.joinable()) retired_.push_back(std::move(m.thread));
   launcher_.Stop(slot, m.incarnation);
@@ -527,7 +627,7 @@ size_t Group::LiveCount() const {
 bool Group::RoundReady(Clock::time_point now) const {
   // DMR, and TMR with fewer than two live replicas, need every replica (an event or a join) to
   // decide; TMR otherwise decides among the live ones and newcomers wait for a checkpoint.
-  const bool need_all = o_.mode == Mode::kDmr || LiveCount() < 2;
+  const bool need_all = o_.mode != Mode::kTmr || LiveCount() < 2;
   bool all = true;
   for (auto& m : members_) {
     if ((need_all || m->state == Member::State::kLive) && !m->ballot) all = false;
@@ -562,12 +662,12 @@ void Group::Decide(std::unique_lock<std::mutex>&) {
     if (m->ballot && m->ballot->kind == EventKind::kJoin) joiners.push_back(m->slot);
     if (m->ballot && m->ballot->kind != EventKind::kJoin) any_event = true;
   }
-  if (o_.mode == Mode::kDmr || LiveCount() < 2) {
+  if (o_.mode != Mode::kTmr || LiveCount() < 2) {
     // Too few replicas to vote: wait for every replacement, then restart from the last agreed
     // checkpoint.
     if (all && !joiners.empty()) {
       RecoverFromCheckpoint(joiners);
-    } else if (all && o_.mode == Mode::kDmr) {
+    } else if (all && o_.mode != Mode::kTmr) {
       DecideDmr();
     }
   } else if (any_event) {
@@ -614,7 +714,7 @@ void Group::DecideDmr() {
     const bool in_seq = m->ballot->h.event_seq == next_event_;
     ballots.push_back({m->slot, in_seq, m->ballot->digest});
   }
-  Result<Verdict> v = voter::Decide(Mode::kDmr, ballots);
+  Result<Verdict> v = voter::Decide(o_.mode, ballots);
   if (!v.ok()) {
     FailGroup(v.status().ToString());
     return;
@@ -622,9 +722,13 @@ void Group::DecideDmr() {
   const Ballot& first = *members_[0]->ballot;
   if (v->kind != Verdict::Kind::kAgree) {
     ++report_.mismatches;
-    RollbackAll(fmt::format("DMR mismatch at event {} ({}): digests {:016x} / {:016x}", next_event_,
-                            replica::EventKindName(first.kind), members_[0]->ballot->digest,
-                            members_[1]->ballot->digest));
+    std::string digests;
+    for (auto& m : members_) {
+      digests += fmt::format("{}{:016x}@{}", digests.empty() ? "" : " / ", m->ballot->digest,
+                             m->ballot->h.event_seq);
+    }
+    RollbackAll(fmt::format("{} mismatch at event {} ({}): digest@event {}", ModeName(o_.mode),
+                            next_event_, replica::EventKindName(first.kind), digests));
     return;
   }
   if (rollback_event_ < first.h.event_seq) rollbacks_here_ = 0;
@@ -769,7 +873,7 @@ void Group::DeliverInput(uint64_t n, std::vector<uint16_t>& to) {
 
 Result<GroupReport> Group::Run() {
   VIGIL_RETURN_IF_ERROR(ValidateGroupOptions(o_));
-  const uint16_t n = o_.mode == Mode::kTmr ? 3 : 2;
+  const auto n = static_cast<uint16_t>(ReplicasOf(o_.mode));
   std::unique_lock lock(mu_);
   round_start_ = Clock::now();
   for (uint16_t i = 0; i < n; ++i) {
@@ -782,6 +886,9 @@ Result<GroupReport> Group::Run() {
       FailGroup(fmt::format("cannot start replica {}: {}", i, st.ToString()));
       break;
     }
+  }
+  if (o_.channel.method == channel::Method::kPolling) {
+    poller_ = std::thread([this] { PollerLoop(); });
   }
   auto next_liveness = Clock::now();
   while (!done_ && !cancelled_) {
@@ -803,6 +910,8 @@ Result<GroupReport> Group::Run() {
   }
   cv_.notify_all();
   lock.unlock();
+  poller_stop_ = true;
+  if (poller_.joinable()) poller_.join();
   for (auto& m : members_) {
     if (m->thread.joinable()) m->thread.join();
   }

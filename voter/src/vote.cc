@@ -4,11 +4,32 @@
 
 namespace vigil::voter {
 
+size_t ReplicasOf(Mode mode) { return mode == Mode::kTmr ? 3 : mode == Mode::kDmr ? 2 : 1; }
+
+std::string_view ModeName(Mode mode) {
+  return mode == Mode::kTmr ? "tmr" : mode == Mode::kDmr ? "dmr" : "simplex";
+}
+
+Result<Mode> ParseMode(std::string_view name) {
+  if (name == "dmr") return Mode::kDmr;
+  if (name == "tmr") return Mode::kTmr;
+  if (name == "simplex") return Mode::kSimplex;
+  return InvalidArgument(
+      fmt::format("mode '{}' is not one of dmr, tmr, simplex", name.substr(0, 32)));
+}
+
 Result<Verdict> Decide(Mode mode, std::span<const Ballot> ballots) {
-  const size_t want = mode == Mode::kDmr ? 2 : 3;
+  const size_t want = ReplicasOf(mode);
   if (ballots.size() != want) {
-    return InvalidArgument(fmt::format("{} vote needs {} ballots, got {}",
-                                       mode == Mode::kDmr ? "DMR" : "TMR", want, ballots.size()));
+    return InvalidArgument(
+        fmt::format("{} vote needs {} ballots, got {}", ModeName(mode), want, ballots.size()));
+  }
+  if (mode == Mode::kSimplex) {
+    Verdict v;
+    v.kind = ballots[0].present ? Verdict::Kind::kAgree : Verdict::Kind::kRollback;
+    v.digest = ballots[0].digest;
+    if (!ballots[0].present) v.faulty.push_back(ballots[0].replica);
+    return v;
   }
   for (size_t i = 0; i < ballots.size(); ++i) {
     for (size_t j = i + 1; j < ballots.size(); ++j) {

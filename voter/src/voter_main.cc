@@ -50,10 +50,10 @@ Result<std::pair<uint16_t, uint64_t>> ParseFault(const std::string& flag, const 
 
 int RunJob(const JobOptions& j) {
   voter::GroupOptions g;
-  g.mode = j.mode == "dmr" ? voter::Mode::kDmr : voter::Mode::kTmr;
+  g.mode = *voter::ParseMode(j.mode);
   g.channel.method = *channel::ParseMethod(j.method);
   g.deadline = std::chrono::milliseconds(j.deadline_ms);
-  const uint16_t n = g.mode == voter::Mode::kTmr ? 3 : 2;
+  const auto n = static_cast<uint16_t>(voter::ReplicasOf(g.mode));
   std::pair<uint16_t, uint64_t> flip{0, 0}, crash{0, 0}, hang{0, 0}, kill{0, 0}, stop{0, 0};
   for (auto [flag, value, out] :
        {std::tuple{"--inject-bitflip", &j.flip, &flip},
@@ -181,8 +181,10 @@ int main(int argc, char** argv) {
   cli::AddCommonOptions(app, common);
   JobOptions j;
   auto* run = app.add_subcommand("run", "Run one replicated job with replicas on this host");
-  run->add_option("--mode", j.mode, "dmr (detect, roll back) or tmr (out-vote, repair)")
-      ->check(CLI::IsMember({"dmr", "tmr"}));
+  run->add_option("--mode", j.mode,
+                  "dmr (detect, roll back), tmr (out-vote, repair) or simplex (one replica, "
+                  "nothing compared: a baseline)")
+      ->check(CLI::IsMember({"dmr", "tmr", "simplex"}));
   run->add_option("--signal", j.method, "polling, notify or rpc")
       ->check(CLI::IsMember({"polling", "notify", "rpc"}));
   run->add_option("--workload", j.workload, "crc32 or susan")

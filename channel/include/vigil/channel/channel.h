@@ -35,6 +35,9 @@ class VoterChannel {
   virtual size_t max_payload() const = 0;
   // The next event (payload copied into `buf`), or kDeadlineExceeded after `timeout`.
   virtual Result<Record> NextEvent(std::span<std::byte> buf, std::chrono::nanoseconds timeout) = 0;
+  // Non-blocking: true and `out` set if an event was there. One thread can poll many channels
+  // this way. Default: NextEvent with a zero timeout.
+  virtual Result<bool> TryNextEvent(std::span<std::byte> buf, Record& out);
   // The verdict for the event NextEvent returned last.
   virtual Status Reply(uint16_t kind, std::span<const std::byte> payload,
                        std::chrono::nanoseconds timeout) = 0;

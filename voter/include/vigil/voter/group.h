@@ -19,6 +19,7 @@
 // Every detection and decision is logged (subsystem "voter") and counted in GroupReport.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -146,6 +147,12 @@ class Group {
                                                       std::unique_ptr<transport::Connection> conn,
                                                       const transport::PeerInfo& peer);
   void MemberLoop(uint16_t slot, uint32_t incarnation, std::shared_ptr<Link> link);
+  void PollerLoop();
+  // Decodes and votes one event (deciding the round if it completes it); false: the replica
+  // failed and was replaced.
+  bool SubmitEvent(uint16_t slot, uint32_t incarnation, Link& link, const channel::Record& rec);
+  // Sends the verdict waiting in `link`; false when the replica is finished or failed.
+  bool DeliverVerdict(uint16_t slot, uint32_t incarnation, Link& link);
   bool WaitForVerdict(Link& link);  // false: the link was stopped
   void CheckLiveness(std::unique_lock<std::mutex>& lock);
   void FailMember(uint16_t slot, uint32_t incarnation, const std::string& why, bool rejected);
@@ -178,6 +185,9 @@ class Group {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Member>> members_;
   std::vector<std::thread> retired_;  // threads of stopped incarnations, joined at the end
+  std::thread poller_;                // polling method: the one thread serving every ring
+  std::atomic<bool> poller_stop_{false};
+  std::atomic<uint64_t> links_gen_{0};                        // bumped when a link comes or goes
   std::optional<transport::RegisteredBuffer> staging_;        // state copies
   std::optional<transport::RegisteredBuffer> input_staging_;  // input, read once
   uint64_t state_bytes_ = 0;

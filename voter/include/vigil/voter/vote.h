@@ -7,13 +7,20 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "vigil/common/status.h"
 
 namespace vigil::voter {
 
-enum class Mode { kDmr, kTmr };
+// kSimplex: one replica, nothing to compare: its events pass through the voter (input once,
+// output once, checkpoints) without fault tolerance. The baseline for what the voter's path
+// costs, and the mode for programs that only need mediation.
+enum class Mode { kDmr, kTmr, kSimplex };
+size_t ReplicasOf(Mode mode);
+std::string_view ModeName(Mode mode);  // "dmr" | "tmr" | "simplex"
+Result<Mode> ParseMode(std::string_view name);
 
 struct Ballot {
   uint32_t replica = 0;
