@@ -36,7 +36,7 @@ struct SignalBenchOptions {
   std::vector<uint32_t> sizes{8, 64, 1024};              // sync event argument bytes
   std::vector<std::string> workloads{"crc32", "susan"};  // empty: no overhead table
   uint32_t crc32_mib = 4;
-  uint32_t spin_us = 200;
+  uint32_t spin_us = 20;
 };
 
 int RunTransportBench(const TransportBenchOptions& options);

@@ -242,11 +242,8 @@ bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::
   std::unique_lock lock(mu_);
   if (link.stop) return false;
   members_[slot]->ballot = std::move(b);
-  if (RoundReady(Clock::now())) {
-    Decide(lock);
-  } else {
-    cv_.notify_all();
-  }
+  // The coordinator looks at the round every 20 ms for deadlines: no wake-up per event.
+  if (RoundReady(Clock::now())) Decide(lock);
   return true;
 }
 
@@ -416,7 +413,9 @@ bool Group::WaitForVerdict(Link& link) {
       continue;
     }
     std::unique_lock lock(mu_);
+    ++sleepers_;
     cv_.wait_for(lock, 1ms, [&] { return link.has_verdict.load() || link.stop.load(); });
+    --sleepers_;
   }
 }
 
@@ -675,7 +674,8 @@ void Group::Decide(std::unique_lock<std::mutex>&) {
   }
   round_start_ = Clock::now();
   report_.voter_ns += static_cast<uint64_t>((round_start_ - t0).count());
-  cv_.notify_all();
+  // Wake sleepers only if there are any (a futex call per round is not free).
+  if (sleepers_ > 0 || done_) cv_.notify_all();
 }
 
 void Group::RecoverFromCheckpoint(const std::vector<uint16_t>& joiners) {

@@ -22,7 +22,7 @@ struct ChannelOptions {
   Method method = Method::kPolling;
   uint32_t slots = 16;          // polling: ring slots; notify: receives kept posted
   uint32_t max_payload = 4136;  // bytes of record payload each way
-  uint32_t spin_us = 200;       // polling: spin before yielding (ring.h)
+  uint32_t spin_us = 20;        // spin before yielding (ring.h)
   // rpc: where the voter's gRPC server listens ("host:0" picks a port); the replica calls
   // rpc_target() of the voter end.
   std::string rpc_listen = "127.0.0.1:0";

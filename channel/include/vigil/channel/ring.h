@@ -33,7 +33,7 @@ struct RingConfig {
   // Blocking reads and writes spin this long, then yield, then (after 16x) sleep 50 us between
   // checks, so pollers share cores when there are more of them than cores. 0 = always spin
   // (every poller has a dedicated core).
-  uint32_t spin_us = 200;
+  uint32_t spin_us = 20;
 };
 
 Status ValidateRingConfig(const RingConfig& config);

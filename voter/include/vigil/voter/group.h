@@ -187,7 +187,8 @@ class Group {
   std::vector<std::thread> retired_;  // threads of stopped incarnations, joined at the end
   std::thread poller_;                // polling method: the one thread serving every ring
   std::atomic<bool> poller_stop_{false};
-  std::atomic<uint64_t> links_gen_{0};                        // bumped when a link comes or goes
+  std::atomic<uint64_t> links_gen_{0};  // bumped when a link comes or goes
+  int sleepers_ = 0;                    // threads asleep on cv_ waiting for a verdict
   std::optional<transport::RegisteredBuffer> staging_;        // state copies
   std::optional<transport::RegisteredBuffer> input_staging_;  // input, read once
   uint64_t state_bytes_ = 0;
