@@ -21,8 +21,11 @@ Result<Mode> ParseMode(std::string_view name) {
 Result<Verdict> Decide(Mode mode, std::span<const Ballot> ballots) {
   const size_t want = ReplicasOf(mode);
   if (ballots.size() != want) {
-    return InvalidArgument(
-        fmt::format("{} vote needs {} ballots, got {}", ModeName(mode), want, ballots.size()));
+    return InvalidArgument(fmt::format("{} vote needs {} ballots, got {}",
+                                       mode == Mode::kTmr   ? "TMR"
+                                       : mode == Mode::kDmr ? "DMR"
+                                                            : "simplex",
+                                       want, ballots.size()));
   }
   if (mode == Mode::kSimplex) {
     Verdict v;
