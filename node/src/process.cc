@@ -188,29 +188,27 @@ void ProcessTable::Kill(const ReplicaKey& key) {
   e->status = st;
 }
 
-Status ProcessTable::Signal(const ReplicaKey& key, int sig) {
-  std::lock_guard lock(mu_);
-  Entry* e = Find(key);
-  if (e == nullptr) {
-    return NotFound(
-        fmt::format("no running replica {}/{}/{}", key.group, key.replica, key.incarnation));
-  }
-  if (::kill(e->pid, sig) != 0) return ErrnoStatus(StatusCode::kUnavailable, "kill", errno);
-  return Status::Ok();
-}
+Status ProcessTable::Signal(const ReplicaKey& key, int sig) { return Send(key, sig, nullptr); }
 
 Status ProcessTable::FlipBit(const ReplicaKey& key, uint64_t bit) {
+  return Send(key, SIGUSR1, &bit);
+}
+
+Status ProcessTable::Send(const ReplicaKey& key, int sig, const uint64_t* value) {
   std::lock_guard lock(mu_);
   Entry* e = Find(key);
   if (e == nullptr) {
     return NotFound(
         fmt::format("no running replica {}/{}/{}", key.group, key.replica, key.incarnation));
   }
-  union sigval v {};
-  v.sival_ptr = reinterpret_cast<void*>(static_cast<uintptr_t>(bit));
-  if (sigqueue(e->pid, SIGUSR1, v) != 0) {
-    return ErrnoStatus(StatusCode::kUnavailable, "sigqueue", errno);
+  if (value == nullptr) {
+    if (::kill(e->pid, sig) != 0) return ErrnoStatus(StatusCode::kUnavailable, "kill", errno);
+    return Status::Ok();
   }
+  union sigval v {};
+  v.sival_ptr = reinterpret_cast<void*>(static_cast<uintptr_t>(*value));
+  if (sigqueue(e->pid, sig, v) != 0)
+    return ErrnoStatus(StatusCode::kUnavailable, "sigqueue", errno);
   return Status::Ok();
 }
 

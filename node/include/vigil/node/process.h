@@ -77,6 +77,8 @@ class ProcessTable {
     int status = 0;
   };
   Entry* Find(const ReplicaKey& key);  // reaps first
+  // kill(), or sigqueue() carrying *value.
+  Status Send(const ReplicaKey& key, int sig, const uint64_t* value);
   void ReapLocked();
 
   std::string binary_;
