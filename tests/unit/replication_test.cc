@@ -190,6 +190,28 @@ TEST_F(ReplicationTest, TmrKilledReplicaIsReplacedAndRejoins) {
   EXPECT_EQ(got->report.missed_deadlines, 0u);
 }
 
+TEST_F(ReplicationTest, TmrDownToOneReplicaRecoversFromTheLastAgreedCheckpoint) {
+  const std::string input = Crc32Input(400000);
+  JobSpec s = Spec(Mode::kTmr, channel::Method::kNotify);
+  s.input = input;
+  // Replicas 1 and 2 are killed together: one survivor, which can be neither out-voted nor
+  // confirmed, so everyone restarts from the last checkpoint the majority agreed on.
+  s.hook = [](uint16_t, uint32_t inc, uint64_t step, replica::ChannelContext&) {
+    if (inc == 0 && step == 2) std::this_thread::sleep_for(100ms);  // still running at the kill
+  };
+  s.while_running = [](voter::Group& g) {
+    std::this_thread::sleep_for(50ms);
+    g.KillReplica(1);
+    g.KillReplica(2);
+  };
+  auto got = Run(s);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
+  EXPECT_EQ(got->report.replacements, 2u);
+  EXPECT_GE(got->report.rollbacks, 1u);  // the survivor went back to the checkpoint
+}
+
 TEST_F(ReplicationTest, DmrHungReplicaIsReplacedAndThePairRecovers) {
   const std::string input = Crc32Input(300000);
   JobSpec s = Spec(Mode::kDmr, channel::Method::kRpc);

@@ -503,6 +503,9 @@ void Group::Answer(uint16_t slot, VerdictKind kind, uint64_t event_seq, uint64_t
   m.ballot.reset();
   if (!m.link) return;
   Link& l = *m.link;
+  // Only an abort carries data (its reason): cut to what the channel carries.
+  data = data.first(
+      std::min<size_t>(data.size(), o_.channel.max_payload - replica::kVerdictHeaderBytes));
   l.verdict.resize(replica::kVerdictHeaderBytes + data.size());
   Result<size_t> n = replica::EncodeVerdict(l.verdict, {event_seq, arg}, data);
   if (!n.ok()) {
