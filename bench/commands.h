@@ -37,6 +37,7 @@ struct SignalBenchOptions {
   std::vector<std::string> workloads{"crc32", "susan"};  // empty: no overhead table
   uint32_t crc32_mib = 4;
   uint32_t spin_us = 20;
+  bool pin = false;  // voter thread on CPU 0, replicas on the other CPUs in turn
 };
 
 int RunTransportBench(const TransportBenchOptions& options);

@@ -93,6 +93,10 @@ int main(int argc, char** argv) {
                    "Polling waits spin this long before yielding (0: spin forever)")
       ->capture_default_str();
 
+  signal->add_flag("--pin", sig.pin,
+                   "Pin the voter's polling thread to CPU 0 and replica i to CPU 1 + i mod "
+                   "(cores - 1)");
+
   return vigil::cli::Run(app, common, argc, argv, [&] {
     if (signal->parsed()) {
       std::erase(sig.workloads, "none");

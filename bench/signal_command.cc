@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "environment.h"
 #include "grpc_echo.h"
@@ -76,7 +77,7 @@ struct GroupRun {
 
 // Runs one group to its end with thread replicas made by `factory`.
 Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
-                          uint32_t max_payload, uint32_t spin_us,
+                          uint32_t max_payload, uint32_t spin_us, bool pin,
                           const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
                           std::FILE* out) {
   transport::BootstrapServer server(*setup.transport, "bench-voter", setup.conn);
@@ -93,6 +94,13 @@ Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode
   {
     voter::ThreadLauncher launcher(*setup.transport, fmt::format("127.0.0.1:{}", server.port()),
                                    g.channel, 300s, factory);
+    if (pin) {
+      const int cores = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+      g.voter_cpu = 0;
+      std::vector<int> cpus;
+      for (int c = 1; c < cores; ++c) cpus.push_back(c);
+      launcher.set_cpus(cpus);
+    }
     voter::Group group(g, *setup.transport, server, launcher, in, out);
     const auto t0 = Clock::now();
     VIGIL_ASSIGN_OR_RETURN(run.report, group.Run());
@@ -121,7 +129,7 @@ Result<Row> MeasureRoundTrip(BenchSetup& setup, const SignalBenchOptions& o, cha
   std::FILE* devnull = std::fopen("/dev/null", "r+");
   if (devnull == nullptr) return ErrnoStatus(StatusCode::kUnavailable, "open /dev/null", errno);
   auto run = RunGroup(
-      setup, method, mode, max_payload, o.spin_us,
+      setup, method, mode, max_payload, o.spin_us, o.pin,
       [&](const voter::LaunchSpec& s, auto) -> Result<std::unique_ptr<replica::Program>> {
         return std::unique_ptr<replica::Program>(std::make_unique<Probe>(
             bytes, total, o.common.warmup, s.replica == 0 ? &samples : nullptr));
@@ -230,7 +238,7 @@ int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
         std::FILE* gin = FileWith(input);
         std::FILE* gout = std::tmpfile();
         auto run = RunGroup(
-            setup, m, mode, 4096 + replica::kEventHeaderBytes, o.spin_us,
+            setup, m, mode, 4096 + replica::kEventHeaderBytes, o.spin_us, o.pin,
             [&](const voter::LaunchSpec&, auto) { return workloads::MakeWorkload(w, "edges"); },
             gin, gout);
         std::fflush(gout);

@@ -48,6 +48,9 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
     l.susan_mode = req->susan_mode().empty() ? "edges" : req->susan_mode();
     l.device = owner_.options_.device;
     l.log_level = owner_.options_.replica_log_level;
+    if (!owner_.options_.cpus.empty()) {
+      l.cpu = owner_.options_.cpus[owner_.next_cpu_++ % owner_.options_.cpus.size()];
+    }
     l.fault = req->fault();
     l.fault_step = req->fault_step();
     l.flip_bit = req->flip_bit();

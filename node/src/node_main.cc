@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   app.add_option("--replica-binary", o.replica_binary,
                  "vigil-replica to run (default: next to vigil-node)");
   app.add_option("--device", o.device, "RDMA device for replicas (default: first ACTIVE port)");
+  app.add_option("--cpus", o.cpus,
+                 "CPUs to pin replicas to, one per replica in turn (e.g. 2,3,4; default: none)")
+      ->delimiter(',');
   app.add_option("--replica-log-level", o.replica_log_level, "replicas' --log-level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   return cli::Run(app, common, argc, argv, [&]() -> int {
@@ -30,6 +33,12 @@ int main(int argc, char** argv) {
       char host[256] = {};
       gethostname(host, sizeof(host) - 1);
       o.node_name = host[0] != 0 ? host : "node";
+    }
+    for (int cpu : o.cpus) {
+      if (Status st = node::CheckCpu(cpu); !st.ok()) {
+        fmt::print(stderr, "error: --cpus: {}\n", st.message());
+        return 2;
+      }
     }
     node::NodeAgent agent(o);
     if (Status st = agent.Start(listen); !st.ok()) {

@@ -1,6 +1,8 @@
 #include "vigil/node/process.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,6 +42,30 @@ Status CheckText(const char* field, const std::string& v, bool required) {
 
 }  // namespace
 
+Status CheckCpu(int cpu) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+    return ErrnoStatus(StatusCode::kUnavailable, "sched_getaffinity", errno);
+  }
+  if (cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &allowed)) return Status::Ok();
+  std::string list;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) list += (list.empty() ? "" : ",") + std::to_string(c);
+  }
+  return InvalidArgument(fmt::format("cpu {} is not available here (allowed: {})", cpu, list));
+}
+
+Status PinThisThread(int cpu) {
+  VIGIL_RETURN_IF_ERROR(CheckCpu(cpu));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  const int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  if (rc != 0) return ErrnoStatus(StatusCode::kUnavailable, "pthread_setaffinity_np", rc);
+  return Status::Ok();
+}
+
 Status ReplicaLaunch::Check() const {
   if (key.replica > 2) {
     return InvalidArgument(fmt::format("replica launch: replica index {} (0..2)", key.replica));
@@ -65,6 +91,10 @@ Status ReplicaLaunch::Check() const {
         fmt::format("replica launch: fault '{}' at step {} (flip, crash or "
                     "hang, at a step >= 1)",
                     fault.substr(0, 32), fault_step));
+  }
+  if (cpu != -1) {
+    Status st = CheckCpu(cpu);
+    if (!st.ok()) return InvalidArgument("replica launch: " + st.message());
   }
   if (!OneOf(log_level, {"trace", "debug", "info", "warn", "error", "off"})) {
     return InvalidArgument(fmt::format("replica launch: log level '{}'", log_level.substr(0, 32)));
@@ -146,6 +176,12 @@ Result<pid_t> ProcessTable::Start(const ReplicaLaunch& launch) {
   const pid_t pid = fork();
   if (pid < 0) return ErrnoStatus(StatusCode::kUnavailable, "fork for a replica", errno);
   if (pid == 0) {
+    if (launch.cpu >= 0) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(launch.cpu, &set);
+      sched_setaffinity(0, sizeof(set), &set);  // checked above: the CPU is available
+    }
     execv(argv[0], argv.data());
     std::fprintf(stderr, "cannot run %s: %s\n", argv[0], std::strerror(errno));
     _exit(127);

@@ -145,5 +145,33 @@ TEST_F(NodeAgentTest, StartsReplicasAndInjectsStopContKill) {
   EXPECT_TRUE(WaitFor("killed by signal 9"));
 }
 
+TEST_F(NodeAgentTest, PinsReplicasToTheConfiguredCpus) {
+  node::AgentOptions o;
+  o.node_name = "worker-p";
+  o.replica_binary = script_;
+  o.cpus = {0};
+  node::NodeAgent pinned(o);
+  ASSERT_TRUE(pinned.Start("127.0.0.1:0").ok());
+  auto stub = pb::NodeAgent::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(pinned.port()), grpc::InsecureChannelCredentials()));
+  pb::StartReplicaResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub->StartReplica(&ctx, Valid(), &resp).ok());
+  // The child pins itself between fork and exec: poll until it has.
+  std::string allowed;
+  for (int i = 0; i < 200 && allowed != "0"; ++i) {
+    std::ifstream status("/proc/" + std::to_string(resp.pid()) + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) {
+        allowed = line.substr(line.find_first_not_of(" \t", line.find(':') + 1));
+      }
+    }
+    if (allowed != "0") std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(allowed, "0");
+  EXPECT_NE(node::CheckCpu(100000).message().find("cpu 100000 is not available"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace vigil

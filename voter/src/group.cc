@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "vigil/common/logging.h"
+#include "vigil/node/process.h"
 #include "vigil/replica/context.h"
 #include "vigil/replica/runner.h"
 
@@ -891,7 +892,14 @@ Result<GroupReport> Group::Run() {
     }
   }
   if (o_.channel.method == channel::Method::kPolling) {
-    poller_ = std::thread([this] { PollerLoop(); });
+    poller_ = std::thread([this] {
+      if (o_.voter_cpu >= 0) {
+        if (Status st = node::PinThisThread(o_.voter_cpu); !st.ok()) {
+          Log()->warn("group {}: voter thread not pinned: {}", o_.group, st.ToString());
+        }
+      }
+      PollerLoop();
+    });
   }
   auto next_liveness = Clock::now();
   while (!done_ && !cancelled_) {

@@ -31,13 +31,18 @@ node::ReplicaLaunch MakeLaunch(const LaunchSpec& s, const ReplicaProgram& p) {
 
 // ---- LocalLauncher ----
 
-LocalLauncher::LocalLauncher(std::string replica_binary, ReplicaProgram program, std::string device)
-    : program_(std::move(program)), device_(std::move(device)), table_(std::move(replica_binary)) {}
+LocalLauncher::LocalLauncher(std::string replica_binary, ReplicaProgram program, std::string device,
+                             std::vector<int> cpus)
+    : program_(std::move(program)),
+      device_(std::move(device)),
+      cpus_(std::move(cpus)),
+      table_(std::move(replica_binary)) {}
 
 Status LocalLauncher::Start(const LaunchSpec& spec) {
   group_ = spec.group;
   node::ReplicaLaunch l = MakeLaunch(spec, program_);
   l.device = device_;
+  if (!cpus_.empty()) l.cpu = cpus_[spec.replica % cpus_.size()];
   return table_.Start(l).status();
 }
 

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "vigil/common/logging.h"
+#include "vigil/node/process.h"
 
 namespace vigil::voter {
 
@@ -48,6 +49,11 @@ Status ThreadLauncher::Start(const LaunchSpec& s) {
     o.input_bytes = input_bytes_;
     ThreadReplicaResult r;
     r.spec = s;
+    if (!cpus_.empty()) {
+      if (Status st = node::PinThisThread(cpus_[s.replica % cpus_.size()]); !st.ok()) {
+        log::Get("replica")->warn("thread replica {} not pinned: {}", s.replica, st.ToString());
+      }
+    }
     replica::ReplicaRunStats stats;
     const auto t0 = std::chrono::steady_clock::now();
     r.status = replica::RunReplica(

@@ -28,9 +28,11 @@ struct JobOptions {
   std::string input, output, listen = "127.0.0.1:0", device, replica_binary;
   uint32_t deadline_ms = 20000;
   std::vector<std::string> nodes;  // vigil-node addresses; empty: replicas on this host
-  std::string flip, crash, hang;   // "R:STEP"
-  std::string kill;                // "R:MS"
-  std::string stop;                // "R:MS"
+  std::vector<int> replica_cpus;   // local replicas: pin replica r to replica_cpus[r % n]
+  int voter_cpu = -1;
+  std::string flip, crash, hang;  // "R:STEP"
+  std::string kill;               // "R:MS"
+  std::string stop;               // "R:MS"
 };
 
 // "R:N" -> (R, N); R must name a replica of the group.
@@ -53,6 +55,17 @@ int RunJob(const JobOptions& j) {
   g.mode = *voter::ParseMode(j.mode);
   g.channel.method = *channel::ParseMethod(j.method);
   g.deadline = std::chrono::milliseconds(j.deadline_ms);
+  g.voter_cpu = j.voter_cpu;
+  for (int cpu : j.replica_cpus) {
+    if (Status st = node::CheckCpu(cpu); !st.ok()) {
+      fmt::print(stderr, "error: --replica-cpus: {}\n", st.message());
+      return 2;
+    }
+  }
+  if (Status st = j.voter_cpu < 0 ? Status::Ok() : node::CheckCpu(j.voter_cpu); !st.ok()) {
+    fmt::print(stderr, "error: --voter-cpu: {}\n", st.message());
+    return 2;
+  }
   const auto n = static_cast<uint16_t>(voter::ReplicasOf(g.mode));
   std::pair<uint16_t, uint64_t> flip{0, 0}, crash{0, 0}, hang{0, 0}, kill{0, 0}, stop{0, 0};
   for (auto [flag, value, out] :
@@ -114,7 +127,7 @@ int RunJob(const JobOptions& j) {
   if (j.nodes.empty()) {
     launcher = std::make_unique<voter::LocalLauncher>(
         j.replica_binary.empty() ? node::DefaultReplicaBinary() : j.replica_binary, program,
-        j.device);
+        j.device, j.replica_cpus);
   } else {
     if (j.nodes.size() < n) {
       log::Get("voter")->warn("{} worker nodes for {} replicas: some replicas share a node",
@@ -203,6 +216,10 @@ int main(int argc, char** argv) {
                   "vigil-node agents (host:port,...) to place replicas on; default: start them "
                   "on this host")
       ->delimiter(',');
+  run->add_option("--replica-cpus", j.replica_cpus,
+                  "without --nodes: pin replica r to the r-th of these CPUs (e.g. 1,2,3)")
+      ->delimiter(',');
+  run->add_option("--voter-cpu", j.voter_cpu, "pin the voter's polling thread to this CPU");
   run->add_option("--inject-bitflip", j.flip, "REPLICA:STEP flip a state bit before that step");
   run->add_option("--inject-crash", j.crash, "REPLICA:STEP the replica SIGKILLs itself then");
   run->add_option("--inject-hang", j.hang, "REPLICA:STEP the replica SIGSTOPs itself then");

@@ -2,9 +2,11 @@
 // processes of this worker node on the voter's command, and injects faults into them.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "vigil/common/status.h"
 #include "vigil/node/process.h"
@@ -20,6 +22,8 @@ struct AgentOptions {
   std::string replica_binary;  // empty: DefaultReplicaBinary()
   std::string device;          // RDMA device handed to replicas (empty: first ACTIVE port)
   std::string replica_log_level = "warn";
+  // CPUs to pin replica processes to, one per replica in turn (empty: not pinned).
+  std::vector<int> cpus;
 };
 
 class NodeAgent {
@@ -38,6 +42,7 @@ class NodeAgent {
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  std::atomic<size_t> next_cpu_{0};
 };
 
 }  // namespace vigil::node

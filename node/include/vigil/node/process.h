@@ -15,6 +15,12 @@
 
 namespace vigil::node {
 
+// OK if this process may run on `cpu` (so a child pinned there can run); otherwise an error
+// naming the CPUs it may use.
+Status CheckCpu(int cpu);
+// Pins the calling thread to `cpu`.
+Status PinThisThread(int cpu);
+
 struct ReplicaKey {
   uint32_t group = 0;
   uint32_t replica = 0;
@@ -29,6 +35,7 @@ struct ReplicaLaunch {
   std::string signal = "polling", workload = "crc32", susan_mode = "edges";
   std::string device;  // empty: first ACTIVE port
   std::string log_level = "warn";
+  int cpu = -1;  // pin the process to this CPU (-1: not pinned)
   // Fault armed at start-up: "flip" (state bit flip_bit), "crash" (SIGKILL) or "hang"
   // (SIGSTOP) before step fault_step; "" = none.
   std::string fault;

@@ -56,6 +56,7 @@ struct GroupOptions {
   uint32_t replace_after = 3;
   std::chrono::milliseconds replace_window{60000};
   uint32_t max_incarnations = 8;  // starts per replica slot before the group gives up
+  int voter_cpu = -1;             // pin the polling method's voter thread here (-1: not pinned)
   channel::ChannelOptions channel;
 };
 Status ValidateGroupOptions(const GroupOptions& o);

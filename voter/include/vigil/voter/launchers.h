@@ -31,7 +31,9 @@ struct ReplicaProgram {
 
 class LocalLauncher final : public Launcher {
  public:
-  LocalLauncher(std::string replica_binary, ReplicaProgram program, std::string device);
+  // `cpus`: pin replica r to cpus[r % size] (empty: not pinned).
+  LocalLauncher(std::string replica_binary, ReplicaProgram program, std::string device,
+                std::vector<int> cpus = {});
   Status Start(const LaunchSpec& spec) override;
   void Stop(uint16_t replica, uint32_t incarnation) override;
   Status Inject(uint16_t replica, uint32_t incarnation, Fault fault, uint64_t bit) override;
@@ -40,6 +42,7 @@ class LocalLauncher final : public Launcher {
  private:
   ReplicaProgram program_;
   std::string device_;
+  std::vector<int> cpus_;
   uint32_t group_ = 0;
   node::ProcessTable table_;
 };

@@ -41,6 +41,8 @@ class ThreadLauncher final : public Launcher {
   Status Start(const LaunchSpec& spec) override;
   void Stop(uint16_t replica, uint32_t incarnation) override;
   bool Alive(uint16_t replica, uint32_t incarnation) override;  // its thread has not ended
+  // Pin replica r's thread to cpus[r % size] (empty: not pinned).
+  void set_cpus(std::vector<int> cpus) { cpus_ = std::move(cpus); }
   // Size of each replica's input buffer (default replica::kDefaultInputBytes).
   void set_input_bytes(size_t n) { input_bytes_ = n; }
   // Joins the replica threads and returns what each incarnation reported.
@@ -52,6 +54,7 @@ class ThreadLauncher final : public Launcher {
   channel::ChannelOptions channel_;
   std::chrono::milliseconds verdict_timeout_;
   size_t input_bytes_ = replica::kDefaultInputBytes;
+  std::vector<int> cpus_;
   ProgramFactory factory_;
   std::function<void(const LaunchSpec&, replica::ChannelContext&)> on_ready_;
   std::mutex mu_;
