@@ -51,7 +51,9 @@ Status CheckCpu(int cpu) {
   if (cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &allowed)) return Status::Ok();
   std::string list;
   for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (CPU_ISSET(c, &allowed)) list += (list.empty() ? "" : ",") + std::to_string(c);
+    if (!CPU_ISSET(c, &allowed)) continue;
+    if (!list.empty()) list += ',';
+    list += std::to_string(c);
   }
   return InvalidArgument(fmt::format("cpu {} is not available here (allowed: {})", cpu, list));
 }
