@@ -9,29 +9,6 @@
 namespace vigil::testing {
 namespace {
 
-// Wraps a workload: runs the test's hook before each step and fails or blocks the step when
-// the launcher "killed" or "hung" this incarnation.
-class HookedProgram final : public replica::Program {
- public:
-  HookedProgram(std::unique_ptr<replica::Program> inner, std::function<bool()> killed,
-                std::function<void(uint64_t, replica::ReplicaContext&)> before_step)
-      : inner_(std::move(inner)), killed_(std::move(killed)), before_(std::move(before_step)) {}
-  std::string name() const override { return inner_->name(); }
-  size_t state_bytes() const override { return inner_->state_bytes(); }
-  Status Init(replica::ReplicaContext& ctx) override { return inner_->Init(ctx); }
-  Result<bool> Step(replica::ReplicaContext& ctx) override {
-    if (before_) before_(++steps_, ctx);
-    if (killed_()) return Aborted("thread replica killed by the test");
-    return inner_->Step(ctx);
-  }
-
- private:
-  std::unique_ptr<replica::Program> inner_;
-  std::function<bool()> killed_;
-  std::function<void(uint64_t, replica::ReplicaContext&)> before_;
-  uint64_t steps_ = 0;
-};
-
 std::string ReadAll(std::FILE* f) {
   std::string s;
   std::rewind(f);
@@ -61,13 +38,16 @@ Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Tra
             -> Result<std::unique_ptr<replica::Program>> {
           VIGIL_ASSIGN_OR_RETURN(auto program,
                                  workloads::MakeWorkload(spec.workload, spec.susan_mode));
-          return std::unique_ptr<replica::Program>(std::make_unique<HookedProgram>(
-              std::move(program), [killed] { return killed->load(); },
-              [&spec, s](uint64_t step, replica::ReplicaContext& ctx) {
+          // The test's hook runs before each step; a "killed" thread replica fails its next step.
+          return std::unique_ptr<replica::Program>(std::make_unique<replica::HookedProgram>(
+              std::move(program),
+              [&spec, s, killed](uint64_t step, replica::ReplicaContext& ctx) -> Status {
                 if (spec.hook) {
                   spec.hook(s.replica, s.incarnation, step,
                             static_cast<replica::ChannelContext&>(ctx));
                 }
+                if (killed->load()) return Aborted("thread replica killed by the test");
+                return Status::Ok();
               }));
         });
     launcher.set_input_bytes(spec.input_bytes);

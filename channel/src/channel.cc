@@ -21,6 +21,14 @@ Result<Record> CopyOut(Record r, std::span<std::byte> buf) {
   return r;
 }
 
+// Hands out a record read into `buf` (direct) or the scratch copy (copied out into `buf`), and
+// releases its slot.
+Result<Record> Deliver(RingReader& ring, const Record& r, bool direct, std::span<std::byte> buf) {
+  auto out = direct ? Result<Record>(r) : CopyOut(r, buf);
+  VIGIL_RETURN_IF_ERROR(ring.Release());
+  return out;
+}
+
 // Reads the next record of `ring` into `buf` through a slot-sized scratch copy, then releases it.
 Result<Record> ReadRing(RingReader& ring, std::vector<std::byte>& scratch, std::span<std::byte> buf,
                         std::chrono::nanoseconds timeout) {
@@ -29,9 +37,18 @@ Result<Record> ReadRing(RingReader& ring, std::vector<std::byte>& scratch, std::
   const bool direct = buf.size() >= ring.config().slot_bytes;
   VIGIL_ASSIGN_OR_RETURN(Record r,
                          ring.Read(direct ? buf : std::span<std::byte>(scratch), timeout));
-  auto out = direct ? Result<Record>(r) : CopyOut(r, buf);
-  VIGIL_RETURN_IF_ERROR(ring.Release());
-  return out;
+  return Deliver(ring, r, direct, buf);
+}
+
+// The non-blocking form of ReadRing: one look at the next slot.
+Result<bool> TryReadRing(RingReader& ring, std::vector<std::byte>& scratch,
+                         std::span<std::byte> buf, Record& out) {
+  const bool direct = buf.size() >= ring.config().slot_bytes;
+  Record r;
+  VIGIL_ASSIGN_OR_RETURN(bool got, ring.TryRead(direct ? buf : std::span<std::byte>(scratch), r));
+  if (!got) return false;
+  VIGIL_ASSIGN_OR_RETURN(out, Deliver(ring, r, direct, buf));
+  return true;
 }
 
 class PollingReplicaImpl final : public ReplicaChannel {
@@ -81,18 +98,7 @@ class PollingVoterImpl final : public VoterChannel {
   }
   Result<bool> TryNextEvent(std::span<std::byte> buf, Record& out) override {
     // One look at the next slot: no spinning, so one thread can serve many rings.
-    const bool direct = buf.size() >= events_.config().slot_bytes;
-    Record r;
-    VIGIL_ASSIGN_OR_RETURN(bool got,
-                           events_.TryRead(direct ? buf : std::span<std::byte>(scratch_), r));
-    if (!got) return false;
-    if (direct) {
-      out = r;
-    } else {
-      VIGIL_ASSIGN_OR_RETURN(out, CopyOut(r, buf));
-    }
-    VIGIL_RETURN_IF_ERROR(events_.Release());
-    return true;
+    return TryReadRing(events_, scratch_, buf, out);
   }
   Status Reply(uint16_t kind, std::span<const std::byte> payload,
                std::chrono::nanoseconds timeout) override {

@@ -3,7 +3,8 @@
 #include <fmt/format.h>
 
 #include <cstring>
-#include <thread>
+
+#include "vigil/common/adaptive_wait.h"
 
 namespace vigil::channel {
 namespace {
@@ -22,28 +23,6 @@ Status PostQuiet(transport::Connection& conn, const transport::LocalSlice& src,
   return transport::PostWhenQueueHasRoom(conn,
                                          [&] { return conn.PostWrite(src, dst, wr_id, quiet); });
 }
-
-// Spin, then yield, then sleep: a poller that has waited longer than `spin_us` gives its core
-// away (yield), and after 16x that long sleeps between checks, so idle pollers do not starve
-// busy threads when there are fewer cores than pollers. spin_us = 0: spin forever.
-class AdaptiveWait {
- public:
-  explicit AdaptiveWait(uint32_t spin_us) : spin_(std::chrono::microseconds(spin_us)) {}
-  void Pause(Clock::time_point now) {
-    if (spin_.count() == 0) return;
-    const auto waited = now - start_;
-    if (waited < spin_) return;
-    if (waited < 16 * spin_) {
-      std::this_thread::yield();
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
-  }
-
- private:
-  std::chrono::microseconds spin_;
-  Clock::time_point start_ = Clock::now();
-};
 
 }  // namespace
 

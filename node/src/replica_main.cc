@@ -95,35 +95,25 @@ int main(int argc, char** argv) {
     }
     // Fault injection wraps the program: before step `fault_step` of this incarnation it flips
     // a bit of the state region the voter compares, or the process kills or stops itself.
-    struct Faulty final : replica::Program {
-      replica::Program& inner;
-      std::string fault;
-      uint64_t at, bit, steps = 0;
-      Faulty(replica::Program& p, std::string f, uint64_t a, uint64_t b)
-          : inner(p), fault(std::move(f)), at(a), bit(b) {}
-      std::string name() const override { return inner.name(); }
-      size_t state_bytes() const override { return inner.state_bytes(); }
-      Status Init(replica::ReplicaContext& c) override { return inner.Init(c); }
-      Result<bool> Step(replica::ReplicaContext& c) override {
-        if (++steps == at && !fault.empty()) {
+    replica::HookedProgram faulty(
+        std::move(*program), [&](uint64_t step, replica::ReplicaContext& c) -> Status {
+          if (step != fault_step || fault.empty()) return Status::Ok();
           log::Get("replica")->warn(
               "fault injection: {} before step {}",
-              fault == "flip" ? fmt::format("flipping state bit {}", bit) : fault, at);
+              fault == "flip" ? fmt::format("flipping state bit {}", flip_bit) : fault, step);
           log::Get("replica")->flush();
-          if (fault == "flip") static_cast<replica::ChannelContext&>(c).FlipStateBit(bit);
+          if (fault == "flip") static_cast<replica::ChannelContext&>(c).FlipStateBit(flip_bit);
           if (fault == "crash") raise(SIGKILL);
           if (fault == "hang") raise(SIGSTOP);
-        }
-        return inner.Step(c);
-      }
-    } flipping(**program, fault, fault_step, flip_bit);
+          return Status::Ok();
+        });
     struct sigaction sa {};
     sa.sa_sigaction = OnFlipSignal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, nullptr);
-    Status st = replica::RunReplica(**t, o, flipping,
-                                    [](replica::ChannelContext& ctx) { g_context = &ctx; });
+    Status st =
+        replica::RunReplica(**t, o, faulty, [](replica::ChannelContext& ctx) { g_context = &ctx; });
     g_context = nullptr;
     if (!st.ok()) {
       log::Get("replica")->error("replica {} of group {}: {}", o.replica, o.group, st.ToString());

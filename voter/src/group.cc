@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "vigil/common/adaptive_wait.h"
 #include "vigil/common/logging.h"
 #include "vigil/node/process.h"
 #include "vigil/replica/context.h"
@@ -50,7 +51,8 @@ Status ValidateGroupOptions(const GroupOptions& o) {
 
 // ---- InputSource ----
 
-Result<std::span<const std::byte>> InputSource::ReadAt(uint64_t offset, size_t len) {
+Result<size_t> InputSource::ReadAt(uint64_t offset, std::span<std::byte> dst) {
+  const uint64_t len = dst.size();
   if (offset < base_) {
     return OutOfRange(fmt::format(
         "input offset {} lies before the last agreed checkpoint's offset {}", offset, base_));
@@ -66,12 +68,10 @@ Result<std::span<const std::byte>> InputSource::ReadAt(uint64_t offset, size_t l
     buf_.insert(buf_.end(), chunk, chunk + n);
   }
   const uint64_t end = std::min<uint64_t>(offset + len, base_ + buf_.size());
-  out_.clear();
-  if (end > offset) {
-    out_.assign(buf_.begin() + static_cast<ptrdiff_t>(offset - base_),
-                buf_.begin() + static_cast<ptrdiff_t>(end - base_));
-  }
-  return std::span<const std::byte>(out_);
+  if (end <= offset) return size_t{0};
+  std::copy(buf_.begin() + static_cast<ptrdiff_t>(offset - base_),
+            buf_.begin() + static_cast<ptrdiff_t>(end - base_), dst.begin());
+  return static_cast<size_t>(end - offset);
 }
 
 void InputSource::Trim(uint64_t offset) {
@@ -162,6 +162,34 @@ Status Group::StartIncarnation(uint16_t slot) {
   return st;
 }
 
+namespace {
+
+// A replica's region must lie in [min, 1 GiB] and, once the group knows the size (`group`
+// != 0), have exactly that size.
+Status CheckRegionLength(uint16_t slot, const char* what, uint64_t length, uint64_t min,
+                         uint64_t group) {
+  if (length >= min && length <= kMaxStateBytes && (group == 0 || length == group)) {
+    return Status::Ok();
+  }
+  return InvalidArgument(fmt::format(
+      "replica {}: {} region of {} bytes (must be {}..{} bytes{})", slot, what, length, min,
+      kMaxStateBytes, group == 0 ? "" : fmt::format(" and equal the group's {}", group)));
+}
+
+}  // namespace
+
+// The first replica fixes the group's size of a region; the voter registers a staging buffer of
+// that size for copies through it.
+Status Group::StageFor(uint64_t length, uint64_t& group_bytes,
+                       std::optional<transport::RegisteredBuffer>& staging) {
+  if (group_bytes != 0) return Status::Ok();
+  VIGIL_ASSIGN_OR_RETURN(
+      auto buf, transport::RegisteredBuffer::Allocate(transport_, length, transport::kLocalWrite));
+  staging.emplace(std::move(buf));
+  group_bytes = length;
+  return Status::Ok();
+}
+
 Result<std::vector<transport::RemoteRegion>> Group::Accept(
     uint16_t slot, uint32_t inc, std::shared_ptr<channel::VoterEnd> end,
     std::unique_ptr<transport::Connection> conn, const transport::PeerInfo& peer) {
@@ -175,35 +203,14 @@ Result<std::vector<transport::RemoteRegion>> Group::Accept(
   VIGIL_ASSIGN_OR_RETURN(transport::RemoteRegion state, peer.Region("replica-state"));
   VIGIL_ASSIGN_OR_RETURN(transport::RemoteRegion ckpt, peer.Region("replica-checkpoint"));
   VIGIL_ASSIGN_OR_RETURN(transport::RemoteRegion input, peer.Region("replica-input"));
-  if (input.length < 4096 || input.length > kMaxStateBytes ||
-      (input_bytes_ != 0 && input.length != input_bytes_)) {
-    return InvalidArgument(
-        fmt::format("replica {}: input region of {} bytes (4 KiB .. 1 GiB, the "
-                    "same for every replica{})",
-                    slot, input.length, input_bytes_ ? fmt::format(": {}", input_bytes_) : ""));
-  }
-  if (input_bytes_ == 0) {
-    VIGIL_ASSIGN_OR_RETURN(auto ib, transport::RegisteredBuffer::Allocate(transport_, input.length,
-                                                                          transport::kLocalWrite));
-    input_staging_.emplace(std::move(ib));
-    input_bytes_ = input.length;
-  }
-  if (state.length != ckpt.length || state.length < replica::kStateMetaBytes ||
-      state.length > kMaxStateBytes) {
-    return InvalidArgument(fmt::format(
-        "replica {}: state region of {} bytes and checkpoint region of {} bytes (must be equal, "
-        "{}..{})",
-        slot, state.length, ckpt.length, replica::kStateMetaBytes, kMaxStateBytes));
-  }
-  if (state_bytes_ == 0) {
-    VIGIL_ASSIGN_OR_RETURN(auto buf, transport::RegisteredBuffer::Allocate(transport_, state.length,
-                                                                           transport::kLocalWrite));
-    staging_.emplace(std::move(buf));
-    state_bytes_ = state.length;
-  } else if (state.length != state_bytes_) {
-    return InvalidArgument(fmt::format("replica {}: state region of {} bytes, the group's is {}",
-                                       slot, state.length, state_bytes_));
-  }
+  // Everything is checked before anything is allocated for the group.
+  VIGIL_RETURN_IF_ERROR(
+      CheckRegionLength(slot, "state", state.length, replica::kStateMetaBytes, state_bytes_));
+  VIGIL_RETURN_IF_ERROR(
+      CheckRegionLength(slot, "checkpoint", ckpt.length, state.length, state.length));
+  VIGIL_RETURN_IF_ERROR(CheckRegionLength(slot, "input", input.length, 4096, input_bytes_));
+  VIGIL_RETURN_IF_ERROR(StageFor(state.length, state_bytes_, staging_));
+  VIGIL_RETURN_IF_ERROR(StageFor(input.length, input_bytes_, input_staging_));
   VIGIL_RETURN_IF_ERROR(end->Attach(*conn, peer));
   auto link = std::make_shared<Link>();
   link->end = end;
@@ -298,8 +305,7 @@ void Group::PollerLoop() {
   };
   std::vector<Polled> polled;
   uint64_t seen = ~uint64_t{0};
-  const auto spin = std::chrono::microseconds(o_.channel.spin_us);
-  auto idle_since = Clock::now();
+  AdaptiveWait wait(o_.channel.spin_us);
   auto deliver = [&](Polled& p) {
     p.awaiting = false;
     if (!DeliverVerdict(p.slot, p.inc, *p.link)) p.finished = true;
@@ -354,16 +360,12 @@ void Group::PollerLoop() {
         p.finished = true;
       }
     }
-    // Spin while busy; when idle longer than spin_us, yield, then sleep (ring.h's policy).
+    // Spin while busy; when idle longer than spin_us, yield, then sleep.
     const auto now = Clock::now();
     if (progress) {
-      idle_since = now;
-    } else if (spin.count() > 0 && now - idle_since > spin) {
-      if (now - idle_since < 16 * spin) {
-        std::this_thread::yield();
-      } else {
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-      }
+      wait.Restart(now);
+    } else {
+      wait.Pause(now);
     }
   }
   // Last verdicts (the exit, an abort) still go out.
@@ -401,18 +403,18 @@ void Group::CheckLiveness(std::unique_lock<std::mutex>& lock) {
 bool Group::WaitForVerdict(Link& link) {
   // Spin (the verdict usually follows within microseconds), then yield, then sleep on the
   // condition variable: waiting threads must not starve the replicas when cores are short.
-  const auto spin = std::chrono::microseconds(o_.channel.spin_us);
-  const auto start = Clock::now();
+  const AdaptiveWait wait(o_.channel.spin_us);
   for (uint32_t i = 1;; ++i) {
     if (link.has_verdict.load(std::memory_order_acquire)) return true;
     if (link.stop.load(std::memory_order_relaxed)) return false;
     if ((i & 63) != 0) continue;
-    const auto waited = Clock::now() - start;
-    if (spin.count() == 0 || waited < spin) continue;
-    if (waited < 16 * spin) {
+    const AdaptiveWait::Phase phase = wait.PhaseAt(Clock::now());
+    if (phase == AdaptiveWait::Phase::kSpin) continue;
+    if (phase == AdaptiveWait::Phase::kYield) {
       std::this_thread::yield();
       continue;
     }
+    // Sleep on the condition variable: a decision wakes sleepers at once.
     std::unique_lock lock(mu_);
     ++sleepers_;
     cv_.wait_for(lock, 1ms, [&] { return link.has_verdict.load() || link.stop.load(); });
@@ -576,11 +578,11 @@ Status Group::CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const 
 Result<uint64_t> Group::Apply(const Ballot& w) {
   switch (w.kind) {
     case EventKind::kInput: {
-      // Read once into the staging buffer; DeliverInput writes it to every replica.
-      VIGIL_ASSIGN_OR_RETURN(auto bytes,
-                             input_.ReadAt(w.h.arg0, std::min<uint64_t>(w.h.arg1, input_bytes_)));
-      if (!bytes.empty()) std::memcpy(input_staging_->data(), bytes.data(), bytes.size());
-      return uint64_t{bytes.size()};
+      // Read once, straight into the staging buffer; DeliverInput writes it to every replica.
+      const auto want = static_cast<size_t>(std::min<uint64_t>(w.h.arg1, input_bytes_));
+      VIGIL_ASSIGN_OR_RETURN(size_t n,
+                             input_.ReadAt(w.h.arg0, std::span(input_staging_->data(), want)));
+      return uint64_t{n};
     }
     case EventKind::kOutput: {
       const uint64_t off = w.h.arg0, len = w.data.size();
@@ -682,6 +684,19 @@ void Group::Decide(std::unique_lock<std::mutex>&) {
   if (sleepers_ > 0 || done_) cv_.notify_all();
 }
 
+bool Group::Admit(uint16_t j, uint16_t from, bool from_checkpoint, const uint64_t* digest,
+                  uint64_t at_event, const std::string& how) {
+  if (Status st = CopyState(from, from_checkpoint, j, digest); !st.ok()) {
+    Replace(j, "state transfer failed: " + st.ToString());
+    return false;
+  }
+  Log()->info("group {}: replica {} {} (RDMA READ + WRITE of {} bytes)", o_.group, j, how,
+              state_bytes_);
+  members_[j]->state = Member::State::kLive;
+  Answer(j, VerdictKind::kRepaired, 0, at_event, {});
+  return true;
+}
+
 void Group::RecoverFromCheckpoint(const std::vector<uint16_t>& joiners) {
   ++report_.rounds;
   const Member* survivor = nullptr;
@@ -691,16 +706,11 @@ void Group::RecoverFromCheckpoint(const std::vector<uint16_t>& joiners) {
   // Newcomers get the survivor's last agreed checkpoint (agreed by the vote, so trustworthy);
   // the survivors roll back to it.
   for (uint16_t j : joiners) {
-    if (Status st = CopyState(survivor->slot, true, j, nullptr); !st.ok()) {
-      Replace(j, "state transfer failed: " + st.ToString());
+    if (!Admit(j, survivor->slot, true, nullptr, checkpoint_event_,
+               fmt::format("recovered from replica {}'s checkpoint at event {}", survivor->slot,
+                           checkpoint_event_))) {
       return;
     }
-    Log()->info(
-        "group {}: replica {} recovered from replica {}'s checkpoint at event {} (RDMA READ + "
-        "WRITE of {} bytes)",
-        o_.group, j, survivor->slot, checkpoint_event_, state_bytes_);
-    members_[j]->state = Member::State::kLive;
-    Answer(j, VerdictKind::kRepaired, 0, checkpoint_event_, {});
   }
   ++report_.rollbacks;
   for (auto& m : members_) {
@@ -823,17 +833,9 @@ void Group::DecideTmr(const std::vector<uint16_t>& joiners) {
   // Newcomers join at an agreed checkpoint, with the state every healthy replica holds there.
   if (winner.kind == EventKind::kCheckpoint) {
     for (uint16_t j : joiners) {
-      Status st = CopyState(healthy->slot, false, j, &winner.h.state_digest);
-      if (!st.ok()) {
-        Replace(j, "state transfer failed: " + st.ToString());
-        continue;
-      }
-      Log()->info(
-          "group {}: replica {} joined at the checkpoint at event {} (RDMA READ + WRITE "
-          "of {} bytes from replica {})",
-          o_.group, j, winner.h.event_seq, state_bytes_, healthy->slot);
-      members_[j]->state = Member::State::kLive;
-      Answer(j, VerdictKind::kRepaired, 0, winner.h.event_seq, {});
+      Admit(j, healthy->slot, false, &winner.h.state_digest, winner.h.event_seq,
+            fmt::format("joined at the checkpoint at event {} from replica {}", winner.h.event_seq,
+                        healthy->slot));
     }
   }
   Result<uint64_t> arg = Apply(winner);

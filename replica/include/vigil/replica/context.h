@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -125,6 +126,28 @@ class Program {
   virtual Status Init(ReplicaContext& ctx) = 0;
   // One step of work; true when the program has finished.
   virtual Result<bool> Step(ReplicaContext& ctx) = 0;
+};
+
+// A program with a hook run before each of its steps (fault injection, tests). The hook sees the
+// step number (from 1, counted by this wrapper) and the context; a failure it returns fails the
+// step as the program's own would.
+class HookedProgram final : public Program {
+ public:
+  using Hook = std::function<Status(uint64_t step, ReplicaContext& ctx)>;
+  HookedProgram(std::unique_ptr<Program> inner, Hook before_step)
+      : inner_(std::move(inner)), before_(std::move(before_step)) {}
+  std::string name() const override { return inner_->name(); }
+  size_t state_bytes() const override { return inner_->state_bytes(); }
+  Status Init(ReplicaContext& ctx) override { return inner_->Init(ctx); }
+  Result<bool> Step(ReplicaContext& ctx) override {
+    VIGIL_RETURN_IF_ERROR(before_(++steps_, ctx));
+    return inner_->Step(ctx);
+  }
+
+ private:
+  std::unique_ptr<Program> inner_;
+  Hook before_;
+  uint64_t steps_ = 0;
 };
 
 // Runs the program to its end: Init (unless the state already holds a checkpoint, as after a

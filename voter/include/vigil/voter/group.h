@@ -90,8 +90,9 @@ class Launcher {
 class InputSource {
  public:
   explicit InputSource(std::FILE* in) : in_(in) {}
-  // Up to `len` bytes at `offset` (fewer at end of input).
-  Result<std::span<const std::byte>> ReadAt(uint64_t offset, size_t len);
+  // Copies up to dst.size() bytes at `offset` into `dst` (fewer at end of input); returns the
+  // count.
+  Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> dst);
   // Bytes before `offset` will not be asked for again.
   void Trim(uint64_t offset);
 
@@ -100,7 +101,6 @@ class InputSource {
   std::deque<std::byte> buf_;
   uint64_t base_ = 0;  // offset of buf_[0]
   bool eof_ = false;
-  std::vector<std::byte> out_;
 };
 
 struct GroupReport {
@@ -147,6 +147,8 @@ class Group {
                                                       std::shared_ptr<channel::VoterEnd> end,
                                                       std::unique_ptr<transport::Connection> conn,
                                                       const transport::PeerInfo& peer);
+  Status StageFor(uint64_t length, uint64_t& group_bytes,
+                  std::optional<transport::RegisteredBuffer>& staging);
   void MemberLoop(uint16_t slot, uint32_t incarnation, std::shared_ptr<Link> link);
   void PollerLoop();
   // Decodes and votes one event (deciding the round if it completes it); false: the replica
@@ -161,6 +163,11 @@ class Group {
   void DecideDmr();
   void DecideTmr(const std::vector<uint16_t>& joiners);
   void RecoverFromCheckpoint(const std::vector<uint16_t>& joiners);
+  // Copies `from`'s state (or last checkpoint), checked against `digest` if given, into
+  // newcomer `j` and admits it as live (answered "repaired" for the state at `at_event`). False
+  // if the copy failed and `j` was replaced again.
+  bool Admit(uint16_t j, uint16_t from, bool from_checkpoint, const uint64_t* digest,
+             uint64_t at_event, const std::string& how);
   std::chrono::steady_clock::time_point DeadlineOf(const Member& m) const;
   size_t LiveCount() const;
   // Carries out the agreed effect once; returns the verdict's arg (input: bytes staged).
