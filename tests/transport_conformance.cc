@@ -259,6 +259,58 @@ TEST_P(Conformance, ReadFromWriteOnlyRegionIsRejected) {
   EXPECT_EQ(WaitSend().status, WcStatus::kRemoteAccessError);
 }
 
+TEST_P(Conformance, RegistrationIsUsableOnlyThroughItsOwnProtectionDomain) {
+  // Side b gets two fresh domains, each with a connection to a connection of side a, and one
+  // registration of the same bytes in domain 1. Its key works through domain 1's connection;
+  // through domain 2's it is a remote access error, and nothing lands.
+  auto d1 = p_.t.b->CreateDomain();
+  ASSERT_TRUE(d1.ok()) << d1.status();
+  auto d2 = p_.t.b->CreateDomain();
+  ASSERT_TRUE(d2.ok()) << d2.status();
+  ConnectionOptions opts;
+  opts.sq_depth = 16;
+  opts.rq_depth = 16;
+  auto make_pair =
+      [&](transport::ProtectionDomain& d,
+          const char* name) -> std::pair<std::unique_ptr<Connection>, std::unique_ptr<Connection>> {
+    opts.name = name;
+    auto mine = p_.t.a->CreateConnection(opts);
+    auto theirs = d.CreateConnection(opts);
+    EXPECT_TRUE(mine.ok() && theirs.ok());
+    if (!mine.ok() || !theirs.ok()) return {};
+    EXPECT_TRUE((*mine)->Connect((*theirs)->local_endpoint()).ok());
+    EXPECT_TRUE((*theirs)->Connect((*mine)->local_endpoint()).ok());
+    return {std::move(*mine), std::move(*theirs)};
+  };
+  auto [a1, b1] = make_pair(**d1, "a-to-domain1");
+  auto [a2, b2] = make_pair(**d2, "a-to-domain2");
+  ASSERT_TRUE(a1 && a2);
+  auto mr = (*d1)->Register(p_.bbuf->data(), 4096, transport::kAllAccess);
+  ASSERT_TRUE(mr.ok()) << mr.status();
+  const transport::RemoteAddr dst{reinterpret_cast<uint64_t>(p_.bbuf->data()), (*mr)->rkey()};
+  std::memset(p_.bbuf->data(), 0, 4096);
+  Fill(*p_.abuf, 5);
+
+  ASSERT_TRUE(a2->PostWrite(p_.abuf->mr().Slice(0, 64), dst, 61).ok());
+  auto c2 = a2->WaitSend(kWait);
+  ASSERT_TRUE(c2.ok()) << c2.status();
+  EXPECT_EQ(c2->status, WcStatus::kRemoteAccessError) << c2->ToStatus("a-to-domain2");
+  for (size_t i = 0; i < 64; ++i) ASSERT_EQ(p_.bbuf->data()[i], std::byte{0}) << "byte " << i;
+
+  ASSERT_TRUE(a1->PostWrite(p_.abuf->mr().Slice(0, 64), dst, 62).ok());
+  auto c1 = a1->WaitSend(kWait);
+  ASSERT_TRUE(c1.ok()) << c1.status();
+  EXPECT_TRUE(c1->ok()) << c1->ToStatus("a-to-domain1");
+  EXPECT_EQ(0, std::memcmp(p_.bbuf->data(), p_.abuf->data(), 64));
+
+  // Deregistration revokes the key at once, on the connection it was valid for.
+  mr->reset();
+  ASSERT_TRUE(a1->PostWrite(p_.abuf->mr().Slice(0, 64), dst, 63).ok());
+  c1 = a1->WaitSend(kWait);
+  ASSERT_TRUE(c1.ok()) << c1.status();
+  EXPECT_EQ(c1->status, WcStatus::kRemoteAccessError) << c1->ToStatus("a-to-domain1");
+}
+
 TEST_P(Conformance, PeerGoneFailsInBoundedTime) {
   p_.b.reset();  // the peer's queue pair is destroyed: nothing will ever acknowledge
   const auto start = std::chrono::steady_clock::now();

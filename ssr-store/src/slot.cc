@@ -69,8 +69,8 @@ Status CheckRegion(size_t region_bytes, size_t capacity) {
 
 size_t RegionBytes(size_t capacity) { return 2 * SlotBytes(capacity); }
 
-Status Write(std::span<std::byte> region, size_t capacity, const Identity& id, uint64_t epoch,
-             std::span<const std::byte> payload) {
+Result<Written> Write(std::span<std::byte> region, size_t capacity, const Identity& id,
+                      uint64_t epoch, std::span<const std::byte> payload) {
   VIGIL_RETURN_IF_ERROR(CheckRegion(region.size(), capacity));
   if (payload.size() > capacity) {
     return OutOfRange(
@@ -103,7 +103,7 @@ Status Write(std::span<std::byte> region, size_t capacity, const Identity& id, u
   std::byte* slot = region.data() + target * SlotBytes(capacity);
   std::memcpy(slot + sizeof(out), payload.data(), payload.size());
   std::memcpy(slot, &out, sizeof(out));
-  return Status::Ok();
+  return Written{target * SlotBytes(capacity), kSlotHeaderBytes + payload.size(), out.seq};
 }
 
 Result<State> Read(std::span<const std::byte> region, size_t capacity, const Identity& id) {

@@ -91,7 +91,12 @@ class SsrSlots : public ::testing::Test {
   ssr::Identity id{7, 42};
 
   Status Put(const std::string& s, uint64_t epoch = 1) {
-    return ssr::Write(region, kCap, id, epoch, std::as_bytes(std::span(s.data(), s.size())));
+    auto w = ssr::Write(region, kCap, id, epoch, std::as_bytes(std::span(s.data(), s.size())));
+    if (!w.ok()) return w.status();
+    // Only the reported slot may have changed, and it is one of the two slots.
+    EXPECT_TRUE(w->offset == 0 || w->offset == region.size() / 2) << w->offset;
+    EXPECT_EQ(w->length, ssr::kSlotHeaderBytes + s.size());
+    return Status::Ok();
   }
   std::string Text(const ssr::State& st) {
     return std::string(reinterpret_cast<const char*>(st.payload.data()), st.payload.size());

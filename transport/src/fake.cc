@@ -19,6 +19,7 @@ struct Registration {
   std::byte* data;
   size_t size;
   uint32_t access;
+  uint32_t domain;  // usable only through connections of the same protection domain
 };
 
 struct PostedRecv {
@@ -70,6 +71,7 @@ struct FakeFabric::State {
   std::condition_variable cv;  // any queue changed
   uint32_t next_key = 0x1000;
   uint32_t next_qpn = 0x100;
+  uint32_t next_domain = 1;
   std::map<uint32_t, Registration> regs;      // by rkey
   std::map<uint32_t, FakeConnection*> conns;  // by qpn
 };
@@ -95,8 +97,9 @@ class FakeMemoryRegion final : public MemoryRegion {
 
 class FakeConnection final : public Connection {
  public:
-  FakeConnection(std::shared_ptr<FakeFabric> fabric, ConnectionOptions opts, uint32_t qpn)
-      : fabric_(std::move(fabric)), opts_(std::move(opts)), qpn_(qpn) {}
+  FakeConnection(std::shared_ptr<FakeFabric> fabric, ConnectionOptions opts, uint32_t qpn,
+                 uint32_t domain)
+      : fabric_(std::move(fabric)), opts_(std::move(opts)), qpn_(qpn), domain_(domain) {}
 
   ~FakeConnection() override {
     std::lock_guard lock(S().mu);
@@ -131,7 +134,7 @@ class FakeConnection final : public Connection {
     VIGIL_RETURN_IF_ERROR(CheckPost(src, "RDMA_WRITE"));
     FakeConnection* peer = Peer();
     if (peer == nullptr) return PeerGone(wr_id);
-    std::byte* target = Resolve(dst, src.length, kRemoteWrite);
+    std::byte* target = Resolve(*peer, dst, src.length, kRemoteWrite);
     if (target == nullptr) return AccessError(peer, wr_id);
     std::memcpy(target, src.mr->data() + src.offset, src.length);
     if (flags.imm) peer->Deliver(Inbound{{}, false, true, *flags.imm, 0, 0, false});
@@ -144,7 +147,7 @@ class FakeConnection final : public Connection {
     VIGIL_RETURN_IF_ERROR(CheckPost(dst, "RDMA_READ"));
     FakeConnection* peer = Peer();
     if (peer == nullptr) return PeerGone(wr_id);
-    std::byte* source = Resolve(src, dst.length, kRemoteRead);
+    std::byte* source = Resolve(*peer, src, dst.length, kRemoteRead);
     if (source == nullptr) return AccessError(peer, wr_id);
     std::memcpy(dst.mr->data() + dst.offset, source, dst.length);
     Complete(send_cq_, wr_id, Opcode::kRead, WcStatus::kSuccess, static_cast<uint32_t>(dst.length));
@@ -224,10 +227,14 @@ class FakeConnection final : public Connection {
     return Status::Ok();
   }
 
-  // The peer memory [addr, addr+len) if the key grants `need` over all of it, else nullptr.
-  std::byte* Resolve(RemoteAddr a, size_t len, uint32_t need) {
+  // The peer memory [addr, addr+len) if the key grants `need` over all of it and belongs to the
+  // responder's protection domain, else nullptr.
+  std::byte* Resolve(const FakeConnection& responder, RemoteAddr a, size_t len, uint32_t need) {
     auto it = S().regs.find(a.rkey);
-    if (it == S().regs.end() || (it->second.access & need) == 0) return nullptr;
+    if (it == S().regs.end() || (it->second.access & need) == 0 ||
+        it->second.domain != responder.domain_) {
+      return nullptr;
+    }
     const auto base = reinterpret_cast<uint64_t>(it->second.data);
     if (a.addr < base || a.addr - base > it->second.size ||
         len > it->second.size - (a.addr - base)) {
@@ -329,6 +336,7 @@ class FakeConnection final : public Connection {
   std::shared_ptr<FakeFabric> fabric_;
   ConnectionOptions opts_;
   uint32_t qpn_;
+  uint32_t domain_;
   uint32_t peer_qpn_ = 0;
   bool connected_ = false;
   bool broken_ = false;
@@ -338,10 +346,56 @@ class FakeConnection final : public Connection {
   std::deque<Inbound> inbound_;
 };
 
+Result<std::unique_ptr<MemoryRegion>> RegisterIn(const std::shared_ptr<FakeFabric>& fabric,
+                                                 uint32_t domain, void* addr, size_t size,
+                                                 uint32_t access) {
+  if (addr == nullptr || size == 0) {
+    return InvalidArgument(fmt::format("cannot register {} bytes at {}", size, addr));
+  }
+  auto& s = fabric->state();
+  std::lock_guard lock(s.mu);
+  const uint32_t key = s.next_key++;
+  s.regs[key] = Registration{static_cast<std::byte*>(addr), size, access, domain};
+  return std::unique_ptr<MemoryRegion>(
+      new FakeMemoryRegion(fabric, static_cast<std::byte*>(addr), size, key, access));
+}
+
+Result<std::unique_ptr<Connection>> CreateIn(const std::shared_ptr<FakeFabric>& fabric,
+                                             uint32_t domain, const ConnectionOptions& opts) {
+  auto& s = fabric->state();
+  std::lock_guard lock(s.mu);
+  const uint32_t qpn = s.next_qpn++;
+  auto conn = std::make_unique<FakeConnection>(fabric, opts, qpn, domain);
+  s.conns[qpn] = conn.get();
+  return std::unique_ptr<Connection>(std::move(conn));
+}
+
+uint32_t NewDomain(FakeFabric& fabric) {
+  std::lock_guard lock(fabric.state().mu);
+  return fabric.state().next_domain++;
+}
+
+class FakeDomain final : public ProtectionDomain {
+ public:
+  explicit FakeDomain(std::shared_ptr<FakeFabric> fabric)
+      : fabric_(std::move(fabric)), domain_(NewDomain(*fabric_)) {}
+  Result<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t size,
+                                                 uint32_t access) override {
+    return RegisterIn(fabric_, domain_, addr, size, access);
+  }
+  Result<std::unique_ptr<Connection>> CreateConnection(const ConnectionOptions& opts) override {
+    return CreateIn(fabric_, domain_, opts);
+  }
+
+ private:
+  std::shared_ptr<FakeFabric> fabric_;
+  uint32_t domain_;
+};
+
 }  // namespace
 
 FakeTransport::FakeTransport(std::shared_ptr<FakeFabric> fabric, std::string node_name)
-    : fabric_(std::move(fabric)), node_name_(std::move(node_name)) {}
+    : fabric_(std::move(fabric)), node_name_(std::move(node_name)), domain_(NewDomain(*fabric_)) {}
 
 std::string FakeTransport::Describe() const {
   return fmt::format("FAKE in-process transport (node '{}'; no NIC, memcpy emulation)", node_name_);
@@ -349,24 +403,15 @@ std::string FakeTransport::Describe() const {
 
 Result<std::unique_ptr<MemoryRegion>> FakeTransport::Register(void* addr, size_t size,
                                                               uint32_t access) {
-  if (addr == nullptr || size == 0) {
-    return InvalidArgument(fmt::format("cannot register {} bytes at {}", size, addr));
-  }
-  auto& s = fabric_->state();
-  std::lock_guard lock(s.mu);
-  const uint32_t key = s.next_key++;
-  s.regs[key] = Registration{static_cast<std::byte*>(addr), size, access};
-  return std::unique_ptr<MemoryRegion>(
-      new FakeMemoryRegion(fabric_, static_cast<std::byte*>(addr), size, key, access));
+  return RegisterIn(fabric_, domain_, addr, size, access);
 }
 
 Result<std::unique_ptr<Connection>> FakeTransport::CreateConnection(const ConnectionOptions& opts) {
-  auto& s = fabric_->state();
-  std::lock_guard lock(s.mu);
-  const uint32_t qpn = s.next_qpn++;
-  auto conn = std::make_unique<FakeConnection>(fabric_, opts, qpn);
-  s.conns[qpn] = conn.get();
-  return std::unique_ptr<Connection>(std::move(conn));
+  return CreateIn(fabric_, domain_, opts);
+}
+
+Result<std::unique_ptr<ProtectionDomain>> FakeTransport::CreateDomain() {
+  return std::unique_ptr<ProtectionDomain>(new FakeDomain(fabric_));
 }
 
 }  // namespace vigil::transport

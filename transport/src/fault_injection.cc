@@ -46,9 +46,23 @@ std::optional<FaultRule> FaultInjector::Next(uint32_t op) {
 Result<std::unique_ptr<FaultInjectingConnection>> FaultInjectingConnection::Wrap(
     std::unique_ptr<Connection> inner, std::shared_ptr<FaultInjector> injector,
     Transport& transport, size_t scratch_bytes) {
-  std::unique_ptr<FaultInjectingConnection> c(new FaultInjectingConnection());
   VIGIL_ASSIGN_OR_RETURN(auto scratch,
                          RegisteredBuffer::Allocate(transport, scratch_bytes, kLocalWrite));
+  return Make(std::move(inner), std::move(injector), std::move(scratch));
+}
+
+Result<std::unique_ptr<FaultInjectingConnection>> FaultInjectingConnection::Wrap(
+    std::unique_ptr<Connection> inner, std::shared_ptr<FaultInjector> injector,
+    ProtectionDomain& domain, size_t scratch_bytes) {
+  VIGIL_ASSIGN_OR_RETURN(auto scratch,
+                         RegisteredBuffer::Allocate(domain, scratch_bytes, kLocalWrite));
+  return Make(std::move(inner), std::move(injector), std::move(scratch));
+}
+
+std::unique_ptr<FaultInjectingConnection> FaultInjectingConnection::Make(
+    std::unique_ptr<Connection> inner, std::shared_ptr<FaultInjector> injector,
+    RegisteredBuffer scratch) {
+  std::unique_ptr<FaultInjectingConnection> c(new FaultInjectingConnection());
   c->scratch_ = std::make_unique<RegisteredBuffer>(std::move(scratch));
   c->inner_ = std::move(inner);
   c->injector_ = std::move(injector);
@@ -157,6 +171,34 @@ Result<std::unique_ptr<Connection>> FaultInjectingTransport::CreateConnection(
   VIGIL_ASSIGN_OR_RETURN(auto wrapped,
                          FaultInjectingConnection::Wrap(std::move(conn), injector_, inner_));
   return std::unique_ptr<Connection>(std::move(wrapped));
+}
+
+namespace {
+class FaultInjectingDomain final : public ProtectionDomain {
+ public:
+  FaultInjectingDomain(std::unique_ptr<ProtectionDomain> inner,
+                       std::shared_ptr<FaultInjector> injector)
+      : inner_(std::move(inner)), injector_(std::move(injector)) {}
+  Result<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t size,
+                                                 uint32_t access) override {
+    return inner_->Register(addr, size, access);
+  }
+  Result<std::unique_ptr<Connection>> CreateConnection(const ConnectionOptions& opts) override {
+    VIGIL_ASSIGN_OR_RETURN(auto conn, inner_->CreateConnection(opts));
+    VIGIL_ASSIGN_OR_RETURN(auto wrapped,
+                           FaultInjectingConnection::Wrap(std::move(conn), injector_, *inner_));
+    return std::unique_ptr<Connection>(std::move(wrapped));
+  }
+
+ private:
+  std::unique_ptr<ProtectionDomain> inner_;
+  std::shared_ptr<FaultInjector> injector_;
+};
+}  // namespace
+
+Result<std::unique_ptr<ProtectionDomain>> FaultInjectingTransport::CreateDomain() {
+  VIGIL_ASSIGN_OR_RETURN(auto domain, inner_.CreateDomain());
+  return std::unique_ptr<ProtectionDomain>(new FaultInjectingDomain(std::move(domain), injector_));
 }
 
 }  // namespace vigil::transport

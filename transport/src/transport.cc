@@ -86,6 +86,18 @@ void RegisteredBuffer::Free::operator()(std::byte* p) const { std::free(p); }
 
 Result<RegisteredBuffer> RegisteredBuffer::Allocate(Transport& transport, size_t size,
                                                     uint32_t access) {
+  return AllocateWith(
+      [&](void* a, size_t n, uint32_t acc) { return transport.Register(a, n, acc); }, size, access);
+}
+
+Result<RegisteredBuffer> RegisteredBuffer::Allocate(ProtectionDomain& domain, size_t size,
+                                                    uint32_t access) {
+  return AllocateWith([&](void* a, size_t n, uint32_t acc) { return domain.Register(a, n, acc); },
+                      size, access);
+}
+
+Result<RegisteredBuffer> RegisteredBuffer::AllocateWith(const RegisterFn& reg, size_t size,
+                                                        uint32_t access) {
   if (size == 0) return InvalidArgument("cannot allocate a registered buffer of 0 bytes");
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   if (size > std::numeric_limits<size_t>::max() - page) {
@@ -99,7 +111,7 @@ Result<RegisteredBuffer> RegisteredBuffer::Allocate(Transport& transport, size_t
   std::memset(mem, 0, rounded);
   RegisteredBuffer buf;
   buf.mem_.reset(static_cast<std::byte*>(mem));
-  VIGIL_ASSIGN_OR_RETURN(buf.mr_, transport.Register(mem, size, access));
+  VIGIL_ASSIGN_OR_RETURN(buf.mr_, reg(mem, size, access));
   return buf;
 }
 

@@ -149,8 +149,9 @@ class CompletionQueue {
 
 class VerbsConnectionImpl final : public VerbsConnection {
  public:
-  VerbsConnectionImpl(std::shared_ptr<VerbsDevice> dev, ConnectionOptions opts)
-      : dev_(std::move(dev)), opts_(std::move(opts)) {}
+  VerbsConnectionImpl(std::shared_ptr<VerbsDevice> dev, std::shared_ptr<ibv_pd> pd,
+                      ConnectionOptions opts)
+      : dev_(std::move(dev)), pd_(std::move(pd)), opts_(std::move(opts)) {}
 
   ~VerbsConnectionImpl() override {
     qp_.reset();  // the QP goes before the CQs it points at
@@ -181,7 +182,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
     // Devices cap inline data differently: ask for the configured size, halve on refusal.
     for (uint32_t inl = opts_.max_inline;; inl /= 2) {
       init.cap.max_inline_data = inl;
-      qp_.reset(ibv_create_qp(dev_->pd(), &init));
+      qp_.reset(ibv_create_qp(pd_.get(), &init));
       if (qp_ || inl == 0) break;
     }
     if (!qp_) {
@@ -545,6 +546,7 @@ class VerbsConnectionImpl final : public VerbsConnection {
   }
 
   std::shared_ptr<VerbsDevice> dev_;
+  std::shared_ptr<ibv_pd> pd_;  // the QP's protection domain (outlives the QP)
   ConnectionOptions opts_;
   CompletionQueue send_cq_;
   CompletionQueue recv_cq_;
@@ -567,11 +569,14 @@ class VerbsConnectionImpl final : public VerbsConnection {
 
 }  // namespace
 
-Result<std::unique_ptr<Connection>> VerbsTransport::CreateConnection(
-    const ConnectionOptions& opts) {
-  auto conn = std::make_unique<VerbsConnectionImpl>(dev_, opts);
+namespace detail {
+Result<std::unique_ptr<Connection>> CreateConnectionIn(std::shared_ptr<VerbsDevice> dev,
+                                                       std::shared_ptr<ibv_pd> pd,
+                                                       const ConnectionOptions& opts) {
+  auto conn = std::make_unique<VerbsConnectionImpl>(std::move(dev), std::move(pd), opts);
   VIGIL_RETURN_IF_ERROR(conn->Init());
   return std::unique_ptr<Connection>(std::move(conn));
 }
+}  // namespace detail
 
 }  // namespace vigil::transport

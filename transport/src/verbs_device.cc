@@ -249,15 +249,32 @@ std::string VerbsDevice::Describe() const {
 namespace {
 class VerbsMemoryRegion final : public MemoryRegion {
  public:
-  VerbsMemoryRegion(std::shared_ptr<VerbsDevice> dev, verbs::MrPtr mr, uint32_t access)
+  VerbsMemoryRegion(std::shared_ptr<ibv_pd> pd, verbs::MrPtr mr, uint32_t access)
       : MemoryRegion(static_cast<std::byte*>(mr->addr), mr->length, mr->lkey, mr->rkey, access),
-        dev_(std::move(dev)),
+        pd_(std::move(pd)),
         mr_(std::move(mr)) {}
   ibv_mr* ibv() const { return mr_.get(); }
 
  private:
-  std::shared_ptr<VerbsDevice> dev_;  // keeps the PD alive until mr_ is deregistered
+  std::shared_ptr<ibv_pd> pd_;  // keeps the PD (and device) alive until mr_ is deregistered
   verbs::MrPtr mr_;
+};
+
+class VerbsDomain final : public ProtectionDomain {
+ public:
+  VerbsDomain(std::shared_ptr<VerbsDevice> dev, std::shared_ptr<ibv_pd> pd)
+      : dev_(std::move(dev)), pd_(std::move(pd)) {}
+  Result<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t size,
+                                                 uint32_t access) override {
+    return detail::RegisterIn(*dev_, pd_, addr, size, access);
+  }
+  Result<std::unique_ptr<Connection>> CreateConnection(const ConnectionOptions& opts) override {
+    return detail::CreateConnectionIn(dev_, pd_, opts);
+  }
+
+ private:
+  std::shared_ptr<VerbsDevice> dev_;
+  std::shared_ptr<ibv_pd> pd_;
 };
 }  // namespace
 
@@ -275,6 +292,34 @@ Result<std::unique_ptr<VerbsTransport>> VerbsTransport::Open(const VerbsOptions&
 
 Result<std::unique_ptr<MemoryRegion>> VerbsTransport::Register(void* addr, size_t size,
                                                                uint32_t access) {
+  return detail::RegisterIn(*dev_, DefaultPd(), addr, size, access);
+}
+
+std::shared_ptr<ibv_pd> VerbsTransport::DefaultPd() const {
+  return std::shared_ptr<ibv_pd>(dev_, dev_->pd());  // aliasing: owns the device
+}
+
+Result<std::unique_ptr<Connection>> VerbsTransport::CreateConnection(
+    const ConnectionOptions& opts) {
+  return detail::CreateConnectionIn(dev_, DefaultPd(), opts);
+}
+
+Result<std::unique_ptr<ProtectionDomain>> VerbsTransport::CreateDomain() {
+  ibv_pd* raw = ibv_alloc_pd(dev_->context());
+  if (raw == nullptr) {
+    int err = errno;
+    return ErrnoStatus(StatusCode::kResourceExhausted,
+                       fmt::format("ibv_alloc_pd({}) for a new protection domain", dev_->name()),
+                       err);
+  }
+  // The deleter holds the device: the PD is deallocated before the context closes.
+  std::shared_ptr<ibv_pd> pd(raw, [dev = dev_](ibv_pd* p) { verbs::PdDeleter{}(p); });
+  return std::unique_ptr<ProtectionDomain>(new VerbsDomain(dev_, std::move(pd)));
+}
+
+namespace detail {
+Result<std::unique_ptr<MemoryRegion>> RegisterIn(const VerbsDevice& dev, std::shared_ptr<ibv_pd> pd,
+                                                 void* addr, size_t size, uint32_t access) {
   if (addr == nullptr || size == 0) {
     return InvalidArgument(fmt::format("cannot register {} bytes at {}", size, addr));
   }
@@ -283,16 +328,17 @@ Result<std::unique_ptr<MemoryRegion>> VerbsTransport::Register(void* addr, size_
   if (access & kRemoteWrite) flags |= IBV_ACCESS_REMOTE_WRITE;
   if (access & kRemoteRead) flags |= IBV_ACCESS_REMOTE_READ;
   if (access & kWindowBind) flags |= IBV_ACCESS_MW_BIND;
-  verbs::MrPtr mr(ibv_reg_mr(dev_->pd(), addr, size, flags));
+  verbs::MrPtr mr(ibv_reg_mr(pd.get(), addr, size, flags));
   if (!mr) {
     int err = errno;
     Status st = ErrnoStatus(StatusCode::kResourceExhausted,
-                            fmt::format("ibv_reg_mr({} bytes) on {}", size, dev_->name()), err);
+                            fmt::format("ibv_reg_mr({} bytes) on {}", size, dev.name()), err);
     if (err == ENOMEM || err == EPERM || err == EAGAIN) st = st.WithContext(MemlockAdvice(size));
     return st;
   }
-  return std::unique_ptr<MemoryRegion>(new VerbsMemoryRegion(dev_, std::move(mr), access));
+  return std::unique_ptr<MemoryRegion>(new VerbsMemoryRegion(std::move(pd), std::move(mr), access));
 }
+}  // namespace detail
 
 bool VerbsTransport::SupportsMemoryWindows() const {
   return dev_->attr().max_mw > 0 &&

@@ -40,9 +40,17 @@ struct State {
   std::string rejected;  // why the other slot was not used, if it was invalid
 };
 
-// Writes `payload` as the next version. `region` must be RegionBytes(capacity) long.
-Status Write(std::span<std::byte> region, size_t capacity, const Identity& id, uint64_t epoch,
-             std::span<const std::byte> payload);
+// The bytes of `region` a Write changed (one slot): what a remote writer must transfer.
+struct Written {
+  size_t offset = 0;
+  size_t length = 0;
+  uint64_t seq = 0;
+};
+
+// Writes `payload` as the next version into the older (or invalid) slot. `region` must be
+// RegionBytes(capacity) long.
+Result<Written> Write(std::span<std::byte> region, size_t capacity, const Identity& id,
+                      uint64_t epoch, std::span<const std::byte> payload);
 
 // The newest valid version. kNotFound when neither slot was ever written; kDataLoss naming both
 // slots' problems when neither validates (magic, version, identity, length, CRC).

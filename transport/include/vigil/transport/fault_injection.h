@@ -68,6 +68,10 @@ class FaultInjectingConnection final : public Connection {
   static Result<std::unique_ptr<FaultInjectingConnection>> Wrap(
       std::unique_ptr<Connection> inner, std::shared_ptr<FaultInjector> injector,
       Transport& transport, size_t scratch_bytes = 64 * 1024);
+  // The same for a connection created in `domain` (the scratch buffer must be in its domain).
+  static Result<std::unique_ptr<FaultInjectingConnection>> Wrap(
+      std::unique_ptr<Connection> inner, std::shared_ptr<FaultInjector> injector,
+      ProtectionDomain& domain, size_t scratch_bytes = 64 * 1024);
 
   const std::string& name() const override { return inner_->name(); }
   Endpoint local_endpoint() const override { return inner_->local_endpoint(); }
@@ -95,6 +99,10 @@ class FaultInjectingConnection final : public Connection {
   Status Apply(uint32_t op, LocalSlice& src, uint64_t wr_id, bool signaled, Opcode opcode,
                bool& forward);
 
+  static std::unique_ptr<FaultInjectingConnection> Make(std::unique_ptr<Connection> inner,
+                                                        std::shared_ptr<FaultInjector> injector,
+                                                        RegisteredBuffer scratch);
+
   std::unique_ptr<Connection> inner_;
   std::shared_ptr<FaultInjector> injector_;
   std::unique_ptr<RegisteredBuffer> scratch_;
@@ -114,6 +122,8 @@ class FaultInjectingTransport final : public Transport {
     return inner_.Register(addr, size, access);
   }
   Result<std::unique_ptr<Connection>> CreateConnection(const ConnectionOptions& opts) override;
+  // Connections of the new domain are fault-injecting too.
+  Result<std::unique_ptr<ProtectionDomain>> CreateDomain() override;
 
  private:
   Transport& inner_;

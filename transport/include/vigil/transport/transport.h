@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -191,6 +192,18 @@ class Connection {
   virtual Result<Completion> WaitRecv(std::chrono::nanoseconds timeout) = 0;
 };
 
+// A protection domain: memory registered in it can be reached remotely only through connections
+// created in it (a peer connected to another domain gets kRemoteAccessError). The SSR store gives
+// every server connection its own domain, so a key granted on one connection is useless on any
+// other. A domain must outlive nothing: its registrations and connections keep it alive.
+class ProtectionDomain {
+ public:
+  virtual ~ProtectionDomain() = default;
+  virtual Result<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t size,
+                                                         uint32_t access) = 0;
+  virtual Result<std::unique_ptr<Connection>> CreateConnection(const ConnectionOptions& opts) = 0;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -201,12 +214,16 @@ class Transport {
   virtual Result<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t size,
                                                          uint32_t access) = 0;
   virtual Result<std::unique_ptr<Connection>> CreateConnection(const ConnectionOptions& opts) = 0;
+  // A new protection domain, separate from the transport's default one (which Register and
+  // CreateConnection above use).
+  virtual Result<std::unique_ptr<ProtectionDomain>> CreateDomain() = 0;
 };
 
 // Page-aligned, zeroed memory together with its registration (registration released first).
 class RegisteredBuffer {
  public:
   static Result<RegisteredBuffer> Allocate(Transport& transport, size_t size, uint32_t access);
+  static Result<RegisteredBuffer> Allocate(ProtectionDomain& domain, size_t size, uint32_t access);
 
   std::byte* data() const { return mr_->data(); }
   size_t size() const { return mr_->size(); }
@@ -218,6 +235,10 @@ class RegisteredBuffer {
   };
   std::unique_ptr<std::byte, Free> mem_;
   std::unique_ptr<MemoryRegion> mr_;  // declared after mem_: destroyed before it
+
+  using RegisterFn =
+      std::function<Result<std::unique_ptr<MemoryRegion>>(void* addr, size_t size, uint32_t)>;
+  static Result<RegisteredBuffer> AllocateWith(const RegisterFn& reg, size_t size, uint32_t access);
 };
 
 // OK if `s` names a registration and lies inside it (and fits one work request's 32-bit length);

@@ -106,6 +106,8 @@ class VerbsTransport final : public Transport {
   std::string Describe() const override { return dev_->Describe(); }
   Result<std::unique_ptr<MemoryRegion>> Register(void* addr, size_t size, uint32_t access) override;
   Result<std::unique_ptr<Connection>> CreateConnection(const ConnectionOptions& opts) override;
+  // ibv_alloc_pd: registrations in it are reachable only through its own queue pairs.
+  Result<std::unique_ptr<ProtectionDomain>> CreateDomain() override;
 
   const VerbsDevice& device() const { return *dev_; }
   bool SupportsMemoryWindows() const;
@@ -113,6 +115,7 @@ class VerbsTransport final : public Transport {
 
  private:
   explicit VerbsTransport(std::shared_ptr<VerbsDevice> dev) : dev_(std::move(dev)) {}
+  std::shared_ptr<ibv_pd> DefaultPd() const;
   std::shared_ptr<VerbsDevice> dev_;
 };
 
