@@ -178,19 +178,26 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
  private:
   Result<std::vector<RemoteRegion>> Handle(const pb::ConnectRequest& req,
                                            pb::ConnectResponse* resp) {
-    AcceptFn accept = owner_.FindService(req.service());
-    if (!accept) {
+    Acceptor accept = owner_.FindService(req.service());
+    if (!accept.plain && !accept.with_domain) {
       return NotFound(fmt::format("no service '{}' on node '{}'", req.service().substr(0, 64),
                                   owner_.node_name_));
     }
     VIGIL_ASSIGN_OR_RETURN(PeerInfo peer, FromProto(req.hello(), owner_.transport_.kind()));
     ConnectionOptions opts = owner_.options_;
     opts.name = fmt::format("{}<-{}", req.service(), peer.node_name);
-    VIGIL_ASSIGN_OR_RETURN(auto conn, owner_.transport_.CreateConnection(opts));
+    std::unique_ptr<ProtectionDomain> domain;
+    if (accept.with_domain) {
+      VIGIL_ASSIGN_OR_RETURN(domain, owner_.transport_.CreateDomain());
+    }
+    VIGIL_ASSIGN_OR_RETURN(auto conn, domain ? domain->CreateConnection(opts)
+                                             : owner_.transport_.CreateConnection(opts));
     VIGIL_RETURN_IF_ERROR(conn->Connect(peer.endpoint));
     const Endpoint local = conn->local_endpoint();
     std::lock_guard lock(mu_);  // acceptors see one connection at a time
-    VIGIL_ASSIGN_OR_RETURN(auto regions, accept(std::move(conn), peer));
+    VIGIL_ASSIGN_OR_RETURN(auto regions,
+                           domain ? accept.with_domain(std::move(domain), std::move(conn), peer)
+                                  : accept.plain(std::move(conn), peer));
     ToProto(owner_.node_name_, owner_.transport_.kind(), local, regions, *resp->mutable_hello());
     log::Get("bootstrap")
         ->debug("accepted '{}' from {} (qpn {})", req.service(), peer.node_name, peer.endpoint.qpn);
@@ -209,7 +216,12 @@ BootstrapServer::~BootstrapServer() { Shutdown(); }
 
 void BootstrapServer::AddService(const std::string& service, AcceptFn accept) {
   std::lock_guard lock(services_mu_);
-  services_[service] = std::move(accept);
+  services_[service] = Acceptor{std::move(accept), nullptr};
+}
+
+void BootstrapServer::AddService(const std::string& service, DomainAcceptFn accept) {
+  std::lock_guard lock(services_mu_);
+  services_[service] = Acceptor{nullptr, std::move(accept)};
 }
 
 void BootstrapServer::RemoveService(const std::string& service) {
@@ -217,10 +229,10 @@ void BootstrapServer::RemoveService(const std::string& service) {
   services_.erase(service);
 }
 
-AcceptFn BootstrapServer::FindService(const std::string& service) const {
+BootstrapServer::Acceptor BootstrapServer::FindService(const std::string& service) const {
   std::lock_guard lock(services_mu_);
   auto it = services_.find(service);
-  return it == services_.end() ? AcceptFn() : it->second;
+  return it == services_.end() ? Acceptor{} : it->second;
 }
 
 Status BootstrapServer::Start(const std::string& address) {

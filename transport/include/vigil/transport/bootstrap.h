@@ -48,6 +48,11 @@ Result<PeerInfo> FromProto(const bootstrap::v1::Hello& hello, std::string_view e
 using AcceptFn =
     std::function<Result<std::vector<RemoteRegion>>(std::unique_ptr<Connection>, const PeerInfo&)>;
 
+// Like AcceptFn, for services whose every connection gets its own protection domain (created by
+// the server before the queue pair; handed over with the connection).
+using DomainAcceptFn = std::function<Result<std::vector<RemoteRegion>>(
+    std::unique_ptr<ProtectionDomain>, std::unique_ptr<Connection>, const PeerInfo&)>;
+
 class BootstrapServer {
  public:
   BootstrapServer(Transport& transport, std::string node_name, ConnectionOptions options);
@@ -56,6 +61,7 @@ class BootstrapServer {
   // Registers the acceptor for connections that ask for `service` (before or after Start; a
   // later registration of the same name replaces the earlier one).
   void AddService(const std::string& service, AcceptFn accept);
+  void AddService(const std::string& service, DomainAcceptFn accept);
   // Refuses further connections for `service` (kNotFound to the dialer).
   void RemoveService(const std::string& service);
   // Listens on `address` ("host:port"; port 0 picks a free one, see port()).
@@ -69,10 +75,14 @@ class BootstrapServer {
   Transport& transport_;
   std::string node_name_;
   ConnectionOptions options_;
-  AcceptFn FindService(const std::string& service) const;
+  struct Acceptor {
+    AcceptFn plain;
+    DomainAcceptFn with_domain;
+  };
+  Acceptor FindService(const std::string& service) const;
 
   mutable std::mutex services_mu_;
-  std::map<std::string, AcceptFn> services_;
+  std::map<std::string, Acceptor> services_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -1,0 +1,120 @@
+// The SSR store: one arena of Server State Regions and the sessions of the servers that use them.
+//
+// Arena: a header, a service table (name, id, epoch), an entry table (which service and client
+// owns SSR i) and the SSRs themselves, packed densely (every SSR has the same payload capacity;
+// two slots of 48-byte header + capacity each, see slot.h). Anonymous memory, or a file mapped
+// shared so that the store's state survives a restart of the store process.
+//
+// Sessions: every server connects to the bootstrap service "ssr" and gets a queue pair in a
+// protection domain of its own. A grant registers exactly one client's SSR in that domain and
+// hands the key to the server; release deregisters it. So a server can reach a client's SSR only
+// through its own connection, only between grant and release, and never outside that SSR: the
+// NIC enforces all three. A later grant of the same SSR to another session revokes the earlier
+// one. A session whose connection breaks (a remote access error breaks both ends) is closed and
+// all its grants revoked; the server opens a new session. Nothing a server sends is trusted: the
+// store reads only fixed-size messages, validated field by field.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vigil/common/status.h"
+#include "vigil/ssr/wire.h"
+#include "vigil/transport/bootstrap.h"
+#include "vigil/transport/transport.h"
+
+namespace vigil::ssr {
+
+struct StoreOptions {
+  size_t arena_bytes = 64ull << 20;  // the whole arena, tables included
+  uint32_t capacity = 4096;          // payload bytes per slot of every SSR
+  uint32_t max_services = 64;
+  std::string arena_file;  // empty: anonymous memory (lost when the store stops)
+  std::string node_name = "ssr-store";
+};
+
+struct StoreStats {
+  size_t arena_bytes = 0;
+  size_t ssr_bytes = 0;       // bytes one SSR occupies (both slots)
+  size_t entries = 0;         // SSRs the arena can hold
+  size_t used = 0;            // SSRs allocated
+  size_t overhead_bytes = 0;  // per SSR: slot headers, padding and the entry-table row
+  size_t sessions = 0;
+  size_t grants = 0;  // live
+  uint64_t grants_total = 0;
+  uint64_t revoked_by_steal = 0;  // grants revoked because another session was granted the SSR
+  uint64_t sessions_broken = 0;   // sessions closed because their connection failed
+  uint64_t bad_requests = 0;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> Create(transport::Transport& transport,
+                                               const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Accepts sessions through `server` (service kBootstrapService).
+  void Attach(transport::BootstrapServer& server);
+  // Closes every session (revoking all grants). Idempotent; the destructor calls it.
+  void Shutdown();
+
+  StoreStats Stats() const;
+  uint32_t capacity() const { return capacity_; }
+  bool restored() const { return restored_; }
+
+  // The raw bytes of a client's SSR, for operators' inspection and corruption tests.
+  Result<std::span<std::byte>> RegionOf(std::string_view service, uint64_t client);
+
+ private:
+  class Session;
+  Store(transport::Transport& transport, const StoreOptions& options);
+  Status Map();
+  Status Format();
+  Status Load();
+  Result<std::vector<transport::RemoteRegion>> Accept(
+      std::unique_ptr<transport::ProtectionDomain> domain,
+      std::unique_ptr<transport::Connection> conn, const transport::PeerInfo& peer);
+
+  // Called on a session's thread.
+  wire::Reply Handle(Session& s, std::span<const std::byte> in);
+  Status Dispatch(Session& s, const wire::Request& req, wire::Reply& r);
+  void SessionBroken();
+  void SessionEnded(Session& s, const std::string& why);
+  std::byte* RegionAt(size_t index) const;
+
+  transport::Transport& transport_;
+  StoreOptions options_;
+  uint32_t capacity_;
+  size_t region_bytes_ = 0;
+  size_t entries_ = 0;
+  std::byte* arena_ = nullptr;
+  size_t mapped_bytes_ = 0;
+  int fd_ = -1;
+  bool restored_ = false;
+  // Offsets of the tables inside the arena.
+  size_t services_off_ = 0;
+  size_t entries_off_ = 0;
+  size_t regions_off_ = 0;
+
+  mutable std::mutex mu_;  // everything below, and the tables in the arena
+  std::map<std::pair<uint32_t, uint64_t>, size_t> index_;  // (service, client) -> entry
+  std::vector<size_t> free_;                               // free entries (stack)
+  std::vector<Session*> holders_;                          // per entry: session holding a grant
+  std::map<uint64_t, std::unique_ptr<Session>> sessions_;
+  std::vector<std::unique_ptr<Session>> closed_;  // joined lazily, outside the lock
+  uint64_t next_session_ = 1;
+  uint64_t next_grant_ = 1;
+  StoreStats counters_;
+  bool shut_down_ = false;
+};
+
+}  // namespace vigil::ssr

@@ -1,0 +1,600 @@
+#include "vigil/ssr/store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "vigil/common/logging.h"
+#include "vigil/ssr/slot.h"
+#include "vigil/ssr/wire.h"
+
+namespace vigil::ssr {
+namespace {
+
+using namespace std::chrono_literals;
+using transport::WcStatus;
+
+constexpr uint64_t kArenaMagic = 0x3152535353474956ull;  // "VIGSSSR1"
+constexpr uint32_t kArenaVersion = 1;
+constexpr size_t kHeaderBytes = 64;
+constexpr size_t kServiceBytes = 64;
+constexpr size_t kEntryBytes = 32;
+constexpr size_t kRecvSlots = 8;
+
+struct ArenaHeader {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t capacity;
+  uint64_t arena_bytes;
+  uint64_t entries;
+  uint32_t max_services;
+  uint32_t reserved[7];
+};
+static_assert(sizeof(ArenaHeader) == kHeaderBytes);
+
+struct ServiceRow {
+  char name[48];
+  uint32_t in_use;
+  uint32_t reserved;
+  uint64_t epoch;
+};
+static_assert(sizeof(ServiceRow) == kServiceBytes);
+
+struct EntryRow {
+  uint32_t service_id;  // 0: free
+  uint32_t reserved;
+  uint64_t client_id;
+  uint64_t unused[2];
+};
+static_assert(sizeof(EntryRow) == kEntryBytes);
+
+size_t Align64(size_t n) { return (n + 63) / 64 * 64; }
+
+std::shared_ptr<spdlog::logger> Log() { return log::Get("ssr-store"); }
+
+}  // namespace
+
+class Store::Session {
+ public:
+  struct Grant {
+    size_t entry;
+    std::unique_ptr<transport::MemoryRegion> mr;
+  };
+
+  Session(Store& store, uint64_t id, std::string peer,
+          std::unique_ptr<transport::ProtectionDomain> domain,
+          std::unique_ptr<transport::Connection> conn)
+      : store_(store),
+        id_(id),
+        peer_(std::move(peer)),
+        domain_(std::move(domain)),
+        conn_(std::move(conn)) {}
+
+  ~Session() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    grants.clear();  // registrations go before the domain they live in
+  }
+
+  Status Init() {
+    VIGIL_ASSIGN_OR_RETURN(
+        auto recv, transport::RegisteredBuffer::Allocate(*domain_, wire::kRequestBytes * kRecvSlots,
+                                                         transport::kLocalWrite));
+    VIGIL_ASSIGN_OR_RETURN(auto send, transport::RegisteredBuffer::Allocate(
+                                          *domain_, wire::kReplyBytes, transport::kLocalWrite));
+    recv_ = std::make_unique<transport::RegisteredBuffer>(std::move(recv));
+    send_ = std::make_unique<transport::RegisteredBuffer>(std::move(send));
+    for (size_t i = 0; i < kRecvSlots; ++i) VIGIL_RETURN_IF_ERROR(PostRecv(i));
+    return Status::Ok();
+  }
+
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
+  void Stop() { stop_ = true; }
+  bool finished() const { return finished_; }
+  uint64_t id() const { return id_; }
+  const std::string& peer() const { return peer_; }
+
+  // Guarded by the store's mutex.
+  uint32_t service_id = 0;
+  std::string service_name;
+  std::string instance;
+  std::map<uint64_t, Grant> grants;
+
+  // Under the store's mutex: revokes every grant of this session on `entry`.
+  size_t RevokeEntry(size_t entry) {
+    return std::erase_if(grants, [&](const auto& g) { return g.second.entry == entry; });
+  }
+
+  Result<std::unique_ptr<transport::MemoryRegion>> Register(std::byte* region, size_t bytes) {
+    return domain_->Register(region, bytes, transport::kRemoteRead | transport::kRemoteWrite);
+  }
+
+ private:
+  Status PostRecv(size_t slot) {
+    return conn_->PostRecv(recv_->mr().Slice(slot * wire::kRequestBytes, wire::kRequestBytes),
+                           slot);
+  }
+
+  // The reply's completion; a server that died right after its request never acknowledges it,
+  // which the connection's watchdog turns into an error. Stays responsive to Stop().
+  Status AwaitReplySent() {
+    for (;;) {
+      auto c = conn_->WaitSend(200ms);
+      if (c.ok()) return c->ToStatus(conn_->name());
+      if (c.status().code() != StatusCode::kDeadlineExceeded) return c.status();
+      if (stop_) return Aborted("store shutting down");
+    }
+  }
+
+  void Run() {
+    std::string why = "store shutting down";
+    while (!stop_) {
+      auto c = conn_->WaitRecv(200ms);
+      if (!c.ok()) {
+        if (c.status().code() == StatusCode::kDeadlineExceeded) continue;
+        why = c.status().ToString();
+        break;
+      }
+      if (!c->ok() || c->wr_id >= kRecvSlots) {
+        why = c->ToStatus(conn_->name()).ToString();
+        store_.SessionBroken();
+        break;
+      }
+      const std::span<const std::byte> in(recv_->data() + c->wr_id * wire::kRequestBytes,
+                                          c->byte_len);
+      wire::Reply reply = store_.Handle(*this, in);
+      wire::Encode(reply,
+                   std::span<std::byte, wire::kReplyBytes>(send_->data(), wire::kReplyBytes));
+      Status st = conn_->PostSend(send_->mr().Slice(0, wire::kReplyBytes), c->wr_id);
+      if (st.ok()) st = AwaitReplySent();
+      if (st.ok()) st = PostRecv(c->wr_id);
+      if (!st.ok()) {
+        why = st.ToString();
+        store_.SessionBroken();
+        break;
+      }
+    }
+    store_.SessionEnded(*this, why);
+    finished_ = true;
+  }
+
+  Store& store_;
+  uint64_t id_;
+  std::string peer_;
+  std::unique_ptr<transport::ProtectionDomain> domain_;  // first: destroyed last
+  std::unique_ptr<transport::Connection> conn_;
+  std::unique_ptr<transport::RegisteredBuffer> recv_;
+  std::unique_ptr<transport::RegisteredBuffer> send_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
+};
+
+Store::Store(transport::Transport& transport, const StoreOptions& options)
+    : transport_(transport), options_(options), capacity_(options.capacity) {}
+
+Store::~Store() {
+  Shutdown();
+  if (arena_ != nullptr) munmap(arena_, mapped_bytes_);
+  if (fd_ >= 0) close(fd_);
+}
+
+Result<std::unique_ptr<Store>> Store::Create(transport::Transport& transport,
+                                             const StoreOptions& options) {
+  if (options.capacity == 0 || options.capacity > (64u << 20)) {
+    return InvalidArgument(
+        fmt::format("SSR capacity {} bytes is out of range [1, 64 MiB]", options.capacity));
+  }
+  if (options.max_services == 0 || options.max_services > 4096) {
+    return InvalidArgument(
+        fmt::format("max_services {} is out of range [1, 4096]", options.max_services));
+  }
+  std::unique_ptr<Store> store(new Store(transport, options));
+  VIGIL_RETURN_IF_ERROR(store->Map());
+  const StoreStats s = store->Stats();
+  Log()->info("arena of {} bytes{}: {} SSRs of {} payload bytes ({} bytes each, {} used){}",
+              s.arena_bytes, options.arena_file.empty() ? "" : " in " + options.arena_file,
+              s.entries, options.capacity, s.ssr_bytes, s.used,
+              store->restored_ ? ", restored from the file" : "");
+  return store;
+}
+
+Status Store::Map() {
+  region_bytes_ = RegionBytes(capacity_);
+  services_off_ = kHeaderBytes;
+  entries_off_ = Align64(services_off_ + options_.max_services * kServiceBytes);
+  const size_t per_entry = kEntryBytes + region_bytes_;
+  if (options_.arena_bytes < entries_off_ + 64 + per_entry) {
+    return InvalidArgument(fmt::format(
+        "arena of {} bytes cannot hold a single SSR of capacity {} (needs at least {} bytes)",
+        options_.arena_bytes, capacity_, entries_off_ + 64 + per_entry));
+  }
+  entries_ = (options_.arena_bytes - entries_off_ - 64) / per_entry;
+  regions_off_ = Align64(entries_off_ + entries_ * kEntryBytes);
+  mapped_bytes_ = options_.arena_bytes;
+
+  bool existing = false;
+  if (options_.arena_file.empty()) {
+    void* p =
+        mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      return ErrnoStatus(StatusCode::kResourceExhausted,
+                         fmt::format("mmap of a {}-byte SSR arena", mapped_bytes_), errno);
+    }
+    arena_ = static_cast<std::byte*>(p);
+  } else {
+    fd_ = open(options_.arena_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      return ErrnoStatus(StatusCode::kUnavailable,
+                         fmt::format("open arena file '{}'", options_.arena_file), errno);
+    }
+    struct stat st {};
+    if (fstat(fd_, &st) != 0) {
+      return ErrnoStatus(StatusCode::kUnavailable,
+                         fmt::format("fstat arena file '{}'", options_.arena_file), errno);
+    }
+    existing = st.st_size > 0;
+    if (existing && static_cast<size_t>(st.st_size) != mapped_bytes_) {
+      return FailedPrecondition(
+          fmt::format("arena file '{}' is {} bytes but arena_bytes is {}: use the size it was "
+                      "made with, or another file",
+                      options_.arena_file, st.st_size, mapped_bytes_));
+    }
+    if (!existing && ftruncate(fd_, static_cast<off_t>(mapped_bytes_)) != 0) {
+      return ErrnoStatus(
+          StatusCode::kResourceExhausted,
+          fmt::format("size arena file '{}' to {} bytes", options_.arena_file, mapped_bytes_),
+          errno);
+    }
+    void* p = mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (p == MAP_FAILED) {
+      return ErrnoStatus(StatusCode::kResourceExhausted,
+                         fmt::format("mmap arena file '{}'", options_.arena_file), errno);
+    }
+    arena_ = static_cast<std::byte*>(p);
+  }
+  holders_.assign(entries_, nullptr);
+  return existing ? Load() : Format();
+}
+
+Status Store::Format() {
+  std::memset(arena_, 0, regions_off_);
+  ArenaHeader h{};
+  h.magic = kArenaMagic;
+  h.version = kArenaVersion;
+  h.capacity = capacity_;
+  h.arena_bytes = options_.arena_bytes;
+  h.entries = entries_;
+  h.max_services = options_.max_services;
+  std::memcpy(arena_, &h, sizeof(h));
+  free_.clear();
+  for (size_t i = entries_; i > 0; --i) free_.push_back(i - 1);
+  return Status::Ok();
+}
+
+Status Store::Load() {
+  ArenaHeader h;
+  std::memcpy(&h, arena_, sizeof(h));
+  if (h.magic != kArenaMagic || h.version != kArenaVersion) {
+    return DataLoss(
+        fmt::format("arena file '{}' is not a vigil SSR arena (magic {:#x}, version {})",
+                    options_.arena_file, h.magic, h.version));
+  }
+  if (h.capacity != capacity_ || h.arena_bytes != options_.arena_bytes || h.entries != entries_ ||
+      h.max_services != options_.max_services) {
+    return FailedPrecondition(fmt::format(
+        "arena file '{}' was made with capacity {}, arena_bytes {}, max_services {}; this store "
+        "is configured with {}, {}, {}",
+        options_.arena_file, h.capacity, h.arena_bytes, h.max_services, capacity_,
+        options_.arena_bytes, options_.max_services));
+  }
+  auto* rows = reinterpret_cast<EntryRow*>(arena_ + entries_off_);
+  auto* services = reinterpret_cast<ServiceRow*>(arena_ + services_off_);
+  for (size_t i = entries_; i > 0; --i) {
+    EntryRow& e = rows[i - 1];
+    if (e.service_id == 0) {
+      free_.push_back(i - 1);
+      continue;
+    }
+    if (e.service_id > options_.max_services || services[e.service_id - 1].in_use != 1 ||
+        !index_.emplace(std::make_pair(e.service_id, e.client_id), i - 1).second) {
+      Log()->error(
+          "arena entry {} names service {} client {}, which is invalid or a duplicate: "
+          "entry freed",
+          i - 1, e.service_id, e.client_id);
+      std::memset(&e, 0, sizeof(e));
+      std::memset(RegionAt(i - 1), 0, region_bytes_);
+      free_.push_back(i - 1);
+    }
+  }
+  restored_ = true;
+  return Status::Ok();
+}
+
+std::byte* Store::RegionAt(size_t index) const {
+  return arena_ + regions_off_ + index * region_bytes_;
+}
+
+void Store::Attach(transport::BootstrapServer& server) {
+  server.AddService(
+      std::string(kBootstrapService),
+      [this](std::unique_ptr<transport::ProtectionDomain> domain,
+             std::unique_ptr<transport::Connection> conn, const transport::PeerInfo& peer) {
+        return Accept(std::move(domain), std::move(conn), peer);
+      });
+}
+
+Result<std::vector<transport::RemoteRegion>> Store::Accept(
+    std::unique_ptr<transport::ProtectionDomain> domain,
+    std::unique_ptr<transport::Connection> conn, const transport::PeerInfo& peer) {
+  std::vector<std::unique_ptr<Session>> finished;
+  Session* raw = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (shut_down_) return Unavailable("SSR store is shutting down");
+    for (auto it = closed_.begin(); it != closed_.end();) {
+      if ((*it)->finished()) {
+        finished.push_back(std::move(*it));
+        it = closed_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    const uint64_t id = next_session_++;
+    auto session =
+        std::make_unique<Session>(*this, id, peer.node_name, std::move(domain), std::move(conn));
+    VIGIL_RETURN_IF_ERROR(session->Init());
+    raw = session.get();
+    sessions_.emplace(id, std::move(session));
+  }
+  finished.clear();  // joins outside the lock
+  raw->Start();
+  Log()->info("session {} opened by '{}'", raw->id(), peer.node_name);
+  return std::vector<transport::RemoteRegion>{};
+}
+
+void Store::SessionBroken() {
+  std::lock_guard lock(mu_);
+  counters_.sessions_broken++;
+}
+
+void Store::SessionEnded(Session& s, const std::string& why) {
+  std::lock_guard lock(mu_);
+  const size_t revoked = s.grants.size();
+  for (const auto& [gid, g] : s.grants) {
+    if (holders_[g.entry] == &s) holders_[g.entry] = nullptr;
+  }
+  s.grants.clear();
+  auto it = sessions_.find(s.id());
+  if (it != sessions_.end()) {
+    closed_.push_back(std::move(it->second));
+    sessions_.erase(it);
+  }
+  Log()->info("session {} of '{}' ({} {}) closed, {} grant(s) revoked: {}", s.id(), s.peer(),
+              s.service_name.empty() ? "no service" : s.service_name, s.instance, revoked, why);
+}
+
+void Store::Shutdown() {
+  std::vector<std::unique_ptr<Session>> all;
+  {
+    std::lock_guard lock(mu_);
+    shut_down_ = true;
+    for (auto& [id, s] : sessions_) s->Stop();
+  }
+  // Sessions move themselves to closed_ as their threads end; wait for all of them.
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (sessions_.empty()) {
+        all = std::move(closed_);
+        closed_.clear();
+        break;
+      }
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  all.clear();
+}
+
+wire::Reply Store::Handle(Session& s, std::span<const std::byte> in) {
+  wire::Reply r;
+  auto req = wire::DecodeRequest(in);
+  if (!req.ok()) {
+    std::lock_guard lock(mu_);
+    counters_.bad_requests++;
+    Log()->warn("session {} of '{}': rejected request: {}", s.id(), s.peer(),
+                req.status().ToString());
+    r.code = req.status().code();
+    r.message = req.status().message();
+    return r;
+  }
+  r.op = req->op;
+  r.seq = req->seq;
+  Status st = Dispatch(s, *req, r);
+  if (!st.ok()) {
+    r.code = st.code();
+    r.message = st.message();
+    if (st.code() != StatusCode::kNotFound) {
+      Log()->warn("session {} of '{}': {} refused: {}", s.id(), s.peer(), wire::OpName(req->op),
+                  st.ToString());
+    }
+  }
+  return r;
+}
+
+Status Store::Dispatch(Session& s, const wire::Request& req, wire::Reply& r) {
+  std::lock_guard lock(mu_);
+  if (req.op == wire::Op::kOpen) {
+    if (s.service_id != 0) {
+      return FailedPrecondition(
+          fmt::format("session already serves '{}' as '{}'", s.service_name, s.instance));
+    }
+    auto* rows = reinterpret_cast<ServiceRow*>(arena_ + services_off_);
+    size_t row = options_.max_services;
+    for (size_t i = 0; i < options_.max_services; ++i) {
+      if (rows[i].in_use == 1 && req.name == std::string_view(rows[i].name)) {
+        row = i;
+        break;
+      }
+    }
+    if (row == options_.max_services) {
+      for (size_t i = 0; i < options_.max_services; ++i) {
+        if (rows[i].in_use != 1) {
+          row = i;
+          std::memset(&rows[i], 0, sizeof(ServiceRow));
+          std::memcpy(rows[i].name, req.name.data(), req.name.size());
+          rows[i].in_use = 1;
+          break;
+        }
+      }
+    }
+    if (row == options_.max_services) {
+      return ResourceExhausted(
+          fmt::format("all {} service rows are in use", options_.max_services));
+    }
+    rows[row].epoch++;
+    s.service_id = static_cast<uint32_t>(row + 1);
+    s.service_name = req.name;
+    s.instance = req.instance;
+    // A restarted server reuses its instance name: the old session is dead or dying.
+    for (auto& [id, other] : sessions_) {
+      if (other.get() != &s && other->service_id == s.service_id && other->instance == s.instance) {
+        for (const auto& [gid, g] : other->grants) holders_[g.entry] = nullptr;
+        other->grants.clear();
+        other->Stop();
+        Log()->info("session {} replaces session {} of '{}' instance '{}'", s.id(), id,
+                    s.service_name, s.instance);
+      }
+    }
+    r.service_id = s.service_id;
+    r.epoch = rows[row].epoch;
+    r.capacity = capacity_;
+    Log()->info("session {} of '{}' serves '{}' as '{}', epoch {}", s.id(), s.peer(), req.name,
+                req.instance, r.epoch);
+    return Status::Ok();
+  }
+  if (s.service_id == 0) {
+    return FailedPrecondition(fmt::format("{} before open", wire::OpName(req.op)));
+  }
+  auto* entries = reinterpret_cast<EntryRow*>(arena_ + entries_off_);
+  const auto key = std::make_pair(s.service_id, req.client_id);
+  switch (req.op) {
+    case wire::Op::kGrant: {
+      auto it = index_.find(key);
+      size_t entry;
+      if (it != index_.end()) {
+        entry = it->second;
+      } else {
+        if (!req.create) {
+          return NotFound(
+              fmt::format("client {} of '{}' has no SSR", req.client_id, s.service_name));
+        }
+        if (free_.empty()) {
+          return ResourceExhausted(fmt::format("arena full: all {} SSRs are in use", entries_));
+        }
+        entry = free_.back();
+        free_.pop_back();
+        std::memset(RegionAt(entry), 0, region_bytes_);
+        entries[entry] = EntryRow{s.service_id, 0, req.client_id, {0, 0}};
+        index_.emplace(key, entry);
+        r.created = true;
+      }
+      if (holders_[entry] != nullptr) {
+        Session* holder = holders_[entry];
+        const size_t n = holder->RevokeEntry(entry);
+        if (holder != &s && n > 0) {
+          counters_.revoked_by_steal += n;
+          Log()->warn("SSR of client {} of '{}' granted to session {}: revoked from session {}",
+                      req.client_id, s.service_name, s.id(), holder->id());
+        }
+      }
+      VIGIL_ASSIGN_OR_RETURN(auto mr, s.Register(RegionAt(entry), region_bytes_));
+      const uint64_t gid = next_grant_++;
+      r.grant_id = gid;
+      r.addr = reinterpret_cast<uint64_t>(mr->data());
+      r.length = region_bytes_;
+      r.rkey = mr->rkey();
+      r.capacity = capacity_;
+      s.grants.emplace(gid, Session::Grant{entry, std::move(mr)});
+      holders_[entry] = &s;
+      counters_.grants_total++;
+      return Status::Ok();
+    }
+    case wire::Op::kRelease: {
+      auto it = s.grants.find(req.grant_id);
+      if (it == s.grants.end()) {
+        return NotFound(fmt::format("no live grant {} in this session", req.grant_id));
+      }
+      const size_t entry = it->second.entry;
+      s.grants.erase(it);  // deregisters: the key is dead from here on
+      if (holders_[entry] == &s) holders_[entry] = nullptr;
+      return Status::Ok();
+    }
+    case wire::Op::kFree: {
+      auto it = index_.find(key);
+      if (it == index_.end()) {
+        return NotFound(fmt::format("client {} of '{}' has no SSR", req.client_id, s.service_name));
+      }
+      const size_t entry = it->second;
+      if (holders_[entry] != nullptr) holders_[entry]->RevokeEntry(entry);
+      holders_[entry] = nullptr;
+      std::memset(&entries[entry], 0, sizeof(EntryRow));
+      std::memset(RegionAt(entry), 0, region_bytes_);
+      index_.erase(it);
+      free_.push_back(entry);
+      return Status::Ok();
+    }
+    case wire::Op::kList: {
+      for (auto it = index_.upper_bound({s.service_id, req.client_id});
+           it != index_.end() && it->first.first == s.service_id; ++it) {
+        if (r.clients.size() == wire::kMaxListed) {
+          r.more = true;
+          break;
+        }
+        r.clients.push_back(it->first.second);
+      }
+      return Status::Ok();
+    }
+    case wire::Op::kOpen:
+      break;
+  }
+  return Internal("unhandled SSR op");
+}
+
+StoreStats Store::Stats() const {
+  std::lock_guard lock(mu_);
+  StoreStats s = counters_;
+  s.arena_bytes = options_.arena_bytes;
+  s.ssr_bytes = region_bytes_;
+  s.entries = entries_;
+  s.used = index_.size();
+  s.overhead_bytes = region_bytes_ + kEntryBytes - capacity_;
+  s.sessions = sessions_.size();
+  s.grants = 0;
+  for (const auto& [id, session] : sessions_) s.grants += session->grants.size();
+  return s;
+}
+
+Result<std::span<std::byte>> Store::RegionOf(std::string_view service, uint64_t client) {
+  std::lock_guard lock(mu_);
+  auto* rows = reinterpret_cast<ServiceRow*>(arena_ + services_off_);
+  for (size_t i = 0; i < options_.max_services; ++i) {
+    if (rows[i].in_use == 1 && service == std::string_view(rows[i].name)) {
+      auto it = index_.find({static_cast<uint32_t>(i + 1), client});
+      if (it == index_.end()) break;
+      return std::span<std::byte>(RegionAt(it->second), region_bytes_);
+    }
+  }
+  return NotFound(fmt::format("no SSR for client {} of service '{}'", client, service));
+}
+
+}  // namespace vigil::ssr
