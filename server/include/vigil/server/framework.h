@@ -1,0 +1,145 @@
+// Restartable servers whose per-client state lives in Server State Regions (SSRs) in the SSR
+// store. A service implements Service; RestartableServer runs it behind the gRPC service
+// vigil.server.v1.Restartable and does the rest:
+//   - per call: grant of the calling client's SSR, validation of what it holds, the request
+//     executed once (a retried request id is answered from the reply recorded in the SSR), the
+//     new state and reply saved to the SSR by RDMA WRITE before the reply leaves, release;
+//   - start-up: per-client services recover a client lazily on its next call; all-clients
+//     services read and validate every client's SSR before serving (e.g. a lock table);
+//   - a client's SSR that fails validation resets that client's session only (the call answers
+//     with `reset` set and code DATA_LOSS); every other client continues untouched.
+// Fail-stop: when saving to the store fails, the server exits (code 75); its supervisor
+// restarts it and the new instance recovers from the SSRs, so nothing half-done survives.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vigil/common/status.h"
+#include "vigil/ssr/session.h"
+#include "vigil/transport/transport.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace vigil::server {
+
+enum class Recovery { kPerClient, kAllClients };
+
+class Service {
+ public:
+  virtual ~Service() = default;
+  virtual std::string_view name() const = 0;
+  virtual Recovery recovery() const = 0;
+  // Range checks on a client's recovered state (the SSR's CRC has already passed). An error
+  // resets that client's session.
+  virtual Status Validate(uint64_t client, std::string_view state) = 0;
+  // All-clients services: called at start-up with every client's validated state. An error
+  // (e.g. a lock already owned by another client) resets that client's session.
+  virtual Status Adopt(uint64_t client, std::string_view state) {
+    static_cast<void>(client);
+    static_cast<void>(state);
+    return Status::Ok();
+  }
+  // Executes one request against the client's state (changed in place; it must stay within
+  // `state_limit` bytes, and `reply` within kMaxReply). The returned status is the service's
+  // answer (sent to the client); `reply` is its body.
+  virtual Status Handle(uint64_t client, std::string& state, std::string_view request,
+                        std::string& reply, size_t state_limit) = 0;
+  // The client is gone (its state is about to be freed), or its session was reset.
+  virtual void Forget(uint64_t client, std::string_view state) {
+    static_cast<void>(client);
+    static_cast<void>(state);
+  }
+};
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:0";  // gRPC address for clients
+  ssr::SessionOptions store;           // .service is filled from the Service
+  size_t max_request = 64 << 10;
+};
+
+struct ServerStats {
+  uint64_t calls = 0;
+  uint64_t executed = 0;
+  uint64_t replayed = 0;
+  uint64_t resets = 0;
+  uint64_t recovered = 0;                         // client states read back from SSRs since start
+  std::chrono::microseconds startup_recovery{0};  // all-clients: time to read every SSR
+};
+
+// The record the framework keeps in a client's SSR payload: the last request's id, status and
+// reply (for exactly-once), then the service's state. Public for tests.
+inline constexpr size_t kRecordHeaderBytes = 24;
+inline constexpr size_t kMaxError = 200;
+inline constexpr size_t kMaxReply = 2048;
+// The state a service may keep per client in an SSR of `capacity` payload bytes.
+size_t StateLimit(uint32_t capacity);
+
+struct Record {
+  uint64_t request_id = 0;
+  StatusCode code = StatusCode::kOk;
+  std::string error;
+  std::string reply;
+  std::string state;
+};
+std::string EncodeRecord(const Record& r);
+Result<Record> DecodeRecord(std::string_view bytes);
+
+class RestartableServer {
+ public:
+  static Result<std::unique_ptr<RestartableServer>> Start(transport::Transport& transport,
+                                                          std::unique_ptr<Service> service,
+                                                          ServerOptions options);
+  ~RestartableServer();
+  int port() const { return port_; }
+  uint64_t epoch() const;
+  uint32_t capacity() const;
+  ServerStats Stats() const;
+  void Shutdown();
+
+ private:
+  class Rpc;
+  struct Reply {
+    uint64_t request_id = 0;
+    StatusCode code = StatusCode::kOk;
+    std::string error;
+    std::string body;
+    bool replayed = false;
+    bool reset = false;
+  };
+  struct Cached {
+    std::vector<std::byte> mirror;  // the SSR's bytes as last read or written
+    Record record;
+  };
+  RestartableServer(transport::Transport& transport, std::unique_ptr<Service> service,
+                    ServerOptions options);
+  Status RecoverAll();
+  // Loads the client's record into the cache (granted), resetting it when it does not validate.
+  Status LoadClient(const ssr::Grant& grant, Cached& c, bool& reset);
+  Result<Reply> Call(uint64_t client, uint64_t request_id, std::string_view body);
+  Status Bye(uint64_t client);
+  [[noreturn]] void FailStop(const Status& why);
+
+  transport::Transport& transport_;
+  std::unique_ptr<Service> service_;
+  ServerOptions options_;
+  std::unique_ptr<ssr::StoreSession> session_;
+  std::unique_ptr<Rpc> rpc_;
+  std::unique_ptr<grpc::Server> grpc_;
+  int port_ = 0;
+
+  mutable std::mutex mu_;  // one request at a time (the session is single-threaded)
+  std::map<uint64_t, Cached> cache_;
+  ServerStats stats_;
+};
+
+}  // namespace vigil::server

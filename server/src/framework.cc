@@ -1,0 +1,344 @@
+#include "vigil/server/framework.h"
+
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+
+#include <cstring>
+
+#include "vigil/common/logging.h"
+#include "vigil/server/v1/restartable.grpc.pb.h"
+#include "vigil/ssr/slot.h"
+
+namespace vigil::server {
+namespace {
+
+namespace pb = vigil::server::v1;
+
+std::shared_ptr<spdlog::logger> Log() { return log::Get("server"); }
+
+template <typename T>
+void Append(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+
+template <typename T>
+bool Take(std::string_view& in, T& v) {
+  if (in.size() < sizeof(T)) return false;
+  std::memcpy(&v, in.data(), sizeof(T));
+  in.remove_prefix(sizeof(T));
+  return true;
+}
+
+bool TakeBytes(std::string_view& in, uint32_t n, std::string& out) {
+  if (in.size() < n) return false;
+  out.assign(in.data(), n);
+  in.remove_prefix(n);
+  return true;
+}
+
+std::string_view AsText(std::span<const std::byte> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+}  // namespace
+
+std::string EncodeRecord(const Record& r) {
+  std::string out;
+  Append<uint64_t>(out, r.request_id);
+  Append<uint32_t>(out, static_cast<uint32_t>(r.code));
+  const std::string_view error = std::string_view(r.error).substr(0, kMaxError);
+  Append<uint32_t>(out, static_cast<uint32_t>(error.size()));
+  Append<uint32_t>(out, static_cast<uint32_t>(r.reply.size()));
+  Append<uint32_t>(out, static_cast<uint32_t>(r.state.size()));
+  out.append(error);
+  out.append(r.reply);
+  out.append(r.state);
+  return out;
+}
+
+Result<Record> DecodeRecord(std::string_view in) {
+  Record r;
+  uint32_t code = 0, elen = 0, rlen = 0, slen = 0;
+  if (!Take(in, r.request_id) || !Take(in, code) || !Take(in, elen) || !Take(in, rlen) ||
+      !Take(in, slen)) {
+    return DataLoss("SSR record shorter than its header");
+  }
+  if (code > static_cast<uint32_t>(StatusCode::kInternal) || elen > kMaxError || rlen > kMaxReply ||
+      static_cast<uint64_t>(elen) + rlen + slen != in.size()) {
+    return DataLoss(fmt::format(
+        "SSR record header out of range (code {}, error {} B, reply {} B, state {} B, {} B left)",
+        code, elen, rlen, slen, in.size()));
+  }
+  r.code = static_cast<StatusCode>(code);
+  if (!TakeBytes(in, elen, r.error) || !TakeBytes(in, rlen, r.reply) ||
+      !TakeBytes(in, slen, r.state)) {
+    return DataLoss("SSR record truncated");
+  }
+  return r;
+}
+
+size_t StateLimit(uint32_t capacity) {
+  const size_t fixed = kRecordHeaderBytes + kMaxError + kMaxReply;
+  return capacity > fixed ? capacity - fixed : 0;
+}
+
+class RestartableServer::Rpc final : public pb::Restartable::Service {
+ public:
+  explicit Rpc(RestartableServer& owner) : owner_(owner) {}
+
+  grpc::Status Call(grpc::ServerContext*, const pb::CallRequest* req,
+                    pb::CallReply* resp) override {
+    if (req->client_id() == 0 || req->request_id() == 0) {
+      return grpc::Status(grpc::INVALID_ARGUMENT, "client_id and request_id must be non-zero");
+    }
+    if (req->body().size() > owner_.options_.max_request) {
+      return grpc::Status(grpc::INVALID_ARGUMENT,
+                          fmt::format("request body of {} bytes exceeds {}", req->body().size(),
+                                      owner_.options_.max_request));
+    }
+    auto r = owner_.Call(req->client_id(), req->request_id(), req->body());
+    if (!r.ok()) return grpc::Status(grpc::UNAVAILABLE, r.status().ToString());
+    resp->set_request_id(r->request_id);
+    resp->set_code(static_cast<uint32_t>(r->code));
+    resp->set_error(r->error);
+    resp->set_body(r->body);
+    resp->set_epoch(owner_.epoch());
+    resp->set_replayed(r->replayed);
+    resp->set_reset(r->reset);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Bye(grpc::ServerContext*, const pb::ByeRequest* req, pb::ByeReply*) override {
+    Status st = owner_.Bye(req->client_id());
+    if (!st.ok() && st.code() != StatusCode::kNotFound) {
+      return grpc::Status(grpc::UNAVAILABLE, st.ToString());
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  RestartableServer& owner_;
+};
+
+RestartableServer::RestartableServer(transport::Transport& transport,
+                                     std::unique_ptr<Service> service, ServerOptions options)
+    : transport_(transport), service_(std::move(service)), options_(std::move(options)) {}
+
+RestartableServer::~RestartableServer() { Shutdown(); }
+
+Result<std::unique_ptr<RestartableServer>> RestartableServer::Start(
+    transport::Transport& transport, std::unique_ptr<Service> service, ServerOptions options) {
+  options.store.service = std::string(service->name());
+  std::unique_ptr<RestartableServer> s(
+      new RestartableServer(transport, std::move(service), std::move(options)));
+  VIGIL_ASSIGN_OR_RETURN(s->session_, ssr::StoreSession::Open(transport, s->options_.store));
+  if (StateLimit(s->session_->capacity()) < 64) {
+    return FailedPrecondition(fmt::format(
+        "the SSR store's capacity of {} bytes leaves {} bytes for a client's state: configure "
+        "the store with at least {} bytes",
+        s->session_->capacity(), StateLimit(s->session_->capacity()),
+        kRecordHeaderBytes + kMaxError + kMaxReply + 64));
+  }
+  if (s->service_->recovery() == Recovery::kAllClients) VIGIL_RETURN_IF_ERROR(s->RecoverAll());
+  s->rpc_ = std::make_unique<Rpc>(*s);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(s->options_.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.RegisterService(s->rpc_.get());
+  s->grpc_ = builder.BuildAndStart();
+  if (!s->grpc_ || s->port_ == 0) {
+    return Unavailable(fmt::format("server '{}' cannot listen on '{}' (address in use?)",
+                                   s->service_->name(), s->options_.listen));
+  }
+  Log()->info("{} server '{}' serving on port {} (SSR epoch {}, {} recovery)", s->service_->name(),
+              s->options_.store.instance, s->port_, s->epoch(),
+              s->service_->recovery() == Recovery::kAllClients ? "all-clients" : "per-client");
+  return s;
+}
+
+void RestartableServer::Shutdown() {
+  if (grpc_) {
+    grpc_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    grpc_.reset();
+  }
+}
+
+uint64_t RestartableServer::epoch() const { return session_->epoch(); }
+
+ServerStats RestartableServer::Stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void RestartableServer::FailStop(const Status& why) {
+  Log()->critical(
+      "{} server '{}': the SSR store failed ({}); exiting so that the supervisor "
+      "restarts this server from the SSRs",
+      service_->name(), options_.store.instance, why.ToString());
+  spdlog::shutdown();
+  std::_Exit(75);
+}
+
+Status RestartableServer::LoadClient(const ssr::Grant& grant, Cached& c, bool& reset) {
+  reset = false;
+  c.mirror.assign(session_->region_bytes(), std::byte{0});
+  c.record = Record{};
+  if (grant.created) return Status::Ok();
+  Status st = session_->Load(grant, c.mirror);
+  if (!st.ok()) return st;  // the store or the connection failed: not the client's fault
+  auto state = ssr::Read(c.mirror, session_->capacity(), session_->identity(grant.client));
+  if (state.status().code() == StatusCode::kNotFound) return Status::Ok();
+  Status bad;
+  if (!state.ok()) {
+    bad = state.status();
+  } else if (state->epoch > session_->epoch()) {
+    bad = DataLoss(fmt::format("SSR written in epoch {}, after the current epoch {}", state->epoch,
+                               session_->epoch()));
+  } else {
+    auto record = DecodeRecord(AsText(state->payload));
+    if (!record.ok()) {
+      bad = record.status();
+    } else {
+      bad = service_->Validate(grant.client, record->state);
+      if (bad.ok()) c.record = std::move(*record);
+    }
+  }
+  stats_.recovered++;
+  if (!bad.ok()) {
+    reset = true;
+    stats_.resets++;
+    Log()->error("{} client {}: state does not validate, session reset: {}", service_->name(),
+                 grant.client, bad.ToString());
+    c.record = Record{};
+    c.record.code = StatusCode::kDataLoss;
+    c.record.error = fmt::format("session reset by the server: {}", bad.message());
+  }
+  return Status::Ok();
+}
+
+Status RestartableServer::RecoverAll() {
+  const auto start = std::chrono::steady_clock::now();
+  VIGIL_ASSIGN_OR_RETURN(auto clients, session_->Clients());
+  for (uint64_t client : clients) {
+    VIGIL_ASSIGN_OR_RETURN(ssr::Grant g, session_->Acquire(client, false));
+    Cached c;
+    bool reset = false;
+    VIGIL_RETURN_IF_ERROR(LoadClient(g, c, reset));
+    if (!reset) {
+      Status adopt = service_->Adopt(client, c.record.state);
+      if (!adopt.ok()) {
+        reset = true;
+        stats_.resets++;
+        Log()->error("{} client {}: state conflicts with another client's, session reset: {}",
+                     service_->name(), client, adopt.ToString());
+        c.record = Record{};
+        c.record.code = StatusCode::kDataLoss;
+        c.record.error = fmt::format("session reset by the server: {}", adopt.message());
+      }
+    }
+    if (reset) {
+      // Persist the reset so that the client learns of it on its next call, even after another
+      // restart.
+      const std::string bytes = EncodeRecord(c.record);
+      VIGIL_RETURN_IF_ERROR(
+          session_->Save(g, c.mirror, std::as_bytes(std::span(bytes.data(), bytes.size())))
+              .status());
+    }
+    VIGIL_RETURN_IF_ERROR(session_->Release(g));
+    cache_.emplace(client, std::move(c));
+  }
+  stats_.startup_recovery = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - start);
+  Log()->info("{}: recovered {} client(s) from their SSRs in {} us ({} reset)", service_->name(),
+              clients.size(), stats_.startup_recovery.count(), stats_.resets);
+  return Status::Ok();
+}
+
+Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64_t request_id,
+                                                         std::string_view body) {
+  std::lock_guard lock(mu_);
+  stats_.calls++;
+  auto grant = session_->Acquire(client, true);
+  if (!grant.ok()) {
+    if (session_->broken()) FailStop(grant.status());
+    return grant.status();  // e.g. arena full: the client may retry later
+  }
+  auto it = cache_.find(client);
+  bool reset = false;
+  if (it == cache_.end() || grant->created) {
+    Cached c;
+    Status st = LoadClient(*grant, c, reset);
+    if (!st.ok()) FailStop(st);
+    it = cache_.insert_or_assign(client, std::move(c)).first;
+  }
+  Cached& c = it->second;
+  Record& rec = c.record;
+  Reply out;
+  out.request_id = request_id;
+  if (request_id == rec.request_id) {
+    stats_.replayed++;
+    out.code = rec.code;
+    out.error = rec.error;
+    out.body = rec.reply;
+    out.replayed = true;
+    static_cast<void>(session_->Release(*grant));
+    return out;
+  }
+  if (request_id < rec.request_id) {
+    static_cast<void>(session_->Release(*grant));
+    out.code = StatusCode::kFailedPrecondition;
+    out.error = fmt::format("request {} is older than the last one executed ({})", request_id,
+                            rec.request_id);
+    return out;
+  }
+  Record next;
+  next.request_id = request_id;
+  if (rec.code == StatusCode::kDataLoss && !rec.error.empty() && rec.request_id == 0) {
+    // A reset found at start-up, or just now: this call reports it instead of executing.
+    reset = true;
+  }
+  if (reset) {
+    next.code = StatusCode::kDataLoss;
+    next.error = rec.error;
+    service_->Forget(client, rec.state);
+  } else {
+    std::string state = rec.state;
+    Status answer = service_->Handle(client, state, body, next.reply, StateLimit(capacity()));
+    next.code = answer.code();
+    next.error = std::string(answer.message()).substr(0, kMaxError);
+    if (state.size() > StateLimit(capacity()) || next.reply.size() > kMaxReply) {
+      FailStop(Internal(fmt::format(
+          "service '{}' produced {} B of state (limit {}) and {} B of reply (limit {})",
+          service_->name(), state.size(), StateLimit(capacity()), next.reply.size(), kMaxReply)));
+    }
+    next.state = std::move(state);
+    stats_.executed++;
+  }
+  const std::string bytes = EncodeRecord(next);
+  auto saved =
+      session_->Save(*grant, c.mirror, std::as_bytes(std::span(bytes.data(), bytes.size())));
+  if (!saved.ok()) FailStop(saved.status());
+  Status released = session_->Release(*grant);
+  if (!released.ok()) FailStop(released);
+  rec = std::move(next);
+  out.code = rec.code;
+  out.error = rec.error;
+  out.body = rec.reply;
+  out.reset = reset;
+  return out;
+}
+
+uint32_t RestartableServer::capacity() const { return session_->capacity(); }
+
+Status RestartableServer::Bye(uint64_t client) {
+  std::lock_guard lock(mu_);
+  auto it = cache_.find(client);
+  if (it != cache_.end()) {
+    service_->Forget(client, it->second.record.state);
+    cache_.erase(it);
+  }
+  Status st = session_->Free(client);
+  if (!st.ok() && session_->broken()) FailStop(st);
+  return st;
+}
+
+}  // namespace vigil::server

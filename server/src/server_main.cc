@@ -1,0 +1,64 @@
+// vigil-server: runs one restartable service (kv or lock) whose per-client state lives in the SSR
+// store. Meant to run under a supervisor that restarts it in place (vigil-node --server): a
+// restarted instance keeps its --instance name and recovers its clients from their SSRs.
+#include <fmt/format.h>
+
+#include <thread>
+
+#include "vigil/common/cli.h"
+#include "vigil/common/logging.h"
+#include "vigil/server/framework.h"
+#include "vigil/server/services.h"
+#include "vigil/transport/verbs.h"
+
+int main(int argc, char** argv) {
+  using namespace vigil;
+  CLI::App app{"vigil-server: a restartable server (kv or lock) with state in the SSR store"};
+  cli::CommonOptions common;
+  cli::AddCommonOptions(app, common);
+  std::string service_name = "kv";
+  std::string device;
+  server::ServerOptions o;
+  o.listen = "127.0.0.1:7750";
+  o.store.store = "127.0.0.1:7740";
+  app.add_option("--service", service_name, "which service to run")
+      ->check(CLI::IsMember({"kv", "lock"}))
+      ->capture_default_str();
+  app.add_option("--listen", o.listen, "host:port clients call (keep it across restarts)")
+      ->capture_default_str();
+  app.add_option("--store", o.store.store, "host:port of vigil-ssr-store")->capture_default_str();
+  app.add_option("--instance", o.store.instance,
+                 "this server's instance name at the store; a restart must reuse it "
+                 "(default: SERVICE-PORT)");
+  app.add_option("--device", device, "RDMA device (default: the first with an ACTIVE port)");
+  return cli::Run(app, common, argc, argv, [&]() -> int {
+    auto service = server::MakeService(service_name);
+    if (!service.ok()) {
+      fmt::print(stderr, "error: --service: {}\n", service.status().message());
+      return 2;
+    }
+    if (o.store.instance.empty()) {
+      o.store.instance =
+          fmt::format("{}-{}", service_name, o.listen.substr(o.listen.rfind(':') + 1));
+    }
+    auto t = transport::VerbsTransport::Open({.device = device});
+    if (!t.ok()) {
+      fmt::print(stderr, "error: {}\n", t.status().ToString());
+      return 1;
+    }
+    auto s = server::RestartableServer::Start(**t, std::move(*service), o);
+    if (!s.ok()) {
+      fmt::print(stderr, "error: {}\n", s.status().ToString());
+      return 1;
+    }
+    fmt::print("vigil-server {} '{}' listening on port {} (epoch {})\n", service_name,
+               o.store.instance, (*s)->port(), (*s)->epoch());
+    std::fflush(stdout);
+    while (!cli::ShutdownRequested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    (*s)->Shutdown();
+    const auto st = (*s)->Stats();
+    log::Get("server")->info("stopped: {} calls, {} executed, {} replayed, {} sessions reset",
+                             st.calls, st.executed, st.replayed, st.resets);
+    return 0;
+  });
+}

@@ -1,0 +1,291 @@
+// Restartable servers on the FAKE transport, all in one process: the SSR store, a server and its
+// clients. Restarts here are "destroy the server object, start a new one on the same address"; the
+// rxe tier kills real server processes with SIGKILL (tests/rxe/ssr_kill_test.sh).
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "vigil/server/client.h"
+#include "vigil/server/framework.h"
+#include "vigil/server/services.h"
+#include "vigil/server/v1/restartable.grpc.pb.h"
+#include "vigil/ssr/store.h"
+#include "vigil/transport/bootstrap.h"
+#include "vigil/transport/fake.h"
+
+namespace vigil::server {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fabric_ = std::make_shared<transport::FakeFabric>();
+    store_side_ = std::make_unique<transport::FakeTransport>(fabric_, "store");
+    server_side_ = std::make_unique<transport::FakeTransport>(fabric_, "server");
+    ssr::StoreOptions so;
+    so.arena_bytes = 4 << 20;
+    auto store = ssr::Store::Create(*store_side_, so);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    bootstrap_ = std::make_unique<transport::BootstrapServer>(*store_side_, "store",
+                                                              transport::ConnectionOptions{});
+    store_->Attach(*bootstrap_);
+    ASSERT_TRUE(bootstrap_->Start("127.0.0.1:0").ok());
+  }
+  void TearDown() override {
+    server_.reset();
+    bootstrap_->Shutdown();
+    store_->Shutdown();
+  }
+
+  // Starts (or restarts, on the same port) the server of `service`.
+  void StartServer(const std::string& service) {
+    server_.reset();
+    ServerOptions o;
+    o.listen = port_ == 0 ? "127.0.0.1:0" : "127.0.0.1:" + std::to_string(port_);
+    o.store.store = "127.0.0.1:" + std::to_string(bootstrap_->port());
+    o.store.instance = service + "-0";
+    auto svc = MakeService(service);
+    ASSERT_TRUE(svc.ok());
+    auto s = RestartableServer::Start(*server_side_, std::move(*svc), o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    port_ = server_->port();
+  }
+
+  std::unique_ptr<Client> NewClient(uint64_t id = 0) {
+    ClientOptions o;
+    o.server = "127.0.0.1:" + std::to_string(port_);
+    o.client_id = id;
+    o.deadline = 20s;
+    auto c = Client::Connect(o);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+
+  std::string Must(Client& c, const std::string& req) {
+    auto r = c.Call(req);
+    EXPECT_TRUE(r.ok()) << req << ": " << r.status();
+    return r.ok() ? *r : "";
+  }
+
+  // Corrupts both slots of the client's SSR.
+  void Corrupt(const std::string& service, uint64_t client) {
+    auto region = store_->RegionOf(service, client);
+    ASSERT_TRUE(region.ok()) << region.status();
+    (*region)[ssr::kSlotHeaderBytes + 2] ^= std::byte{0x40};
+    (*region)[region->size() / 2 + ssr::kSlotHeaderBytes + 2] ^= std::byte{0x40};
+  }
+
+  std::shared_ptr<transport::FakeFabric> fabric_;
+  std::unique_ptr<transport::FakeTransport> store_side_, server_side_;
+  std::unique_ptr<ssr::Store> store_;
+  std::unique_ptr<transport::BootstrapServer> bootstrap_;
+  std::unique_ptr<RestartableServer> server_;
+  int port_ = 0;
+};
+
+TEST(Record, RoundTripsAndRejectsInconsistentLengths) {
+  Record r{42, StatusCode::kNotFound, "no key 'x'", "reply", "state bytes"};
+  auto back = DecodeRecord(EncodeRecord(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->request_id, 42u);
+  EXPECT_EQ(back->code, StatusCode::kNotFound);
+  EXPECT_EQ(back->error, "no key 'x'");
+  EXPECT_EQ(back->reply, "reply");
+  EXPECT_EQ(back->state, "state bytes");
+  std::string bytes = EncodeRecord(r);
+  EXPECT_EQ(DecodeRecord(bytes.substr(0, bytes.size() - 1)).status().code(), StatusCode::kDataLoss);
+  bytes[8] = 99;  // status code out of range
+  EXPECT_EQ(DecodeRecord(bytes).status().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(ServerTest, KvSessionWithCursorSurvivesARestart) {
+  StartServer("kv");
+  auto c = NewClient();
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(Must(*c, "put a 1"), "ok");
+  EXPECT_EQ(Must(*c, "put b 2"), "ok");
+  EXPECT_EQ(Must(*c, "put c 3"), "ok");
+  EXPECT_EQ(Must(*c, "next"), "a");
+  EXPECT_EQ(Must(*c, "incr counter"), "1");
+  const uint64_t epoch = server_->epoch();
+  StartServer("kv");  // a new instance: nothing in its memory
+  EXPECT_EQ(server_->epoch(), epoch + 1);
+  EXPECT_EQ(Must(*c, "next"), "b");  // the open cursor came back from the SSR
+  EXPECT_EQ(Must(*c, "get c"), "3");
+  EXPECT_EQ(Must(*c, "incr counter"), "2");
+  EXPECT_EQ(c->last().epoch, epoch + 1);
+  auto missing = c->Call("get zz");
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(server_->Stats().recovered, 1u);
+}
+
+TEST_F(ServerTest, ARetriedRequestIsAnsweredFromItsRecordNotExecutedAgain) {
+  StartServer("kv");
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials());
+  auto stub = v1::Restartable::NewStub(channel);
+  auto call = [&](uint64_t request) {
+    grpc::ClientContext ctx;
+    v1::CallRequest req;
+    req.set_client_id(77);
+    req.set_request_id(request);
+    req.set_body("incr n");
+    v1::CallReply resp;
+    EXPECT_TRUE(stub->Call(&ctx, req, &resp).ok());
+    return resp;
+  };
+  EXPECT_EQ(call(1).body(), "1");
+  auto again = call(1);  // the client did not see the answer and retries
+  EXPECT_EQ(again.body(), "1");
+  EXPECT_TRUE(again.replayed());
+  StartServer("kv");  // and once more, across a restart
+  again = call(1);
+  EXPECT_EQ(again.body(), "1");
+  EXPECT_TRUE(again.replayed());
+  EXPECT_EQ(call(2).body(), "2");
+  auto stale = call(1);
+  EXPECT_EQ(stale.code(), static_cast<uint32_t>(StatusCode::kFailedPrecondition));
+}
+
+TEST_F(ServerTest, ACallDuringARestartIsSuspendedNotFailed) {
+  StartServer("kv");
+  auto c = NewClient();
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(Must(*c, "incr x"), "1");
+  server_.reset();  // the server is down
+  std::thread restart([&] {
+    std::this_thread::sleep_for(300ms);
+    StartServer("kv");
+  });
+  auto r = c->Call("incr x");
+  restart.join();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, "2");
+}
+
+TEST_F(ServerTest, CorruptedSsrResetsThatClientOnly) {
+  StartServer("kv");
+  auto good = NewClient();
+  auto victim = NewClient();
+  ASSERT_TRUE(good && victim);
+  EXPECT_EQ(Must(*good, "put k good"), "ok");
+  EXPECT_EQ(Must(*victim, "put k victim"), "ok");
+  Corrupt("kv", victim->id());
+  StartServer("kv");  // recovers lazily: the corruption is found on the victim's next call
+  auto r = victim->Call("get k");
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss) << r.status();
+  EXPECT_TRUE(victim->last().reset);
+  EXPECT_NE(r.status().message().find("session reset"), std::string::npos) << r.status();
+  EXPECT_EQ(Must(*good, "get k"), "good");
+  // The victim's session starts over, empty.
+  EXPECT_EQ(victim->Call("get k").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Must(*victim, "put k again"), "ok");
+  EXPECT_EQ(server_->Stats().resets, 1u);
+}
+
+TEST_F(ServerTest, KvRefusesAStateThatWouldOverflowItsSsr) {
+  StartServer("kv");
+  auto c = NewClient();
+  ASSERT_NE(c, nullptr);
+  const std::string value(200, 'v');
+  Status last;
+  int stored = 0;
+  for (int i = 0; i < 100 && last.ok(); ++i) {
+    auto r = c->Call("put key" + std::to_string(i) + " " + value);
+    last = r.status();
+    if (r.ok()) stored++;
+  }
+  EXPECT_EQ(last.code(), StatusCode::kResourceExhausted) << last;
+  EXPECT_EQ(Must(*c, "count"), std::to_string(stored));  // nothing lost, nothing half-stored
+}
+
+TEST_F(ServerTest, LockTableIsRebuiltFromEveryClientAtStartUp) {
+  StartServer("lock");
+  auto a = NewClient();
+  auto b = NewClient();
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(Must(*a, "acquire alpha"), "granted");
+  EXPECT_EQ(Must(*b, "acquire beta"), "granted");
+  StartServer("lock");
+  // Nothing was lost and nothing can be granted twice: b asks for a's lock before a's first
+  // call after the restart, so only the start-up recovery can know it is taken.
+  auto r = b->Call("acquire alpha");
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_NE(r.status().message().find(std::to_string(a->id())), std::string::npos);
+  EXPECT_EQ(Must(*a, "held"), "alpha");
+  EXPECT_EQ(Must(*b, "held"), "beta");
+  EXPECT_EQ(Must(*a, "release alpha"), "released");
+  EXPECT_EQ(Must(*b, "acquire alpha"), "granted");
+  EXPECT_EQ(server_->Stats().recovered, 2u);
+}
+
+TEST_F(ServerTest, AClientWhoseLocksConflictIsResetAndTheOwnerKeepsItsLock) {
+  StartServer("lock");
+  auto a = NewClient(1001);
+  auto b = NewClient(1002);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(Must(*a, "acquire alpha"), "granted");
+  EXPECT_EQ(Must(*b, "acquire beta"), "granted");
+  // Forge b's SSR so that it claims alpha too (valid CRC: only the lock table can tell).
+  auto region = store_->RegionOf("lock", 1002);
+  ASSERT_TRUE(region.ok());
+  std::string held;
+  for (std::string l : {"alpha", "beta"}) {
+    const auto n = static_cast<uint16_t>(l.size());
+    held.append(reinterpret_cast<const char*>(&n), 2);
+    held += l;
+  }
+  const std::string rec = EncodeRecord(Record{2, StatusCode::kOk, "", "granted", held});
+  auto epoch_id = server_->epoch();
+  ASSERT_TRUE(ssr::Write(*region, store_->capacity(), {1, 1002}, epoch_id,
+                         std::as_bytes(std::span(rec.data(), rec.size())))
+                  .ok());
+  StartServer("lock");
+  EXPECT_EQ(Must(*a, "held"), "alpha");
+  auto r = b->Call("held");
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss) << r.status();
+  EXPECT_TRUE(b->last().reset);
+  EXPECT_EQ(b->Call("acquire alpha").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Must(*b, "acquire beta"), "granted");  // b's reset session released beta
+}
+
+TEST_F(ServerTest, ByeFreesTheClientsSsr) {
+  StartServer("lock");
+  auto a = NewClient();
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(Must(*a, "acquire alpha"), "granted");
+  EXPECT_EQ(store_->Stats().used, 1u);
+  ASSERT_TRUE(a->Bye().ok());
+  EXPECT_EQ(store_->Stats().used, 0u);
+  auto b = NewClient();
+  EXPECT_EQ(Must(*b, "acquire alpha"), "granted");
+}
+
+TEST_F(ServerTest, MalformedCallsAreRefusedByName) {
+  StartServer("kv");
+  auto c = NewClient();
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->Call("frobnicate x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->Call("put bad\tkey v").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->Call("put k " + std::string(300, 'x')).status().code(),
+            StatusCode::kInvalidArgument);
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials());
+  auto stub = v1::Restartable::NewStub(channel);
+  grpc::ClientContext ctx;
+  v1::CallRequest req;
+  req.set_client_id(0);
+  req.set_request_id(1);
+  v1::CallReply resp;
+  auto st = stub->Call(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("client_id"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil::server
