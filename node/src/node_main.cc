@@ -1,6 +1,7 @@
 // vigil-node: the worker-node agent. Serves vigil.node.v1.NodeAgent: the voter starts and stops
 // replica processes here; vigilctl inspects them and injects faults. Stops on SIGINT/SIGTERM
-// (its replicas are stopped with it).
+// (its replicas are stopped with it). With --server it also supervises restartable servers:
+// each is restarted in place (same command line, so the same address) whenever it dies.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
 #include "vigil/node/agent.h"
+#include "vigil/node/supervisor.h"
 
 int main(int argc, char** argv) {
   using namespace vigil;
@@ -28,7 +30,42 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--replica-log-level", o.replica_log_level, "replicas' --log-level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  std::vector<std::string> servers;
+  node::FailurePolicy policy;
+  int64_t backoff_ms = policy.initial_backoff.count();
+  int64_t max_backoff_ms = policy.max_backoff.count();
+  int64_t window_s = policy.window.count() / 1000;
+  app.add_option("--server", servers,
+                 "supervise a restartable server: NAME=PROGRAM ARG... (split on spaces); "
+                 "repeatable")
+      ->type_name("NAME=CMD");
+  app.add_option("--restart-backoff-ms", backoff_ms, "first restart delay; doubles per failure")
+      ->check(CLI::Range(int64_t{1}, int64_t{60000}))
+      ->capture_default_str();
+  app.add_option("--restart-max-backoff-ms", max_backoff_ms, "longest restart delay")
+      ->check(CLI::Range(int64_t{1}, int64_t{600000}))
+      ->capture_default_str();
+  app.add_option("--restart-max", policy.max_failures,
+                 "give up on a server that dies more often than this within the window")
+      ->check(CLI::Range(1u, 100000u))
+      ->capture_default_str();
+  app.add_option("--restart-window-s", window_s, "the window of --restart-max")
+      ->check(CLI::Range(int64_t{1}, int64_t{86400}))
+      ->capture_default_str();
   return cli::Run(app, common, argc, argv, [&]() -> int {
+    policy.initial_backoff = std::chrono::milliseconds(backoff_ms);
+    policy.max_backoff = std::chrono::milliseconds(std::max(max_backoff_ms, backoff_ms));
+    policy.window = std::chrono::seconds(window_s);
+    std::vector<node::SupervisedProgram> programs;
+    for (const auto& spec : servers) {
+      auto p = node::ParseSupervised(spec);
+      if (!p.ok()) {
+        fmt::print(stderr, "error: --server {}\n", p.status().message());
+        return 2;
+      }
+      p->policy = policy;
+      programs.push_back(std::move(*p));
+    }
     if (o.node_name.empty() || o.node_name == "hostname") {
       char host[256] = {};
       gethostname(host, sizeof(host) - 1);
@@ -45,10 +82,22 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "error: --listen: {}\n", st.ToString());
       return 2;
     }
-    fmt::print("vigil-node '{}' listening on port {}\n", o.node_name, agent.port());
+    std::vector<std::unique_ptr<node::Supervisor>> supervised;
+    for (auto& p : programs) {
+      auto s = node::Supervisor::Start(std::move(p));
+      if (!s.ok()) {
+        fmt::print(stderr, "error: --server: {}\n", s.status().ToString());
+        return 1;
+      }
+      supervised.push_back(std::move(*s));
+    }
+    fmt::print(
+        "vigil-node '{}' listening on port {}{}\n", o.node_name, agent.port(),
+        supervised.empty() ? "" : fmt::format(", supervising {} server(s)", supervised.size()));
     std::fflush(stdout);
     while (!cli::ShutdownRequested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    log::Get("node")->info("shutting down: stopping replicas");
+    log::Get("node")->info("shutting down: stopping replicas and servers");
+    supervised.clear();
     agent.Shutdown();
     return 0;
   });

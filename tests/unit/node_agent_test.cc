@@ -2,6 +2,7 @@
 // it accepts, what it refuses and why, and the faults it injects into real processes.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "vigil/node/agent.h"
+#include "vigil/node/supervisor.h"
 #include "vigil/node/v1/node.grpc.pb.h"
 
 namespace vigil {
@@ -170,6 +172,54 @@ TEST_F(NodeAgentTest, PinsReplicasToTheConfiguredCpus) {
   }
   EXPECT_EQ(allowed, "0");
   EXPECT_NE(node::CheckCpu(100000).message().find("cpu 100000 is not available"),
+            std::string::npos);
+}
+
+// Waits until the supervised program runs under a pid other than `old` (0: any).
+pid_t WaitForPid(const node::Supervisor& s, pid_t old) {
+  for (int i = 0; i < 500; ++i) {
+    const pid_t p = s.pid();
+    if (p != 0 && p != old) return p;
+    std::this_thread::sleep_for(10ms);
+  }
+  return 0;
+}
+
+TEST(Supervisor, RestartsAKilledProgramInPlaceAndGivesUpPastItsBudget) {
+  auto program = node::ParseSupervised("sleeper=/bin/sleep 600");
+  ASSERT_TRUE(program.ok()) << program.status();
+  EXPECT_EQ(program->argv, (std::vector<std::string>{"/bin/sleep", "600"}));
+  program->policy.initial_backoff = 10ms;
+  program->policy.max_failures = 2;
+  auto s = node::Supervisor::Start(*program);
+  ASSERT_TRUE(s.ok()) << s.status();
+  pid_t pid = WaitForPid(**s, 0);
+  ASSERT_NE(pid, 0);
+  for (int kill_no = 1; kill_no <= 2; ++kill_no) {
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    const pid_t next = WaitForPid(**s, pid);
+    ASSERT_NE(next, 0) << "not restarted after kill " << kill_no;
+    pid = next;
+    EXPECT_EQ((*s)->restarts(), static_cast<uint64_t>(kill_no));
+    // Same command line: a server restarted in place keeps its address.
+    std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string args((std::istreambuf_iterator<char>(cmdline)), {});
+    EXPECT_EQ(args, std::string("/bin/sleep") + '\0' + "600" + '\0');
+  }
+  ASSERT_EQ(kill(pid, SIGKILL), 0);  // the third failure within the window: over budget
+  for (int i = 0; i < 500 && !(*s)->gave_up(); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE((*s)->gave_up());
+  EXPECT_EQ((*s)->pid(), 0);
+}
+
+TEST(Supervisor, RefusesMalformedSpecsByName) {
+  EXPECT_NE(node::ParseSupervised("no-equals").status().message().find("NAME=PROGRAM"),
+            std::string::npos);
+  EXPECT_NE(node::ParseSupervised("x=").status().message().find("no program"), std::string::npos);
+  EXPECT_NE(node::ParseSupervised("x=/nonexistent/prog --flag")
+                .status()
+                .message()
+                .find("'/nonexistent/prog' is not executable"),
             std::string::npos);
 }
 
