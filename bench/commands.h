@@ -40,6 +40,19 @@ struct SignalBenchOptions {
   bool pin = false;  // voter thread on CPU 0, replicas on the other CPUs in turn
 };
 
+struct SsrBenchOptions {
+  CommonBenchOptions common;
+  // Kill loop (either set): servers started elsewhere under a supervisor.
+  std::string kv;        // host:port of a kv vigil-server
+  std::string lock;      // host:port of a lock vigil-server
+  uint32_t clients = 3;  // per service
+  uint32_t duration_s = 20;
+  uint32_t kill_min_ms = 1000, kill_max_ms = 3000;
+  bool kill = true;
+  uint32_t seed = 1;
+};
+
+int RunSsrBench(const SsrBenchOptions& options);
 int RunTransportBench(const TransportBenchOptions& options);
 int RunSignalBench(const SignalBenchOptions& options);
 int RunChannelBench(const ChannelBenchOptions& options);

@@ -1,6 +1,8 @@
 // vigil-bench: vigil's benchmarks. Each prints an environment header, warms up, reports
 // percentiles (never a single mean) next to a baseline measured in the same run, and can write
 // JSON.
+#include <fmt/format.h>
+
 #include "commands.h"
 #include "vigil/common/cli.h"
 
@@ -97,7 +99,43 @@ int main(int argc, char** argv) {
                    "Pin the voter's polling thread to CPU 0 and replica i to CPU 1 + i mod "
                    "(cores - 1)");
 
+  vigil::bench::SsrBenchOptions ssr;
+  ssr.common.iterations = 2000;
+  ssr.common.warmup = 200;
+  auto* ssr_cmd = app.add_subcommand(
+      "ssr",
+      "Restartable servers: protected call latency with vs without SSR (default), or, with "
+      "--kv/--lock, a kill loop counting client-visible errors, lost and duplicated operations "
+      "and recovery times");
+  AddCommon(ssr_cmd, ssr.common);
+  ssr_cmd->add_option("--kv", ssr.kv, "host:port of a supervised kv vigil-server (kill loop)");
+  ssr_cmd->add_option("--lock", ssr.lock,
+                      "host:port of a supervised lock vigil-server (kill loop)");
+  ssr_cmd->add_option("--clients", ssr.clients, "client threads per service")
+      ->check(CLI::Range(1u, 256u))
+      ->capture_default_str();
+  ssr_cmd->add_option("--duration-s", ssr.duration_s, "length of the kill loop")
+      ->check(CLI::Range(1u, 86400u))
+      ->capture_default_str();
+  ssr_cmd->add_option("--kill-min-ms", ssr.kill_min_ms, "shortest time between two kills")
+      ->check(CLI::Range(10u, 3600000u))
+      ->capture_default_str();
+  ssr_cmd->add_option("--kill-max-ms", ssr.kill_max_ms, "longest time between two kills")
+      ->check(CLI::Range(10u, 3600000u))
+      ->capture_default_str();
+  ssr_cmd->add_flag("!--no-kill", ssr.kill, "run the clients without killing servers");
+  ssr_cmd->add_option("--seed", ssr.seed, "random seed (kill times, client operations)")
+      ->capture_default_str();
+
   return vigil::cli::Run(app, common, argc, argv, [&] {
+    if (ssr_cmd->parsed()) {
+      if (ssr.kill_max_ms < ssr.kill_min_ms) {
+        fmt::print(stderr, "error: --kill-max-ms {} is below --kill-min-ms {}\n", ssr.kill_max_ms,
+                   ssr.kill_min_ms);
+        return 2;
+      }
+      return vigil::bench::RunSsrBench(ssr);
+    }
     if (signal->parsed()) {
       std::erase(sig.workloads, "none");
       return vigil::bench::RunSignalBench(sig);

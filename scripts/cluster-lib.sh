@@ -30,3 +30,41 @@ vigil_cluster_stop() {
   for p in "${VIGIL_NODE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   VIGIL_NODE_PIDS=()
 }
+
+# The SSR side of the local cluster: vigil-ssr-store on 127.0.0.1:7740 and a vigil-node
+# ("server-node", 7730) that supervises a kv server on 7750 and a lock server on 7751.
+#   vigil_ssr_start BUILD_DIR LOGDIR   -> exports VIGIL_KV=127.0.0.1:7750 VIGIL_LOCK=127.0.0.1:7751
+#   vigil_ssr_stop
+vigil_ssr_start() {
+  local build=$1 logdir=$2 f
+  VIGIL_SSR_PIDS=()
+  "$build/ssr-store/vigil-ssr-store" --listen 127.0.0.1:7740 --arena-mib 16 \
+    > "$logdir/ssr-store.log" 2>&1 &
+  VIGIL_SSR_PIDS+=($!)
+  local server="$build/server/vigil-server --store 127.0.0.1:7740"
+  "$build/node/vigil-node" --listen 127.0.0.1:7730 --name server-node \
+    --restart-backoff-ms 20 --restart-max 1000 --restart-window-s 60 \
+    --server "kv=$server --service kv --listen 127.0.0.1:7750" \
+    --server "lock=$server --service lock --listen 127.0.0.1:7751" \
+    > "$logdir/server-node.log" 2>&1 &
+  VIGIL_SSR_PIDS+=($!)
+  for f in ssr-store server-node; do
+    for _ in $(seq 100); do
+      grep -q "listening on port" "$logdir/$f.log" 2>/dev/null && break
+      sleep 0.1
+    done
+    grep -q "listening on port" "$logdir/$f.log" ||
+      { cat "$logdir/$f.log"; echo "$f did not start" >&2; return 1; }
+  done
+  export VIGIL_KV=127.0.0.1:7750 VIGIL_LOCK=127.0.0.1:7751
+}
+
+vigil_ssr_stop() {
+  local p
+  # The node first: its servers stop with it, then the store.
+  for p in $(printf '%s\n' "${VIGIL_SSR_PIDS[@]}" | tac); do
+    kill -TERM "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  VIGIL_SSR_PIDS=()
+}

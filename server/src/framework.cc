@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstring>
+#include <optional>
 
 #include "vigil/common/logging.h"
 #include "vigil/server/v1/restartable.grpc.pb.h"
@@ -131,6 +132,14 @@ Result<std::unique_ptr<RestartableServer>> RestartableServer::Start(
   options.store.service = std::string(service->name());
   std::unique_ptr<RestartableServer> s(
       new RestartableServer(transport, std::move(service), std::move(options)));
+  if (s->options_.store.store.empty()) {
+    Log()->warn(
+        "{} server '{}' runs WITHOUT an SSR store: client state is lost when it "
+        "stops (a baseline for benchmarks, not a restartable server)",
+        s->service_->name(), s->options_.store.instance);
+    VIGIL_RETURN_IF_ERROR(s->Listen());
+    return s;
+  }
   VIGIL_ASSIGN_OR_RETURN(s->session_, ssr::StoreSession::Open(transport, s->options_.store));
   if (StateLimit(s->session_->capacity()) < 64) {
     return FailedPrecondition(fmt::format(
@@ -140,19 +149,24 @@ Result<std::unique_ptr<RestartableServer>> RestartableServer::Start(
         kRecordHeaderBytes + kMaxError + kMaxReply + 64));
   }
   if (s->service_->recovery() == Recovery::kAllClients) VIGIL_RETURN_IF_ERROR(s->RecoverAll());
-  s->rpc_ = std::make_unique<Rpc>(*s);
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(s->options_.listen, grpc::InsecureServerCredentials(), &s->port_);
-  builder.RegisterService(s->rpc_.get());
-  s->grpc_ = builder.BuildAndStart();
-  if (!s->grpc_ || s->port_ == 0) {
-    return Unavailable(fmt::format("server '{}' cannot listen on '{}' (address in use?)",
-                                   s->service_->name(), s->options_.listen));
-  }
-  Log()->info("{} server '{}' serving on port {} (SSR epoch {}, {} recovery)", s->service_->name(),
-              s->options_.store.instance, s->port_, s->epoch(),
-              s->service_->recovery() == Recovery::kAllClients ? "all-clients" : "per-client");
+  VIGIL_RETURN_IF_ERROR(s->Listen());
   return s;
+}
+
+Status RestartableServer::Listen() {
+  rpc_ = std::make_unique<Rpc>(*this);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.RegisterService(rpc_.get());
+  grpc_ = builder.BuildAndStart();
+  if (!grpc_ || port_ == 0) {
+    return Unavailable(fmt::format("server '{}' cannot listen on '{}' (address in use?)",
+                                   service_->name(), options_.listen));
+  }
+  Log()->info("{} server '{}' serving on port {} (SSR epoch {}, {} recovery)", service_->name(),
+              options_.store.instance, port_, epoch(),
+              service_->recovery() == Recovery::kAllClients ? "all-clients" : "per-client");
+  return Status::Ok();
 }
 
 void RestartableServer::Shutdown() {
@@ -162,7 +176,7 @@ void RestartableServer::Shutdown() {
   }
 }
 
-uint64_t RestartableServer::epoch() const { return session_->epoch(); }
+uint64_t RestartableServer::epoch() const { return session_ ? session_->epoch() : 0; }
 
 ServerStats RestartableServer::Stats() const {
   std::lock_guard lock(mu_);
@@ -257,17 +271,30 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
                                                          std::string_view body) {
   std::lock_guard lock(mu_);
   stats_.calls++;
-  auto grant = session_->Acquire(client, true);
-  if (!grant.ok()) {
-    if (session_->broken()) FailStop(grant.status());
-    return grant.status();  // e.g. arena full: the client may retry later
+  std::optional<ssr::Grant> grant;
+  if (session_) {
+    auto g = session_->Acquire(client, true);
+    if (!g.ok()) {
+      if (session_->broken()) FailStop(g.status());
+      return g.status();  // e.g. arena full: the client may retry later
+    }
+    grant = std::move(*g);
   }
+  // Releases the grant on every return (asynchronously: the next request to the store waits).
+  auto release = [&] {
+    if (!grant) return;
+    Status st = session_->Release(*grant);
+    grant.reset();
+    if (!st.ok()) FailStop(st);
+  };
   auto it = cache_.find(client);
   bool reset = false;
-  if (it == cache_.end() || grant->created) {
+  if (it == cache_.end() || (grant && grant->created)) {
     Cached c;
-    Status st = LoadClient(*grant, c, reset);
-    if (!st.ok()) FailStop(st);
+    if (grant) {
+      Status st = LoadClient(*grant, c, reset);
+      if (!st.ok()) FailStop(st);
+    }
     it = cache_.insert_or_assign(client, std::move(c)).first;
   }
   Cached& c = it->second;
@@ -280,11 +307,11 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
     out.error = rec.error;
     out.body = rec.reply;
     out.replayed = true;
-    static_cast<void>(session_->Release(*grant));
+    release();
     return out;
   }
   if (request_id < rec.request_id) {
-    static_cast<void>(session_->Release(*grant));
+    release();
     out.code = StatusCode::kFailedPrecondition;
     out.error = fmt::format("request {} is older than the last one executed ({})", request_id,
                             rec.request_id);
@@ -313,12 +340,13 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
     next.state = std::move(state);
     stats_.executed++;
   }
-  const std::string bytes = EncodeRecord(next);
-  auto saved =
-      session_->Save(*grant, c.mirror, std::as_bytes(std::span(bytes.data(), bytes.size())));
-  if (!saved.ok()) FailStop(saved.status());
-  Status released = session_->Release(*grant);
-  if (!released.ok()) FailStop(released);
+  if (grant) {
+    const std::string bytes = EncodeRecord(next);
+    auto saved =
+        session_->Save(*grant, c.mirror, std::as_bytes(std::span(bytes.data(), bytes.size())));
+    if (!saved.ok()) FailStop(saved.status());
+    release();
+  }
   rec = std::move(next);
   out.code = rec.code;
   out.error = rec.error;
@@ -327,7 +355,9 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
   return out;
 }
 
-uint32_t RestartableServer::capacity() const { return session_->capacity(); }
+uint32_t RestartableServer::capacity() const {
+  return session_ ? session_->capacity() : kVolatileCapacity;
+}
 
 Status RestartableServer::Bye(uint64_t client) {
   std::lock_guard lock(mu_);
@@ -336,6 +366,7 @@ Status RestartableServer::Bye(uint64_t client) {
     service_->Forget(client, it->second.record.state);
     cache_.erase(it);
   }
+  if (!session_) return Status::Ok();
   Status st = session_->Free(client);
   if (!st.ok() && session_->broken()) FailStop(st);
   return st;

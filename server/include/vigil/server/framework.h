@@ -61,9 +61,14 @@ class Service {
   }
 };
 
+// State limit of a server run without a store (benchmark baseline).
+inline constexpr uint32_t kVolatileCapacity = 4096;
+
 struct ServerOptions {
   std::string listen = "127.0.0.1:0";  // gRPC address for clients
-  ssr::SessionOptions store;           // .service is filled from the Service
+  // .service is filled from the Service. An empty .store address runs the server WITHOUT an
+  // SSR store: state in process memory only, lost on a crash (the benchmark's baseline).
+  ssr::SessionOptions store;
   size_t max_request = 64 << 10;
 };
 
@@ -123,6 +128,7 @@ class RestartableServer {
   RestartableServer(transport::Transport& transport, std::unique_ptr<Service> service,
                     ServerOptions options);
   Status RecoverAll();
+  Status Listen();
   // Loads the client's record into the cache (granted), resetting it when it does not validate.
   Status LoadClient(const ssr::Grant& grant, Cached& c, bool& reset);
   Result<Reply> Call(uint64_t client, uint64_t request_id, std::string_view body);

@@ -1,0 +1,439 @@
+// vigil-bench ssr: restartable servers with Server State Regions.
+//
+// Without --kv/--lock (latency): an SSR store, a kv server using it and the same kv server
+// WITHOUT a store run in this process; one client measures the protected call round trip through
+// each (the second is the baseline: same gRPC path and service code, state in server memory).
+//
+// With --kv and/or --lock (kill loop): clients run against those servers (started elsewhere
+// under a supervisor such as vigil-node --server) while this process SIGKILLs the server
+// processes at random points. Every client checks each answer against its own model of what
+// the server must hold; the report counts client-visible errors, lost and duplicated operations,
+// and the time from each kill to the first successful reply.
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "commands.h"
+#include "environment.h"
+#include "harness.h"
+#include "vigil/common/cli.h"
+#include "vigil/common/logging.h"
+#include "vigil/server/client.h"
+#include "vigil/server/framework.h"
+#include "vigil/server/services.h"
+#include "vigil/ssr/store.h"
+
+namespace vigil::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// ---- latency -----------------------------------------------------------------------------------
+
+Result<LatencySummary> MeasureCalls(int port, uint64_t warmup, uint64_t iterations) {
+  server::ClientOptions o;
+  o.server = "127.0.0.1:" + std::to_string(port);
+  VIGIL_ASSIGN_OR_RETURN(auto client, server::Client::Connect(o));
+  LatencySamples samples(iterations);
+  for (uint64_t i = 0; i < warmup + iterations; ++i) {
+    const auto t0 = Clock::now();
+    auto r = client->Call("incr counter");
+    const auto t1 = Clock::now();
+    if (!r.ok()) return r.status().WithContext("kv call");
+    if (*r != std::to_string(i + 1)) {
+      return DataLoss(fmt::format("incr returned {} at call {}", *r, i + 1));
+    }
+    if (i >= warmup) {
+      samples.Record(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+    }
+  }
+  return samples.Summarize();
+}
+
+int RunLatency(const SsrBenchOptions& opts) {
+  auto setup = OpenAndDescribe(opts.common);
+  if (!setup) return 1;
+  ssr::StoreOptions so;
+  so.arena_bytes = 16 << 20;
+  auto store = ssr::Store::Create(*setup->transport, so);
+  if (!store.ok()) {
+    fmt::print(stderr, "error: {}\n", store.status().ToString());
+    return 1;
+  }
+  transport::BootstrapServer bootstrap(*setup->transport, "ssr-store", setup->conn);
+  (*store)->Attach(bootstrap);
+  if (Status st = bootstrap.Start("127.0.0.1:0"); !st.ok()) {
+    fmt::print(stderr, "error: {}\n", st.ToString());
+    return 1;
+  }
+  auto start_kv = [&](bool with_store) {
+    server::ServerOptions o;
+    o.store.instance = with_store ? "kv-ssr" : "kv-volatile";
+    if (with_store) o.store.store = "127.0.0.1:" + std::to_string(bootstrap.port());
+    o.store.connection = setup->conn;
+    return server::RestartableServer::Start(*setup->transport, server::MakeKvService(), o);
+  };
+  auto with = start_kv(true);
+  auto without = start_kv(false);
+  if (!with.ok() || !without.ok()) {
+    fmt::print(stderr, "error: {}\n", (!with.ok() ? with.status() : without.status()).ToString());
+    return 1;
+  }
+  auto a = MeasureCalls((*with)->port(), opts.common.warmup, opts.common.iterations);
+  auto b = MeasureCalls((*without)->port(), opts.common.warmup, opts.common.iterations);
+  if (!a.ok() || !b.ok()) {
+    fmt::print(stderr, "error: {}\n", (!a.ok() ? a.status() : b.status()).ToString());
+    return 1;
+  }
+  const auto stats = (*store)->Stats();
+  fmt::print("\nprotected call round trip (kv 'incr', client -> gRPC -> server), {} calls\n",
+             opts.common.iterations);
+  fmt::print("{:<28} | {:>9} {:>9} {:>9} {:>9}\n", "", "p50 us", "p99 us", "p99.9 us", "max us");
+  auto row = [](const char* what, const LatencySummary& s) {
+    fmt::print("{:<28} | {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", what, s.p50_us, s.p99_us,
+               s.p999_us, s.max_us);
+  };
+  row("with SSR (grant, RDMA W, rel.)", *a);
+  row("without SSR (baseline)", *b);
+  const double r50 = a->p50_us / b->p50_us, r99 = a->p99_us / b->p99_us;
+  fmt::print(
+      "ratio with/without: p50 {:.2f}x, p99 {:.2f}x (target p50 <= 1.3x: {}; CuriOS "
+      "reported 1.94x)\n",
+      r50, r99, r50 <= 1.3 ? "met" : "NOT met");
+  const size_t row_bytes = stats.overhead_bytes + so.capacity - stats.ssr_bytes;
+  fmt::print(
+      "arena bytes per client: {} = 2 slots x ({} B header + {} B payload) + {} B table "
+      "row: {} B of metadata, the rest is the second (A/B) copy; {} grants made\n",
+      stats.ssr_bytes + row_bytes, ssr::kSlotHeaderBytes, so.capacity, row_bytes,
+      2 * ssr::kSlotHeaderBytes + row_bytes, stats.grants_total);
+  if (!opts.common.json.empty()) {
+    nlohmann::json out = {{"benchmark", "ssr latency"},
+                          {"environment", Environment(Describe(*setup))},
+                          {"with_ssr",
+                           {{"p50_us", a->p50_us},
+                            {"p99_us", a->p99_us},
+                            {"p999_us", a->p999_us},
+                            {"max_us", a->max_us}}},
+                          {"without_ssr",
+                           {{"p50_us", b->p50_us},
+                            {"p99_us", b->p99_us},
+                            {"p999_us", b->p999_us},
+                            {"max_us", b->max_us}}},
+                          {"ratio_p50", r50},
+                          {"ratio_p99", r99},
+                          {"overhead_bytes_per_client", stats.overhead_bytes}};
+    std::ofstream(opts.common.json) << out.dump(2) << "\n";
+  }
+  (*with)->Shutdown();
+  (*without)->Shutdown();
+  bootstrap.Shutdown();
+  return 0;
+}
+
+// ---- kill loop ---------------------------------------------------------------------------------
+
+// The pid of the vigil-server process serving `listen`, or 0.
+pid_t FindServer(const std::string& listen) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream f(entry.path() / "cmdline");
+    std::string raw((std::istreambuf_iterator<char>(f)), {});
+    std::vector<std::string> args;
+    for (size_t p = 0; p < raw.size();) {
+      const size_t e = raw.find('\0', p);
+      args.push_back(raw.substr(p, e - p));
+      if (e == std::string::npos) break;
+      p = e + 1;
+    }
+    if (args.empty() || std::filesystem::path(args[0]).filename() != "vigil-server") continue;
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == "--listen" && args[i + 1] == listen) return std::stoi(name);
+    }
+  }
+  return 0;
+}
+
+struct ServiceTally {
+  std::string name, address;
+  std::atomic<uint64_t> ops{0}, errors{0}, lost{0}, duplicated{0}, kills{0};
+  std::mutex mu;
+  std::vector<double> recovery_ms;  // kill -> first successful reply
+  double max_suspended_ms = 0;
+  Clock::time_point killed_at{};
+  bool awaiting = false;
+  uint64_t last_epoch = 0;  // the newest server epoch a reply came from
+  uint64_t epoch_at_kill = 0;
+  std::vector<std::string> first_errors;
+
+  void Success(const server::CallInfo& info) {
+    ops++;
+    std::lock_guard lock(mu);
+    max_suspended_ms = std::max(max_suspended_ms, info.suspended.count() / 1000.0);
+    last_epoch = std::max(last_epoch, info.epoch);
+    if (awaiting && info.epoch > epoch_at_kill) {  // answered by the restarted instance
+      recovery_ms.push_back(Ms(Clock::now() - killed_at));
+      awaiting = false;
+    }
+  }
+  void Error(const std::string& what) {
+    errors++;
+    std::lock_guard lock(mu);
+    if (first_errors.size() < 5) first_errors.push_back(what);
+  }
+  void Violation(std::atomic<uint64_t>& counter, const std::string& what) {
+    counter++;
+    std::lock_guard lock(mu);
+    if (first_errors.size() < 5) first_errors.push_back(what);
+  }
+};
+
+Result<std::unique_ptr<server::Client>> Connect(const std::string& address) {
+  server::ClientOptions o;
+  o.server = address;
+  o.deadline = 60s;
+  return server::Client::Connect(o);
+}
+
+// One kv client: its own counters and keys; every answer is predicted by the model.
+void KvClient(ServiceTally& t, uint32_t seed, Clock::time_point end) {
+  auto c = Connect(t.address);
+  if (!c.ok()) return t.Error(c.status().ToString());
+  std::mt19937 rng(seed);
+  std::map<std::string, int64_t> counters;
+  std::map<std::string, std::string> values;
+  while (Clock::now() < end && !cli::ShutdownRequested()) {
+    const uint32_t dice = rng() % 10;
+    std::string req, expect;
+    if (dice < 6) {
+      const std::string k = fmt::format("c{}", rng() % 4);
+      req = "incr " + k;
+      expect = std::to_string(counters[k] + 1);
+    } else if (dice < 8) {
+      const std::string k = fmt::format("p{}", rng() % 8);
+      const std::string v = std::to_string(rng());
+      req = fmt::format("put {} {}", k, v);
+      expect = "ok";
+      values[k] = v;
+    } else if (!values.empty()) {
+      auto it = values.begin();
+      std::advance(it, rng() % values.size());
+      req = "get " + it->first;
+      expect = it->second;
+    } else {
+      continue;
+    }
+    auto r = (*c)->Call(req);
+    if (!r.ok()) {
+      t.Error(fmt::format("client {} '{}': {}", (*c)->id(), req, r.status().ToString()));
+      if (req.rfind("put", 0) == 0) values.erase(req.substr(4, req.find(' ', 4) - 4));
+      continue;
+    }
+    t.Success((*c)->last());
+    if (*r == expect) {
+      if (req.rfind("incr", 0) == 0) counters[req.substr(5)]++;
+      continue;
+    }
+    if (req.rfind("incr", 0) == 0) {
+      const int64_t got = std::stoll(*r);
+      const int64_t want = counters[req.substr(5)] + 1;
+      t.Violation(
+          got > want ? t.duplicated : t.lost,
+          fmt::format("client {} '{}' returned {}, model says {}", (*c)->id(), req, got, want));
+      counters[req.substr(5)] = got;  // resynchronise so one fault is counted once
+    } else {
+      t.Violation(t.lost, fmt::format("client {} '{}' returned '{}', model says '{}'", (*c)->id(),
+                                      req, *r, expect));
+    }
+  }
+  static_cast<void>((*c)->Bye());
+}
+
+// Lock clients contend on a few shared names; the model knows who holds what.
+struct LockModel {
+  std::mutex mu;
+  std::map<std::string, uint64_t> owner;
+};
+
+void LockClient(ServiceTally& t, LockModel& m, uint32_t seed, Clock::time_point end) {
+  auto c = Connect(t.address);
+  if (!c.ok()) return t.Error(c.status().ToString());
+  const uint64_t me = (*c)->id();
+  std::mt19937 rng(seed);
+  std::set<std::string> mine;
+  auto call = [&](const std::string& req) -> Result<std::string> {
+    auto r = (*c)->Call(req);
+    if (r.ok()) t.Success((*c)->last());
+    return r;
+  };
+  for (uint64_t n = 0; Clock::now() < end && !cli::ShutdownRequested(); ++n) {
+    if (n % 8 == 7) {
+      auto r = call("held");
+      if (!r.ok()) {
+        t.Error(fmt::format("client {} 'held': {}", me, r.status().ToString()));
+        continue;
+      }
+      std::string want;
+      for (const auto& l : mine) want += (want.empty() ? "" : " ") + l;
+      if (*r != want) {
+        t.Violation(t.lost, fmt::format("client {} holds '{}', model says '{}'", me, *r, want));
+      }
+      continue;
+    }
+    if (!mine.empty() && rng() % 2 == 0) {
+      const std::string l = *mine.begin();
+      {
+        std::lock_guard lock(m.mu);  // give it up in the model before the server frees it
+        m.owner.erase(l);
+      }
+      mine.erase(l);
+      auto r = call("release " + l);
+      if (!r.ok()) {
+        if (r.status().code() == StatusCode::kNotFound) {
+          t.Violation(t.lost, fmt::format("client {} lost lock {}", me, l));
+        } else {
+          t.Error(fmt::format("client {} 'release {}': {}", me, l, r.status().ToString()));
+        }
+      }
+      continue;
+    }
+    const std::string l = fmt::format("L{}", rng() % 4);
+    if (mine.count(l)) continue;
+    auto r = call("acquire " + l);
+    if (r.ok()) {
+      std::lock_guard lock(m.mu);
+      auto [it, fresh] = m.owner.emplace(l, me);
+      if (!fresh && it->second != me) {
+        t.Violation(t.duplicated, fmt::format("lock {} granted to client {} while client {} "
+                                              "holds it",
+                                              l, me, it->second));
+      }
+      it->second = me;
+      mine.insert(l);
+    } else if (r.status().code() != StatusCode::kFailedPrecondition) {
+      t.Error(fmt::format("client {} 'acquire {}': {}", me, l, r.status().ToString()));
+    }
+  }
+  for (const auto& l : mine) {
+    {
+      std::lock_guard lock(m.mu);
+      m.owner.erase(l);
+    }
+    static_cast<void>(call("release " + l));
+  }
+  static_cast<void>((*c)->Bye());
+}
+
+int RunKillLoop(const SsrBenchOptions& opts) {
+  std::vector<std::unique_ptr<ServiceTally>> tallies;
+  if (!opts.kv.empty()) {
+    tallies.push_back(std::make_unique<ServiceTally>());
+    tallies.back()->name = "kv";
+    tallies.back()->address = opts.kv;
+  }
+  if (!opts.lock.empty()) {
+    tallies.push_back(std::make_unique<ServiceTally>());
+    tallies.back()->name = "lock";
+    tallies.back()->address = opts.lock;
+  }
+  PrintEnvironment(Environment("servers: " + opts.kv + " " + opts.lock));
+  fmt::print("\n{} client(s) per service for {} s; SIGKILL a server every {}..{} ms{}\n",
+             opts.clients, opts.duration_s, opts.kill_min_ms, opts.kill_max_ms,
+             opts.kill ? "" : " (disabled)");
+  const auto end = Clock::now() + std::chrono::seconds(opts.duration_s);
+  LockModel model;
+  std::vector<std::thread> threads;
+  for (auto& t : tallies) {
+    for (uint32_t i = 0; i < opts.clients; ++i) {
+      const uint32_t seed = opts.seed + i * 7919 + (t->name == "kv" ? 0 : 104729);
+      if (t->name == "kv") {
+        threads.emplace_back([&t = *t, seed, end] { KvClient(t, seed, end); });
+      } else {
+        threads.emplace_back([&t = *t, &model, seed, end] { LockClient(t, model, seed, end); });
+      }
+    }
+  }
+  uint64_t missed = 0;
+  if (opts.kill) {
+    std::mt19937 rng(opts.seed);
+    // Stop killing early enough for the last restart to be seen by the clients.
+    const auto stop_killing =
+        end - std::max<Clock::duration>(std::chrono::milliseconds(opts.kill_max_ms), 5s);
+    for (size_t k = 0; Clock::now() < stop_killing && !cli::ShutdownRequested(); ++k) {
+      const auto wait = std::chrono::milliseconds(
+          opts.kill_min_ms + rng() % (opts.kill_max_ms - opts.kill_min_ms + 1));
+      std::this_thread::sleep_for(std::min<Clock::duration>(wait, stop_killing - Clock::now()));
+      if (Clock::now() >= stop_killing) break;
+      ServiceTally& t = *tallies[k % tallies.size()];
+      const pid_t pid = FindServer(t.address);
+      if (pid == 0) {
+        missed++;  // restarting right now
+        continue;
+      }
+      {
+        std::lock_guard lock(t.mu);
+        if (kill(pid, SIGKILL) != 0) continue;
+        t.killed_at = Clock::now();
+        t.awaiting = true;
+        t.epoch_at_kill = t.last_epoch;
+      }
+      t.kills++;
+      log::Get("bench")->info("SIGKILL {} server (pid {})", t.name, pid);
+    }
+  }
+  for (auto& th : threads) th.join();
+
+  fmt::print("\n{:<6} | {:>7} {:>6} {:>5} {:>5} {:>5} | {:>13} {:>13} {:>14}\n", "server", "ops",
+             "errors", "lost", "dup", "kills", "recovery p50", "recovery max", "max suspended");
+  bool clean = true;
+  nlohmann::json results = nlohmann::json::array();
+  for (auto& t : tallies) {
+    std::sort(t->recovery_ms.begin(), t->recovery_ms.end());
+    const double p50 = t->recovery_ms.empty() ? 0 : t->recovery_ms[t->recovery_ms.size() / 2];
+    const double mx = t->recovery_ms.empty() ? 0 : t->recovery_ms.back();
+    fmt::print("{:<6} | {:>7} {:>6} {:>5} {:>5} {:>5} | {:>10.1f} ms {:>10.1f} ms {:>11.1f} ms\n",
+               t->name, t->ops.load(), t->errors.load(), t->lost.load(), t->duplicated.load(),
+               t->kills.load(), p50, mx, t->max_suspended_ms);
+    for (const auto& e : t->first_errors) fmt::print("  {}: {}\n", t->name, e);
+    clean &= t->errors == 0 && t->lost == 0 && t->duplicated == 0 && t->ops > 0;
+    if (opts.kill) clean &= t->kills > 0 && t->recovery_ms.size() == t->kills;
+    results.push_back({{"server", t->name},
+                       {"ops", t->ops.load()},
+                       {"client_visible_errors", t->errors.load()},
+                       {"lost", t->lost.load()},
+                       {"duplicated", t->duplicated.load()},
+                       {"kills", t->kills.load()},
+                       {"recovery_ms", t->recovery_ms},
+                       {"max_suspended_ms", t->max_suspended_ms}});
+  }
+  fmt::print(
+      "{}: {} kill(s) skipped because the server was restarting at that moment\n",
+      clean ? "PASS: no client-visible errors, no lost and no duplicated operations" : "FAIL",
+      missed);
+  if (!opts.common.json.empty()) {
+    std::ofstream(opts.common.json)
+        << nlohmann::json{{"benchmark", "ssr kill loop"}, {"results", results}}.dump(2) << "\n";
+  }
+  return clean ? 0 : 1;
+}
+
+}  // namespace
+
+int RunSsrBench(const SsrBenchOptions& options) {
+  if (options.kv.empty() && options.lock.empty()) return RunLatency(options);
+  return RunKillLoop(options);
+}
+
+}  // namespace vigil::bench
