@@ -126,6 +126,10 @@ int main(int argc, char** argv) {
   ssr_cmd->add_flag("!--no-kill", ssr.kill, "run the clients without killing servers");
   ssr_cmd->add_option("--seed", ssr.seed, "random seed (kill times, client operations)")
       ->capture_default_str();
+  ssr_cmd
+      ->add_option("--spin-us", ssr.spin_us,
+                   "latency: the server polls for the store's answers this long before sleeping")
+      ->capture_default_str();
 
   return vigil::cli::Run(app, common, argc, argv, [&] {
     if (ssr_cmd->parsed()) {

@@ -272,8 +272,10 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
   std::lock_guard lock(mu_);
   stats_.calls++;
   std::optional<ssr::Grant> grant;
+  auto t0 = std::chrono::steady_clock::now();
   if (session_) {
     auto g = session_->Acquire(client, true);
+    stats_.grant_time += std::chrono::steady_clock::now() - t0;
     if (!g.ok()) {
       if (session_->broken()) FailStop(g.status());
       return g.status();  // e.g. arena full: the client may retry later
@@ -292,8 +294,10 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
   if (it == cache_.end() || (grant && grant->created)) {
     Cached c;
     if (grant) {
+      t0 = std::chrono::steady_clock::now();
       Status st = LoadClient(*grant, c, reset);
       if (!st.ok()) FailStop(st);
+      stats_.load_time += std::chrono::steady_clock::now() - t0;
     }
     it = cache_.insert_or_assign(client, std::move(c)).first;
   }
@@ -342,9 +346,11 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
   }
   if (grant) {
     const std::string bytes = EncodeRecord(next);
+    t0 = std::chrono::steady_clock::now();
     auto saved =
         session_->Save(*grant, c.mirror, std::as_bytes(std::span(bytes.data(), bytes.size())));
     if (!saved.ok()) FailStop(saved.status());
+    stats_.save_time += std::chrono::steady_clock::now() - t0;
     release();
   }
   rec = std::move(next);

@@ -88,6 +88,7 @@ Status StoreSession::Post(wire::Request& req) {
   });
   if (!st.ok()) return Fail(st);
   unanswered_++;
+  posted_since_reply_++;
   return Status::Ok();
 }
 
@@ -131,6 +132,7 @@ Result<wire::Reply> StoreSession::Call(wire::Request req) {
     if (!repost.ok()) return Fail(repost);
     if (!reply.ok()) return Fail(reply.status().WithContext("reply from the SSR store"));
     unanswered_--;
+    posted_since_reply_ = 0;
     if (reply->seq == req.seq) return *reply;
     if (reply->seq > req.seq) {
       return Fail(DataLoss(
@@ -165,7 +167,13 @@ Status StoreSession::Release(const Grant& grant, bool wait) {
   wire::Request req;
   req.op = wire::Op::kRelease;
   req.grant_id = grant.id;
-  if (!wait && unanswered_ + 1 < kSlots) return Post(req);
+  if (!wait && posted_since_reply_ + 1 < kSlots) {
+    // Fire and forget: the store handles requests in order, so the next request sees it done.
+    req.no_reply = true;
+    VIGIL_RETURN_IF_ERROR(Post(req));
+    unanswered_--;  // no reply will come
+    return Status::Ok();
+  }
   VIGIL_ASSIGN_OR_RETURN(wire::Reply r, Call(req));
   return r.ToStatus();
 }

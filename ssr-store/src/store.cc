@@ -11,6 +11,7 @@
 #include <cstring>
 #include <thread>
 
+#include "vigil/common/adaptive_wait.h"
 #include "vigil/common/logging.h"
 #include "vigil/ssr/slot.h"
 #include "vigil/ssr/wire.h"
@@ -87,8 +88,9 @@ class Store::Session {
     VIGIL_ASSIGN_OR_RETURN(
         auto recv, transport::RegisteredBuffer::Allocate(*domain_, wire::kRequestBytes * kRecvSlots,
                                                          transport::kLocalWrite));
-    VIGIL_ASSIGN_OR_RETURN(auto send, transport::RegisteredBuffer::Allocate(
-                                          *domain_, wire::kReplyBytes, transport::kLocalWrite));
+    VIGIL_ASSIGN_OR_RETURN(
+        auto send, transport::RegisteredBuffer::Allocate(*domain_, wire::kReplyBytes * kRecvSlots,
+                                                         transport::kLocalWrite));
     recv_ = std::make_unique<transport::RegisteredBuffer>(std::move(recv));
     send_ = std::make_unique<transport::RegisteredBuffer>(std::move(send));
     for (size_t i = 0; i < kRecvSlots; ++i) VIGIL_RETURN_IF_ERROR(PostRecv(i));
@@ -135,10 +137,25 @@ class Store::Session {
     }
   }
 
+  // The next request: polled (spin, yield, short sleeps) for up to poll_us after the previous
+  // one, since a server that just released a grant usually asks for the next soon; then blocked
+  // on the completion channel.
+  Result<transport::Completion> NextRequest(std::chrono::microseconds poll) {
+    const auto start = std::chrono::steady_clock::now();
+    AdaptiveWait wait(20, start);
+    for (auto now = start; now - start < poll && !stop_; now = std::chrono::steady_clock::now()) {
+      transport::Completion c;
+      if (conn_->PollRecv(std::span(&c, 1)) == 1) return c;
+      wait.Pause(now);
+    }
+    return conn_->WaitRecv(200ms);
+  }
+
   void Run() {
     std::string why = "store shutting down";
+    const auto poll = std::chrono::microseconds(store_.options_.poll_us);
     while (!stop_) {
-      auto c = conn_->WaitRecv(200ms);
+      auto c = NextRequest(poll);
       if (!c.ok()) {
         if (c.status().code() == StatusCode::kDeadlineExceeded) continue;
         why = c.status().ToString();
@@ -151,11 +168,22 @@ class Store::Session {
       }
       const std::span<const std::byte> in(recv_->data() + c->wr_id * wire::kRequestBytes,
                                           c->byte_len);
-      wire::Reply reply = store_.Handle(*this, in);
-      wire::Encode(reply,
-                   std::span<std::byte, wire::kReplyBytes>(send_->data(), wire::kReplyBytes));
-      Status st = conn_->PostSend(send_->mr().Slice(0, wire::kReplyBytes), c->wr_id);
-      if (st.ok()) st = AwaitReplySent();
+      bool reply_wanted = true;
+      wire::Reply reply = store_.Handle(*this, in, reply_wanted);
+      // Replies go out unsignaled from the buffer of the request's receive slot: the server waits
+      // for each reply before it can send the request that reuses the slot, so a buffer is never
+      // rewritten before the NIC read it; errors surface through DrainSendCompletions.
+      Status st = transport::DrainSendCompletions(*conn_);
+      if (st.ok() && reply_wanted) {
+        std::byte* out = send_->data() + c->wr_id * wire::kReplyBytes;
+        wire::Encode(reply, std::span<std::byte, wire::kReplyBytes>(out, wire::kReplyBytes));
+        transport::SendFlags flags;
+        flags.signaled = false;
+        st = transport::PostWhenQueueHasRoom(*conn_, [&] {
+          return conn_->PostSend(send_->mr().Slice(c->wr_id * wire::kReplyBytes, wire::kReplyBytes),
+                                 c->wr_id, flags);
+        });
+      }
       if (st.ok()) st = PostRecv(c->wr_id);
       if (!st.ok()) {
         why = st.ToString();
@@ -405,7 +433,7 @@ void Store::Shutdown() {
   all.clear();
 }
 
-wire::Reply Store::Handle(Session& s, std::span<const std::byte> in) {
+wire::Reply Store::Handle(Session& s, std::span<const std::byte> in, bool& reply_wanted) {
   wire::Reply r;
   auto req = wire::DecodeRequest(in);
   if (!req.ok()) {
@@ -419,7 +447,18 @@ wire::Reply Store::Handle(Session& s, std::span<const std::byte> in) {
   }
   r.op = req->op;
   r.seq = req->seq;
+  reply_wanted = !req->no_reply;
+  const auto t0 = std::chrono::steady_clock::now();
   Status st = Dispatch(s, *req, r);
+  {
+    std::lock_guard lock(mu_);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    if (req->op == wire::Op::kGrant) counters_.grant_time += took;
+    if (req->op == wire::Op::kRelease) {
+      counters_.release_time += took;
+      counters_.releases_total++;
+    }
+  }
   if (!st.ok()) {
     r.code = st.code();
     r.message = st.message();

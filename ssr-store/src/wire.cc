@@ -15,6 +15,7 @@ namespace {
 // grant u64 @40 | addr u64 @48 | length u64 @56 | rkey u32 @64 | count u32 @68 |
 // clients [16 x u64] @72 | message [96] @200.
 constexpr uint32_t kFlagCreate = 1;
+constexpr uint32_t kFlagNoReply = 2;
 constexpr uint16_t kFlagCreated = 1;
 constexpr uint16_t kFlagMore = 2;
 
@@ -83,7 +84,7 @@ void Encode(const Request& r, std::span<std::byte, kRequestBytes> out) {
   Put<uint64_t>(b, 8, r.seq);
   Put<uint64_t>(b, 16, r.client_id);
   Put<uint64_t>(b, 24, r.grant_id);
-  Put<uint32_t>(b, 32, r.create ? kFlagCreate : 0);
+  Put<uint32_t>(b, 32, (r.create ? kFlagCreate : 0) | (r.no_reply ? kFlagNoReply : 0));
   Put<uint8_t>(b, 36, static_cast<uint8_t>(std::min(r.name.size(), kMaxName)));
   Put<uint8_t>(b, 37, static_cast<uint8_t>(std::min(r.instance.size(), kMaxName)));
   PutText(b, 40, kMaxName, r.name);
@@ -111,10 +112,15 @@ Result<Request> DecodeRequest(std::span<const std::byte> in) {
   r.client_id = Get<uint64_t>(b, 16);
   r.grant_id = Get<uint64_t>(b, 24);
   const uint32_t flags = Get<uint32_t>(b, 32);
-  if ((flags & ~kFlagCreate) != 0) {
+  if ((flags & ~(kFlagCreate | kFlagNoReply)) != 0) {
     return InvalidArgument(fmt::format("SSR request with unknown flags {:#x}", flags));
   }
   r.create = (flags & kFlagCreate) != 0;
+  r.no_reply = (flags & kFlagNoReply) != 0;
+  if (r.no_reply && r.op != Op::kRelease) {
+    return InvalidArgument(
+        fmt::format("SSR {} request asks for no reply (release only)", OpName(r.op)));
+  }
   const size_t name_len = Get<uint8_t>(b, 36);
   const size_t inst_len = Get<uint8_t>(b, 37);
   if (name_len > kMaxName || inst_len > kMaxName) {

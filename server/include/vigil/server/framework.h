@@ -79,6 +79,9 @@ struct ServerStats {
   uint64_t resets = 0;
   uint64_t recovered = 0;                         // client states read back from SSRs since start
   std::chrono::microseconds startup_recovery{0};  // all-clients: time to read every SSR
+  // Time spent per call waiting for the store (sums over `calls`): the grant round trip, the
+  // RDMA READ of a client not yet cached, and the RDMA WRITE of the new record.
+  std::chrono::nanoseconds grant_time{0}, load_time{0}, save_time{0};
 };
 
 // The record the framework keeps in a client's SSR payload: the last request's id, status and

@@ -86,6 +86,9 @@ class StoreSession {
   uint64_t next_seq_ = 1;
   uint64_t next_wr_ = 1;
   size_t unanswered_ = 0;  // requests posted whose reply has not been consumed
+  // Requests posted since the last reply arrived: request buffers are reused round-robin, and a
+  // buffer may be rewritten only once a later reply proves the store received its request.
+  size_t posted_since_reply_ = 0;
   Status broken_;
 };
 

@@ -46,6 +46,7 @@ struct Request {
   uint64_t client_id = 0;  // kGrant, kFree; kList: list ids greater than this
   uint64_t grant_id = 0;   // kRelease
   bool create = false;     // kGrant: allocate the SSR if the client has none
+  bool no_reply = false;   // kRelease only: the store sends no reply (errors are logged there)
   std::string name;        // kOpen: service name
   std::string instance;    // kOpen: server instance name (a restarted server reuses it)
 };
