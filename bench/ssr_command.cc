@@ -41,25 +41,110 @@ double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 
 // ---- latency -----------------------------------------------------------------------------------
 
-Result<LatencySummary> MeasureCalls(int port, uint64_t warmup, uint64_t iterations) {
-  server::ClientOptions o;
-  o.server = "127.0.0.1:" + std::to_string(port);
-  VIGIL_ASSIGN_OR_RETURN(auto client, server::Client::Connect(o));
-  LatencySamples samples(iterations);
-  for (uint64_t i = 0; i < warmup + iterations; ++i) {
-    const auto t0 = Clock::now();
-    auto r = client->Call("incr counter");
-    const auto t1 = Clock::now();
-    if (!r.ok()) return r.status().WithContext("kv call");
-    if (*r != std::to_string(i + 1)) {
-      return DataLoss(fmt::format("incr returned {} at call {}", *r, i + 1));
-    }
-    if (i >= warmup) {
-      samples.Record(static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+// Round trips of kv "incr" calls to the servers on `ports`, measured in interleaved rounds of 50
+// calls per server so that drift in the machine's state (emulation, other load) hits every
+// server alike. One summary per port.
+Result<std::vector<LatencySummary>> MeasureCalls(const std::vector<int>& ports, uint64_t warmup,
+                                                 uint64_t iterations) {
+  struct Target {
+    std::unique_ptr<server::Client> client;
+    LatencySamples samples;
+    uint64_t done = 0;
+  };
+  std::vector<Target> targets;
+  for (int port : ports) {
+    server::ClientOptions o;
+    o.server = "127.0.0.1:" + std::to_string(port);
+    VIGIL_ASSIGN_OR_RETURN(auto client, server::Client::Connect(o));
+    targets.push_back(Target{std::move(client), LatencySamples(iterations), 0});
+  }
+  constexpr uint64_t kRound = 50;
+  for (uint64_t base = 0; base < warmup + iterations; base += kRound) {
+    for (auto& t : targets) {
+      for (uint64_t i = base; i < std::min(base + kRound, warmup + iterations); ++i) {
+        const auto t0 = Clock::now();
+        auto r = t.client->Call("incr counter");
+        const auto t1 = Clock::now();
+        if (!r.ok()) return r.status().WithContext("kv call");
+        if (*r != std::to_string(++t.done)) {
+          return DataLoss(fmt::format("incr returned {} at call {}", *r, t.done));
+        }
+        if (i >= warmup) {
+          t.samples.Record(static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+        }
+      }
     }
   }
-  return samples.Summarize();
+  std::vector<LatencySummary> out;
+  for (auto& t : targets) out.push_back(t.samples.Summarize());
+  return out;
+}
+
+constexpr size_t kRecoveryClients = 16;
+
+struct RecoveryNumbers {
+  LatencySummary first_call;
+  double load_us = 0;
+  double startup_us = 0;
+};
+
+Result<RecoveryNumbers> MeasureRecovery(BenchSetup& setup, int store_port,
+                                        std::unique_ptr<server::RestartableServer> kv) {
+  server::ServerOptions o;
+  o.store.store = "127.0.0.1:" + std::to_string(store_port);
+  o.store.connection = setup.conn;
+  o.listen = "127.0.0.1:" + std::to_string(kv->port());
+  o.store.instance = "kv-ssr";
+  std::vector<std::unique_ptr<server::Client>> clients;
+  for (size_t i = 0; i < kRecoveryClients; ++i) {
+    server::ClientOptions co;
+    co.server = o.listen;
+    VIGIL_ASSIGN_OR_RETURN(auto c, server::Client::Connect(co));
+    for (int k = 0; k < 8; ++k) {
+      VIGIL_RETURN_IF_ERROR(c->Call(fmt::format("put key{} value-{}-{}", k, i, k)).status());
+    }
+    clients.push_back(std::move(c));
+  }
+  kv->Shutdown();
+  kv.reset();
+  VIGIL_ASSIGN_OR_RETURN(
+      kv, server::RestartableServer::Start(*setup.transport, server::MakeKvService(), o));
+  RecoveryNumbers out;
+  LatencySamples first(kRecoveryClients);
+  for (auto& c : clients) {
+    const auto t0 = Clock::now();
+    auto r = c->Call("get key7");
+    const auto t1 = Clock::now();
+    if (!r.ok()) return r.status().WithContext("first call after the restart");
+    first.Record(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+  }
+  out.first_call = first.Summarize();
+  const auto ks = kv->Stats();
+  out.load_us = ks.recovered == 0 ? 0 : ks.load_time.count() / 1000.0 / ks.recovered;
+  kv->Shutdown();
+
+  // All-clients: the same number of lock clients, each holding a lock; restart; time the read.
+  server::ServerOptions lo = o;
+  lo.listen = "127.0.0.1:0";
+  lo.store.instance = "lock-ssr";
+  VIGIL_ASSIGN_OR_RETURN(
+      auto lock, server::RestartableServer::Start(*setup.transport, server::MakeLockService(), lo));
+  lo.listen = "127.0.0.1:" + std::to_string(lock->port());
+  for (size_t i = 0; i < kRecoveryClients; ++i) {
+    server::ClientOptions co;
+    co.server = lo.listen;
+    VIGIL_ASSIGN_OR_RETURN(auto c, server::Client::Connect(co));
+    VIGIL_RETURN_IF_ERROR(c->Call(fmt::format("acquire lock{}", i)).status());
+  }
+  lock->Shutdown();
+  lock.reset();
+  VIGIL_ASSIGN_OR_RETURN(
+      lock, server::RestartableServer::Start(*setup.transport, server::MakeLockService(), lo));
+  out.startup_us = static_cast<double>(lock->Stats().startup_recovery.count());
+  lock->Shutdown();
+  return out;
 }
 
 int RunLatency(const SsrBenchOptions& opts) {
@@ -92,12 +177,14 @@ int RunLatency(const SsrBenchOptions& opts) {
     fmt::print(stderr, "error: {}\n", (!with.ok() ? with.status() : without.status()).ToString());
     return 1;
   }
-  auto a = MeasureCalls((*with)->port(), opts.common.warmup, opts.common.iterations);
-  auto b = MeasureCalls((*without)->port(), opts.common.warmup, opts.common.iterations);
-  if (!a.ok() || !b.ok()) {
-    fmt::print(stderr, "error: {}\n", (!a.ok() ? a.status() : b.status()).ToString());
+  auto measured = MeasureCalls({(*with)->port(), (*without)->port()}, opts.common.warmup,
+                               opts.common.iterations);
+  if (!measured.ok()) {
+    fmt::print(stderr, "error: {}\n", measured.status().ToString());
     return 1;
   }
+  const LatencySummary* a = &(*measured)[0];
+  const LatencySummary* b = &(*measured)[1];
   const auto stats = (*store)->Stats();
   fmt::print("\nprotected call round trip (kv 'incr', client -> gRPC -> server), {} calls\n",
              opts.common.iterations);
@@ -115,9 +202,8 @@ int RunLatency(const SsrBenchOptions& opts) {
   };
   fmt::print(
       "with SSR, mean per call inside the server: grant {:.1f} us (SEND round trip to the "
-      "store + registration), save {:.1f} us (RDMA WRITE), load {:.1f} us (RDMA READ, "
-      "first call only)\n",
-      mean_us(ss.grant_time), mean_us(ss.save_time), mean_us(ss.load_time));
+      "store + registration), save {:.1f} us (RDMA WRITE)\n",
+      mean_us(ss.grant_time), mean_us(ss.save_time));
   {
     const auto st = (*store)->Stats();
     auto per = [](std::chrono::nanoseconds t, uint64_t n) {
@@ -138,6 +224,20 @@ int RunLatency(const SsrBenchOptions& opts) {
       "row: {} B of metadata, the rest is the second (A/B) copy; {} grants made\n",
       stats.ssr_bytes + row_bytes, ssr::kSlotHeaderBytes, so.capacity, row_bytes,
       2 * ssr::kSlotHeaderBytes + row_bytes, stats.grants_total);
+  // Recovery: kRecoveryClients clients with state; then the kv server is replaced by a new
+  // instance (per-client: each client's first call reads and validates its SSR) and a lock
+  // server is restarted (all-clients: every SSR is read before serving).
+  auto recovery = MeasureRecovery(*setup, bootstrap.port(), std::move(*with));
+  if (!recovery.ok()) {
+    fmt::print(stderr, "error: {}\n", recovery.status().ToString());
+    return 1;
+  }
+  fmt::print(
+      "recovery after a restart, {} clients: per-client (kv) first call p50 {:.1f} us vs "
+      "{:.1f} us steady, of which RDMA READ + validation {:.1f} us per client; all-clients "
+      "(lock) start-up read of every SSR {:.1f} us ({:.1f} us per client)\n",
+      kRecoveryClients, recovery->first_call.p50_us, a->p50_us, recovery->load_us,
+      recovery->startup_us, recovery->startup_us / kRecoveryClients);
   if (!opts.common.json.empty()) {
     nlohmann::json out = {{"benchmark", "ssr latency"},
                           {"environment", Environment(Describe(*setup))},
@@ -155,10 +255,14 @@ int RunLatency(const SsrBenchOptions& opts) {
                           {"mean_grant_us", mean_us(ss.grant_time)},
                           {"mean_save_us", mean_us(ss.save_time)},
                           {"ratio_p99", r99},
-                          {"overhead_bytes_per_client", stats.overhead_bytes}};
+                          {"overhead_bytes_per_client", stats.overhead_bytes},
+                          {"recovery",
+                           {{"clients", kRecoveryClients},
+                            {"per_client_first_call_p50_us", recovery->first_call.p50_us},
+                            {"per_client_load_us", recovery->load_us},
+                            {"all_clients_startup_us", recovery->startup_us}}}};
     std::ofstream(opts.common.json) << out.dump(2) << "\n";
   }
-  (*with)->Shutdown();
   (*without)->Shutdown();
   bootstrap.Shutdown();
   return 0;

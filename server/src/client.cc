@@ -43,7 +43,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   // Reconnect quickly after a server restart (the default backoff grows to minutes).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 10);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 10);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 50);
   c->stub_ = std::make_unique<Stub>();
   c->stub_->channel =
       grpc::CreateCustomChannel(options.server, grpc::InsecureChannelCredentials(), args);
@@ -102,7 +102,7 @@ Result<std::string> Client::Call(std::string_view body) {
                       st.error_message()));
     }
     std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(50));
   }
 }
 
