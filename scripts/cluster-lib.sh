@@ -2,6 +2,18 @@
 # worker agents as separate processes on 127.0.0.1, ports 7721.., sharing this host's RDMA device.
 #   vigil_cluster_start BUILD_DIR N LOGDIR   -> exports VIGIL_NODES=127.0.0.1:7721,...
 #   vigil_cluster_stop
+# Waits up to 10 s for a daemon's log to say it listens; prints the log if it never does.
+vigil_wait_listening() {
+  local log=$1
+  for _ in $(seq 100); do
+    grep -q "listening on port" "$log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  cat "$log"
+  echo "$(basename "$log" .log) did not start" >&2
+  return 1
+}
+
 vigil_cluster_start() {
   local build=$1 n=$2 logdir=$3 i port
   VIGIL_NODE_PIDS=()
@@ -13,14 +25,7 @@ vigil_cluster_start() {
     VIGIL_NODE_PIDS+=($!)
     VIGIL_NODES+="${VIGIL_NODES:+,}127.0.0.1:$port"
   done
-  for ((i = 1; i <= n; i++)); do
-    for _ in $(seq 100); do
-      grep -q "listening on port" "$logdir/worker-$i.log" 2>/dev/null && break
-      sleep 0.1
-    done
-    grep -q "listening on port" "$logdir/worker-$i.log" ||
-      { cat "$logdir/worker-$i.log"; echo "worker-$i did not start" >&2; return 1; }
-  done
+  for ((i = 1; i <= n; i++)); do vigil_wait_listening "$logdir/worker-$i.log" || return 1; done
   export VIGIL_NODES
 }
 
@@ -48,14 +53,7 @@ vigil_ssr_start() {
     --server "lock=$server --service lock --listen 127.0.0.1:7751" \
     > "$logdir/server-node.log" 2>&1 &
   VIGIL_SSR_PIDS+=($!)
-  for f in ssr-store server-node; do
-    for _ in $(seq 100); do
-      grep -q "listening on port" "$logdir/$f.log" 2>/dev/null && break
-      sleep 0.1
-    done
-    grep -q "listening on port" "$logdir/$f.log" ||
-      { cat "$logdir/$f.log"; echo "$f did not start" >&2; return 1; }
-  done
+  for f in ssr-store server-node; do vigil_wait_listening "$logdir/$f.log" || return 1; done
   export VIGIL_KV=127.0.0.1:7750 VIGIL_LOCK=127.0.0.1:7751
 }
 

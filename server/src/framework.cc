@@ -133,7 +133,7 @@ Result<std::unique_ptr<RestartableServer>> RestartableServer::Start(
   std::unique_ptr<RestartableServer> s(
       new RestartableServer(transport, std::move(service), std::move(options)));
   if (s->options_.store.store.empty()) {
-    Log()->warn(
+    Log()->info(
         "{} server '{}' runs WITHOUT an SSR store: client state is lost when it "
         "stops (a baseline for benchmarks, not a restartable server)",
         s->service_->name(), s->options_.store.instance);

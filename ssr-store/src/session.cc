@@ -96,29 +96,10 @@ Result<wire::Reply> StoreSession::Call(wire::Request req) {
   // Request slots are reused only after their reply was consumed: Release(wait=false) leaves a
   // slot free for this call, and this call consumes every reply up to its own.
   VIGIL_RETURN_IF_ERROR(Post(req));
-  const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
-  AdaptiveWait wait(options_.spin_us);
   for (;;) {
-    transport::Completion c;
-    size_t n = conn_->PollRecv(std::span(&c, 1));
-    if (n == 0) {
-      const auto now = std::chrono::steady_clock::now();
-      if (wait.PhaseAt(now) != AdaptiveWait::Phase::kSpin) {
-        if (now >= deadline) {
-          return Fail(
-              DeadlineExceeded(fmt::format("SSR store did not answer {} within {} ms",
-                                           wire::OpName(req.op), options_.timeout.count())));
-        }
-        auto w = conn_->WaitRecv(deadline - now);
-        if (!w.ok()) {
-          if (w.status().code() == StatusCode::kDeadlineExceeded) continue;
-          return Fail(w.status());
-        }
-        c = *w;
-      } else {
-        continue;
-      }
-    }
+    auto next = NextCompletion(/*send=*/false, "answer of the SSR store");
+    if (!next.ok()) return next.status().WithContext(wire::OpName(req.op));
+    const transport::Completion c = *next;
     VIGIL_RETURN_IF_ERROR(transport::DrainSendCompletions(*conn_).WithContext("SSR session"));
     if (!c.ok()) return Fail(c.ToStatus(conn_->name()));
     const size_t slot = c.wr_id & ~kRecvTag;
@@ -204,26 +185,31 @@ Result<std::vector<uint64_t>> StoreSession::Clients() {
   }
 }
 
-Result<transport::Completion> StoreSession::AwaitSend(uint64_t wr_id) {
+Result<transport::Completion> StoreSession::NextCompletion(bool send, std::string_view what) {
   const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
   AdaptiveWait wait(options_.spin_us);
   for (;;) {
     transport::Completion c;
-    size_t n = conn_->PollSend(std::span(&c, 1));
-    if (n == 0) {
-      const auto now = std::chrono::steady_clock::now();
-      if (wait.PhaseAt(now) == AdaptiveWait::Phase::kSpin) continue;
-      if (now >= deadline) {
-        return Fail(DeadlineExceeded(fmt::format(
-            "RDMA operation on the SSR did not complete within {} ms", options_.timeout.count())));
-      }
-      auto w = conn_->WaitSend(deadline - now);
-      if (!w.ok()) {
-        if (w.status().code() == StatusCode::kDeadlineExceeded) continue;
-        return Fail(w.status());
-      }
-      c = *w;
+    if ((send ? conn_->PollSend(std::span(&c, 1)) : conn_->PollRecv(std::span(&c, 1))) == 1) {
+      return c;
     }
+    const auto now = std::chrono::steady_clock::now();
+    if (wait.PhaseAt(now) == AdaptiveWait::Phase::kSpin) continue;
+    if (now >= deadline) {
+      return Fail(
+          DeadlineExceeded(fmt::format("no {} within {} ms", what, options_.timeout.count())));
+    }
+    auto w = send ? conn_->WaitSend(deadline - now) : conn_->WaitRecv(deadline - now);
+    if (w.ok()) return *w;
+    if (w.status().code() != StatusCode::kDeadlineExceeded) return Fail(w.status());
+  }
+}
+
+Result<transport::Completion> StoreSession::AwaitSend(uint64_t wr_id) {
+  for (;;) {
+    VIGIL_ASSIGN_OR_RETURN(
+        transport::Completion c,
+        NextCompletion(/*send=*/true, "completion of an RDMA operation on an SSR"));
     if (!c.ok()) {
       static_cast<void>(Fail(c.ToStatus(conn_->name())));
       return c;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vigil/common/status.h"
@@ -73,6 +74,9 @@ class StoreSession {
   StoreSession() = default;
   Status Post(wire::Request& req);
   Result<wire::Reply> Call(wire::Request req);
+  // The next send (or receive) completion: polled for spin_us, then waited for on the
+  // completion channel, up to the timeout.
+  Result<transport::Completion> NextCompletion(bool send, std::string_view what);
   Result<transport::Completion> AwaitSend(uint64_t wr_id);
   Status Fail(Status st);
 

@@ -41,7 +41,7 @@ struct StoreOptions {
   std::string node_name = "ssr-store";
   // After each request, a session polls for the next one this long before it sleeps on the
   // completion channel (0: always sleep). Trades CPU for grant latency.
-  uint32_t poll_us = 2000;
+  uint32_t poll_us = 200;
 };
 
 struct StoreStats {
