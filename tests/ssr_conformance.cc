@@ -1,6 +1,7 @@
 // The SSR store suite: the same tests run on the fake transport (unit tier) and over real verbs
 // (rxe tier). The store runs in this process behind a real gRPC bootstrap server on loopback;
 // servers are StoreSessions dialling it.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include "transport_conformance.h"
 #include "vigil/ssr/session.h"
 #include "vigil/ssr/store.h"
+#include "vigil/ssr/v1/store.grpc.pb.h"
 #include "vigil/transport/bootstrap.h"
 
 namespace vigil::testing {
@@ -320,6 +322,27 @@ TEST_P(SsrStoreTest, FileBackedArenaSurvivesAStoreRestart) {
   EXPECT_EQ(bad.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(bad.status().message().find("capacity 256"), std::string::npos) << bad.status();
   std::filesystem::remove(file);
+}
+
+TEST_P(SsrStoreTest, ControlServiceReportsServicesAndSessions) {
+  StoreSession* s = Open("kv-0");
+  ASSERT_NE(s, nullptr);
+  Put(*s, 1, "one");
+  Put(*s, 2, "two");
+  auto stub = ssr::v1::SsrStore::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ssr::v1::StatusResponse r;
+  ASSERT_TRUE(stub->Status(&ctx, ssr::v1::StatusRequest{}, &r).ok());
+  EXPECT_EQ(r.used(), 2u);
+  EXPECT_EQ(r.capacity(), 256u);
+  EXPECT_EQ(r.grants_total(), 2u);
+  ASSERT_EQ(r.services_size(), 1);
+  EXPECT_EQ(r.services(0).name(), "kv");
+  EXPECT_EQ(r.services(0).clients(), 2u);
+  EXPECT_EQ(r.services(0).epoch(), s->epoch());
+  ASSERT_EQ(r.sessions_size(), 1);
+  EXPECT_EQ(r.sessions(0).instance(), "kv-0");
 }
 
 TEST_P(SsrStoreTest, MalformedRequestsAreRefusedAndTheStoreCarriesOn) {

@@ -1,9 +1,11 @@
-// vigilctl: operator's tool. Talks to vigil-node agents: list their replicas, inject faults.
+// vigilctl: operator's tool. Talks to vigil-node agents (list their replicas, inject faults) and
+// to the SSR store (its arena, services and server sessions).
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
 #include "vigil/common/cli.h"
 #include "vigil/node/v1/node.grpc.pb.h"
+#include "vigil/ssr/v1/store.grpc.pb.h"
 
 namespace pb = vigil::node::v1;
 
@@ -19,7 +21,11 @@ int main(int argc, char** argv) {
   uint32_t timeout_ms = 5000;
   app.add_option("--node", node, "vigil-node address (host:port)");
   app.add_option("--timeout-ms", timeout_ms, "RPC deadline")->check(CLI::Range(1u, 600000u));
+  std::string store = "127.0.0.1:7740";
+  app.add_option("--store", store, "vigil-ssr-store address (host:port), for 'store'");
   auto* status = app.add_subcommand("status", "List the node's replica processes");
+  auto* store_cmd =
+      app.add_subcommand("store", "Show the SSR store's arena, services and server sessions");
   auto* inject = app.add_subcommand("inject", "Inject a fault into one replica process");
   inject
       ->add_option("fault", fault,
@@ -32,6 +38,38 @@ int main(int argc, char** argv) {
   inject->add_option("--incarnation", incarnation, "incarnation (see 'status')");
   inject->add_option("--bit", bit, "bitflip: which bit of the state region (modulo its size)");
   return cli::Run(app, common, argc, argv, [&]() -> int {
+    if (*store_cmd) {
+      auto s = vigil::ssr::v1::SsrStore::NewStub(
+          grpc::CreateChannel(store, grpc::InsecureChannelCredentials()));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+      vigil::ssr::v1::StatusResponse r;
+      grpc::Status st = s->Status(&ctx, vigil::ssr::v1::StatusRequest{}, &r);
+      if (!st.ok()) {
+        fmt::print(stderr, "error: SSR store {}: {}\n", store, st.error_message());
+        return 1;
+      }
+      fmt::print(
+          "SSR store '{}' ({}): {} of {} SSRs in use, {} bytes each ({} payload bytes per slot, "
+          "{} bytes of overhead per client){}\n",
+          r.name(), store, r.used(), r.entries(), r.ssr_bytes(), r.capacity(),
+          r.overhead_bytes_per_client(), r.restored() ? "; restored from its file" : "");
+      fmt::print(
+          "grants made {}, revoked by a later grant {}, sessions broken {}, malformed "
+          "requests {}\n",
+          r.grants_total(), r.revoked_by_steal(), r.sessions_broken(), r.bad_requests());
+      fmt::print("{:>4} {:<24} {:>8} {:>8}\n", "id", "service", "epoch", "clients");
+      for (const auto& v : r.services()) {
+        fmt::print("{:>4} {:<24} {:>8} {:>8}\n", v.id(), v.name(), v.epoch(), v.clients());
+      }
+      fmt::print("{:>8} {:<28} {:<12} {:<20} {:>6}\n", "session", "peer", "service", "instance",
+                 "grants");
+      for (const auto& v : r.sessions()) {
+        fmt::print("{:>8} {:<28} {:<12} {:<20} {:>6}\n", v.id(), v.peer(), v.service(),
+                   v.instance(), v.grants());
+      }
+      return 0;
+    }
     auto stub =
         pb::NodeAgent::NewStub(grpc::CreateChannel(node, grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "vigil/common/adaptive_wait.h"
 #include "vigil/common/logging.h"
 #include "vigil/ssr/slot.h"
+#include "vigil/ssr/v1/store.grpc.pb.h"
 #include "vigil/ssr/wire.h"
 
 namespace vigil::ssr {
@@ -207,8 +209,51 @@ class Store::Session {
   std::thread thread_;
 };
 
+class Store::Control final : public v1::SsrStore::Service {
+ public:
+  explicit Control(Store& store) : store_(store) {}
+  grpc::Status Status(grpc::ServerContext*, const v1::StatusRequest*,
+                      v1::StatusResponse* out) override {
+    const StoreStats s = store_.Stats();
+    out->set_name(store_.options_.node_name);
+    out->set_arena_bytes(s.arena_bytes);
+    out->set_ssr_bytes(s.ssr_bytes);
+    out->set_capacity(store_.capacity_);
+    out->set_entries(s.entries);
+    out->set_used(s.used);
+    out->set_overhead_bytes_per_client(s.overhead_bytes);
+    out->set_grants_total(s.grants_total);
+    out->set_revoked_by_steal(s.revoked_by_steal);
+    out->set_sessions_broken(s.sessions_broken);
+    out->set_bad_requests(s.bad_requests);
+    out->set_restored(store_.restored_);
+    for (const auto& svc : s.services) {
+      auto* o = out->add_services();
+      o->set_name(svc.name);
+      o->set_id(svc.id);
+      o->set_epoch(svc.epoch);
+      o->set_clients(svc.clients);
+    }
+    for (const auto& ses : s.session_list) {
+      auto* o = out->add_sessions();
+      o->set_id(ses.id);
+      o->set_peer(ses.peer);
+      o->set_service(ses.service);
+      o->set_instance(ses.instance);
+      o->set_grants(ses.grants);
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  Store& store_;
+};
+
 Store::Store(transport::Transport& transport, const StoreOptions& options)
-    : transport_(transport), options_(options), capacity_(options.capacity) {}
+    : transport_(transport),
+      options_(options),
+      control_(std::make_unique<Control>(*this)),
+      capacity_(options.capacity) {}
 
 Store::~Store() {
   Shutdown();
@@ -327,6 +372,14 @@ Status Store::Load() {
   }
   auto* rows = reinterpret_cast<EntryRow*>(arena_ + entries_off_);
   auto* services = reinterpret_cast<ServiceRow*>(arena_ + services_off_);
+  for (size_t i = 0; i < options_.max_services; ++i) {
+    ServiceRow& row = services[i];
+    if (row.in_use == 1 && (std::memchr(row.name, 0, sizeof(row.name)) == nullptr ||
+                            !wire::CheckName("service name", row.name).ok())) {
+      return DataLoss(fmt::format("arena file '{}': service row {} holds no valid name",
+                                  options_.arena_file, i));
+    }
+  }
   for (size_t i = entries_; i > 0; --i) {
     EntryRow& e = rows[i - 1];
     if (e.service_id == 0) {
@@ -359,6 +412,7 @@ void Store::Attach(transport::BootstrapServer& server) {
              std::unique_ptr<transport::Connection> conn, const transport::PeerInfo& peer) {
         return Accept(std::move(domain), std::move(conn), peer);
       });
+  server.AddGrpcService(control_.get());
 }
 
 Result<std::vector<transport::RemoteRegion>> Store::Accept(
@@ -619,7 +673,24 @@ StoreStats Store::Stats() const {
   s.overhead_bytes = region_bytes_ + kEntryBytes - capacity_;
   s.sessions = sessions_.size();
   s.grants = 0;
-  for (const auto& [id, session] : sessions_) s.grants += session->grants.size();
+  for (const auto& [id, session] : sessions_) {
+    s.grants += session->grants.size();
+    s.session_list.push_back(SessionStat{id, session->peer(), session->service_name,
+                                         session->instance, session->grants.size()});
+  }
+  const auto* rows = reinterpret_cast<const ServiceRow*>(arena_ + services_off_);
+  for (size_t i = 0; i < options_.max_services; ++i) {
+    if (rows[i].in_use != 1) continue;
+    ServiceStat st;
+    st.name.assign(rows[i].name, strnlen(rows[i].name, sizeof(rows[i].name)));
+    st.id = static_cast<uint32_t>(i + 1);
+    st.epoch = rows[i].epoch;
+    for (auto it = index_.lower_bound({st.id, 0}); it != index_.end() && it->first.first == st.id;
+         ++it) {
+      st.clients++;
+    }
+    s.services.push_back(std::move(st));
+  }
   return s;
 }
 

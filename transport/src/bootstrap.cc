@@ -240,6 +240,7 @@ Status BootstrapServer::Start(const std::string& address) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
   builder.RegisterService(service_.get());
+  for (grpc::Service* extra : extra_services_) builder.RegisterService(extra);
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     server_.reset();

@@ -44,6 +44,19 @@ struct StoreOptions {
   uint32_t poll_us = 200;
 };
 
+struct ServiceStat {
+  std::string name;
+  uint32_t id = 0;
+  uint64_t epoch = 0;
+  size_t clients = 0;
+};
+
+struct SessionStat {
+  uint64_t id = 0;
+  std::string peer, service, instance;
+  size_t grants = 0;
+};
+
 struct StoreStats {
   size_t arena_bytes = 0;
   size_t ssr_bytes = 0;       // bytes one SSR occupies (both slots)
@@ -59,6 +72,8 @@ struct StoreStats {
   // Time the store spent handling grants and releases (registration and deregistration).
   std::chrono::nanoseconds grant_time{0}, release_time{0};
   uint64_t releases_total = 0;
+  std::vector<ServiceStat> services;
+  std::vector<SessionStat> session_list;
 };
 
 class Store {
@@ -69,7 +84,8 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Accepts sessions through `server` (service kBootstrapService).
+  // Accepts sessions through `server` (service kBootstrapService) and serves the control
+  // service vigil.ssr.v1.SsrStore on its port. Call before server.Start().
   void Attach(transport::BootstrapServer& server);
   // Closes every session (revoking all grants). Idempotent; the destructor calls it.
   void Shutdown();
@@ -83,6 +99,7 @@ class Store {
 
  private:
   class Session;
+  class Control;
   Store(transport::Transport& transport, const StoreOptions& options);
   Status Map();
   Status Format();
@@ -100,6 +117,7 @@ class Store {
 
   transport::Transport& transport_;
   StoreOptions options_;
+  std::unique_ptr<Control> control_;
   uint32_t capacity_;
   size_t region_bytes_ = 0;
   size_t entries_ = 0;

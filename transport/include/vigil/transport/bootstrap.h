@@ -16,7 +16,8 @@
 
 namespace grpc {
 class Server;
-}
+class Service;
+}  // namespace grpc
 namespace vigil::bootstrap::v1 {
 class Hello;
 }
@@ -64,6 +65,8 @@ class BootstrapServer {
   void AddService(const std::string& service, DomainAcceptFn accept);
   // Refuses further connections for `service` (kNotFound to the dialer).
   void RemoveService(const std::string& service);
+  // Serves another gRPC service on the same port (before Start; not owned).
+  void AddGrpcService(grpc::Service* service) { extra_services_.push_back(service); }
   // Listens on `address` ("host:port"; port 0 picks a free one, see port()).
   Status Start(const std::string& address);
   int port() const { return port_; }
@@ -84,6 +87,7 @@ class BootstrapServer {
   mutable std::mutex services_mu_;
   std::map<std::string, Acceptor> services_;
   std::unique_ptr<Service> service_;
+  std::vector<grpc::Service*> extra_services_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };
