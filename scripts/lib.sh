@@ -9,6 +9,7 @@ VIGIL_PACKAGES=(
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libxxhash-dev libisal-dev
   libgtest-dev libgmock-dev
   qemu-system-x86 busybox-static cpio kmod
+  dpkg-dev ansible ansible-lint
 )
 
 say() { echo "==> $*"; }

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   app.add_option("--replica-log-level", o.replica_log_level, "replicas' --log-level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   std::vector<std::string> servers;
+  std::string servers_file;
   node::FailurePolicy policy;
   int64_t backoff_ms = policy.initial_backoff.count();
   int64_t max_backoff_ms = policy.max_backoff.count();
@@ -39,6 +40,10 @@ int main(int argc, char** argv) {
                  "supervise a restartable server: NAME=PROGRAM ARG... (split on spaces); "
                  "repeatable")
       ->type_name("NAME=CMD");
+  app.add_option("--servers-file", servers_file,
+                 "supervise the servers listed in this file: one NAME=PROGRAM ARG... per line, "
+                 "'#' starts a comment (for systemd units and deploy templates)")
+      ->check(CLI::ExistingFile);
   app.add_option("--restart-backoff-ms", backoff_ms, "first restart delay; doubles per failure")
       ->check(CLI::Range(int64_t{1}, int64_t{60000}))
       ->capture_default_str();
@@ -56,6 +61,14 @@ int main(int argc, char** argv) {
     policy.initial_backoff = std::chrono::milliseconds(backoff_ms);
     policy.max_backoff = std::chrono::milliseconds(std::max(max_backoff_ms, backoff_ms));
     policy.window = std::chrono::seconds(window_s);
+    if (!servers_file.empty()) {
+      auto listed = node::ReadServersFile(servers_file);
+      if (!listed.ok()) {
+        fmt::print(stderr, "error: --servers-file: {}\n", listed.status().message());
+        return 2;
+      }
+      servers.insert(servers.end(), listed->begin(), listed->end());
+    }
     std::vector<node::SupervisedProgram> programs;
     for (const auto& spec : servers) {
       auto p = node::ParseSupervised(spec);

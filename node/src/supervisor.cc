@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 
 #include "vigil/common/logging.h"
 
@@ -44,6 +45,24 @@ Result<SupervisedProgram> ParseSupervised(std::string_view spec) {
                                        std::strerror(errno)));
   }
   return p;
+}
+
+Result<std::vector<std::string>> ReadServersFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound(fmt::format("cannot read '{}': {}", path, std::strerror(errno)));
+  std::vector<std::string> specs;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const auto last = line.find_last_not_of(" \t\r");
+    std::string spec = line.substr(first, last - first + 1);
+    if (auto p = ParseSupervised(spec); !p.ok()) {
+      return InvalidArgument(fmt::format("{}:{}: {}", path, n, p.status().message()));
+    }
+    specs.push_back(std::move(spec));
+  }
+  return specs;
 }
 
 Result<std::unique_ptr<Supervisor>> Supervisor::Start(SupervisedProgram program) {

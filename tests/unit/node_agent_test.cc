@@ -212,6 +212,24 @@ TEST(Supervisor, RestartsAKilledProgramInPlaceAndGivesUpPastItsBudget) {
   EXPECT_EQ((*s)->pid(), 0);
 }
 
+TEST(Supervisor, ReadsServersFromAFileAndNamesTheBadLine) {
+  const std::string path = ::testing::TempDir() + "vigil-servers-" + std::to_string(getpid());
+  {
+    std::ofstream f(path);
+    f << "# supervised servers\n\n  sleeper=/bin/sleep 600  \nother=/bin/true\n";
+  }
+  auto specs = node::ReadServersFile(path);
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  EXPECT_EQ(*specs, (std::vector<std::string>{"sleeper=/bin/sleep 600", "other=/bin/true"}));
+  {
+    std::ofstream f(path, std::ios::app);
+    f << "broken line\n";
+  }
+  auto bad = node::ReadServersFile(path);
+  EXPECT_NE(bad.status().message().find(":5: 'broken line'"), std::string::npos) << bad.status();
+  std::remove(path.c_str());
+}
+
 TEST(Supervisor, RefusesMalformedSpecsByName) {
   EXPECT_NE(node::ParseSupervised("no-equals").status().message().find("NAME=PROGRAM"),
             std::string::npos);

@@ -26,6 +26,8 @@ struct SupervisedProgram {
 
 // Parses "NAME=PROGRAM ARG..." (split on spaces; no quoting) as given to vigil-node --server.
 Result<SupervisedProgram> ParseSupervised(std::string_view spec);
+// The specs in a file, one per line; blank lines and lines starting with '#' are skipped.
+Result<std::vector<std::string>> ReadServersFile(const std::string& path);
 
 class Supervisor {
  public:
