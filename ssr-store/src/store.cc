@@ -128,17 +128,6 @@ class Store::Session {
                            slot);
   }
 
-  // The reply's completion; a server that died right after its request never acknowledges it,
-  // which the connection's watchdog turns into an error. Stays responsive to Stop().
-  Status AwaitReplySent() {
-    for (;;) {
-      auto c = conn_->WaitSend(200ms);
-      if (c.ok()) return c->ToStatus(conn_->name());
-      if (c.status().code() != StatusCode::kDeadlineExceeded) return c.status();
-      if (stop_) return Aborted("store shutting down");
-    }
-  }
-
   // The next request: polled (spin, yield, short sleeps) for up to poll_us after the previous
   // one, since a server that just released a grant usually asks for the next soon; then blocked
   // on the completion channel.
