@@ -125,6 +125,13 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
       r->set_pid(static_cast<uint32_t>(p.pid));
       r->set_state(p.state);
     }
+    for (const auto& s : owner_.servers_) {
+      auto* o = resp->add_servers();
+      o->set_name(s->name());
+      o->set_pid(static_cast<uint32_t>(s->pid()));
+      o->set_restarts(s->restarts());
+      o->set_gave_up(s->gave_up());
+    }
     return grpc::Status::OK;
   }
 
@@ -138,6 +145,12 @@ NodeAgent::NodeAgent(AgentOptions options) : options_(std::move(options)) {
 }
 
 NodeAgent::~NodeAgent() { Shutdown(); }
+
+Status NodeAgent::Supervise(SupervisedProgram program) {
+  VIGIL_ASSIGN_OR_RETURN(auto s, Supervisor::Start(std::move(program)));
+  servers_.push_back(std::move(s));
+  return Status::Ok();
+}
 
 Status NodeAgent::Start(const std::string& address) {
   service_ = std::make_unique<Service>(*this);
@@ -163,6 +176,7 @@ void NodeAgent::Shutdown(std::chrono::milliseconds grace) {
     server_.reset();
     processes_->KillAll();  // replicas do not outlive their node agent
   }
+  servers_.clear();  // each supervisor stops its server
 }
 
 }  // namespace vigil::node

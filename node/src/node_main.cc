@@ -91,26 +91,23 @@ int main(int argc, char** argv) {
       }
     }
     node::NodeAgent agent(o);
+    for (auto& p : programs) {
+      if (Status st = agent.Supervise(std::move(p)); !st.ok()) {
+        fmt::print(stderr, "error: --server: {}\n", st.ToString());
+        return 1;
+      }
+    }
     if (Status st = agent.Start(listen); !st.ok()) {
       fmt::print(stderr, "error: --listen: {}\n", st.ToString());
       return 2;
     }
-    std::vector<std::unique_ptr<node::Supervisor>> supervised;
-    for (auto& p : programs) {
-      auto s = node::Supervisor::Start(std::move(p));
-      if (!s.ok()) {
-        fmt::print(stderr, "error: --server: {}\n", s.status().ToString());
-        return 1;
-      }
-      supervised.push_back(std::move(*s));
-    }
-    fmt::print(
-        "vigil-node '{}' listening on port {}{}\n", o.node_name, agent.port(),
-        supervised.empty() ? "" : fmt::format(", supervising {} server(s)", supervised.size()));
+    fmt::print("vigil-node '{}' listening on port {}{}\n", o.node_name, agent.port(),
+               agent.supervised() == 0
+                   ? ""
+                   : fmt::format(", supervising {} server(s)", agent.supervised()));
     std::fflush(stdout);
     while (!cli::ShutdownRequested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     log::Get("node")->info("shutting down: stopping replicas and servers");
-    supervised.clear();
     agent.Shutdown();
     return 0;
   });

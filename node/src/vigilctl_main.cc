@@ -88,6 +88,16 @@ int main(int argc, char** argv) {
         fmt::print("{:>6} {:>8} {:>12} {:>8}  {}\n", r.id().group(), r.id().replica(),
                    r.id().incarnation(), r.pid(), r.state());
       }
+      if (resp.servers_size() > 0) {
+        fmt::print("{} supervised server(s)\n{:<16} {:>8} {:>9}  {}\n", resp.servers_size(), "name",
+                   "pid", "restarts", "state");
+        for (const auto& s : resp.servers()) {
+          fmt::print("{:<16} {:>8} {:>9}  {}\n", s.name(), s.pid(), s.restarts(),
+                     s.gave_up()    ? "gave up (restart budget exhausted)"
+                     : s.pid() == 0 ? "restarting"
+                                    : "running");
+        }
+      }
       return 0;
     }
     pb::InjectFaultRequest req;

@@ -230,6 +230,29 @@ TEST(Supervisor, ReadsServersFromAFileAndNamesTheBadLine) {
   std::remove(path.c_str());
 }
 
+TEST(Supervisor, TheAgentReportsItsSupervisedServers) {
+  node::AgentOptions o;
+  o.node_name = "worker-s";
+  node::NodeAgent agent(o);
+  auto program = node::ParseSupervised("kv=/bin/sleep 600");
+  ASSERT_TRUE(program.ok());
+  ASSERT_TRUE(agent.Supervise(*program).ok());
+  ASSERT_TRUE(agent.Start("127.0.0.1:0").ok());
+  auto stub = pb::NodeAgent::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(agent.port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  pb::HealthResponse resp;
+  ASSERT_TRUE(stub->Health(&ctx, pb::HealthRequest{}, &resp).ok());
+  ASSERT_EQ(resp.servers_size(), 1);
+  EXPECT_EQ(resp.servers(0).name(), "kv");
+  EXPECT_GT(resp.servers(0).pid(), 0u);
+  EXPECT_EQ(resp.servers(0).restarts(), 0u);
+  EXPECT_FALSE(resp.servers(0).gave_up());
+  const pid_t pid = static_cast<pid_t>(resp.servers(0).pid());
+  agent.Shutdown();  // stops the server with the node
+  EXPECT_NE(kill(pid, 0), 0) << "server pid " << pid << " outlived its node";
+}
+
 TEST(Supervisor, RefusesMalformedSpecsByName) {
   EXPECT_NE(node::ParseSupervised("no-equals").status().message().find("NAME=PROGRAM"),
             std::string::npos);

@@ -10,6 +10,7 @@
 
 #include "vigil/common/status.h"
 #include "vigil/node/process.h"
+#include "vigil/node/supervisor.h"
 
 namespace grpc {
 class Server;
@@ -33,12 +34,16 @@ class NodeAgent {
   // Listens on `address` ("host:port", port 0 picks one: see port()).
   Status Start(const std::string& address);
   int port() const { return port_; }
+  // Starts `program` and keeps restarting it in place; reported by Health.
+  Status Supervise(SupervisedProgram program);
+  size_t supervised() const { return servers_.size(); }
   void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(500));
 
  private:
   class Service;
   AgentOptions options_;
   std::unique_ptr<ProcessTable> processes_;
+  std::vector<std::unique_ptr<Supervisor>> servers_;  // fixed after start-up
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
