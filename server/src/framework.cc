@@ -278,7 +278,13 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
     stats_.grant_time += std::chrono::steady_clock::now() - t0;
     if (!g.ok()) {
       if (session_->broken()) FailStop(g.status());
-      return g.status();  // e.g. arena full: the client may retry later
+      // The store refused (e.g. its arena is full): an answer for the client, not a fault of
+      // this server; nothing was executed, so the client may try again later.
+      Reply refused;
+      refused.request_id = request_id;
+      refused.code = g.status().code();
+      refused.error = std::string(g.status().message()).substr(0, kMaxError);
+      return refused;
     }
     grant = std::move(*g);
   }

@@ -26,7 +26,7 @@ class ServerTest : public ::testing::Test {
     store_side_ = std::make_unique<transport::FakeTransport>(fabric_, "store");
     server_side_ = std::make_unique<transport::FakeTransport>(fabric_, "server");
     ssr::StoreOptions so;
-    so.arena_bytes = 4 << 20;
+    so.arena_bytes = ArenaBytes();
     auto store = ssr::Store::Create(*store_side_, so);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
@@ -35,6 +35,7 @@ class ServerTest : public ::testing::Test {
     store_->Attach(*bootstrap_);
     ASSERT_TRUE(bootstrap_->Start("127.0.0.1:0").ok());
   }
+  virtual size_t ArenaBytes() const { return 4 << 20; }
   void TearDown() override {
     server_.reset();
     bootstrap_->Shutdown();
@@ -264,6 +265,25 @@ TEST_F(ServerTest, ByeFreesTheClientsSsr) {
   EXPECT_EQ(store_->Stats().used, 0u);
   auto b = NewClient();
   EXPECT_EQ(Must(*b, "acquire alpha"), "granted");
+}
+
+class TinyArenaServerTest : public ServerTest {
+ protected:
+  size_t ArenaBytes() const override { return 16 << 10; }  // room for one client's SSR
+};
+
+TEST_F(TinyArenaServerTest, AFullArenaIsAnAnswerNotAHang) {
+  StartServer("kv");
+  auto first = NewClient();
+  auto second = NewClient();
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(Must(*first, "put k v"), "ok");
+  const auto start = std::chrono::steady_clock::now();
+  auto r = second->Call("put k v");
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted) << r.status();
+  EXPECT_NE(r.status().message().find("arena full"), std::string::npos) << r.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not retried until the deadline
+  EXPECT_EQ(Must(*first, "get k"), "v");                    // the server is fine
 }
 
 TEST_F(ServerTest, MalformedCallsAreRefusedByName) {
