@@ -201,10 +201,16 @@ TEST(Supervisor, RestartsAKilledProgramInPlaceAndGivesUpPastItsBudget) {
     ASSERT_NE(next, 0) << "not restarted after kill " << kill_no;
     pid = next;
     EXPECT_EQ((*s)->restarts(), static_cast<uint64_t>(kill_no));
-    // Same command line: a server restarted in place keeps its address.
-    std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
-    std::string args((std::istreambuf_iterator<char>(cmdline)), {});
-    EXPECT_EQ(args, std::string("/bin/sleep") + '\0' + "600" + '\0');
+    // Same command line: a server restarted in place keeps its address. The pid is known from
+    // fork on; the command line changes at exec, so poll for it.
+    const std::string want = std::string("/bin/sleep") + '\0' + "600" + '\0';
+    std::string args;
+    for (int i = 0; i < 200 && args != want; ++i) {
+      std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+      args.assign(std::istreambuf_iterator<char>(cmdline), {});
+      if (args != want) std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(args, want);
   }
   ASSERT_EQ(kill(pid, SIGKILL), 0);  // the third failure within the window: over budget
   for (int i = 0; i < 500 && !(*s)->gave_up(); ++i) std::this_thread::sleep_for(10ms);
