@@ -108,7 +108,8 @@ int main(int argc, char** argv) {
       "--kv/--lock, a kill loop counting client-visible errors, lost and duplicated operations "
       "and recovery times");
   AddCommon(ssr_cmd, ssr.common);
-  ssr_cmd->remove_option(ssr_cmd->get_option("--perftest"));  // its baseline is a server without SSR
+  ssr_cmd->remove_option(
+      ssr_cmd->get_option("--perftest"));  // its baseline is a server without SSR
   ssr_cmd->add_option("--kv", ssr.kv, "host:port of a supervised kv vigil-server (kill loop)");
   ssr_cmd->add_option("--lock", ssr.lock,
                       "host:port of a supervised lock vigil-server (kill loop)");

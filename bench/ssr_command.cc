@@ -527,7 +527,7 @@ int RunKillLoop(const SsrBenchOptions& opts) {
   nlohmann::json results = nlohmann::json::array();
   for (auto& t : tallies) {
     std::sort(t->recovery_ms.begin(), t->recovery_ms.end());
-    const double p50 = t->recovery_ms.empty() ? 0 : t->recovery_ms[t->recovery_ms.size() / 2];
+    const double p50 = t->recovery_ms.empty() ? 0 : t->recovery_ms[(t->recovery_ms.size() - 1) / 2];
     const double mx = t->recovery_ms.empty() ? 0 : t->recovery_ms.back();
     fmt::print("{:<6} | {:>7} {:>6} {:>5} {:>5} {:>5} | {:>10.1f} ms {:>10.1f} ms {:>11.1f} ms\n",
                t->name, t->ops.load(), t->errors.load(), t->lost.load(), t->duplicated.load(),
