@@ -8,6 +8,7 @@
 
 #include "rdma_env.h"
 #include "replication_harness.h"
+#include "replication_params.h"
 #include "vigil/transport/verbs.h"
 
 namespace vigil {
@@ -27,7 +28,7 @@ std::string Image() {
   return std::string(reinterpret_cast<const char*>(img.data()), img.size());
 }
 
-class RxeReplication : public ::testing::TestWithParam<std::tuple<Mode, channel::Method>> {
+class RxeReplication : public ::testing::TestWithParam<testing::ModeAndMethod> {
  protected:
   void SetUp() override {
     auto v = transport::VerbsTransport::Open({.device = testing::RdmaDevice()});
@@ -66,15 +67,8 @@ TEST_P(RxeReplication, OutputsEqualTheUnreplicatedRun) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Verbs, RxeReplication,
-                         ::testing::Combine(::testing::Values(Mode::kDmr, Mode::kTmr),
-                                            ::testing::Values(channel::Method::kPolling,
-                                                              channel::Method::kNotify,
-                                                              channel::Method::kRpc)),
-                         [](const auto& p) {
-                           return std::string(std::get<0>(p.param) == Mode::kDmr ? "Dmr" : "Tmr") +
-                                  "_" + std::string(channel::MethodName(std::get<1>(p.param)));
-                         });
+INSTANTIATE_TEST_SUITE_P(Verbs, RxeReplication, testing::EveryModeAndMethod(),
+                         testing::ModeAndMethodName);
 
 class RxeFaults : public RxeReplication {};
 

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "replication_harness.h"
+#include "replication_params.h"
 #include "vigil/transport/fake.h"
 #include "vigil/transport/fault_injection.h"
 
@@ -86,7 +87,7 @@ TEST(Workloads, SusanRejectsBadImagesByName) {
 }
 
 class EveryMethod : public ReplicationTest,
-                    public ::testing::WithParamInterface<std::tuple<Mode, channel::Method>> {};
+                    public ::testing::WithParamInterface<testing::ModeAndMethod> {};
 
 TEST_P(EveryMethod, Crc32AndSusanOutputsEqualTheUnreplicatedRun) {
   const auto [mode, method] = GetParam();
@@ -108,15 +109,8 @@ TEST_P(EveryMethod, Crc32AndSusanOutputsEqualTheUnreplicatedRun) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fake, EveryMethod,
-                         ::testing::Combine(::testing::Values(Mode::kDmr, Mode::kTmr),
-                                            ::testing::Values(channel::Method::kPolling,
-                                                              channel::Method::kNotify,
-                                                              channel::Method::kRpc)),
-                         [](const auto& p) {
-                           return std::string(std::get<0>(p.param) == Mode::kDmr ? "Dmr" : "Tmr") +
-                                  "_" + std::string(channel::MethodName(std::get<1>(p.param)));
-                         });
+INSTANTIATE_TEST_SUITE_P(Fake, EveryMethod, testing::EveryModeAndMethod(),
+                         testing::ModeAndMethodName);
 
 // Flips a bit of the crc in replica `victim`'s state before step `at` of its first incarnation.
 testing::StepHook FlipCrcBit(uint16_t victim, uint64_t at) {
