@@ -192,8 +192,27 @@ void RestartableServer::FailStop(const Status& why) {
   std::_Exit(75);
 }
 
-Status RestartableServer::LoadClient(const ssr::Grant& grant, Cached& c, bool& reset) {
-  reset = false;
+bool RestartableServer::ResetPending(const Record& r) {
+  return r.code == StatusCode::kDataLoss && r.request_id == 0 && !r.error.empty();
+}
+
+void RestartableServer::MarkReset(uint64_t client, Cached& c, std::string_view what,
+                                  const Status& why) {
+  stats_.resets++;
+  Log()->error("{} client {}: {}, session reset: {}", service_->name(), client, what,
+               why.ToString());
+  c.record = Record{};
+  c.record.code = StatusCode::kDataLoss;
+  c.record.error = fmt::format("session reset by the server: {}", why.message());
+}
+
+Status RestartableServer::SaveRecord(const ssr::Grant& grant, Cached& c, const Record& r) {
+  const std::string bytes = EncodeRecord(r);
+  return session_->Save(grant, c.mirror, std::as_bytes(std::span(bytes.data(), bytes.size())))
+      .status();
+}
+
+Status RestartableServer::LoadClient(const ssr::Grant& grant, Cached& c) {
   c.mirror.assign(session_->region_bytes(), std::byte{0});
   c.record = Record{};
   if (grant.created) return Status::Ok();
@@ -217,15 +236,7 @@ Status RestartableServer::LoadClient(const ssr::Grant& grant, Cached& c, bool& r
     }
   }
   stats_.recovered++;
-  if (!bad.ok()) {
-    reset = true;
-    stats_.resets++;
-    Log()->error("{} client {}: state does not validate, session reset: {}", service_->name(),
-                 grant.client, bad.ToString());
-    c.record = Record{};
-    c.record.code = StatusCode::kDataLoss;
-    c.record.error = fmt::format("session reset by the server: {}", bad.message());
-  }
+  if (!bad.ok()) MarkReset(grant.client, c, "state does not validate", bad);
   return Status::Ok();
 }
 
@@ -235,27 +246,16 @@ Status RestartableServer::RecoverAll() {
   for (uint64_t client : clients) {
     VIGIL_ASSIGN_OR_RETURN(ssr::Grant g, session_->Acquire(client, false));
     Cached c;
-    bool reset = false;
-    VIGIL_RETURN_IF_ERROR(LoadClient(g, c, reset));
-    if (!reset) {
+    const uint64_t resets_before = stats_.resets;
+    VIGIL_RETURN_IF_ERROR(LoadClient(g, c));
+    if (!ResetPending(c.record)) {
       Status adopt = service_->Adopt(client, c.record.state);
-      if (!adopt.ok()) {
-        reset = true;
-        stats_.resets++;
-        Log()->error("{} client {}: state conflicts with another client's, session reset: {}",
-                     service_->name(), client, adopt.ToString());
-        c.record = Record{};
-        c.record.code = StatusCode::kDataLoss;
-        c.record.error = fmt::format("session reset by the server: {}", adopt.message());
-      }
+      if (!adopt.ok()) MarkReset(client, c, "state conflicts with another client's", adopt);
     }
-    if (reset) {
-      // Persist the reset so that the client learns of it on its next call, even after another
-      // restart.
-      const std::string bytes = EncodeRecord(c.record);
-      VIGIL_RETURN_IF_ERROR(
-          session_->Save(g, c.mirror, std::as_bytes(std::span(bytes.data(), bytes.size())))
-              .status());
+    if (stats_.resets != resets_before) {
+      // Persist a reset made just now so that the client learns of it on its next call, even
+      // after another restart.
+      VIGIL_RETURN_IF_ERROR(SaveRecord(g, c, c.record));
     }
     VIGIL_RETURN_IF_ERROR(session_->Release(g));
     cache_.emplace(client, std::move(c));
@@ -296,12 +296,11 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
     if (!st.ok()) FailStop(st);
   };
   auto it = cache_.find(client);
-  bool reset = false;
   if (it == cache_.end() || (grant && grant->created)) {
     Cached c;
     if (grant) {
       t0 = std::chrono::steady_clock::now();
-      Status st = LoadClient(*grant, c, reset);
+      Status st = LoadClient(*grant, c);
       if (!st.ok()) FailStop(st);
       stats_.load_time += std::chrono::steady_clock::now() - t0;
     }
@@ -329,10 +328,9 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
   }
   Record next;
   next.request_id = request_id;
-  if (rec.code == StatusCode::kDataLoss && !rec.error.empty() && rec.request_id == 0) {
-    // A reset found at start-up, or just now: this call reports it instead of executing.
-    reset = true;
-  }
+  // A reset found at start-up, or just now while loading: this call reports it instead of
+  // executing.
+  const bool reset = ResetPending(rec);
   if (reset) {
     next.code = StatusCode::kDataLoss;
     next.error = rec.error;
@@ -351,11 +349,8 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
     stats_.executed++;
   }
   if (grant) {
-    const std::string bytes = EncodeRecord(next);
     t0 = std::chrono::steady_clock::now();
-    auto saved =
-        session_->Save(*grant, c.mirror, std::as_bytes(std::span(bytes.data(), bytes.size())));
-    if (!saved.ok()) FailStop(saved.status());
+    if (Status saved = SaveRecord(*grant, c, next); !saved.ok()) FailStop(saved);
     stats_.save_time += std::chrono::steady_clock::now() - t0;
     release();
   }

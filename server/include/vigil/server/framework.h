@@ -132,8 +132,14 @@ class RestartableServer {
                     ServerOptions options);
   Status RecoverAll();
   Status Listen();
-  // Loads the client's record into the cache (granted), resetting it when it does not validate.
-  Status LoadClient(const ssr::Grant& grant, Cached& c, bool& reset);
+  // Loads the client's record into `c` (granted), resetting it when it does not validate.
+  Status LoadClient(const ssr::Grant& grant, Cached& c);
+  // A record that says the client's session was reset and the client has not been told yet.
+  static bool ResetPending(const Record& r);
+  // Replaces the client's record by a pending reset, saying `what` went wrong and why.
+  void MarkReset(uint64_t client, Cached& c, std::string_view what, const Status& why);
+  // RDMA-WRITEs `r` as the client's next SSR version (mirror updated).
+  Status SaveRecord(const ssr::Grant& grant, Cached& c, const Record& r);
   Result<Reply> Call(uint64_t client, uint64_t request_id, std::string_view body);
   Status Bye(uint64_t client);
   [[noreturn]] void FailStop(const Status& why);
