@@ -42,14 +42,6 @@ struct ArenaHeader {
 };
 static_assert(sizeof(ArenaHeader) == kHeaderBytes);
 
-struct ServiceRow {
-  char name[48];
-  uint32_t in_use;
-  uint32_t reserved;
-  uint64_t epoch;
-};
-static_assert(sizeof(ServiceRow) == kServiceBytes);
-
 struct EntryRow {
   uint32_t service_id;  // 0: free
   uint32_t reserved;
@@ -63,6 +55,13 @@ size_t Align64(size_t n) { return (n + 63) / 64 * 64; }
 std::shared_ptr<spdlog::logger> Log() { return log::Get("ssr-store"); }
 
 }  // namespace
+
+struct Store::ServiceRow {
+  char name[48];
+  uint32_t in_use;
+  uint32_t reserved;
+  uint64_t epoch;
+};
 
 class Store::Session {
  public:
@@ -360,7 +359,7 @@ Status Store::Load() {
         options_.arena_bytes, options_.max_services));
   }
   auto* rows = reinterpret_cast<EntryRow*>(arena_ + entries_off_);
-  auto* services = reinterpret_cast<ServiceRow*>(arena_ + services_off_);
+  ServiceRow* services = ServiceRows();
   for (size_t i = 0; i < options_.max_services; ++i) {
     ServiceRow& row = services[i];
     if (row.in_use == 1 && (std::memchr(row.name, 0, sizeof(row.name)) == nullptr ||
@@ -438,13 +437,33 @@ void Store::SessionBroken() {
   counters_.sessions_broken++;
 }
 
-void Store::SessionEnded(Session& s, const std::string& why) {
-  std::lock_guard lock(mu_);
+size_t Store::RevokeAll(Session& s) {
   const size_t revoked = s.grants.size();
   for (const auto& [gid, g] : s.grants) {
     if (holders_[g.entry] == &s) holders_[g.entry] = nullptr;
   }
-  s.grants.clear();
+  s.grants.clear();  // deregisters: every key of the session is dead
+  return revoked;
+}
+
+Store::ServiceRow* Store::ServiceRows() const {
+  static_assert(sizeof(ServiceRow) == kServiceBytes, "service row layout");
+  return reinterpret_cast<ServiceRow*>(arena_ + services_off_);
+}
+
+uint32_t Store::FindService(std::string_view name) const {
+  const ServiceRow* rows = ServiceRows();
+  for (size_t i = 0; i < options_.max_services; ++i) {
+    if (rows[i].in_use == 1 && name == std::string_view(rows[i].name)) {
+      return static_cast<uint32_t>(i + 1);
+    }
+  }
+  return 0;
+}
+
+void Store::SessionEnded(Session& s, const std::string& why) {
+  std::lock_guard lock(mu_);
+  const size_t revoked = RevokeAll(s);
   auto it = sessions_.find(s.id());
   if (it != sessions_.end()) {
     closed_.push_back(std::move(it->second));
@@ -520,14 +539,9 @@ Status Store::Dispatch(Session& s, const wire::Request& req, wire::Reply& r) {
       return FailedPrecondition(
           fmt::format("session already serves '{}' as '{}'", s.service_name, s.instance));
     }
-    auto* rows = reinterpret_cast<ServiceRow*>(arena_ + services_off_);
+    ServiceRow* rows = ServiceRows();
     size_t row = options_.max_services;
-    for (size_t i = 0; i < options_.max_services; ++i) {
-      if (rows[i].in_use == 1 && req.name == std::string_view(rows[i].name)) {
-        row = i;
-        break;
-      }
-    }
+    if (const uint32_t id = FindService(req.name); id != 0) row = id - 1;
     if (row == options_.max_services) {
       for (size_t i = 0; i < options_.max_services; ++i) {
         if (rows[i].in_use != 1) {
@@ -550,8 +564,7 @@ Status Store::Dispatch(Session& s, const wire::Request& req, wire::Reply& r) {
     // A restarted server reuses its instance name: the old session is dead or dying.
     for (auto& [id, other] : sessions_) {
       if (other.get() != &s && other->service_id == s.service_id && other->instance == s.instance) {
-        for (const auto& [gid, g] : other->grants) holders_[g.entry] = nullptr;
-        other->grants.clear();
+        RevokeAll(*other);
         other->Stop();
         Log()->info("session {} replaces session {} of '{}' instance '{}'", s.id(), id,
                     s.service_name, s.instance);
@@ -667,7 +680,7 @@ StoreStats Store::Stats() const {
     s.session_list.push_back(SessionStat{id, session->peer(), session->service_name,
                                          session->instance, session->grants.size()});
   }
-  const auto* rows = reinterpret_cast<const ServiceRow*>(arena_ + services_off_);
+  const ServiceRow* rows = ServiceRows();
   for (size_t i = 0; i < options_.max_services; ++i) {
     if (rows[i].in_use != 1) continue;
     ServiceStat st;
@@ -685,11 +698,8 @@ StoreStats Store::Stats() const {
 
 Result<std::span<std::byte>> Store::RegionOf(std::string_view service, uint64_t client) {
   std::lock_guard lock(mu_);
-  auto* rows = reinterpret_cast<ServiceRow*>(arena_ + services_off_);
-  for (size_t i = 0; i < options_.max_services; ++i) {
-    if (rows[i].in_use == 1 && service == std::string_view(rows[i].name)) {
-      auto it = index_.find({static_cast<uint32_t>(i + 1), client});
-      if (it == index_.end()) break;
+  if (const uint32_t id = FindService(service); id != 0) {
+    if (auto it = index_.find({id, client}); it != index_.end()) {
       return std::span<std::byte>(RegionAt(it->second), region_bytes_);
     }
   }

@@ -100,6 +100,7 @@ class Store {
  private:
   class Session;
   class Control;
+  struct ServiceRow;  // the arena's service table
   Store(transport::Transport& transport, const StoreOptions& options);
   Status Map();
   Status Format();
@@ -113,6 +114,11 @@ class Store {
   Status Dispatch(Session& s, const wire::Request& req, wire::Reply& r);
   void SessionBroken();
   void SessionEnded(Session& s, const std::string& why);
+  // With mu_ held: every grant of `s` deregistered; returns how many there were.
+  size_t RevokeAll(Session& s);
+  ServiceRow* ServiceRows() const;
+  // The id of the service called `name`, or 0.
+  uint32_t FindService(std::string_view name) const;
   std::byte* RegionAt(size_t index) const;
 
   transport::Transport& transport_;
