@@ -39,6 +39,11 @@ using namespace std::chrono_literals;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
+// The mean, in microseconds, of `n` intervals that add up to `total` (0 when there were none).
+double MeanUs(std::chrono::nanoseconds total, uint64_t n) {
+  return n == 0 ? 0.0 : static_cast<double>(total.count()) / 1000.0 / static_cast<double>(n);
+}
+
 // ---- latency -----------------------------------------------------------------------------------
 
 // Round trips of kv "incr" calls to the servers on `ports`, measured in interleaved rounds of 50
@@ -122,7 +127,7 @@ Result<RecoveryNumbers> MeasureRecovery(BenchSetup& setup, int store_port,
   }
   out.first_call = first.Summarize();
   const auto ks = kv->Stats();
-  out.load_us = ks.recovered == 0 ? 0 : ks.load_time.count() / 1000.0 / ks.recovered;
+  out.load_us = MeanUs(ks.load_time, ks.recovered);
   kv->Shutdown();
 
   // All-clients: the same number of lock clients, each holding a lock; restart; time the read.
@@ -197,23 +202,15 @@ int RunLatency(const SsrBenchOptions& opts) {
   row("without SSR (baseline)", *b);
   const double r50 = a->p50_us / b->p50_us, r99 = a->p99_us / b->p99_us;
   const auto ss = (*with)->Stats();
-  auto mean_us = [&](std::chrono::nanoseconds t) {
-    return ss.calls == 0 ? 0.0 : t.count() / 1000.0 / static_cast<double>(ss.calls);
-  };
   fmt::print(
       "with SSR, mean per call inside the server: grant {:.1f} us (SEND round trip to the "
       "store + registration), save {:.1f} us (RDMA WRITE)\n",
-      mean_us(ss.grant_time), mean_us(ss.save_time));
-  {
-    const auto st = (*store)->Stats();
-    auto per = [](std::chrono::nanoseconds t, uint64_t n) {
-      return n == 0 ? 0.0 : t.count() / 1000.0 / static_cast<double>(n);
-    };
-    fmt::print(
-        "in the store, mean per grant {:.1f} us (find + ibv_reg_mr), per release {:.1f} us "
-        "(ibv_dereg_mr)\n",
-        per(st.grant_time, st.grants_total), per(st.release_time, st.releases_total));
-  }
+      MeanUs(ss.grant_time, ss.calls), MeanUs(ss.save_time, ss.calls));
+  fmt::print(
+      "in the store, mean per grant {:.1f} us (find + ibv_reg_mr), per release {:.1f} us "
+      "(ibv_dereg_mr)\n",
+      MeanUs(stats.grant_time, stats.grants_total),
+      MeanUs(stats.release_time, stats.releases_total));
   fmt::print(
       "ratio with/without: p50 {:.2f}x, p99 {:.2f}x (target p50 <= 1.3x: {}; CuriOS "
       "reported 1.94x)\n",
@@ -252,8 +249,8 @@ int RunLatency(const SsrBenchOptions& opts) {
                             {"p999_us", b->p999_us},
                             {"max_us", b->max_us}}},
                           {"ratio_p50", r50},
-                          {"mean_grant_us", mean_us(ss.grant_time)},
-                          {"mean_save_us", mean_us(ss.save_time)},
+                          {"mean_grant_us", MeanUs(ss.grant_time, ss.calls)},
+                          {"mean_save_us", MeanUs(ss.save_time, ss.calls)},
                           {"ratio_p99", r99},
                           {"overhead_bytes_per_client", stats.overhead_bytes},
                           {"recovery",

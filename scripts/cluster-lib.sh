@@ -2,10 +2,11 @@
 # worker agents as separate processes on 127.0.0.1, ports 7721.., sharing this host's RDMA device.
 #   vigil_cluster_start BUILD_DIR N LOGDIR   -> exports VIGIL_NODES=127.0.0.1:7721,...
 #   vigil_cluster_stop
-# Waits up to 10 s for a daemon's log to say it listens; prints the log if it never does.
+# vigil_wait_listening LOG [TENTHS]: waits up to TENTHS/10 s (default 10 s) for a daemon's log to
+# say it listens; prints the log if it never does.
 vigil_wait_listening() {
-  local log=$1
-  for _ in $(seq 100); do
+  local log=$1 tenths=${2:-100}
+  for _ in $(seq "$tenths"); do
     grep -q "listening on port" "$log" 2>/dev/null && return 0
     sleep 0.1
   done
