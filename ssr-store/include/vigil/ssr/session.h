@@ -50,7 +50,6 @@ class StoreSession {
   Identity identity(uint64_t client) const { return {service_id_, client}; }
   // True once an operation failed on the connection: open a new session.
   bool broken() const { return !broken_.ok(); }
-  const Status& broken_status() const { return broken_; }
 
   Result<Grant> Acquire(uint64_t client, bool create);
   // wait=false returns once the request is posted (the store handles requests in order, so the
