@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The cluster tier: the local cluster in network namespaces (scripts/vigil-local) deployed with the
+# Ansible playbooks, one step per ctest test (they share the cluster through a ctest fixture):
+#   up          namespaces + site.yml: every host ok, the daemons run from the installed package
+#   tmr         a TMR crc32 job from the voter's namespace, one replica per worker namespace,
+#               an injected bit flip out-voted, output equal to the unreplicated run
+#   ssr_kill    the kv and lock servers SIGKILLed at random while model-checking clients run:
+#               0 errors, 0 lost, 0 duplicated
+#   idempotent  site.yml again: changed=0 on every host
+#   down        teardown.yml + namespaces removed: no namespace, link, process, package or file left
+# Usage: cluster_test.sh STEP BUILD_DIR
+set -euo pipefail
+STEP=$1
+B=$(cd "$2" && pwd)
+L=$(cd "$(dirname "$0")/../.." && pwd)/scripts/vigil-local
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+NODES=198.18.1.11:7720,198.18.1.12:7720,198.18.1.13:7720
+fail() { echo "FAIL: $*"; exit 1; }
+# every_host_recap LOG PATTERN: all five hosts' recap lines match PATTERN.
+every_host_recap() {
+  local n
+  n=$(grep -cE "^(voter|w1|w2|w3|ssr) +: $2" "$1" || true)
+  [[ $n -eq 5 ]] || { cat "$1"; fail "$n of 5 hosts' recap match '$2'"; }
+}
+
+case "$STEP" in
+  up)
+    "$L" down > /dev/null 2>&1 || true  # an earlier run that was interrupted
+    "$L" up "$B" | tee "$W/up.log"
+    every_host_recap "$W/up.log" "ok=[0-9]+ +changed=[0-9]+ +unreachable=0 +failed=0"
+    [[ $(pgrep -cx vigil-node) -eq 3 ]] || fail "expected 3 vigil-node processes: $(pgrep -ax vigil-node)"
+    pgrep -x vigil-ssr-store > /dev/null || fail "vigil-ssr-store is not running"
+    for n in w1 w2 w3; do
+      ip netns pids "vigil-$n" | xargs -r ps -o comm= -p | grep -qx vigil-node ||
+        fail "no vigil-node in namespace vigil-$n"
+    done
+    "$L" status > "$W/status"
+    grep -q "supervised server" "$W/status" || { cat "$W/status"; fail "w1 reports no supervised servers"; }
+    grep -q "^  ssr: pid [0-9]* /usr/bin/vigil-ssr-store" "$W/status" ||
+      { cat "$W/status"; fail "the store does not run from the package"; }
+    echo "PASS: cluster deployed with site.yml"
+    ;;
+  tmr)
+    head -c 3000000 /dev/zero | tr '\0' 'n' > "$W/in.bin"
+    vigil-replica --unreplicated --workload crc32 < "$W/in.bin" > "$W/want"
+    "$L" exec voter vigil-voter run --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
+      --signal polling --input "$W/in.bin" --output "$W/got" --inject-bitflip 1:2 > "$W/job.log" 2>&1 ||
+      { cat "$W/job.log"; fail "TMR job failed"; }
+    grep -E "placed on node|outvoted|^job:" "$W/job.log"
+    cmp -s "$W/want" "$W/got" || { cat "$W/job.log"; fail "TMR output differs from the unreplicated run"; }
+    for n in w1 w2 w3; do
+      grep -q "placed on node '$n'" "$W/job.log" || fail "no replica was placed on worker $n"
+    done
+    grep -q "outvoted" "$W/job.log" || fail "the bit flip was not out-voted"
+    echo "PASS: TMR job across namespaces"
+    ;;
+  ssr_kill)
+    log=/var/log/vigil/w1/vigil-node.log
+    before=$(grep -c "restarting in" "$log" || true)
+    set +e
+    "$L" exec voter vigil-bench ssr --kv 198.18.1.11:7750 --lock 198.18.1.11:7751 \
+      --clients 3 --duration-s "${VIGIL_SSR_KILL_S:-40}" --kill-min-ms 1500 --kill-max-ms 3000 \
+      --seed "$RANDOM" --json "$B/ssr-kill.json" 2> "$W/bench.log"
+    rc=$?
+    set -e
+    restarts=$(($(grep -c "restarting in" "$log" || true) - before))
+    echo "server restarts seen by the supervisor: $restarts"
+    if [[ $rc -ne 0 || $restarts -eq 0 ]]; then
+      tail -30 "$W/bench.log"; tail -30 "$log"; tail -20 /var/log/vigil/ssr/vigil-ssr-store.log
+      fail "kill loop (exit $rc)"
+    fi
+    echo "PASS: ssr kill loop across namespaces"
+    ;;
+  idempotent)
+    "$L" deploy | tee "$W/deploy.log"
+    every_host_recap "$W/deploy.log" "ok=[0-9]+ +changed=0 +unreachable=0 +failed=0"
+    echo "PASS: a second site.yml run changed nothing"
+    ;;
+  down)
+    "$L" down
+    left=$(ip netns list | grep -c '^vigil-' || true)
+    [[ $left -eq 0 ]] || fail "$left namespaces left after down"
+    ip -o link show | grep -E ' (vigil-br0|vl-[a-z0-9-]+)[:@]' && fail "links left after down"
+    pgrep -a '^vigil-' && fail "vigil processes left after down"
+    dpkg-query -W -f='${Status}' vigil 2>/dev/null | grep -q "install ok installed" &&
+      fail "the vigil package is still installed"
+    for f in /etc/vigil /etc/default/vigil-node /etc/default/vigil-ssr-store /var/log/vigil /run/vigil \
+             /var/cache/vigil /var/lib/vigil /etc/security/limits.d/90-vigil-memlock.conf \
+             "${VIGIL_LOCAL_STATE:-/run/vigil-local}"; do
+      [[ -e $f ]] && fail "$f left after down"
+    done
+    echo "PASS: down left nothing behind"
+    ;;
+  *) fail "unknown step '$STEP'" ;;
+esac
