@@ -6,6 +6,8 @@
 #               an injected bit flip out-voted, output equal to the unreplicated run
 #   ssr_kill    the kv and lock servers SIGKILLed at random while model-checking clients run:
 #               0 errors, 0 lost, 0 duplicated
+#   bench       bench.yml: vigil-bench in the voter's namespace over the RDMA device, its JSON
+#               fetched back and holding measured round trips
 #   idempotent  site.yml again: changed=0 on every host
 #   down        teardown.yml + namespaces removed: no namespace, link, process, package or file left
 # Usage: cluster_test.sh STEP BUILD_DIR
@@ -71,6 +73,21 @@ case "$STEP" in
       fail "kill loop (exit $rc)"
     fi
     echo "PASS: ssr kill loop across namespaces"
+    ;;
+  bench)
+    VIGIL_LOCAL_RESULTS=$W/results "$L" bench signal --methods polling --modes dmr --sizes 64 \
+      --iters 300 --warmup 30 --workloads none --perftest never | tee "$W/bench.log"
+    /usr/bin/python3 - "$W/results/voter/vigil-bench.json" <<'PY' || fail "bench.yml results"
+import json, sys
+d = json.load(open(sys.argv[1]))
+env = d["environment"]
+assert d["benchmark"] == "signal", d["benchmark"]
+assert "FAKE" not in env["device"], env["device"]
+rtt = d["round_trips"][0]["results"][0]["vigil_rtt"]
+assert rtt["count"] == 300 and 0 < rtt["p50_us"] <= rtt["max_us"], rtt
+print(f"fetched: {d['round_trips'][0]['benchmark']} on {env['device']}: p50 {rtt['p50_us']} us over {rtt['count']} round trips")
+PY
+    echo "PASS: bench.yml ran vigil-bench and fetched its results"
     ;;
   idempotent)
     "$L" deploy | tee "$W/deploy.log"
