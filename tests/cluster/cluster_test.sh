@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The cluster tier: the local cluster in network namespaces (scripts/vigil-local) deployed with the
 # Ansible playbooks, one step per ctest test (they share the cluster through a ctest fixture):
-#   up          namespaces + site.yml: every host ok, the daemons run from the installed package
+#   up          namespaces + site.yml: every host ok, the daemons run from the installed package,
+#               whose systemd units pass systemd-analyze verify
 #   tmr         a TMR crc32 job from the voter's namespace, one replica per worker namespace,
 #               an injected bit flip out-voted, output equal to the unreplicated run
 #   ssr_kill    the kv and lock servers SIGKILLed at random while model-checking clients run:
@@ -41,6 +42,11 @@ case "$STEP" in
     grep -q "supervised server" "$W/status" || { cat "$W/status"; fail "w1 reports no supervised servers"; }
     grep -q "^  ssr: pid [0-9]* /usr/bin/vigil-ssr-store" "$W/status" ||
       { cat "$W/status"; fail "the store does not run from the package"; }
+    # The package's systemd units, now installed (the daemons here run directly: no systemd):
+    # every directive known, every command present.
+    systemd-analyze verify vigil-node.service vigil-ssr-store.service > "$W/units" 2>&1 ||
+      { cat "$W/units"; fail "systemd-analyze verify failed"; }
+    [[ ! -s $W/units ]] || { cat "$W/units"; fail "systemd-analyze verify reported problems"; }
     echo "PASS: cluster deployed with site.yml"
     ;;
   tmr)
