@@ -52,12 +52,14 @@ echo "ok: the replacement of replica 0 went to another node"
 "$V" run --nodes "$VIGIL_NODES" --mode tmr --signal notify --input "$W/big.bin" \
   --output "$W/ctl.out" > "$W/ctl.log" 2>&1 &
 vpid=$!
-for _ in $(seq 100); do
-  "$B/node/vigilctl" --node 127.0.0.1:7722 status | grep -q running && break
+# Inject once every replica is connected to the voter: a flip that lands while a replica is still
+# starting up may be overwritten by its own initialisation (seen under emulation, where a
+# replica process takes over a second to start).
+for _ in $(seq 300); do
+  [[ $(grep -c "connected from replica-1-" "$W/ctl.log" || true) -ge 3 ]] && break
   sleep 0.1
 done
 "$B/node/vigilctl" --node 127.0.0.1:7722 status
-sleep 0.5
 "$B/node/vigilctl" --node 127.0.0.1:7722 inject bitflip --group 1 --replica 1 --incarnation 0 --bit 515
 wait $vpid || { cat "$W/ctl.log"; fail "vigilctl job failed"; }
 grep '^job:' "$W/ctl.log"
