@@ -8,7 +8,7 @@ include(GNUInstallDirs)
 set(VIGIL_DOC_DIR ${CMAKE_INSTALL_FULL_DOCDIR})
 set(VIGIL_DEFAULTS_DIR ${CMAKE_INSTALL_FULL_SYSCONFDIR}/default)
 
-install(TARGETS vigil-voter vigil-node vigil-replica vigilctl vigil-ssr-store vigil-server
+install(TARGETS vigil-voter vigil-node vigil-replica vigil-run vigilctl vigil-ssr-store vigil-server
                 vigil-client vigil-bench
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 foreach(unit vigil-node vigil-ssr-store)
@@ -30,7 +30,7 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
 set(CPACK_PACKAGE_DESCRIPTION
     "vigil runs replicas of a program on worker nodes and votes on what they do (DMR/TMR), and \
 keeps per-client server state in a remote SSR store reached by RDMA so that crashed servers \
-restart without their clients noticing. Binaries: vigil-voter, vigil-node, vigil-replica, \
+restart without their clients noticing. Binaries: vigil-voter, vigil-node, vigil-replica, vigil-run, \
 vigilctl, vigil-ssr-store, vigil-server, vigil-client, vigil-bench; systemd units for vigil-node \
 and vigil-ssr-store.")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)

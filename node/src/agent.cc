@@ -54,6 +54,8 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
     l.fault = req->fault();
     l.fault_step = req->fault_step();
     l.flip_bit = req->flip_bit();
+    l.exec_argv.assign(req->exec_argv().begin(), req->exec_argv().end());
+    l.exec_env.assign(req->exec_env().begin(), req->exec_env().end());
     Result<pid_t> pid = owner_.processes_->Start(l);
     if (!pid.ok()) {
       log::Get("node")->warn("refused to start replica {}/{}/{}: {}", l.key.group, l.key.replica,

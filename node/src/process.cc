@@ -22,6 +22,16 @@ bool OneOf(const std::string& v, std::initializer_list<const char*> allowed) {
   return false;
 }
 
+// A program argument or environment entry (vigil-run): any bytes but NUL, bounded.
+Status CheckProgramString(const char* what, const std::string& v) {
+  if (v.size() > kMaxProgramString || v.find('\0') != std::string::npos) {
+    return InvalidArgument(
+        fmt::format("replica launch: program {} '{}...' of {} bytes (at most {}, no NUL)", what,
+                    v.substr(0, 32), v.size(), kMaxProgramString));
+  }
+  return Status::Ok();
+}
+
 Status CheckText(const char* field, const std::string& v, bool required) {
   if (required && v.empty())
     return InvalidArgument(fmt::format("replica launch: {} is empty", field));
@@ -80,9 +90,28 @@ Status ReplicaLaunch::Check() const {
     return InvalidArgument(
         fmt::format("replica launch: signal '{}' (polling, notify, rpc)", signal.substr(0, 32)));
   }
-  if (!OneOf(workload, {"crc32", "susan"})) {
+  if (!OneOf(workload, {"crc32", "susan", "exec"})) {
     return InvalidArgument(
-        fmt::format("replica launch: workload '{}' (crc32, susan)", workload.substr(0, 32)));
+        fmt::format("replica launch: workload '{}' (crc32, susan, exec)", workload.substr(0, 32)));
+  }
+  if ((workload == "exec") != !exec_argv.empty()) {
+    return InvalidArgument(fmt::format(
+        "replica launch: workload '{}' with {} program arguments (exec needs them, others take "
+        "none)",
+        workload.substr(0, 32), exec_argv.size()));
+  }
+  if (exec_argv.size() > kMaxProgramStrings || exec_env.size() > kMaxProgramStrings) {
+    return InvalidArgument(fmt::format(
+        "replica launch: {} program arguments and {} environment entries (at most {} each)",
+        exec_argv.size(), exec_env.size(), kMaxProgramStrings));
+  }
+  for (const auto& a : exec_argv) VIGIL_RETURN_IF_ERROR(CheckProgramString("argument", a));
+  for (const auto& e : exec_env) {
+    VIGIL_RETURN_IF_ERROR(CheckProgramString("environment entry", e));
+    if (e.find('=') == std::string::npos) {
+      return InvalidArgument(
+          fmt::format("replica launch: environment entry '{}' has no '='", e.substr(0, 64)));
+    }
   }
   if (!OneOf(susan_mode, {"smooth", "edges", "corners"})) {
     return InvalidArgument(fmt::format("replica launch: susan mode '{}' (smooth, edges, corners)",
@@ -129,6 +158,11 @@ std::vector<std::string> ReplicaArgv(const std::string& binary, const ReplicaLau
   if (!l.fault.empty()) {
     a.insert(a.end(), {"--fault", l.fault, "--fault-step", std::to_string(l.fault_step),
                        "--flip-bit", std::to_string(l.flip_bit)});
+  }
+  for (const auto& e : l.exec_env) a.insert(a.end(), {"--exec-env", e});
+  if (!l.exec_argv.empty()) {
+    a.push_back("--");
+    a.insert(a.end(), l.exec_argv.begin(), l.exec_argv.end());
   }
   return a;
 }

@@ -9,6 +9,7 @@
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
 #include "vigil/replica/runner.h"
+#include "vigil/run/program.h"
 #include "vigil/transport/verbs.h"
 #include "vigil/workloads/workloads.h"
 
@@ -40,8 +41,14 @@ int main(int argc, char** argv) {
   std::string fault;
   uint64_t fault_step = 0, flip_bit = 0;
   uint32_t verdict_timeout_ms = 120000;
-  app.add_option("--workload", workload, "crc32 or susan")
-      ->check(CLI::IsMember({"crc32", "susan"}));
+  std::vector<std::string> exec_argv, exec_env;
+  app.add_option("--workload", workload,
+                 "crc32, susan, or exec (vigil-run: the unmodified program given after --)")
+      ->check(CLI::IsMember({"crc32", "susan", "exec"}));
+  app.add_option("--exec-env", exec_env,
+                 "exec: one NAME=value of the program's environment (repeat; the program gets "
+                 "exactly these)");
+  app.add_option("program", exec_argv, "exec: the program and its arguments (after --)");
   app.add_option("--susan-mode", susan_mode, "susan: smooth, edges or corners")
       ->check(CLI::IsMember({"smooth", "edges", "corners"}));
   app.add_flag("--unreplicated", unreplicated,
@@ -62,11 +69,28 @@ int main(int argc, char** argv) {
                  "fault injection: flip (a state bit), crash (SIGKILL itself) or hang (SIGSTOP "
                  "itself) before --fault-step")
       ->check(CLI::IsMember({"flip", "crash", "hang"}));
-  app.add_option("--fault-step", fault_step, "fault injection: before this step (>= 1)")
+  app.add_option("--fault-step", fault_step,
+                 "fault injection: before this step (>= 1); exec: flip (only) at this "
+                 "intercepted system call, in the bytes the voter delivers")
       ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
   app.add_option("--flip-bit", flip_bit, "fault injection: which bit of the state region");
   return cli::Run(app, common, argc, argv, [&]() -> int {
-    auto program = workloads::MakeWorkload(workload, susan_mode);
+    if ((workload == "exec") != !exec_argv.empty()) {
+      fmt::print(stderr, "error: --workload exec needs the program after --, and only it\n");
+      return 2;
+    }
+    if (workload == "exec" && (unreplicated || (!fault.empty() && fault != "flip"))) {
+      fmt::print(stderr, "error: --workload exec runs only as a replica, with --fault flip\n");
+      return 2;
+    }
+    auto program =
+        workload == "exec"
+            ? Result<std::unique_ptr<replica::Program>>(std::make_unique<run::ExecProgram>(
+                  run::ExecOptions{.argv = exec_argv,
+                                   .env = exec_env,
+                                   .flip_at = fault == "flip" ? fault_step : 0,
+                                   .flip_bit = flip_bit}))
+            : workloads::MakeWorkload(workload, susan_mode);
     if (!program.ok()) {
       fmt::print(stderr, "error: {}\n", program.status().ToString());
       return 2;
@@ -97,7 +121,7 @@ int main(int argc, char** argv) {
     // a bit of the state region the voter compares, or the process kills or stops itself.
     replica::HookedProgram faulty(
         std::move(*program), [&](uint64_t step, replica::ReplicaContext& c) -> Status {
-          if (step != fault_step || fault.empty()) return Status::Ok();
+          if (step != fault_step || fault.empty() || workload == "exec") return Status::Ok();
           log::Get("replica")->warn(
               "fault injection: {} before step {}",
               fault == "flip" ? fmt::format("flipping state bit {}", flip_bit) : fault, step);

@@ -60,6 +60,18 @@ Status ReplicaContext::Sync(std::span<const std::byte> args) {
   return Externalize(EventKind::kSync, args.size(), 0, args, {}).status();
 }
 
+Result<ReplicaContext::SyscallOutcome> ReplicaContext::Syscall(uint64_t nr, uint64_t piece,
+                                                               std::span<const std::byte> record,
+                                                               std::span<std::byte> result) {
+  if (record.size() > max_io_) {
+    return InvalidArgument(fmt::format("system call {} record of {} bytes exceeds {} bytes", nr,
+                                       record.size(), max_io_));
+  }
+  VIGIL_ASSIGN_OR_RETURN(size_t n, Externalize(EventKind::kSyscall, nr, piece, record,
+                                               result.first(std::min(result.size(), max_read_))));
+  return SyscallOutcome{static_cast<int64_t>(last_verdict_arg_), n};
+}
+
 Status RunProgram(Program& program, ReplicaContext& ctx) {
   if (ctx.state().size() < program.state_bytes()) {
     return InvalidArgument(fmt::format("{}: state region of {} bytes, program needs {}",
@@ -68,7 +80,7 @@ Status RunProgram(Program& program, ReplicaContext& ctx) {
   for (;;) {
     Status st;
     if (ctx.meta().done != 0) {
-      st = ctx.Exit(0);
+      st = ctx.Exit(static_cast<int>(ctx.meta().exit_code));
       if (st.ok()) return st;
     } else if (ctx.meta().checkpoints == 0) {
       st = program.Init(ctx);
@@ -127,6 +139,8 @@ Result<size_t> LocalContext::Externalize(EventKind kind, uint64_t, uint64_t arg1
         return ErrnoStatus(StatusCode::kUnavailable, "write output", errno);
       }
       return size_t{0};
+    case EventKind::kSyscall:
+      return Unimplemented("system calls of an unmodified program need a voter (vigil-run)");
     default:
       return size_t{0};
   }
@@ -231,6 +245,26 @@ Result<size_t> ChannelContext::Externalize(EventKind kind, uint64_t arg0, uint64
                                 id_.replica, id_.group, h.event_seq);
       [[fallthrough]];
     case VerdictKind::kProceed:
+      last_verdict_arg_ = v.header.arg;
+      if (kind == EventKind::kSyscall) {
+        // arg = the call's result; data = how many result bytes the voter RDMA-wrote.
+        uint64_t bytes = 0;
+        if (v.data.size() != sizeof(bytes)) {
+          return DataLoss(
+              fmt::format("verdict for system call event {} carries {} data bytes, "
+                          "expected {}",
+                          h.event_seq, v.data.size(), sizeof(bytes)));
+        }
+        std::memcpy(&bytes, v.data.data(), sizeof(bytes));
+        if (bytes > in.size()) {
+          return DataLoss(
+              fmt::format("verdict for system call event {} announces {} result "
+                          "bytes, the call has room for {}",
+                          h.event_seq, bytes, in.size()));
+        }
+        std::memcpy(in.data(), memory_.input->data(), bytes);
+        return static_cast<size_t>(bytes);
+      }
       if (kind != EventKind::kInput) return size_t{0};
       // The voter has RDMA-written the agreed input into the input buffer; arg = its length.
       if (v.header.arg > in.size()) {

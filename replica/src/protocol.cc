@@ -20,6 +20,8 @@ std::string_view EventKindName(EventKind k) {
       return "exit";
     case EventKind::kSync:
       return "sync";
+    case EventKind::kSyscall:
+      return "syscall";
   }
   return "unknown";
 }
@@ -71,7 +73,7 @@ Result<Event> DecodeEvent(const channel::Record& r, uint32_t group, uint16_t rep
                                 r.seq, what));
   };
   if (r.kind < static_cast<uint16_t>(EventKind::kJoin) ||
-      r.kind > static_cast<uint16_t>(EventKind::kSync)) {
+      r.kind > static_cast<uint16_t>(EventKind::kSyscall)) {
     return fail(fmt::format("unknown event kind {}", r.kind));
   }
   if (r.payload.size() < kEventHeaderBytes) {

@@ -9,8 +9,10 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -40,13 +42,29 @@ bool NeededForStartUp(int nr) {
 }
 
 // The filter as BPF, built by libseccomp in the parent (the child must not allocate after fork):
-// listed calls -> user notification, everything else allowed, any non-x86_64 ABI kills.
-Result<std::vector<uint8_t>> BuildFilter(const std::vector<int>& intercept) {
-  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+// listed calls -> user notification, everything else allowed (or, intercepting all, everything
+// a notification except the start-up's sendmsg on `sock` and execve of `program`); any
+// non-x86_64 ABI kills.
+Result<std::vector<uint8_t>> BuildFilter(const SpawnOptions& o, int sock, const char* program) {
+  scmp_filter_ctx ctx = seccomp_init(o.intercept_all ? SCMP_ACT_NOTIFY : SCMP_ACT_ALLOW);
   if (ctx == nullptr) return Internal("seccomp_init failed");
   auto release = [&] { seccomp_release(ctx); };
   int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-  for (int nr : intercept) {
+  if (o.intercept_all) {
+    if (rc == 0) {
+      rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SYS_sendmsg, 1,
+                            SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(sock)));
+    }
+    if (rc == 0) {
+      rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SYS_execve, 1,
+                            SCMP_A0(SCMP_CMP_EQ, reinterpret_cast<uint64_t>(program)));
+    }
+    if (rc != 0) {
+      release();
+      return Internal(fmt::format("building the seccomp filter: {}", std::strerror(-rc)));
+    }
+  }
+  for (int nr : o.intercept_all ? std::vector<int>{} : o.intercept) {
     if (rc == 0) rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 0);
     if (rc != 0) {
       release();
@@ -132,8 +150,8 @@ bool SendToParent(int sock, int fd, ChildFailure failure) {
 
 // The child after fork: only system calls from here on, and after the filter only sendmsg and
 // execve (any other call might be one the parent intercepts, and it is not listening yet).
-[[noreturn]] void RunChild(const SpawnOptions& o, std::vector<char*>& argv, sock_fprog& prog,
-                           int sock) {
+[[noreturn]] void RunChild(const SpawnOptions& o, const char* program, char** argv, char** envp,
+                           sock_fprog& prog, int sock) {
   if (o.stdin_fd >= 0) dup2(o.stdin_fd, 0);
   if (o.stdout_fd >= 0) dup2(o.stdout_fd, 1);
   if (o.stderr_fd >= 0) dup2(o.stderr_fd, 2);
@@ -142,17 +160,43 @@ bool SendToParent(int sock, int fd, ChildFailure failure) {
   if (sock > 3) syscall(SYS_close_range, 3u, static_cast<unsigned>(sock - 1), 0u);
   syscall(SYS_close_range, static_cast<unsigned>(sock + 1), ~0u, 0u);
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // a replica never outlives its supervisor
+  if (o.disable_aslr && personality(ADDR_NO_RANDOMIZE) < 0) ChildFails(sock, kStageSeccomp);
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFails(sock, kStageSeccomp);
   // The listener is created close-on-exec: the program never sees it.
   int listener = static_cast<int>(
       syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog));
   if (listener < 0) ChildFails(sock, kStageSeccomp);
   if (!SendToParent(sock, listener, ChildFailure{})) ChildFails(sock, kStageSeccomp);
-  execvp(argv[0], argv.data());
+  execve(program, argv, envp);
   ChildFails(sock, kStageExec);
 }
 
 }  // namespace
+
+Result<std::string> FindProgram(const std::string& name) {
+  if (name.find('/') != std::string::npos) {
+    if (access(name.c_str(), X_OK) != 0) {
+      return ErrnoStatus(StatusCode::kNotFound, fmt::format("cannot execute '{}'", name), errno);
+    }
+    return name;
+  }
+  const char* env = std::getenv("PATH");
+  const std::string path = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
+  int err = ENOENT;
+  for (size_t start = 0; start <= path.size();) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    struct stat st {};
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (access(candidate.c_str(), X_OK) == 0) return candidate;
+      err = EACCES;
+    }
+    start = end + 1;
+  }
+  return ErrnoStatus(StatusCode::kNotFound, fmt::format("cannot execute '{}'", name), err);
+}
 
 Result<InterceptedProcess> InterceptedProcess::Spawn(const SpawnOptions& o) {
   if (o.argv.empty() || o.argv[0].empty()) return InvalidArgument("no program to run (empty argv)");
@@ -162,22 +206,32 @@ Result<InterceptedProcess> InterceptedProcess::Spawn(const SpawnOptions& o) {
           fmt::format("{} cannot be intercepted: starting the program needs it", SyscallName(nr)));
     }
   }
-  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> bpf, BuildFilter(o.intercept));
-  sock_fprog prog{static_cast<unsigned short>(bpf.size() / sizeof(sock_filter)),
-                  reinterpret_cast<sock_filter*>(bpf.data())};
+  VIGIL_ASSIGN_OR_RETURN(const std::string program, FindProgram(o.argv[0]));
   std::vector<std::string> args = o.argv;
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env_strings = o.env.value_or(std::vector<std::string>{});
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
 
   int socks[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, socks) != 0) {
     return ErrnoStatus(StatusCode::kInternal, "socketpair", errno);
   }
+  auto bpf = BuildFilter(o, socks[1], program.c_str());
+  if (!bpf.ok()) {
+    close(socks[0]);
+    close(socks[1]);
+    return bpf.status();
+  }
+  sock_fprog prog{static_cast<unsigned short>(bpf->size() / sizeof(sock_filter)),
+                  reinterpret_cast<sock_filter*>(bpf->data())};
   pid_t pid = fork();
   if (pid == 0) {
     close(socks[0]);
-    RunChild(o, argv, prog, socks[1]);
+    RunChild(o, program.c_str(), argv.data(), o.env ? envp.data() : environ, prog, socks[1]);
   }
   int fork_err = errno;
   close(socks[1]);
@@ -353,6 +407,23 @@ Status InterceptedProcess::WriteMemory(const SyscallStop& stop, uint64_t addr,
                        fmt::format("writing {} bytes into pid {} at {:#x} ({})", bytes.size(),
                                    stop.pid, addr, SyscallName(stop.nr)),
                        err);
+  }
+  return Status::Ok();
+}
+
+Status InterceptedProcess::InstallFd(const SyscallStop& stop, int local_fd, int target_fd,
+                                     bool cloexec) {
+  seccomp_notif_addfd add{};
+  add.id = stop.id;
+  add.flags = SECCOMP_ADDFD_FLAG_SETFD;
+  add.srcfd = static_cast<uint32_t>(local_fd);
+  add.newfd = static_cast<uint32_t>(target_fd);
+  add.newfd_flags = cloexec ? O_CLOEXEC : 0;
+  if (ioctl(listener_, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) {
+    return ErrnoStatus(StatusCode::kAborted,
+                       fmt::format("installing descriptor {} into pid {} ({})", target_fd, stop.pid,
+                                   SyscallName(stop.nr)),
+                       errno);
   }
   return Status::Ok();
 }

@@ -544,6 +544,7 @@ void Group::RollbackAll(const std::string& why) {
                           o_.max_rollbacks, checkpoint_event_));
     return;
   }
+  if (!RollbackExecutor()) return;
   ++report_.rollbacks;
   Log()->warn("group {}: {}; rolling back to the checkpoint at event {} (attempt {} of {})",
               o_.group, why, checkpoint_event_, rollbacks_here_, o_.max_rollbacks);
@@ -553,6 +554,15 @@ void Group::RollbackAll(const std::string& why) {
     }
   }
   next_event_ = checkpoint_event_ + 1;
+}
+
+bool Group::RollbackExecutor() {
+  if (syscalls_ == nullptr) return true;
+  if (Status st = syscalls_->Rollback(); !st.ok()) {
+    FailGroup("cannot roll back the program's system calls: " + st.ToString());
+    return false;
+  }
+  return true;
 }
 
 Status Group::CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const uint64_t* digest) {
@@ -603,6 +613,7 @@ Result<uint64_t> Group::Apply(const Ballot& w) {
       return uint64_t{0};
     }
     case EventKind::kCheckpoint:
+      if (syscalls_ != nullptr) VIGIL_RETURN_IF_ERROR(syscalls_->Checkpoint());
       checkpoint_event_ = w.h.event_seq;
       input_.Trim(w.h.arg1);
       return uint64_t{0};
@@ -613,6 +624,22 @@ Result<uint64_t> Group::Apply(const Ballot& w) {
       return uint64_t{0};
     case EventKind::kSync:
       return uint64_t{0};
+    case EventKind::kSyscall: {
+      if (syscalls_ == nullptr) {
+        return FailedPrecondition(
+            fmt::format("system call event {} (call {}), but this job runs no unmodified program",
+                        w.h.event_seq, w.h.arg0));
+      }
+      VIGIL_ASSIGN_OR_RETURN(SyscallExecutor::Outcome r,
+                             syscalls_->Execute(w.h.arg0, w.h.arg1, w.data,
+                                                std::span(input_staging_->data(), input_bytes_)));
+      if (r.bytes > input_bytes_) {
+        return Internal(fmt::format("system call {} returned {} result bytes, room for {}",
+                                    w.h.arg0, r.bytes, input_bytes_));
+      }
+      syscall_bytes_ = r.bytes;
+      return static_cast<uint64_t>(r.value);
+    }
     case EventKind::kJoin:
       break;
   }
@@ -703,6 +730,7 @@ void Group::RecoverFromCheckpoint(const std::vector<uint16_t>& joiners) {
   for (auto& m : members_) {
     if (survivor == nullptr && m->ballot->kind != EventKind::kJoin) survivor = m.get();
   }
+  if (!RollbackExecutor()) return;
   // Newcomers get the survivor's last agreed checkpoint (agreed by the vote, so trustworthy);
   // the survivors roll back to it.
   for (uint16_t j : joiners) {
@@ -751,12 +779,26 @@ void Group::DecideDmr() {
     FailGroup(fmt::format("event {}: {}", first.h.event_seq, arg.status().ToString()));
     return;
   }
-  const uint64_t seq = first.h.event_seq;
-  next_event_ = seq + 1;
+  next_event_ = first.h.event_seq + 1;
   std::vector<uint16_t> to;
   for (auto& m : members_) to.push_back(m->slot);
-  if (first.kind == EventKind::kInput) DeliverInput(*arg, to);
-  for (uint16_t slot : to) Answer(slot, VerdictKind::kProceed, seq, *arg, {});
+  Conclude(first, *arg, to, std::vector<bool>(members_.size(), false));
+}
+
+void Group::Conclude(const Ballot& winner, uint64_t arg, std::vector<uint16_t>& to,
+                     const std::vector<bool>& repaired) {
+  uint64_t bytes = 0;
+  if (winner.kind == EventKind::kInput) bytes = arg;
+  if (winner.kind == EventKind::kSyscall) bytes = syscall_bytes_;
+  DeliverInput(bytes, to);
+  // A system call's verdict says how many result bytes were delivered.
+  const std::span<const std::byte> data = winner.kind == EventKind::kSyscall
+                                              ? std::as_bytes(std::span(&syscall_bytes_, 1))
+                                              : std::span<const std::byte>{};
+  for (uint16_t slot : to) {
+    Answer(slot, repaired[slot] ? VerdictKind::kRepaired : VerdictKind::kProceed,
+           winner.h.event_seq, arg, data);
+  }
 }
 
 void Group::DecideTmr(const std::vector<uint16_t>& joiners) {
@@ -848,11 +890,7 @@ void Group::DecideTmr(const std::vector<uint16_t>& joiners) {
   for (auto& m : members_) {
     if (ballots[m->slot].present && m->ballot) to.push_back(m->slot);
   }
-  if (winner.kind == EventKind::kInput) DeliverInput(*arg, to);
-  for (uint16_t slot : to) {
-    Answer(slot, repaired[slot] ? VerdictKind::kRepaired : VerdictKind::kProceed,
-           winner.h.event_seq, *arg, {});
-  }
+  Conclude(winner, *arg, to, repaired);
 }
 
 void Group::DeliverInput(uint64_t n, std::vector<uint16_t>& to) {

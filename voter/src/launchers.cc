@@ -21,6 +21,8 @@ node::ReplicaLaunch MakeLaunch(const LaunchSpec& s, const ReplicaProgram& p) {
   l.signal = p.signal;
   l.workload = p.workload;
   l.susan_mode = p.susan_mode;
+  l.exec_argv = p.exec_argv;
+  l.exec_env = p.exec_env;
   if (!p.fault.empty() && s.replica == p.fault_replica && s.incarnation == 0) {
     l.fault = p.fault;
     l.fault_step = p.fault_step;
@@ -119,6 +121,8 @@ Status NodeLauncher::Start(const LaunchSpec& spec) {
   req.set_fault(l.fault);
   req.set_fault_step(l.fault_step);
   req.set_flip_bit(l.flip_bit);
+  for (const auto& a : l.exec_argv) req.add_exec_argv(a);
+  for (const auto& e : l.exec_env) req.add_exec_env(e);
   pb::StartReplicaResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(ctx);

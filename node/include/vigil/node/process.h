@@ -28,6 +28,10 @@ struct ReplicaKey {
   auto operator<=>(const ReplicaKey&) const = default;
 };
 
+// Bounds on a vigil-run program's arguments and environment entries (count, bytes each).
+inline constexpr size_t kMaxProgramStrings = 1024;
+inline constexpr size_t kMaxProgramString = 4096;
+
 // Everything vigil-replica needs to join its voter. Validated by Check().
 struct ReplicaLaunch {
   ReplicaKey key;
@@ -40,6 +44,8 @@ struct ReplicaLaunch {
   // (SIGSTOP) before step fault_step; "" = none.
   std::string fault;
   uint64_t fault_step = 0, flip_bit = 0;
+  // workload "exec" (vigil-run): the unmodified program and its environment ("NAME=value").
+  std::vector<std::string> exec_argv, exec_env;
   Status Check() const;  // names the field and value that is wrong
 };
 

@@ -40,7 +40,8 @@ struct StateMeta {
   uint64_t output_offset = 0;  // output bytes emitted
   uint64_t checkpoints = 0;    // checkpoints declared
   uint64_t done = 0;           // 1 once the program finished
-  uint64_t reserved[3] = {};
+  int64_t exit_code = 0;       // the program's exit code, declared with the exit event
+  uint64_t reserved[2] = {};
 };
 inline constexpr size_t kStateMetaBytes = 64;
 static_assert(sizeof(StateMeta) == kStateMetaBytes);
@@ -76,6 +77,18 @@ class ReplicaContext {
   // Declares an externalization point without I/O whose arguments (at most max_io() bytes) are
   // voted on, e.g. a system call's.
   Status Sync(std::span<const std::byte> args);
+  // A system call of an unmodified program (vigil-run): `record` (at most max_io() bytes: the
+  // arguments and the bytes the call carries) is voted on and the voter answers with the call's
+  // result; bytes the call returns (at most result.size(), at most max_read()) are copied into
+  // `result`. `piece` numbers the events of one call that is sent in several.
+  struct SyscallOutcome {
+    int64_t value = 0;  // the call's return value, -errno on failure
+    size_t bytes = 0;   // result bytes copied
+  };
+  Result<SyscallOutcome> Syscall(uint64_t nr, uint64_t piece, std::span<const std::byte> record,
+                                 std::span<std::byte> result);
+  // The exit code the exit event declares (RunProgram's Exit).
+  void SetExitCode(int code) { mutable_meta().exit_code = code; }
   size_t max_io() const { return max_io_; }
   // Largest input one Read returns (the input buffer the voter writes into).
   size_t max_read() const { return max_read_; }
@@ -98,14 +111,16 @@ class ReplicaContext {
   StateMeta& mutable_meta() { return *reinterpret_cast<StateMeta*>(region_.data()); }
   std::span<std::byte> region() const { return region_; }
 
-  // One externalization point: for input, copies the agreed input (at most in.size() bytes)
-  // into `in` and returns its size.
+  // One externalization point: for input (and a system call's result), copies the agreed bytes
+  // (at most in.size()) into `in` and returns their count; the verdict's argument is left in
+  // last_verdict_arg_.
   virtual Result<size_t> Externalize(EventKind kind, uint64_t arg0, uint64_t arg1,
                                      std::span<const std::byte> out, std::span<std::byte> in) = 0;
   // After an agreed checkpoint: keep the state as the rollback point.
   virtual void Commit() = 0;
 
   bool rolled_back_ = false;
+  uint64_t last_verdict_arg_ = 0;
   uint64_t signal_wait_ns_ = 0;
   uint64_t events_ = 0;
 

@@ -10,10 +10,17 @@
 //   kExit        the program finished; arg0 = exit code
 //   kSync        a declared externalization point without I/O (e.g. a system call's
 //                arguments, or a benchmark probe); data = the arguments, voted on
+//   kSyscall     a system call of an unmodified program (vigil-run): arg0 = call number,
+//                arg1 = piece (a large write goes in several events), data = SyscallRecord
+//                (run/syscall_record.h): the arguments and the bytes the call carries. The
+//                voter executes it once (or lets every replica execute it) and answers with
+//                the result; bytes the call returns are RDMA-written into the input buffer
 // Voter -> replica, one verdict per event:
 //   payload = VerdictHeader (16 bytes) + data
 //   kProceed     agreed: go on (kInput: the voter has RDMA-written the input into the replica's
 //                input buffer first; arg = its length, 0 at end of input)
+//                (kSyscall: arg = the call's result as int64, -errno on failure; data = 8
+//                bytes, how many result bytes were written into the input buffer)
 //   kRepaired    the voter overwrote this replica's state with a healthy replica's (RDMA WRITE);
 //                otherwise as kProceed
 //   kRollback    restore the last agreed checkpoint and re-execute from there;
@@ -40,6 +47,7 @@ enum class EventKind : uint16_t {
   kCheckpoint = 4,
   kExit = 5,
   kSync = 6,
+  kSyscall = 7,
 };
 enum class VerdictKind : uint16_t {
   kProceed = 16,

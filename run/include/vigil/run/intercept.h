@@ -39,7 +39,16 @@ struct SyscallStop {
 struct SpawnOptions {
   std::vector<std::string> argv;  // argv[0] is looked up in PATH
   std::vector<int> intercept;     // system call numbers to stop at (others run freely)
-  int stdin_fd = -1;              // -1: inherit
+  // Stop at every system call instead (`intercept` is ignored), except the two the start-up
+  // makes after the filter is in place: sendmsg on the hand-over socket and the execve of the
+  // program itself (both matched by their first argument, so the program cannot use them).
+  bool intercept_all = false;
+  // The program's environment ("NAME=value"); nullopt: this process's.
+  std::optional<std::vector<std::string>> env = std::nullopt;
+  // Same address-space layout in every run (personality ADDR_NO_RANDOMIZE): replicas then
+  // pass identical pointers and compute identical memory contents.
+  bool disable_aslr = false;
+  int stdin_fd = -1;  // -1: inherit
   int stdout_fd = -1;
   int stderr_fd = -1;
 };
@@ -75,6 +84,10 @@ class InterceptedProcess {
   static constexpr size_t kMaxTransfer = 64 << 20;
   Result<std::vector<uint8_t>> ReadMemory(const SyscallStop& stop, uint64_t addr, size_t len);
   Status WriteMemory(const SyscallStop& stop, uint64_t addr, std::span<const uint8_t> bytes);
+  // Installs a copy of this process's descriptor `local_fd` into the program as descriptor
+  // `target_fd` (replacing what is there), while it is stopped in `stop`
+  // (SECCOMP_IOCTL_NOTIF_ADDFD, Linux >= 5.9).
+  Status InstallFd(const SyscallStop& stop, int local_fd, int target_fd, bool cloexec);
 
   // After Next() returned nullopt: the wait status (WIFEXITED/WIFSIGNALED...).
   int wait_status() const { return wait_status_; }
@@ -89,6 +102,10 @@ class InterceptedProcess {
   int wait_status_ = 0;
   bool exited_ = false;
 };
+
+// argv[0] as execvp would find it: itself if it contains '/', else the first executable file of
+// that name in PATH. kNotFound names the program and the reason.
+Result<std::string> FindProgram(const std::string& name);
 
 // "write", "openat", ... for an x86_64 system call number ("syscall 999" when unknown here).
 std::string SyscallName(int nr);

@@ -103,6 +103,25 @@ class InputSource {
   bool eof_ = false;
 };
 
+// What the voter does with the agreed system calls of an unmodified program (vigil-run; the
+// implementation is run/executor.h). Called with the group's lock held, one call at a time.
+class SyscallExecutor {
+ public:
+  virtual ~SyscallExecutor() = default;
+  struct Outcome {
+    int64_t value = 0;  // the call's result, -errno on failure
+    size_t bytes = 0;   // result bytes placed in `result` (delivered into every replica)
+  };
+  // Executes (or decides) the agreed call once. An error fails the group: an unsupported call,
+  // a malformed record; the message names the call.
+  virtual Result<Outcome> Execute(uint64_t nr, uint64_t piece, std::span<const std::byte> record,
+                                  std::span<std::byte> result) = 0;
+  // The replicas agreed on a checkpoint; a later rollback returns to it.
+  virtual Status Checkpoint() = 0;
+  // The replicas roll back to the last agreed checkpoint (an error fails the group).
+  virtual Status Rollback() = 0;
+};
+
 struct GroupReport {
   bool completed = false;  // the program exited (exit_code) with agreement
   int exit_code = -1;
@@ -127,6 +146,9 @@ class Group {
   ~Group();
   Group(const Group&) = delete;
   Group& operator=(const Group&) = delete;
+
+  // Handles kSyscall events (vigil-run); without it they fail the group. Set before Run().
+  void set_syscall_executor(SyscallExecutor* e) { syscalls_ = e; }
 
   // Launches every replica and runs the group until the program exits or the group fails.
   Result<GroupReport> Run();
@@ -174,6 +196,12 @@ class Group {
   Result<uint64_t> Apply(const Ballot& winner);
   // RDMA-WRITEs the staged input to each replica in `to`; drops (and replaces) failures.
   void DeliverInput(uint64_t n, std::vector<uint16_t>& to);
+  // After Apply(winner): delivers its result bytes, then answers every replica in `to`
+  // (`repaired`: those answered kRepaired).
+  void Conclude(const Ballot& winner, uint64_t arg, std::vector<uint16_t>& to,
+                const std::vector<bool>& repaired);
+  // Rolls the syscall executor back with the replicas; false: it could not (the group failed).
+  bool RollbackExecutor();
   Status CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const uint64_t* digest);
   void Answer(uint16_t slot, replica::VerdictKind kind, uint64_t event_seq, uint64_t arg,
               std::span<const std::byte> data);
@@ -188,6 +216,8 @@ class Group {
   Launcher& launcher_;
   InputSource input_;
   std::FILE* output_;
+  SyscallExecutor* syscalls_ = nullptr;
+  uint64_t syscall_bytes_ = 0;  // result bytes of the last system call applied
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -27,6 +27,8 @@ struct ReplicaProgram {
   uint16_t fault_replica = 0;
   uint64_t fault_step = 0;
   uint64_t flip_bit = 0;
+  // workload "exec" (vigil-run): the unmodified program and its environment.
+  std::vector<std::string> exec_argv = {}, exec_env = {};
 };
 
 class LocalLauncher final : public Launcher {

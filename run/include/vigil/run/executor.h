@@ -1,0 +1,68 @@
+// The voter's side of vigil-run: executes the agreed system calls of a replicated program once,
+// on this host, on the replicas' behalf (the kVoter class of syscalls.h), and decides the others
+// (kLocal: nothing to do here; unsupported: the run stops with a message naming the call).
+//
+// Descriptors: the program's descriptor numbers are virtual; this executor maps them to its own
+// descriptors. 0, 1 and 2 are the job's stdin, stdout and stderr: stdin is read once and kept,
+// so that after a rollback the re-executed program reads the same bytes again; what was already
+// written to stdout and stderr is not written twice. Files the program opens are opened here;
+// a rollback closes them and the re-executed program opens them again (a file opened with
+// O_APPEND would then receive its bytes twice: documented in docs/vigil-run.md).
+//
+// Never trusts the record: every length, descriptor, path and request is checked against the
+// call and the room for results.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <vector>
+
+#include "vigil/voter/group.h"
+
+namespace vigil::run {
+
+class HostExecutor final : public voter::SyscallExecutor {
+ public:
+  // The job's standard descriptors (not owned, not closed).
+  HostExecutor(int stdin_fd, int stdout_fd, int stderr_fd);
+  ~HostExecutor() override;
+  HostExecutor(const HostExecutor&) = delete;
+  HostExecutor& operator=(const HostExecutor&) = delete;
+
+  Result<Outcome> Execute(uint64_t nr, uint64_t piece, std::span<const std::byte> record,
+                          std::span<std::byte> result) override;
+  Status Checkpoint() override;
+  Status Rollback() override;
+
+  uint64_t calls() const { return calls_; }  // executed (or decided) since the start
+
+ private:
+  enum class Std { kNone, kIn, kOut, kErr };
+  struct Fd {
+    int real = -1;  // this process's descriptor
+    Std std = Std::kNone;
+    bool cloexec = false;
+  };
+  Result<Outcome> Dispatch(int nr, const uint64_t* a, std::span<const std::byte> blob,
+                           std::span<std::byte> result);
+  Result<int> Real(uint64_t vfd) const;  // EBADF as -1 value is handled by callers
+  int Lowest(int from) const;            // the lowest free virtual descriptor >= from
+  int64_t Install(int real, Std std, bool cloexec, int at);
+  int64_t CloseVirtual(int vfd);
+  Result<Outcome> ReadStdin(std::span<std::byte> dst);
+  Result<Outcome> WriteStd(Std which, int real, std::span<const std::byte> bytes);
+  void Reset();
+
+  int std_real_[3];
+  std::map<int, Fd> fds_;
+  std::vector<std::byte> stdin_kept_;  // every stdin byte read so far
+  bool stdin_eof_ = false;
+  uint64_t stdin_offset_ = 0;     // this execution's position in stdin_kept_
+  uint64_t written_[2] = {0, 0};  // stdout/stderr bytes this execution wrote
+  uint64_t emitted_[2] = {0, 0};  // ... and the most any execution wrote
+  uint64_t calls_ = 0;
+  uint64_t calls_at_checkpoint_ = 0;
+};
+
+}  // namespace vigil::run

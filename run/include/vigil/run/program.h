@@ -1,0 +1,65 @@
+// The replica's side of vigil-run: an unmodified program run as a replica (a replica::Program
+// whose one step is the whole program). Every system call it makes stops (InterceptedProcess,
+// intercept_all) and becomes a kSyscall event through the replica context: voted, then either
+// executed by the voter once (the result value and bytes copied into the program's memory) or
+// executed here by the program itself (syscalls.h has the classes).
+//
+// A rollback (DMR mismatch) restarts the program from its first instruction: its only agreed
+// checkpoint is its start, and the voter replays stdin and suppresses output already written.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "vigil/replica/context.h"
+#include "vigil/run/intercept.h"
+
+namespace vigil::run {
+
+struct ExecOptions {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // the program's whole environment (same in every replica)
+  // Fault injection, first execution only: flip bit `flip_bit` (modulo their size) of the data
+  // the first read (or pread64) at or after intercepted call `flip_at` (1 = the first call)
+  // returns, in the program's memory: a memory fault in the data it computes on. 0 = none.
+  uint64_t flip_at = 0;
+  uint64_t flip_bit = 0;
+  // Raised by a thread launcher to stop the replica (a thread cannot be killed).
+  std::shared_ptr<std::atomic<bool>> killed = nullptr;
+};
+
+class ExecProgram final : public replica::Program {
+ public:
+  explicit ExecProgram(ExecOptions options) : o_(std::move(options)) {}
+  std::string name() const override;
+  size_t state_bytes() const override { return sizeof(State); }
+  Status Init(replica::ReplicaContext&) override { return Status::Ok(); }
+  Result<bool> Step(replica::ReplicaContext& ctx) override;
+
+  uint64_t executions() const { return executions_; }
+  bool flipped() const { return flipped_; }
+
+ private:
+  // Voted with every event (part of the state region's digest).
+  struct State {
+    uint64_t calls = 0;  // intercepted calls so far in this execution
+  };
+  Status Handle(replica::ReplicaContext& ctx, const SyscallStop& stop, uint64_t call);
+  Status HandleWrite(replica::ReplicaContext& ctx, const SyscallStop& stop);
+  // Answers the stop with a result (negative: -errno).
+  Status Answer(const SyscallStop& stop, int64_t value);
+
+  ExecOptions o_;
+  std::optional<InterceptedProcess> proc_;
+  std::set<int> local_fds_;  // descriptors the program holds a local copy of (read-only files)
+  std::vector<std::byte> result_;
+  std::vector<std::byte> record_;
+  uint64_t executions_ = 0;
+  bool flipped_ = false;
+};
+
+}  // namespace vigil::run

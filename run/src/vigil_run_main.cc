@@ -1,0 +1,193 @@
+// vigil-run: runs an unmodified Linux program as replicas (DMR or TMR) whose every system call is
+// voted on. This process is the voter: it starts the replicas (vigil-replica --workload exec, on
+// this host or through vigil-node agents), executes their agreed input/output calls once (its own
+// stdin, stdout and stderr are the program's), and exits with the program's exit code.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "vigil/common/cli.h"
+#include "vigil/common/logging.h"
+#include "vigil/node/process.h"
+#include "vigil/run/executor.h"
+#include "vigil/run/intercept.h"
+#include "vigil/transport/bootstrap.h"
+#include "vigil/transport/verbs.h"
+#include "vigil/voter/group.h"
+#include "vigil/voter/launchers.h"
+
+extern char** environ;
+
+namespace vigil {
+namespace {
+
+// Exit codes of vigil-run itself (the program's own are passed through), as env(1) and
+// nice(1) do: 125 vigil-run failed, 127 the program was not found.
+constexpr int kFailed = 125;
+constexpr int kNotFound = 127;
+
+struct RunOptions {
+  std::string mode = "tmr", method = "polling", listen = "127.0.0.1:0", device, replica_binary;
+  uint32_t deadline_ms = 30000;
+  std::vector<std::string> nodes;
+  std::string flip;  // "R:N"
+  uint64_t flip_bit = 3;
+  bool report = false;
+  std::vector<std::string> argv;
+};
+
+// The program's environment: this process's, minus entries a launch cannot carry.
+std::vector<std::string> ProgramEnvironment() {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string entry(*e);
+    if (entry.size() > node::kMaxProgramString || env.size() >= node::kMaxProgramStrings) {
+      log::Get("run")->warn(
+          "environment entry '{}...' not passed to the program ({} bytes; at "
+          "most {} entries of {} bytes)",
+          entry.substr(0, entry.find('=')), entry.size(), node::kMaxProgramStrings,
+          node::kMaxProgramString);
+      continue;
+    }
+    env.push_back(std::move(entry));
+  }
+  return env;
+}
+
+int RunProgram(const RunOptions& o) {
+  if (Result<std::string> path = run::FindProgram(o.argv[0]); !path.ok()) {
+    fmt::print(stderr, "vigil-run: {}\n", path.status().message());
+    return kNotFound;
+  }
+  voter::GroupOptions g;
+  g.mode = *voter::ParseMode(o.mode);
+  g.channel.method = *channel::ParseMethod(o.method);
+  g.deadline = std::chrono::milliseconds(o.deadline_ms);
+  // An outvoted replica's process cannot be repaired by copying the runtime's state region: it
+  // is replaced at once (the replacement joins at the next agreed checkpoint).
+  g.replace_after = 1;
+  const auto n = static_cast<uint16_t>(voter::ReplicasOf(g.mode));
+  voter::ReplicaProgram program;
+  program.signal = o.method;
+  program.workload = "exec";
+  program.exec_argv = o.argv;
+  program.exec_env = ProgramEnvironment();
+  if (!o.flip.empty()) {
+    unsigned r = 0;
+    unsigned long long call = 0;
+    char tail = 0;
+    if (std::sscanf(o.flip.c_str(), "%u:%llu%c", &r, &call, &tail) != 2 || r >= n || call == 0) {
+      fmt::print(stderr,
+                 "vigil-run: --inject-flip '{}': expected REPLICA:CALL with REPLICA in 0..{} and "
+                 "CALL > 0\n",
+                 o.flip, n - 1);
+      return 2;
+    }
+    program.fault = "flip";
+    program.fault_replica = static_cast<uint16_t>(r);
+    program.fault_step = call;
+    program.flip_bit = o.flip_bit;
+  }
+  auto t = transport::VerbsTransport::Open({.device = o.device});
+  if (!t.ok()) {
+    fmt::print(stderr, "vigil-run: {}\n", t.status().ToString());
+    return kFailed;
+  }
+  transport::BootstrapServer server(**t, "voter", transport::ConnectionOptions{});
+  if (Status st = server.Start(o.listen); !st.ok()) {
+    fmt::print(stderr, "vigil-run: --listen: {}\n", st.ToString());
+    return 2;
+  }
+  const std::string host = o.listen.substr(0, o.listen.rfind(':'));
+  g.channel.rpc_listen = host + ":0";
+  program.voter = fmt::format("{}:{}", host, server.port());
+  std::unique_ptr<voter::Launcher> launcher;
+  if (o.nodes.empty()) {
+    launcher = std::make_unique<voter::LocalLauncher>(
+        o.replica_binary.empty() ? node::DefaultReplicaBinary() : o.replica_binary, program,
+        o.device);
+  } else {
+    if (o.nodes.size() < n) {
+      log::Get("run")->warn("{} worker nodes for {} replicas: some replicas share a node",
+                            o.nodes.size(), n);
+    }
+    launcher = std::make_unique<voter::NodeLauncher>(o.nodes, program);
+  }
+  run::HostExecutor executor(STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO);
+  voter::Group group(g, **t, server, *launcher, stdin, stdout);
+  group.set_syscall_executor(&executor);
+  std::atomic<bool> finished{false};
+  std::thread watch([&] {
+    while (!finished && !cli::ShutdownRequested()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (!finished) group.Cancel();
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  Result<voter::GroupReport> r = group.Run();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  finished = true;
+  watch.join();
+  if (!r.ok()) {
+    fmt::print(stderr, "vigil-run: {}\n", r.status().ToString());
+    return kFailed;
+  }
+  if (o.report) {
+    fmt::print(stderr,
+               "vigil-run: {} {} over {}: {} in {:.2f} s; exit code {}; {} system calls voted "
+               "({} rounds), {} mismatches, {} rollbacks, {} replacements, {} crashes, {} missed "
+               "deadlines, {} rejected records\n",
+               o.mode, o.argv[0], o.method, r->completed ? "completed" : "FAILED", secs,
+               r->exit_code, executor.calls(), r->rounds, r->mismatches, r->rollbacks,
+               r->replacements, r->crashes, r->missed_deadlines, r->rejected_records);
+  }
+  if (!r->completed) {
+    fmt::print(stderr, "vigil-run: the run failed: {}\n", r->failure);
+    return kFailed;
+  }
+  return r->exit_code;
+}
+
+}  // namespace
+}  // namespace vigil
+
+int main(int argc, char** argv) {
+  using namespace vigil;
+  CLI::App app{
+      "vigil-run: run an unmodified Linux program (x86_64, single-threaded) as replicas whose "
+      "every system call is voted on. Its stdin, stdout and stderr are vigil-run's; it exits "
+      "with the program's exit code (125: vigil-run failed, 127: program not found).\n"
+      "Example: vigil-run --mode tmr --signal polling -- sha256sum big.iso"};
+  cli::CommonOptions common;
+  common.log_level = "warn";
+  cli::AddCommonOptions(app, common);
+  RunOptions o;
+  app.add_option("--mode", o.mode,
+                 "tmr (out-vote a faulty replica and replace it), dmr (detect, restart both from "
+                 "the program's start) or simplex (one replica: the voter's path, no voting)")
+      ->check(CLI::IsMember({"dmr", "tmr", "simplex"}));
+  app.add_option("--signal", o.method, "how replicas signal the voter: polling, notify or rpc")
+      ->check(CLI::IsMember({"polling", "notify", "rpc"}));
+  app.add_option("--nodes", o.nodes,
+                 "vigil-node agents (host:port,...) to run the replicas on; default: this host")
+      ->delimiter(',');
+  app.add_option("--device", o.device, "RDMA device (default: the first with an ACTIVE port)");
+  app.add_option("--listen", o.listen, "address the replicas connect to (host:port)");
+  app.add_option("--deadline-ms", o.deadline_ms,
+                 "a replica's deadline for its next system call (also bounds computing between "
+                 "two calls)")
+      ->check(CLI::Range(10u, 3600000u));
+  app.add_option("--replica-binary", o.replica_binary,
+                 "vigil-replica to start without --nodes (default: next to vigil-run)");
+  app.add_option("--inject-flip", o.flip,
+                 "REPLICA:CALL fault injection: flip a bit of the bytes the voter delivers into "
+                 "that replica's memory at (or after) its CALL-th system call");
+  app.add_option("--flip-bit", o.flip_bit, "which bit --inject-flip flips (modulo the bytes)");
+  app.add_flag("--report", o.report, "print what was voted, detected and done to stderr");
+  app.add_option("program", o.argv, "the program and its arguments (after --)")->required();
+  return cli::Run(app, common, argc, argv, [&]() -> int { return RunProgram(o); });
+}

@@ -1,0 +1,335 @@
+// vigil-run end to end on the fake transport: unmodified Debian programs (sha256sum, cksum, sort,
+// gzip) run as replicas (threads of this process hosting real child processes under seccomp
+// interception) whose every system call is voted on by a Group with the HostExecutor. Their
+// stdout and output files must be byte-identical to a plain run of the same program, for every
+// mode and signalling method; injected memory bit flips must be detected (DMR, rolled back) or
+// out-voted (TMR, replaced); an unsupported call must stop the run with a message naming it.
+// The same over real verbs (vigil-run processes on rxe) is tests/rxe/vigil_run_rxe_test.sh.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "replication_params.h"
+#include "vigil/run/executor.h"
+#include "vigil/run/program.h"
+#include "vigil/run/syscalls.h"
+#include "vigil/transport/bootstrap.h"
+#include "vigil/transport/fake.h"
+#include "vigil/voter/thread_launcher.h"
+
+extern char** environ;
+
+namespace vigil::run {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char t[] = "/tmp/vigil-run-test-XXXXXX";
+    path = mkdtemp(t);
+  }
+  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
+  std::string Write(const std::string& name, const std::string& bytes) const {
+    std::ofstream(path + "/" + name, std::ios::binary) << bytes;
+    return path + "/" + name;
+  }
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::string ReadFd(int fd) {
+  std::string s;
+  char buf[65536];
+  ssize_t n;
+  lseek(fd, 0, SEEK_SET);
+  while ((n = read(fd, buf, sizeof(buf))) > 0) s.append(buf, static_cast<size_t>(n));
+  return s;
+}
+
+int TempFd(const std::string& bytes = "") {
+  FILE* f = std::tmpfile();
+  int fd = dup(fileno(f));
+  std::fclose(f);
+  if (!bytes.empty()) {
+    EXPECT_EQ(write(fd, bytes.data(), bytes.size()), ssize_t(bytes.size()));
+  }
+  lseek(fd, 0, SEEK_SET);
+  return fd;
+}
+
+// The environment every run gets (native and replicated): this one, in the C locale.
+std::vector<std::string> TestEnv() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string(*e).rfind("LC_ALL=", 0) != 0) env.emplace_back(*e);
+  }
+  env.emplace_back("LC_ALL=C");
+  return env;
+}
+
+struct Native {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// The program run plainly, as the reference.
+Native RunNative(const std::vector<std::string>& argv, const std::string& input) {
+  const int in = TempFd(input), out = TempFd(), err = TempFd();
+  std::vector<std::string> env = TestEnv();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    std::vector<char*> a, e;
+    for (auto& s : const_cast<std::vector<std::string>&>(argv)) a.push_back(s.data());
+    for (auto& s : env) e.push_back(s.data());
+    a.push_back(nullptr);
+    e.push_back(nullptr);
+    execvpe(a[0], a.data(), e.data());
+    _exit(127);
+  }
+  int ws = 0;
+  waitpid(pid, &ws, 0);
+  Native n{WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws), ReadFd(out), ReadFd(err)};
+  for (int fd : {in, out, err}) close(fd);
+  return n;
+}
+
+struct Job {
+  voter::Mode mode = voter::Mode::kTmr;
+  channel::Method method = channel::Method::kPolling;
+  std::vector<std::string> argv = {};
+  std::string input = {};
+  int flip_replica = -1;  // replica whose first incarnation gets a flip
+  uint64_t flip_at = 0;
+};
+
+struct Outcome {
+  voter::GroupReport report;
+  std::string out, err;
+  uint64_t calls = 0;
+};
+
+Result<Outcome> RunReplicated(const Job& j) {
+  auto fabric = std::make_shared<transport::FakeFabric>();
+  transport::FakeTransport voter_t(fabric, "voter"), replica_t(fabric, "worker");
+  transport::BootstrapServer server(voter_t, "voter", transport::ConnectionOptions{});
+  VIGIL_RETURN_IF_ERROR(server.Start("127.0.0.1:0"));
+  voter::GroupOptions g;
+  g.mode = j.mode;
+  g.channel.method = j.method;
+  g.deadline = 20s;
+  g.replace_after = 1;  // as vigil-run: an outvoted process is replaced
+  const int in = TempFd(j.input), out = TempFd(), err = TempFd();
+  Outcome o;
+  {
+    voter::ThreadLauncher launcher(
+        replica_t, fmt::format("127.0.0.1:{}", server.port()), g.channel, 5s,
+        [&j](const voter::LaunchSpec& s, std::shared_ptr<std::atomic<bool>> killed)
+            -> Result<std::unique_ptr<replica::Program>> {
+          const bool flip = s.replica == j.flip_replica && s.incarnation == 0;
+          return std::unique_ptr<replica::Program>(
+              std::make_unique<ExecProgram>(ExecOptions{.argv = j.argv,
+                                                        .env = TestEnv(),
+                                                        .flip_at = flip ? j.flip_at : 0,
+                                                        .flip_bit = 5,
+                                                        .killed = killed}));
+        });
+    HostExecutor executor(in, out, err);
+    voter::Group group(g, voter_t, server, launcher, nullptr, nullptr);
+    group.set_syscall_executor(&executor);
+    Result<voter::GroupReport> r = group.Run();
+    if (!r.ok()) return r.status();
+    o.report = *r;
+    o.calls = executor.calls();
+  }
+  o.out = ReadFd(out);
+  o.err = ReadFd(err);
+  for (int fd : {in, out, err}) close(fd);
+  server.Shutdown();
+  return o;
+}
+
+// Deterministic text: 20000 lines of pseudo-random words (sort has something to do, gzip
+// something to compress).
+std::string TestText() {
+  std::string s;
+  uint64_t x = 0x9e3779b97f4a7c15;
+  for (int i = 0; i < 20000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    s += fmt::format("{:x} line {} {}\n", x % 100000, i, x % 7 == 0 ? "seven" : "other");
+  }
+  return s;
+}
+
+class EveryModeAndMethod : public ::testing::TestWithParam<testing::ModeAndMethod> {};
+
+TEST_P(EveryModeAndMethod, ProgramsGiveTheOutputOfAPlainRun) {
+  const auto [mode, method] = GetParam();
+  TempDir dir;
+  const std::string text = TestText();
+  const std::string file = dir.Write("input.txt", text);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> jobs = {
+      {{"sha256sum"}, text},                  // stdin
+      {{"cksum", file}, ""},                  // a file opened by the program
+      {{"sort", "--parallel=1", file}, ""},   // reads it all, writes it sorted
+      {{"gzip", "-c", "-n", "-6", file}, ""}  // binary output in large writes
+  };
+  for (const auto& [argv, input] : jobs) {
+    SCOPED_TRACE(argv[0]);
+    Native want = RunNative(argv, input);
+    ASSERT_EQ(want.exit_code, 0) << want.err;
+    ASSERT_FALSE(want.out.empty());
+    auto got = RunReplicated({.mode = mode, .method = method, .argv = argv, .input = input});
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_TRUE(got->report.completed) << got->report.failure;
+    EXPECT_EQ(got->report.exit_code, 0);
+    EXPECT_EQ(got->out.size(), want.out.size());
+    EXPECT_TRUE(got->out == want.out) << "replicated stdout differs from the plain run's";
+    EXPECT_EQ(got->err, want.err);
+    EXPECT_EQ(got->report.mismatches, 0u);
+    EXPECT_EQ(got->report.replacements, 0u);
+    EXPECT_GT(got->calls, 20u);  // the loader's calls and the program's were voted
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fake, EveryModeAndMethod, testing::EveryModeAndMethod(),
+                         testing::ModeAndMethodName);
+
+TEST(VigilRunTest, OutputFilesAreWrittenOnceAndEqualAPlainRun) {
+  TempDir dir;
+  const std::string file = dir.Write("input.txt", TestText());
+  Native want = RunNative({"sort", "--parallel=1", "-o", dir.path + "/native.txt", file}, "");
+  ASSERT_EQ(want.exit_code, 0) << want.err;
+  auto got =
+      RunReplicated({.argv = {"sort", "--parallel=1", "-o", dir.path + "/replicated.txt", file}});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  const std::string a = ReadFile(dir.path + "/native.txt"),
+                    b = ReadFile(dir.path + "/replicated.txt");
+  EXPECT_GT(a.size(), 100000u);
+  EXPECT_TRUE(a == b) << "output file differs: " << a.size() << " vs " << b.size() << " bytes";
+  EXPECT_TRUE(got->out.empty());
+}
+
+TEST(VigilRunTest, ExitCodesAndErrorsPassThrough) {
+  auto got = RunReplicated({.mode = voter::Mode::kDmr, .argv = {"cat", "/nonexistent/vigil"}});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->report.exit_code, 1);
+  EXPECT_EQ(got->err, RunNative({"cat", "/nonexistent/vigil"}, "").err);
+  EXPECT_NE(got->err.find("No such file"), std::string::npos) << got->err;
+}
+
+TEST(VigilRunTest, DmrDetectsAMemoryFlipAndReExecutesFromTheStart) {
+  const std::string text = TestText();
+  Native want = RunNative({"sha256sum"}, text);
+  // The flip lands in the bytes of the first read after call 30: sha256sum hashes them, so the
+  // digest it writes differs and the vote at that write detects it.
+  auto got = RunReplicated({.mode = voter::Mode::kDmr,
+                            .method = channel::Method::kNotify,
+                            .argv = {"sha256sum"},
+                            .input = text,
+                            .flip_replica = 1,
+                            .flip_at = 30});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->out, want.out);
+  EXPECT_EQ(got->report.mismatches, 1u);
+  EXPECT_EQ(got->report.rollbacks, 1u);
+}
+
+TEST(VigilRunTest, TmrOutvotesAMemoryFlipAndReplacesTheReplica) {
+  TempDir dir;
+  const std::string file = dir.Write("input.txt", TestText());
+  Native want = RunNative({"gzip", "-c", "-n", file}, "");
+  auto got = RunReplicated({.mode = voter::Mode::kTmr,
+                            .method = channel::Method::kPolling,
+                            .argv = {"gzip", "-c", "-n", file},
+                            .flip_replica = 2,
+                            .flip_at = 30});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_TRUE(got->out == want.out) << "compressed output differs";
+  EXPECT_EQ(got->report.mismatches, 1u);
+  EXPECT_EQ(got->report.replacements, 1u);
+  EXPECT_EQ(got->report.rollbacks, 0u);
+}
+
+TEST(VigilRunTest, AnUnsupportedCallStopsTheRunNamingIt) {
+  auto got = RunReplicated({.mode = voter::Mode::kDmr, .argv = {"sh", "-c", "true | true"}});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_FALSE(got->report.completed);
+  EXPECT_NE(got->report.failure.find("which vigil-run does not support"), std::string::npos)
+      << got->report.failure;
+  EXPECT_NE(got->report.failure.find("pipe"), std::string::npos) << got->report.failure;
+}
+
+TEST(VigilRunTest, MalformedRecordsAreRefusedByName) {
+  HostExecutor e(-1, -1, -1);
+  std::byte result[64];
+  std::vector<std::byte> rec(kSyscallRecordBytes);
+  EXPECT_NE(e.Execute(SYS_write, 0, std::span(rec).first(10), result)
+                .status()
+                .message()
+                .find("shorter than 64"),
+            std::string::npos);
+  SyscallRecord r;
+  r.blob_bytes = 5;  // announces bytes it does not carry
+  std::memcpy(rec.data(), &r, sizeof(r));
+  EXPECT_NE(e.Execute(SYS_write, 0, rec, result).status().message().find("announces 5 bytes"),
+            std::string::npos);
+  r.blob_bytes = 3;  // a path without its NUL
+  rec.resize(kSyscallRecordBytes + 3);
+  std::memcpy(rec.data(), &r, sizeof(r));
+  std::memcpy(rec.data() + kSyscallRecordBytes, "abc", 3);
+  EXPECT_NE(e.Execute(SYS_openat, 0, rec, result).status().message().find("not NUL-terminated"),
+            std::string::npos);
+  EXPECT_NE(e.Execute(SYS_read, 2, rec, result).status().message().find("in pieces"),
+            std::string::npos);
+  EXPECT_NE(e.Execute(99999, 0, rec, result).status().message().find("does not support"),
+            std::string::npos);
+  // A descriptor the program never opened.
+  r = SyscallRecord{};
+  r.args[0] = 77;
+  rec.assign(kSyscallRecordBytes, std::byte{0});
+  std::memcpy(rec.data(), &r, sizeof(r));
+  auto bad = e.Execute(SYS_close, 0, rec, result);
+  ASSERT_TRUE(bad.ok()) << bad.status().ToString();
+  EXPECT_EQ(bad->value, -EBADF);
+}
+
+TEST(VigilRunTest, TheTableIsSortedAndEveryCallHasAName) {
+  size_t n = 0;
+  const SyscallSpec* t = SyscallTable(&n);
+  ASSERT_GT(n, 50u);
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(SyscallName(t[i].nr), t[i].name);
+    EXPECT_EQ(FindSyscall(t[i].nr), &t[i]);
+    if (t[i].cls == SyscallClass::kUnsupported) {
+      EXPECT_NE(t[i].why, nullptr) << t[i].name;
+    }
+  }
+  EXPECT_EQ(FindSyscall(99999), nullptr);
+}
+
+}  // namespace
+}  // namespace vigil::run
