@@ -1,5 +1,7 @@
 #include "vigil/common/cli.h"
 
+#include <string_view>
+
 #include <fmt/format.h>
 
 #include <atomic>
@@ -25,6 +27,17 @@ void AddCommonOptions(CLI::App& app, CommonOptions& options) {
                  "Log verbosity: trace, debug, info, warn, error, off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+}
+
+std::vector<std::string> TakeProgramArguments(int& argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") {
+      std::vector<std::string> program(argv + i + 1, argv + argc);
+      argc = i;
+      return program;
+    }
+  }
+  return {};
 }
 
 bool ShutdownRequested() { return g_shutdown.load(std::memory_order_relaxed); }

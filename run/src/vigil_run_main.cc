@@ -188,6 +188,13 @@ int main(int argc, char** argv) {
                  "that replica's memory at (or after) its CALL-th system call");
   app.add_option("--flip-bit", o.flip_bit, "which bit --inject-flip flips (modulo the bytes)");
   app.add_flag("--report", o.report, "print what was voted, detected and done to stderr");
-  app.add_option("program", o.argv, "the program and its arguments (after --)")->required();
-  return cli::Run(app, common, argc, argv, [&]() -> int { return RunProgram(o); });
+  app.footer("Usage: vigil-run [OPTIONS] -- PROGRAM [ARGS...]");
+  o.argv = cli::TakeProgramArguments(argc, argv);
+  return cli::Run(app, common, argc, argv, [&]() -> int {
+    if (o.argv.empty()) {
+      fmt::print(stderr, "vigil-run: no program given: vigil-run [OPTIONS] -- PROGRAM [ARGS...]\n");
+      return 2;
+    }
+    return RunProgram(o);
+  });
 }

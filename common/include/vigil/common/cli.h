@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace vigil::cli {
 
@@ -20,6 +21,11 @@ void AddCommonOptions(CLI::App& app, CommonOptions& options);
 // body throws.
 int Run(CLI::App& app, CommonOptions& options, int argc, char** argv,
         const std::function<int()>& body);
+
+// For binaries that run a program (vigil-run, vigil-replica --workload exec): the arguments after
+// the first "--", removed from argc (CLI11 would take a "--" that follows a vector option as the
+// end of that option and then parse the program's own flags).
+std::vector<std::string> TakeProgramArguments(int& argc, char** argv);
 
 // True once SIGINT or SIGTERM arrived. Cheap (one relaxed atomic load): fine in polling loops.
 bool ShutdownRequested();
