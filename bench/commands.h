@@ -53,6 +53,17 @@ struct SsrBenchOptions {
   uint32_t spin_us = 20;  // latency: the server polls the store's answers this long, then sleeps
 };
 
+struct RunBenchOptions {
+  CommonBenchOptions common;
+  std::vector<std::string> methods{"polling", "notify", "rpc"};
+  std::vector<std::string> modes{"simplex", "dmr", "tmr"};
+  std::vector<std::string> programs{"sha256sum", "cksum", "sort", "gzip"};
+  uint32_t input_mib = 4;
+  uint32_t repeats = 3;  // plain runs (the best one is the reference)
+  uint32_t spin_us = 20;
+};
+
+int RunRunBench(const RunBenchOptions& options);
 int RunSsrBench(const SsrBenchOptions& options);
 int RunTransportBench(const TransportBenchOptions& options);
 int RunSignalBench(const SignalBenchOptions& options);

@@ -16,6 +16,8 @@
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/transport.h"
 #include "vigil/transport/verbs.h"
+#include "vigil/voter/group.h"
+#include "vigil/voter/thread_launcher.h"
 
 namespace vigil::bench {
 
@@ -64,5 +66,18 @@ struct Row {
 int Report(const BenchSetup& setup, const CommonBenchOptions& options, const std::string& title,
            const Baseline& baseline, double target_ratio, const std::vector<Row>& rows,
            nlohmann::json* collect = nullptr);
+
+struct GroupRun {
+  voter::GroupReport report;
+  std::vector<voter::ThreadReplicaResult> replicas;
+  double wall_ms = 0;
+};
+
+// Runs one group to its end with thread replicas made by `factory` (on the voter's transport),
+// `syscalls` handling system call events (vigil-run), if given.
+Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
+                          uint32_t max_payload, uint32_t spin_us, bool pin,
+                          const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
+                          std::FILE* out, voter::SyscallExecutor* syscalls = nullptr);
 
 }  // namespace vigil::bench

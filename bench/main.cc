@@ -99,6 +99,36 @@ int main(int argc, char** argv) {
                    "Pin the voter's polling thread to CPU 0 and replica i to CPU 1 + i mod "
                    "(cores - 1)");
 
+  vigil::bench::RunBenchOptions run;
+  auto* run_cmd = app.add_subcommand(
+      "run",
+      "vigil-run: unmodified programs (sha256sum, cksum, sort, gzip) replicated per method x "
+      "mode vs the plain program, and system calls per second handled by the voter");
+  AddCommon(run_cmd, run.common);
+  run_cmd->remove_option(run_cmd->get_option("--iters"));
+  run_cmd->remove_option(run_cmd->get_option("--warmup"));
+  run_cmd->remove_option(run_cmd->get_option("--perftest"));  // the baseline is the plain run
+  run_cmd->add_option("--methods", run.methods, "Signalling methods: polling,notify,rpc")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"polling", "notify", "rpc"}))
+      ->capture_default_str();
+  run_cmd->add_option("--modes", run.modes, "simplex,dmr,tmr")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"simplex", "dmr", "tmr"}))
+      ->capture_default_str();
+  run_cmd->add_option("--programs", run.programs, "sha256sum,cksum,sort,gzip")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"sha256sum", "cksum", "sort", "gzip"}))
+      ->capture_default_str();
+  run_cmd->add_option("--input-mib", run.input_mib, "size of the generated text input")
+      ->check(CLI::Range(1u, 1024u))
+      ->capture_default_str();
+  run_cmd->add_option("--repeats", run.repeats, "plain runs per program (the fastest counts)")
+      ->check(CLI::Range(1u, 100u))
+      ->capture_default_str();
+  run_cmd->add_option("--spin-us", run.spin_us, "polling waits spin this long before yielding")
+      ->capture_default_str();
+
   vigil::bench::SsrBenchOptions ssr;
   ssr.common.iterations = 2000;
   ssr.common.warmup = 200;
@@ -146,6 +176,7 @@ int main(int argc, char** argv) {
       std::erase(sig.workloads, "none");
       return vigil::bench::RunSignalBench(sig);
     }
+    if (run_cmd->parsed()) return vigil::bench::RunRunBench(run);
     if (transport->parsed()) return vigil::bench::RunTransportBench(t);
     if (channel->parsed()) return vigil::bench::RunChannelBench(ch);
     return 2;

@@ -69,54 +69,6 @@ class Probe final : public replica::Program {
   LatencySamples* samples_;
 };
 
-struct GroupRun {
-  voter::GroupReport report;
-  std::vector<voter::ThreadReplicaResult> replicas;
-  double wall_ms = 0;
-};
-
-// Runs one group to its end with thread replicas made by `factory`.
-Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
-                          uint32_t max_payload, uint32_t spin_us, bool pin,
-                          const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
-                          std::FILE* out) {
-  transport::BootstrapServer server(*setup.transport, "bench-voter", setup.conn);
-  VIGIL_RETURN_IF_ERROR(server.Start("127.0.0.1:0"));
-  voter::GroupOptions g;
-  g.mode = mode;
-  g.deadline = 120s;  // a benchmark measures; it does not fail replicas
-  g.channel = {.method = method,
-               .slots = 16,
-               .max_payload = max_payload,
-               .spin_us = spin_us,
-               .rpc_listen = "127.0.0.1:0"};
-  GroupRun run;
-  {
-    voter::ThreadLauncher launcher(*setup.transport, fmt::format("127.0.0.1:{}", server.port()),
-                                   g.channel, 300s, factory);
-    if (pin) {
-      const int cores = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
-      g.voter_cpu = 0;
-      std::vector<int> cpus;
-      for (int c = 1; c < cores; ++c) cpus.push_back(c);
-      launcher.set_cpus(cpus);
-    }
-    voter::Group group(g, *setup.transport, server, launcher, in, out);
-    const auto t0 = Clock::now();
-    VIGIL_ASSIGN_OR_RETURN(run.report, group.Run());
-    run.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    run.replicas = launcher.Join();
-  }
-  server.Shutdown();
-  if (!run.report.completed) return Internal("group failed: " + run.report.failure);
-  for (const auto& r : run.replicas) {
-    if (!r.status.ok()) {
-      return Internal(fmt::format("replica {}: {}", r.spec.replica, r.status.ToString()));
-    }
-  }
-  return run;
-}
-
 uint32_t PayloadFor(uint32_t bytes) {
   return std::max<uint32_t>(replica::kEventHeaderBytes + 64, replica::kEventHeaderBytes + bytes);
 }

@@ -1,12 +1,11 @@
 #include "vigil/common/cli.h"
 
-#include <string_view>
-
 #include <fmt/format.h>
 
 #include <atomic>
 #include <csignal>
 #include <exception>
+#include <string_view>
 
 #include "vigil/common/logging.h"
 

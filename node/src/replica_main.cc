@@ -47,8 +47,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"crc32", "susan", "exec"}));
   app.add_option("--exec-env", exec_env,
                  "exec: one NAME=value of the program's environment (repeat; the program gets "
-                 "exactly these)")
-;
+                 "exactly these)");
   app.footer("exec: vigil-replica [OPTIONS] --workload exec -- PROGRAM [ARGS...]");
   exec_argv = cli::TakeProgramArguments(argc, argv);
   app.add_option("--susan-mode", susan_mode, "susan: smooth, edges or corners")

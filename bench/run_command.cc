@@ -1,0 +1,210 @@
+// `vigil-bench run`: what vigil-run costs. Unmodified Debian programs (sha256sum, cksum, sort,
+// gzip) on a generated text file, run plainly and then replicated per signalling method and mode
+// (simplex, DMR, TMR) with every system call voted: wall time against the plain run, and the
+// system calls the voter handled per second (of wall time, and of the voter's own deciding
+// time, which is the voter's capacity). Outputs are compared with the plain run's.
+//
+// Replicas are threads of this process (voter::ThreadLauncher), each running its own copy of the
+// program as a child process under seccomp interception, on the benchmark's transport.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "environment.h"
+#include "harness.h"
+#include "vigil/replica/protocol.h"
+#include "vigil/run/executor.h"
+#include "vigil/run/program.h"
+
+extern char** environ;
+
+namespace vigil::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Deterministic text lines: something to hash, sort and compress.
+std::string TextInput(uint32_t mib) {
+  std::string s;
+  s.reserve(size_t{mib} << 20);
+  uint64_t x = 88172645463325252ull;
+  for (uint64_t i = 0; s.size() < (size_t{mib} << 20); ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    s += fmt::format("{:05d} line {} {}\n", x % 100000, i, x % 7 == 0 ? "seven" : "other");
+  }
+  return s;
+}
+
+int TempFd() {
+  std::FILE* f = std::tmpfile();
+  if (f == nullptr) return -1;
+  const int fd = dup(fileno(f));
+  std::fclose(f);
+  return fd;
+}
+
+std::string ReadFd(int fd) {
+  std::string s;
+  char buf[65536];
+  lseek(fd, 0, SEEK_SET);
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) s.append(buf, static_cast<size_t>(n));
+  return s;
+}
+
+std::vector<std::string> ProgramEnvironment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string(*e).rfind("LC_ALL=", 0) != 0) env.emplace_back(*e);
+  }
+  env.emplace_back("LC_ALL=C");
+  return env;
+}
+
+// The program run plainly with `input_path` as stdin; its stdout and wall time.
+Result<std::pair<std::string, double>> RunPlain(const std::vector<std::string>& argv,
+                                                const std::string& input_path) {
+  const int in = open(input_path.c_str(), O_RDONLY | O_CLOEXEC), out = TempFd();
+  if (in < 0 || out < 0) return ErrnoStatus(StatusCode::kInternal, "temporary files", errno);
+  std::vector<std::string> args = argv, env = ProgramEnvironment();
+  std::vector<char*> a, e;
+  for (auto& s : args) a.push_back(s.data());
+  for (auto& s : env) e.push_back(s.data());
+  a.push_back(nullptr);
+  e.push_back(nullptr);
+  const auto t0 = Clock::now();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in, 0);
+    dup2(out, 1);
+    execvpe(a[0], a.data(), e.data());
+    _exit(127);
+  }
+  int ws = 0;
+  waitpid(pid, &ws, 0);
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  std::string bytes = ReadFd(out);
+  close(in);
+  close(out);
+  if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+    return Internal(fmt::format("plain run of {} failed (status {:#x})", argv[0], ws));
+  }
+  return std::pair{std::move(bytes), ms};
+}
+
+}  // namespace
+
+int RunRunBench(const RunBenchOptions& o) {
+  std::optional<BenchSetup> setup = OpenAndDescribe(o.common);
+  if (!setup) return 1;
+  char dir_template[] = "/tmp/vigil-bench-run-XXXXXX";
+  const char* dir = mkdtemp(dir_template);
+  if (dir == nullptr) {
+    fmt::print(stderr, "error: mkdtemp: {}\n", std::strerror(errno));
+    return 1;
+  }
+  const std::string input_path = std::string(dir) + "/input.txt";
+  std::ofstream(input_path, std::ios::binary) << TextInput(o.input_mib);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> programs = {
+      {"sha256sum", {"sha256sum"}},
+      {"cksum", {"cksum", input_path}},
+      {"sort", {"sort", "--parallel=1", input_path}},
+      {"gzip", {"gzip", "-c", "-n", input_path}}};
+  fmt::print(
+      "# vigil-run overhead: {} MiB of text; plain = the program alone (best of {}); replicas "
+      "are threads hosting the program as child processes, every system call voted; calls/s "
+      "= voted calls per second of wall time; voter calls/s = per second the voter spent "
+      "deciding and executing (its capacity)\n",
+      o.input_mib, o.repeats);
+  fmt::print("{:>9} {:>8} {:>7} | {:>9} {:>8} | {:>6} {:>9} {:>12} | {:>6}\n", "program", "method",
+             "mode", "wall ms", "vs plain", "calls", "calls/s", "voter calls/s", "output");
+  nlohmann::json rows = nlohmann::json::array();
+  int rc = 0;
+  for (const auto& [name, argv] : programs) {
+    if (std::find(o.programs.begin(), o.programs.end(), name) == o.programs.end()) continue;
+    std::string want;
+    double plain_ms = 0;
+    for (uint32_t i = 0; i < o.repeats; ++i) {
+      auto plain = RunPlain(argv, input_path);
+      if (!plain.ok()) {
+        fmt::print(stderr, "error: {}\n", plain.status().ToString());
+        return 1;
+      }
+      want = plain->first;
+      plain_ms = i == 0 ? plain->second : std::min(plain_ms, plain->second);
+    }
+    fmt::print("{:>9} {:>8} {:>7} | {:>9.1f} {:>8} | {:>6} {:>9} {:>12} | {:>6}\n", name, "-",
+               "plain", plain_ms, "1.00x", "-", "-", "-", "-");
+    rows.push_back({{"program", name}, {"mode", "plain"}, {"wall_ms", plain_ms}});
+    for (const std::string& method : o.methods) {
+      for (const std::string& mode : o.modes) {
+        const int in = open(input_path.c_str(), O_RDONLY | O_CLOEXEC), out = TempFd();
+        const int err = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        run::HostExecutor executor(in, out, err);
+        auto group = RunGroup(
+            *setup, *channel::ParseMethod(method), *voter::ParseMode(mode),
+            4096 + replica::kEventHeaderBytes, o.spin_us, false,
+            [&argv](const voter::LaunchSpec&, std::shared_ptr<std::atomic<bool>> killed)
+                -> Result<std::unique_ptr<replica::Program>> {
+              return std::unique_ptr<replica::Program>(std::make_unique<run::ExecProgram>(
+                  run::ExecOptions{.argv = argv, .env = ProgramEnvironment(), .killed = killed}));
+            },
+            nullptr, nullptr, &executor);
+        const std::string got = ReadFd(out);
+        for (int fd : {in, out, err}) close(fd);
+        if (!group.ok()) {
+          fmt::print(stderr, "error: {} {} {}: {}\n", name, method, mode,
+                     group.status().ToString());
+          return 1;
+        }
+        const bool same = got == want;
+        const double calls = static_cast<double>(executor.calls());
+        const double per_s = calls / (group->wall_ms / 1e3);
+        const double voter_s = static_cast<double>(group->report.voter_ns) / 1e9;
+        const double voter_per_s = voter_s > 0 ? calls / voter_s : 0;
+        fmt::print("{:>9} {:>8} {:>7} | {:>9.1f} {:>7.2f}x | {:>6.0f} {:>9.0f} {:>12.0f} | {:>6}\n",
+                   name, method, mode, group->wall_ms, group->wall_ms / plain_ms, calls, per_s,
+                   voter_per_s, same ? "same" : "DIFFERS");
+        rows.push_back({{"program", name},
+                        {"method", method},
+                        {"mode", mode},
+                        {"wall_ms", group->wall_ms},
+                        {"wall_vs_plain", group->wall_ms / plain_ms},
+                        {"syscalls", executor.calls()},
+                        {"syscalls_per_s", per_s},
+                        {"voter_syscalls_per_s", voter_per_s},
+                        {"output_matches_plain", same}});
+        if (!same) rc = 1;
+      }
+    }
+  }
+  std::remove(input_path.c_str());
+  rmdir(dir);
+  if (rc != 0) fmt::print(stderr, "error: a replicated output differs from the plain run's\n");
+  if (!o.common.json.empty()) {
+    std::ofstream f(o.common.json);
+    f << nlohmann::json{{"benchmark", "run"},
+                        {"environment", vigil::bench::Environment(Describe(*setup))},
+                        {"input_mib", o.input_mib},
+                        {"rows", rows}}
+             .dump(2)
+      << "\n";
+    if (!f) {
+      fmt::print(stderr, "error: cannot write JSON results to '{}'\n", o.common.json);
+      return 1;
+    }
+    fmt::print("results written to {}\n", o.common.json);
+  }
+  return rc;
+}
+
+}  // namespace vigil::bench
