@@ -406,7 +406,11 @@ bool Group::WaitForVerdict(Link& link) {
   const AdaptiveWait wait(o_.channel.spin_us);
   for (uint32_t i = 1;; ++i) {
     if (link.has_verdict.load(std::memory_order_acquire)) return true;
-    if (link.stop.load(std::memory_order_relaxed)) return false;
+    // The run may end (stop) right after the last verdict was set, between these two loads:
+    // that verdict (the exit, an abort) must still go out.
+    if (link.stop.load(std::memory_order_acquire)) {
+      return link.has_verdict.load(std::memory_order_acquire);
+    }
     if ((i & 63) != 0) continue;
     const AdaptiveWait::Phase phase = wait.PhaseAt(Clock::now());
     if (phase == AdaptiveWait::Phase::kSpin) continue;
