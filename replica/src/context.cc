@@ -262,7 +262,7 @@ Result<size_t> ChannelContext::Externalize(EventKind kind, uint64_t arg0, uint64
                           "bytes, the call has room for {}",
                           h.event_seq, bytes, in.size()));
         }
-        std::memcpy(in.data(), memory_.input->data(), bytes);
+        if (bytes > 0) std::memcpy(in.data(), memory_.input->data(), bytes);
         return static_cast<size_t>(bytes);
       }
       if (kind != EventKind::kInput) return size_t{0};
