@@ -13,7 +13,7 @@ deb=$(ls "$W"/vigil_*.deb) || fail "no .deb produced"
 dpkg-deb -c "$deb" > "$W/contents"
 prefix=$(grep -oE '\./[^ ]*/bin/vigil-node$' "$W/contents" | sed 's|/bin/vigil-node$||')
 [[ -n $prefix ]] || fail "no vigil-node in the package"
-for bin in vigil-voter vigil-node vigil-replica vigilctl vigil-ssr-store vigil-server vigil-client vigil-bench; do
+for bin in vigil-voter vigil-node vigil-replica vigil-run vigilctl vigil-ssr-store vigil-server vigil-client vigil-bench; do
   grep -q " $prefix/bin/$bin\$" "$W/contents" || fail "$bin missing"
 done
 for unit in vigil-node vigil-ssr-store; do

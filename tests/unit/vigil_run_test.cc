@@ -329,6 +329,13 @@ TEST(VigilRunTest, TheTableIsSortedAndEveryCallHasAName) {
     }
   }
   EXPECT_EQ(FindSyscall(99999), nullptr);
+  // docs/vigil-run.md names every call of the table.
+  const std::string doc = ReadFile(std::string(VIGIL_SOURCE_DIR) + "/docs/vigil-run.md");
+  ASSERT_FALSE(doc.empty());
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_NE(doc.find(fmt::format("`{}`", t[i].name)), std::string::npos)
+        << t[i].name << " is not in docs/vigil-run.md";
+  }
 }
 
 }  // namespace
