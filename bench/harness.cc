@@ -283,4 +283,15 @@ Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode
   return run;
 }
 
+int WriteJson(const std::string& path, const nlohmann::json& doc) {
+  std::ofstream f(path);
+  f << doc.dump(2) << "\n";
+  if (!f) {
+    fmt::print(stderr, "error: cannot write JSON results to '{}'\n", path);
+    return 1;
+  }
+  fmt::print("results written to {}\n", path);
+  return 0;
+}
+
 }  // namespace vigil::bench

@@ -80,4 +80,7 @@ Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode
                           const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
                           std::FILE* out, voter::SyscallExecutor* syscalls = nullptr);
 
+// Writes `doc` to `path` (pretty-printed) and says so; an error (printed) gives exit code 1.
+int WriteJson(const std::string& path, const nlohmann::json& doc);
+
 }  // namespace vigil::bench

@@ -190,19 +190,12 @@ int RunRunBench(const RunBenchOptions& o) {
   std::remove(input_path.c_str());
   rmdir(dir);
   if (rc != 0) fmt::print(stderr, "error: a replicated output differs from the plain run's\n");
-  if (!o.common.json.empty()) {
-    std::ofstream f(o.common.json);
-    f << nlohmann::json{{"benchmark", "run"},
-                        {"environment", vigil::bench::Environment(Describe(*setup))},
-                        {"input_mib", o.input_mib},
-                        {"rows", rows}}
-             .dump(2)
-      << "\n";
-    if (!f) {
-      fmt::print(stderr, "error: cannot write JSON results to '{}'\n", o.common.json);
-      return 1;
-    }
-    fmt::print("results written to {}\n", o.common.json);
+  if (!o.common.json.empty() &&
+      WriteJson(o.common.json, {{"benchmark", "run"},
+                                {"environment", vigil::bench::Environment(Describe(*setup))},
+                                {"input_mib", o.input_mib},
+                                {"rows", rows}}) != 0) {
+    return 1;
   }
   return rc;
 }

@@ -297,18 +297,10 @@ int RunSignalBench(const SignalBenchOptions& o) {
     if (int rc = RunOverheads(*setup, o, methods, modes, overheads); rc != 0) return rc;
   }
   if (!o.common.json.empty()) {
-    std::ofstream f(o.common.json);
-    f << nlohmann::json{{"benchmark", "signal"},
-                        {"environment", Environment(Describe(*setup))},
-                        {"round_trips", tables},
-                        {"workload_overheads", overheads}}
-             .dump(2)
-      << "\n";
-    if (!f) {
-      fmt::print(stderr, "error: cannot write JSON results to '{}'\n", o.common.json);
-      return 1;
-    }
-    fmt::print("results written to {}\n", o.common.json);
+    return WriteJson(o.common.json, {{"benchmark", "signal"},
+                                     {"environment", Environment(Describe(*setup))},
+                                     {"round_trips", tables},
+                                     {"workload_overheads", overheads}});
   }
   return 0;
 }

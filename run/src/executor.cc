@@ -192,6 +192,7 @@ Result<HostExecutor::Outcome> HostExecutor::Execute(uint64_t nr, uint64_t piece,
     return DataLoss(fmt::format("{} sent in pieces (piece {})", s->name, piece));
   }
   ++calls_;
+  ++total_calls_;
   if (s->cls == SyscallClass::kLocal) {
     if (nr == SYS_mmap && (r.args[3] & MAP_ANONYMOUS) == 0) {
       const int fd = static_cast<int>(r.args[4]);

@@ -172,7 +172,9 @@ Status ExecProgram::Handle(replica::ReplicaContext& ctx, const SyscallStop& stop
       (flags & O_ACCMODE) == O_RDONLY && at_cwd) {
     // A local copy of a file opened read-only, at the voter's descriptor number, so that the
     // program (and the loader) can mmap it. Reads still come from the voter.
-    const int local = open(blob.c_str(), (flags & ~O_CREAT) | O_CLOEXEC | O_NOCTTY);
+    // Only the flags that select what is opened: never create or truncate anything here.
+    const int keep = O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_LARGEFILE;
+    const int local = open(blob.c_str(), (flags & keep) | O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (local >= 0) {
       Status st =
           proc_->InstallFd(stop, local, static_cast<int>(out.value), (flags & O_CLOEXEC) != 0);

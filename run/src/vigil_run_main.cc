@@ -5,10 +5,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
@@ -120,18 +118,8 @@ int RunProgram(const RunOptions& o) {
   run::HostExecutor executor(STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO);
   voter::Group group(g, **t, server, *launcher, stdin, stdout);
   group.set_syscall_executor(&executor);
-  std::atomic<bool> finished{false};
-  std::thread watch([&] {
-    while (!finished && !cli::ShutdownRequested()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (!finished) group.Cancel();
-  });
-  const auto t0 = std::chrono::steady_clock::now();
-  Result<voter::GroupReport> r = group.Run();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  finished = true;
-  watch.join();
+  double secs = 0;
+  Result<voter::GroupReport> r = voter::RunUntilShutdown(group, &secs);
   if (!r.ok()) {
     fmt::print(stderr, "vigil-run: {}\n", r.status().ToString());
     return kFailed;

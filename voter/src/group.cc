@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "vigil/common/adaptive_wait.h"
+#include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
 #include "vigil/node/process.h"
 #include "vigil/replica/context.h"
@@ -971,6 +972,20 @@ Result<GroupReport> Group::Run() {
     if (m->thread.joinable()) m->thread.join();
   }
   return report_;
+}
+
+Result<GroupReport> RunUntilShutdown(Group& group, double* seconds) {
+  std::atomic<bool> finished{false};
+  std::thread watch([&] {
+    while (!finished && !cli::ShutdownRequested()) std::this_thread::sleep_for(50ms);
+    if (!finished) group.Cancel();
+  });
+  const auto t0 = Clock::now();
+  Result<GroupReport> r = group.Run();
+  if (seconds != nullptr) *seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  finished = true;
+  watch.join();
+  return r;
 }
 
 }  // namespace vigil::voter

@@ -151,18 +151,10 @@ int RunJob(const JobOptions& j) {
       }
     }
   });
-  std::thread watch([&] {
-    while (!finished && !cli::ShutdownRequested()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (!finished) group.Cancel();
-  });
-  const auto t0 = std::chrono::steady_clock::now();
-  Result<voter::GroupReport> r = group.Run();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double secs = 0;
+  Result<voter::GroupReport> r = voter::RunUntilShutdown(group, &secs);
   finished = true;
   faults.join();
-  watch.join();
   if (out != stdout) std::fclose(out);
   std::fclose(in);
   if (!r.ok()) {

@@ -242,4 +242,8 @@ class Group {
   GroupReport report_;
 };
 
+// Runs the group; SIGINT/SIGTERM (cli::ShutdownRequested) cancels it. `seconds` (optional)
+// receives how long the run took. For the binaries that run one job.
+Result<GroupReport> RunUntilShutdown(Group& group, double* seconds = nullptr);
+
 }  // namespace vigil::voter
