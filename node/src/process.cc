@@ -117,10 +117,13 @@ Status ReplicaLaunch::Check() const {
     return InvalidArgument(fmt::format("replica launch: susan mode '{}' (smooth, edges, corners)",
                                        susan_mode.substr(0, 32)));
   }
-  if (!fault.empty() && (!OneOf(fault, {"flip", "crash", "hang"}) || fault_step == 0)) {
+  // exec (vigil-run) takes the flips only; flip-result exists only for exec.
+  const bool fits = workload == "exec" ? OneOf(fault, {"flip", "flip-result"})
+                                       : OneOf(fault, {"flip", "crash", "hang"});
+  if (!fault.empty() && (!fits || fault_step == 0)) {
     return InvalidArgument(
-        fmt::format("replica launch: fault '{}' at step {} (flip, crash or "
-                    "hang, at a step >= 1)",
+        fmt::format("replica launch: fault '{}' at step {} (flip, crash or hang; for exec: flip "
+                    "or flip-result; at a step >= 1)",
                     fault.substr(0, 32), fault_step));
   }
   if (cpu != -1) {

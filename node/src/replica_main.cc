@@ -68,8 +68,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 3600000u));
   app.add_option("--fault", fault,
                  "fault injection: flip (a state bit), crash (SIGKILL itself) or hang (SIGSTOP "
-                 "itself) before --fault-step")
-      ->check(CLI::IsMember({"flip", "crash", "hang"}));
+                 "itself) before --fault-step; exec: flip (a bit of data read) or flip-result "
+                 "(a bit of a call's result register)")
+      ->check(CLI::IsMember({"flip", "crash", "hang", "flip-result"}));
   app.add_option("--fault-step", fault_step,
                  "fault injection: before this step (>= 1); exec: flip (only) at this "
                  "intercepted system call, in the bytes the voter delivers")
@@ -80,8 +81,12 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "error: --workload exec needs the program after --, and only it\n");
       return 2;
     }
-    if (workload == "exec" && (unreplicated || (!fault.empty() && fault != "flip"))) {
-      fmt::print(stderr, "error: --workload exec runs only as a replica, with --fault flip\n");
+    if ((workload == "exec" &&
+         (unreplicated || (!fault.empty() && fault != "flip" && fault != "flip-result"))) ||
+        (workload != "exec" && fault == "flip-result")) {
+      fmt::print(stderr,
+                 "error: --workload exec runs only as a replica, with --fault flip or "
+                 "flip-result (exec only)\n");
       return 2;
     }
     auto program =
@@ -89,8 +94,10 @@ int main(int argc, char** argv) {
             ? Result<std::unique_ptr<replica::Program>>(std::make_unique<run::ExecProgram>(
                   run::ExecOptions{.argv = exec_argv,
                                    .env = exec_env,
-                                   .flip_at = fault == "flip" ? fault_step : 0,
-                                   .flip_bit = flip_bit}))
+                                   .flip_at = fault.empty() ? 0 : fault_step,
+                                   .flip_bit = flip_bit,
+                                   .flip = fault == "flip-result" ? run::ExecOptions::Flip::kResult
+                                                                  : run::ExecOptions::Flip::kData}))
             : workloads::MakeWorkload(workload, susan_mode);
     if (!program.ok()) {
       fmt::print(stderr, "error: {}\n", program.status().ToString());

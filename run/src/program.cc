@@ -151,7 +151,7 @@ Status ExecProgram::Handle(replica::ReplicaContext& ctx, const SyscallStop& stop
     return Status::Ok();
   }
   if (out.bytes > 0) {
-    if (o_.flip_at > 0 && !flipped_ && executions_ == 1 && call >= o_.flip_at &&
+    if (FlipDue(ExecOptions::Flip::kData, call) &&
         (stop.nr == SYS_read || stop.nr == SYS_pread64)) {
       const uint64_t bit = o_.flip_bit % (out.bytes * 8);
       result_[bit / 8] ^= std::byte{static_cast<uint8_t>(1u << (bit % 8))};
@@ -192,7 +192,20 @@ Status ExecProgram::Handle(replica::ReplicaContext& ctx, const SyscallStop& stop
   if ((stop.nr == SYS_dup2 || stop.nr == SYS_dup3) && out.value >= 0) {
     local_fds_.erase(static_cast<int>(out.value));  // no longer the file copied here
   }
+  if (FlipDue(ExecOptions::Flip::kResult, call)) {
+    const uint64_t bit = o_.flip_bit % 64;
+    const auto flipped = static_cast<int64_t>(static_cast<uint64_t>(out.value) ^ (1ull << bit));
+    flipped_ = true;
+    Log()->warn("fault injection: flipped bit {} of the result register of {} (call {}): {} -> {}",
+                bit, SyscallName(stop.nr), call, out.value, flipped);
+    // The program sees the flipped rax: a value, or (negative) an error.
+    return proc_->Return(stop, flipped);
+  }
   return Answer(stop, out.value);
+}
+
+bool ExecProgram::FlipDue(ExecOptions::Flip kind, uint64_t call) const {
+  return o_.flip_at > 0 && o_.flip == kind && !flipped_ && executions_ == 1 && call >= o_.flip_at;
 }
 
 Status ExecProgram::HandleWrite(replica::ReplicaContext& ctx, const SyscallStop& stop) {

@@ -34,6 +34,7 @@ struct RunOptions {
   std::vector<std::string> nodes;
   std::string flip;  // "R:N"
   uint64_t flip_bit = 3;
+  std::string flip_target = "data";
   bool report = false;
   std::vector<std::string> argv;
 };
@@ -85,7 +86,7 @@ int RunProgram(const RunOptions& o) {
                  o.flip, n - 1);
       return 2;
     }
-    program.fault = "flip";
+    program.fault = o.flip_target == "result" ? "flip-result" : "flip";
     program.fault_replica = static_cast<uint16_t>(r);
     program.fault_step = call;
     program.flip_bit = o.flip_bit;
@@ -172,9 +173,15 @@ int main(int argc, char** argv) {
   app.add_option("--replica-binary", o.replica_binary,
                  "vigil-replica to start without --nodes (default: next to vigil-run)");
   app.add_option("--inject-flip", o.flip,
-                 "REPLICA:CALL fault injection: flip a bit of the bytes the voter delivers into "
-                 "that replica's memory at (or after) its CALL-th system call");
-  app.add_option("--flip-bit", o.flip_bit, "which bit --inject-flip flips (modulo the bytes)");
+                 "REPLICA:CALL fault injection: flip a bit (--flip-target) in that replica at "
+                 "(or after) its CALL-th system call");
+  app.add_option("--flip-bit", o.flip_bit,
+                 "which bit --inject-flip flips (modulo the bytes, or 64 for the result)");
+  app.add_option("--flip-target", o.flip_target,
+                 "what --inject-flip flips: data (a bit of the data the replica's next read "
+                 "returns, in its memory) or result (a bit of the result register, rax, of its "
+                 "next call the voter executes)")
+      ->check(CLI::IsMember({"data", "result"}));
   app.add_flag("--report", o.report, "print what was voted, detected and done to stderr");
   app.footer("Usage: vigil-run [OPTIONS] -- PROGRAM [ARGS...]");
   o.argv = cli::TakeProgramArguments(argc, argv);

@@ -2,7 +2,8 @@
 # vigil-run end to end over real verbs: unmodified Debian programs as vigil-replica processes
 # (this host, then three vigil-node agents), every system call voted. Their stdout and output
 # files must be byte-identical to a plain run for every mode and signalling method; injected
-# memory flips must be detected (DMR: rolled back, re-executed) and out-voted (TMR: replaced);
+# memory and result-register flips must be detected (DMR: rolled back, re-executed) and
+# out-voted (TMR: replaced);
 # an unsupported call must stop the run naming it. Usage: vigil_run_test.sh BUILD_DIR
 set -euo pipefail
 B=$1
@@ -66,6 +67,11 @@ check tmr-polling-flip "outvoted at event" --mode tmr --signal polling --inject-
   gzip -c -n "$W/input.txt"
 grep -q "1 mismatches, 0 rollbacks, 1 replacements" "$W/tmr-polling-flip.log" ||
   fail "TMR flip not counted"
+# A flip in the result register (rax) of a call: the replica goes another way, out-voted.
+check tmr-rpc-result-flip "flipped bit 5 of the result register" --mode tmr --signal rpc \
+  --inject-flip 1:34 --flip-target result --flip-bit 5 -- sha256sum
+grep -q "1 mismatches, 0 rollbacks, 1 replacements" "$W/tmr-rpc-result-flip.log" ||
+  fail "TMR result-register flip not counted"
 
 # An unsupported call stops the run with its name and exit code 125.
 rc=0

@@ -47,6 +47,48 @@ TEST(ReplicaLaunch, CheckNamesTheBadField) {
   EXPECT_NE(std::find(argv.begin(), argv.end(), "replica/1/0/0"), argv.end());
 }
 
+TEST(ReplicaLaunch, ExecLaunchesCarryTheProgramAfterDoubleDash) {
+  node::ReplicaLaunch l;
+  l.voter = "127.0.0.1:1";
+  l.service = "replica/1/0/0";
+  l.workload = "exec";
+  EXPECT_NE(l.Check().message().find("program arguments"), std::string::npos);
+  l.exec_argv = {"sort", "--parallel=1", "a file with spaces"};
+  l.exec_env = {"LC_ALL=C"};
+  EXPECT_TRUE(l.Check().ok()) << l.Check().ToString();
+  for (const char* fault : {"flip", "flip-result"}) {
+    auto f = l;
+    f.fault = fault;
+    f.fault_step = 30;
+    EXPECT_TRUE(f.Check().ok()) << fault << ": " << f.Check().ToString();
+  }
+  auto bad = l;
+  bad.fault = "crash";  // exec takes the flips only
+  bad.fault_step = 3;
+  EXPECT_NE(bad.Check().message().find("fault 'crash'"), std::string::npos);
+  bad = l;
+  bad.workload = "crc32";
+  EXPECT_FALSE(bad.Check().ok());  // program arguments without exec
+  bad = l;
+  bad.exec_env = {"NO_EQUALS_SIGN"};
+  EXPECT_NE(bad.Check().message().find("has no '='"), std::string::npos);
+  bad = l;
+  bad.exec_argv[0] = std::string(5000, 'x');
+  EXPECT_NE(bad.Check().message().find("at most 4096"), std::string::npos);
+  auto crc = l;
+  crc.workload = "crc32";
+  crc.exec_argv.clear();
+  crc.exec_env.clear();
+  crc.fault = "flip-result";
+  crc.fault_step = 2;
+  EXPECT_FALSE(crc.Check().ok());
+  const auto argv = node::ReplicaArgv("/x/vigil-replica", l);
+  const auto dd = std::find(argv.begin(), argv.end(), "--");
+  ASSERT_NE(dd, argv.end());
+  EXPECT_EQ(std::vector<std::string>(dd + 1, argv.end()), l.exec_argv);
+  EXPECT_NE(std::find(argv.begin(), dd, "LC_ALL=C"), dd);
+}
+
 class NodeAgentTest : public ::testing::Test {
  protected:
   void SetUp() override {

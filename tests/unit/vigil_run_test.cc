@@ -118,6 +118,7 @@ struct Job {
   std::string input = {};
   int flip_replica = -1;  // replica whose first incarnation gets a flip
   uint64_t flip_at = 0;
+  ExecOptions::Flip flip = ExecOptions::Flip::kData;
 };
 
 struct Outcome {
@@ -149,6 +150,7 @@ Result<Outcome> RunReplicated(const Job& j) {
                                                         .env = TestEnv(),
                                                         .flip_at = flip ? j.flip_at : 0,
                                                         .flip_bit = 5,
+                                                        .flip = j.flip,
                                                         .killed = killed}));
         });
     HostExecutor executor(in, out, err);
@@ -250,6 +252,25 @@ TEST(VigilRunTest, DmrDetectsAMemoryFlipAndReExecutesFromTheStart) {
                             .input = text,
                             .flip_replica = 1,
                             .flip_at = 30});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->out, want.out);
+  EXPECT_EQ(got->report.mismatches, 1u);
+  EXPECT_EQ(got->report.rollbacks, 1u);
+}
+
+TEST(VigilRunTest, DmrDetectsAResultRegisterFlip) {
+  const std::string text = TestText();
+  Native want = RunNative({"sha256sum"}, text);
+  // Bit 5 of the rax a call returns (a count, a descriptor, 0 for success) after call 34: the
+  // program goes another way, and the vote at its next call sees it.
+  auto got = RunReplicated({.mode = voter::Mode::kDmr,
+                            .method = channel::Method::kRpc,
+                            .argv = {"sha256sum"},
+                            .input = text,
+                            .flip_replica = 0,
+                            .flip_at = 34,
+                            .flip = ExecOptions::Flip::kResult});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_TRUE(got->report.completed) << got->report.failure;
   EXPECT_EQ(got->out, want.out);

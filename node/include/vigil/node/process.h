@@ -41,7 +41,8 @@ struct ReplicaLaunch {
   std::string log_level = "warn";
   int cpu = -1;  // pin the process to this CPU (-1: not pinned)
   // Fault armed at start-up: "flip" (state bit flip_bit), "crash" (SIGKILL) or "hang"
-  // (SIGSTOP) before step fault_step; "" = none.
+  // (SIGSTOP) before step fault_step; "" = none. Workload exec: "flip" (a bit of the data a
+  // read returns) or "flip-result" (a bit of a call's result register) at call fault_step.
   std::string fault;
   uint64_t fault_step = 0, flip_bit = 0;
   // workload "exec" (vigil-run): the unmodified program and its environment ("NAME=value").

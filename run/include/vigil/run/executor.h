@@ -62,7 +62,7 @@ class HostExecutor final : public voter::SyscallExecutor {
   uint64_t stdin_offset_ = 0;     // this execution's position in stdin_kept_
   uint64_t written_[2] = {0, 0};  // stdout/stderr bytes this execution wrote
   uint64_t emitted_[2] = {0, 0};  // ... and the most any execution wrote
-  uint64_t calls_ = 0;  // in this execution
+  uint64_t calls_ = 0;            // in this execution
   uint64_t calls_at_checkpoint_ = 0;
   uint64_t total_calls_ = 0;
 };

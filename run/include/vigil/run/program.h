@@ -23,11 +23,17 @@ namespace vigil::run {
 struct ExecOptions {
   std::vector<std::string> argv;
   std::vector<std::string> env;  // the program's whole environment (same in every replica)
-  // Fault injection, first execution only: flip bit `flip_bit` (modulo their size) of the data
-  // the first read (or pread64) at or after intercepted call `flip_at` (1 = the first call)
-  // returns, in the program's memory: a memory fault in the data it computes on. 0 = none.
+  // Fault injection, first execution only, at intercepted call `flip_at` (1 = the first call;
+  // 0 = none):
+  //   kData    flip bit `flip_bit` (modulo their size) of the data the first read (or pread64)
+  //            at or after that call returns, in the program's memory: a memory fault in the
+  //            data it computes on;
+  //   kResult  flip bit `flip_bit` (modulo 64) of the result register (rax) the first call at
+  //            or after it that the voter executes returns to the program: a register fault.
+  enum class Flip { kData, kResult };
   uint64_t flip_at = 0;
   uint64_t flip_bit = 0;
+  Flip flip = Flip::kData;
   // Raised by a thread launcher to stop the replica (a thread cannot be killed).
   std::shared_ptr<std::atomic<bool>> killed = nullptr;
 };
@@ -52,6 +58,8 @@ class ExecProgram final : public replica::Program {
   Status HandleWrite(replica::ReplicaContext& ctx, const SyscallStop& stop);
   // Answers the stop with a result (negative: -errno).
   Status Answer(const SyscallStop& stop, int64_t value);
+  // True when the injected fault of this kind is due at `call` (once, first execution only).
+  bool FlipDue(ExecOptions::Flip kind, uint64_t call) const;
 
   ExecOptions o_;
   std::optional<InterceptedProcess> proc_;
