@@ -5,8 +5,9 @@
 #               whose systemd units pass systemd-analyze verify
 #   tmr         a TMR crc32 job from the voter's namespace, one replica per worker namespace,
 #               an injected bit flip out-voted, output equal to the unreplicated run
-#   run         vigil-run from the voter's namespace: sha256sum, sort, gzip as TMR replicas on the
-#               workers for every signalling method, equal to plain runs; a DMR flip rolled back
+#   run         vigil-run from the voter's namespace: sha256sum, cksum, sort, gzip as TMR
+#               replicas on the workers for every signalling method, equal to plain runs; a DMR
+#               flip rolled back
 #   ssr_kill    the kv and lock servers SIGKILLed at random while model-checking clients run:
 #               0 errors, 0 lost, 0 duplicated
 #   bench       bench.yml: vigil-bench in the voter's namespace over the RDMA device, its JSON
@@ -69,9 +70,10 @@ case "$STEP" in
     # vigil-run from the voter's namespace, replicas on the three workers (the package's
     # vigil-node starts vigil-replica --workload exec), every method: outputs equal plain runs.
     export LC_ALL=C
-    seq 1 200000 | sed 's/$/ vigil/' | sort -R --random-source=<(yes) > "$W/in.txt"
+    awk 'BEGIN { srand(11); for (i = 0; i < 100000; i++) printf "%05d vigil %d\n", int(rand() * 100000), i }' \
+      > "$W/in.txt"
     for signal in polling notify rpc; do
-      for prog in "sha256sum" "sort --parallel=1" "gzip -c -n"; do
+      for prog in "sha256sum" "cksum $W/in.txt" "sort --parallel=1" "gzip -c -n"; do
         read -ra argv <<< "$prog"
         "${argv[@]}" < "$W/in.txt" > "$W/want"
         "$L" exec voter vigil-run --report --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \

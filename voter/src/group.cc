@@ -511,7 +511,7 @@ void Group::Answer(uint16_t slot, VerdictKind kind, uint64_t event_seq, uint64_t
   m.ballot.reset();
   if (!m.link) return;
   Link& l = *m.link;
-  // Only an abort carries data (its reason): cut to what the channel carries.
+  // An abort's data (its reason) is cut to what the channel carries; a syscall's is 8 bytes.
   data = data.first(
       std::min<size_t>(data.size(), o_.channel.max_payload - replica::kVerdictHeaderBytes));
   l.verdict.resize(replica::kVerdictHeaderBytes + data.size());

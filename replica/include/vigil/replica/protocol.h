@@ -12,7 +12,7 @@
 //                arguments, or a benchmark probe); data = the arguments, voted on
 //   kSyscall     a system call of an unmodified program (vigil-run): arg0 = call number,
 //                arg1 = piece (a large write goes in several events), data = SyscallRecord
-//                (run/syscall_record.h): the arguments and the bytes the call carries. The
+//                (run/syscalls.h): the arguments and the bytes the call carries. The
 //                voter executes it once (or lets every replica execute it) and answers with
 //                the result; bytes the call returns are RDMA-written into the input buffer
 // Voter -> replica, one verdict per event:
