@@ -25,8 +25,6 @@
 namespace vigil::run {
 namespace {
 
-// The kernel's struct termios (what TCGETS writes), not glibc's larger one.
-constexpr size_t kKernelTermios = 36;
 static_assert(sizeof(struct stat) == 144 && sizeof(struct utsname) == 390 &&
                   sizeof(struct sysinfo) == 112 && sizeof(struct timespec) == 16 &&
                   sizeof(struct rlimit) == 16 && sizeof(struct winsize) == 8,
@@ -366,15 +364,14 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
     case SYS_ioctl: {
       if (fd == nullptr) return value(-EBADF);
       const auto req = static_cast<unsigned long>(a[1]);
+      const size_t n = IoctlResultBytes(req);
       if (req == TCGETS) {
         std::byte buf[sizeof(termios) + 64] = {};
         const int64_t v = Value(ioctl(fd->real, TCGETS, buf));
-        std::memcpy(result.data(), buf, std::min(kKernelTermios, room));
-        return bytes(v, kKernelTermios);
+        std::memcpy(result.data(), buf, std::min(n, room));
+        return bytes(v, n);
       }
-      if (req == TIOCGWINSZ) {
-        return bytes(Value(ioctl(fd->real, TIOCGWINSZ, result.data())), sizeof(winsize));
-      }
+      if (req == TIOCGWINSZ) return bytes(Value(ioctl(fd->real, TIOCGWINSZ, result.data())), n);
       return FailedPrecondition(fmt::format(
           "the program called ioctl request {:#x} on descriptor {}, which vigil-run does not "
           "support (only TCGETS and TIOCGWINSZ)",

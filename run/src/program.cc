@@ -45,11 +45,7 @@ size_t ResultRoom(const SyscallSpec& s, const SyscallStop& stop) {
   if (s.out_buf < 0) return 0;
   if (s.out_len >= 0)
     return static_cast<size_t>(std::min<uint64_t>(stop.args[s.out_len], SIZE_MAX));
-  if (stop.nr == SYS_ioctl) {
-    if (stop.args[1] == TCGETS) return 36;
-    if (stop.args[1] == TIOCGWINSZ) return sizeof(winsize);
-    return 0;
-  }
+  if (stop.nr == SYS_ioctl) return IoctlResultBytes(stop.args[1]);
   return s.out_size;
 }
 

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
@@ -187,6 +188,12 @@ void VotedArguments(int nr, const uint64_t (&args)[6], uint64_t (&voted)[6]) {
 const SyscallSpec* SyscallTable(size_t* count) {
   *count = kTable.size();
   return kTable.data();
+}
+
+size_t IoctlResultBytes(uint64_t request) {
+  if (request == TCGETS) return 36;
+  if (request == TIOCGWINSZ) return sizeof(winsize);
+  return 0;
 }
 
 std::string UnsupportedMessage(int nr) {

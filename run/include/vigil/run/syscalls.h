@@ -17,6 +17,7 @@
 //   or the bytes it writes (a write larger than one event is sent in pieces).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -60,6 +61,10 @@ inline constexpr size_t kSyscallRecordBytes = 64;
 static_assert(sizeof(SyscallRecord) == kSyscallRecordBytes);
 // mmap: the replica holds a local copy of the descriptor (the file was opened read-only).
 inline constexpr uint32_t kRecordLocalFd = 1;
+
+// The result bytes of the ioctl requests vigil-run replicates (TCGETS: the kernel's struct
+// termios, not glibc's larger one; TIOCGWINSZ: struct winsize); 0 for any other request.
+size_t IoctlResultBytes(uint64_t request);
 
 // "the program called clone (56): threads and child processes are not replicated" and the
 // like: why the run stops at `nr`.
