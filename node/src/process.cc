@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "vigil/common/registers.h"
+
 namespace vigil::node {
 namespace {
 
@@ -117,13 +119,13 @@ Status ReplicaLaunch::Check() const {
     return InvalidArgument(fmt::format("replica launch: susan mode '{}' (smooth, edges, corners)",
                                        susan_mode.substr(0, 32)));
   }
-  // exec (vigil-run) takes the flips only; flip-result exists only for exec.
-  const bool fits = workload == "exec" ? OneOf(fault, {"flip", "flip-result"})
-                                       : OneOf(fault, {"flip", "crash", "hang"});
+  // exec (vigil-run) takes the flips only; flip-result and flip-REGISTER exist only for exec.
+  const bool fits =
+      workload == "exec" ? IsExecFault(fault) : OneOf(fault, {"flip", "crash", "hang"});
   if (!fault.empty() && (!fits || fault_step == 0)) {
     return InvalidArgument(
-        fmt::format("replica launch: fault '{}' at step {} (flip, crash or hang; for exec: flip "
-                    "or flip-result; at a step >= 1)",
+        fmt::format("replica launch: fault '{}' at step {} (flip, crash or hang; for exec: flip, "
+                    "flip-result or flip-REGISTER; at a step >= 1)",
                     fault.substr(0, 32), fault_step));
   }
   if (cpu != -1) {

@@ -1,6 +1,7 @@
 // vigil-replica: runs one replica of a workload (started by a launcher with the voter's address
 // and this incarnation's service), or the same workload unreplicated as the reference.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
 
 #include <atomic>
@@ -8,6 +9,7 @@
 
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
+#include "vigil/common/registers.h"
 #include "vigil/replica/runner.h"
 #include "vigil/run/program.h"
 #include "vigil/transport/verbs.h"
@@ -68,9 +70,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 3600000u));
   app.add_option("--fault", fault,
                  "fault injection: flip (a state bit), crash (SIGKILL itself) or hang (SIGSTOP "
-                 "itself) before --fault-step; exec: flip (a bit of data read) or flip-result "
-                 "(a bit of a call's result register)")
-      ->check(CLI::IsMember({"flip", "crash", "hang", "flip-result"}));
+                 "itself) before --fault-step; exec: flip (a bit of data read), flip-result (of "
+                 "a call's result register) or flip-REGISTER (rbx, r12, rip...: of that "
+                 "register, through ptrace)")
+      ->check([](const std::string& f) {
+        return f == "crash" || f == "hang" || IsExecFault(f)
+                   ? std::string()
+                   : fmt::format(
+                         "fault '{}': flip, crash, hang, flip-result or flip-REGISTER "
+                         "with REGISTER one of {}",
+                         f, fmt::join(kFlippableRegisters, ", "));
+      });
   app.add_option("--fault-step", fault_step,
                  "fault injection: before this step (>= 1); exec: flip (only) at this "
                  "intercepted system call, in the bytes the voter delivers")
@@ -81,24 +91,21 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "error: --workload exec needs the program after --, and only it\n");
       return 2;
     }
-    if ((workload == "exec" &&
-         (unreplicated || (!fault.empty() && fault != "flip" && fault != "flip-result"))) ||
-        (workload != "exec" && fault == "flip-result")) {
+    run::ExecOptions exec{.argv = exec_argv,
+                          .env = exec_env,
+                          .flip_at = fault.empty() ? 0 : fault_step,
+                          .flip_bit = flip_bit};
+    const bool exec_fault = fault.empty() || run::SetExecFault(fault, exec);
+    if ((workload == "exec" && (unreplicated || !exec_fault)) ||
+        (workload != "exec" && fault != "flip" && IsExecFault(fault))) {
       fmt::print(stderr,
-                 "error: --workload exec runs only as a replica, with --fault flip or "
-                 "flip-result (exec only)\n");
+                 "error: --workload exec runs only as a replica, with --fault flip, flip-result "
+                 "or flip-REGISTER (exec only)\n");
       return 2;
     }
-    auto program =
-        workload == "exec"
-            ? Result<std::unique_ptr<replica::Program>>(std::make_unique<run::ExecProgram>(
-                  run::ExecOptions{.argv = exec_argv,
-                                   .env = exec_env,
-                                   .flip_at = fault.empty() ? 0 : fault_step,
-                                   .flip_bit = flip_bit,
-                                   .flip = fault == "flip-result" ? run::ExecOptions::Flip::kResult
-                                                                  : run::ExecOptions::Flip::kData}))
-            : workloads::MakeWorkload(workload, susan_mode);
+    auto program = workload == "exec" ? Result<std::unique_ptr<replica::Program>>(
+                                            std::make_unique<run::ExecProgram>(std::move(exec)))
+                                      : workloads::MakeWorkload(workload, susan_mode);
     if (!program.ok()) {
       fmt::print(stderr, "error: {}\n", program.status().ToString());
       return 2;

@@ -241,8 +241,14 @@ Result<size_t> ChannelContext::Externalize(EventKind kind, uint64_t arg0, uint64
                                 id_.replica, id_.group, v.header.arg);
       return Aborted("rolled back");
     case VerdictKind::kRepaired:
-      log::Get("replica")->info("replica {} of group {}: state repaired by the voter at event {}",
-                                id_.replica, id_.group, h.event_seq);
+      if (kind == EventKind::kJoin) {
+        log::Get("replica")->info(
+            "replica {} of group {}: joined with a healthy replica's state at event {}",
+            id_.replica, id_.group, v.header.arg);
+      } else {
+        log::Get("replica")->info("replica {} of group {}: state repaired by the voter at event {}",
+                                  id_.replica, id_.group, h.event_seq);
+      }
       [[fallthrough]];
     case VerdictKind::kProceed:
       last_verdict_arg_ = v.header.arg;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -11,10 +12,12 @@
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +26,8 @@
 #include <chrono>
 #include <cstring>
 #include <utility>
+
+#include "vigil/common/registers.h"
 
 namespace vigil::run {
 namespace {
@@ -355,6 +360,76 @@ Status InterceptedProcess::Execute(const SyscallStop& stop) {
         errno);
   }
   return Status::Ok();
+}
+
+namespace {
+
+unsigned long long* RegisterSlot(user_regs_struct& r, std::string_view name) {
+  const std::pair<std::string_view, unsigned long long*> slots[] = {
+      {"rbx", &r.rbx}, {"rbp", &r.rbp}, {"rsp", &r.rsp}, {"r12", &r.r12}, {"r13", &r.r13},
+      {"r14", &r.r14}, {"r15", &r.r15}, {"rdi", &r.rdi}, {"rsi", &r.rsi}, {"rdx", &r.rdx},
+      {"r10", &r.r10}, {"r8", &r.r8},   {"r9", &r.r9},   {"rip", &r.rip}};
+  for (auto& [n, slot] : slots) {
+    if (n == name) return slot;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Result<InterceptedProcess::RegisterFlip> InterceptedProcess::FlipRegister(const SyscallStop& stop,
+                                                                          std::string_view reg,
+                                                                          unsigned bit) {
+  user_regs_struct regs{};
+  if (!IsFlippableRegister(reg) || RegisterSlot(regs, reg) == nullptr) {
+    return InvalidArgument(fmt::format("register '{}' cannot be flipped (one of: {})", reg,
+                                       fmt::join(kFlippableRegisters, ", ")));
+  }
+  VIGIL_RETURN_IF_ERROR(StillStopped(stop, "flipping a register"));
+  const std::string what =
+      fmt::format("flipping {} of pid {} in {}", reg, pid_, SyscallName(stop.nr));
+  if (ptrace(PTRACE_SEIZE, pid_, 0, 0) != 0) {
+    return ErrnoStatus(StatusCode::kFailedPrecondition, what + ": PTRACE_SEIZE", errno);
+  }
+  // Attached: detached again on every path below (a detach also resumes the process).
+  if (ptrace(PTRACE_INTERRUPT, pid_, 0, 0) != 0) {
+    const int e = errno;
+    ptrace(PTRACE_DETACH, pid_, 0, 0);
+    return ErrnoStatus(StatusCode::kInternal, what + ": PTRACE_INTERRUPT", e);
+  }
+  int ws = 0;
+  pid_t w = -1;
+  while ((w = waitpid(pid_, &ws, __WALL)) < 0 && errno == EINTR) {
+  }
+  if (w != pid_) return ErrnoStatus(StatusCode::kInternal, what + ": waiting for the stop", errno);
+  if (WIFEXITED(ws) || WIFSIGNALED(ws)) {
+    exited_ = true;
+    wait_status_ = ws;
+    return Aborted(what + ": the process ended");
+  }
+  if (!WIFSTOPPED(ws) || (ws >> 16) != PTRACE_EVENT_STOP) {
+    // A signal arrived first: hand it back and leave the process as it was.
+    ptrace(PTRACE_DETACH, pid_, 0, WIFSTOPPED(ws) ? WSTOPSIG(ws) : 0);
+    return Aborted(fmt::format("{}: it stopped for signal {} instead", what, WSTOPSIG(ws)));
+  }
+  RegisterFlip flip;
+  Status st = Status::Ok();
+  if (ptrace(PTRACE_GETREGS, pid_, 0, &regs) != 0) {
+    st = ErrnoStatus(StatusCode::kInternal, what + ": PTRACE_GETREGS", errno);
+  } else {
+    unsigned long long* slot = RegisterSlot(regs, reg);
+    flip.before = *slot;
+    *slot ^= 1ull << (bit % 64);
+    flip.after = *slot;
+    if (ptrace(PTRACE_SETREGS, pid_, 0, &regs) != 0) {
+      st = ErrnoStatus(StatusCode::kInternal, what + ": PTRACE_SETREGS", errno);
+    }
+  }
+  if (ptrace(PTRACE_DETACH, pid_, 0, 0) != 0 && st.ok()) {
+    st = ErrnoStatus(StatusCode::kInternal, what + ": PTRACE_DETACH", errno);
+  }
+  if (!st.ok()) return st;
+  return flip;
 }
 
 Status InterceptedProcess::StillStopped(const SyscallStop& stop, const char* what) {

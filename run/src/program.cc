@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "vigil/common/logging.h"
+#include "vigil/common/registers.h"
 #include "vigil/run/syscalls.h"
 
 namespace vigil::run {
@@ -54,6 +55,19 @@ const uint64_t (&ArgsOf(const SyscallStop& stop))[6] {
 }
 
 }  // namespace
+
+bool SetExecFault(std::string_view fault, ExecOptions& o) {
+  if (!IsExecFault(fault)) return false;
+  if (fault == "flip") {
+    o.flip = ExecOptions::Flip::kData;
+  } else if (fault == "flip-result") {
+    o.flip = ExecOptions::Flip::kResult;
+  } else {
+    o.flip = ExecOptions::Flip::kRegister;
+    o.flip_register = std::string(fault.substr(5));
+  }
+  return true;
+}
 
 std::string ExecProgram::name() const { return o_.argv.empty() ? "exec" : "exec:" + o_.argv[0]; }
 
@@ -98,6 +112,17 @@ Result<bool> ExecProgram::Step(replica::ReplicaContext& ctx) {
     }
     // The state region may have been rolled back or repaired by the voter meanwhile: re-read.
     const uint64_t call = ++ctx.State<State>().calls;
+    if (FlipDue(ExecOptions::Flip::kRegister, call)) {
+      Result<InterceptedProcess::RegisterFlip> f =
+          proc_->FlipRegister(**next, o_.flip_register, static_cast<unsigned>(o_.flip_bit));
+      if (!f.ok()) return f.status();
+      flipped_ = true;
+      Log()->warn("fault injection: flipped bit {} of {} at {} (call {}): {:#x} -> {:#x}",
+                  o_.flip_bit % 64, o_.flip_register, SyscallName((*next)->nr), call, f->before,
+                  f->after);
+      --ctx.State<State>().calls;  // the program makes this call again, with the flipped register
+      continue;
+    }
     VIGIL_RETURN_IF_ERROR(Handle(ctx, **next, call));
   }
 }

@@ -3,6 +3,7 @@
 // this host or through vigil-node agents), executes their agreed input/output calls once (its own
 // stdin, stdout and stderr are the program's), and exits with the program's exit code.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
+#include "vigil/common/registers.h"
 #include "vigil/node/process.h"
 #include "vigil/run/executor.h"
 #include "vigil/run/intercept.h"
@@ -31,6 +33,7 @@ constexpr int kNotFound = 127;
 struct RunOptions {
   std::string mode = "tmr", method = "polling", listen = "127.0.0.1:0", device, replica_binary;
   uint32_t deadline_ms = 30000;
+  uint64_t catch_up_mib = 256;
   std::vector<std::string> nodes;
   std::string flip;  // "R:N"
   uint64_t flip_bit = 3;
@@ -67,8 +70,9 @@ int RunProgram(const RunOptions& o) {
   g.channel.method = *channel::ParseMethod(o.method);
   g.deadline = std::chrono::milliseconds(o.deadline_ms);
   // An outvoted replica's process cannot be repaired by copying the runtime's state region: it
-  // is replaced at once (the replacement joins at the next agreed checkpoint).
+  // is replaced at once; the replacement restarts the program and catches up from the log.
   g.replace_after = 1;
+  g.catch_up_bytes = o.catch_up_mib << 20;
   const auto n = static_cast<uint16_t>(voter::ReplicasOf(g.mode));
   voter::ReplicaProgram program;
   program.signal = o.method;
@@ -86,7 +90,7 @@ int RunProgram(const RunOptions& o) {
                  o.flip, n - 1);
       return 2;
     }
-    program.fault = o.flip_target == "result" ? "flip-result" : "flip";
+    program.fault = o.flip_target == "data" ? "flip" : "flip-" + o.flip_target;
     program.fault_replica = static_cast<uint16_t>(r);
     program.fault_step = call;
     program.flip_bit = o.flip_bit;
@@ -128,11 +132,11 @@ int RunProgram(const RunOptions& o) {
   if (o.report) {
     fmt::print(stderr,
                "vigil-run: {} {} over {}: {} in {:.2f} s; exit code {}; {} system calls voted "
-               "({} rounds), {} mismatches, {} rollbacks, {} replacements, {} crashes, {} missed "
-               "deadlines, {} rejected records\n",
+               "({} rounds), {} mismatches, {} rollbacks, {} replacements, {} caught up, {} "
+               "crashes, {} missed deadlines, {} rejected records\n",
                o.mode, o.argv[0], o.method, r->completed ? "completed" : "FAILED", secs,
                r->exit_code, executor.calls(), r->rounds, r->mismatches, r->rollbacks,
-               r->replacements, r->crashes, r->missed_deadlines, r->rejected_records);
+               r->replacements, r->catch_ups, r->crashes, r->missed_deadlines, r->rejected_records);
   }
   if (!r->completed) {
     fmt::print(stderr, "vigil-run: the run failed: {}\n", r->failure);
@@ -170,6 +174,11 @@ int main(int argc, char** argv) {
                  "a replica's deadline for its next system call (also bounds computing between "
                  "two calls)")
       ->check(CLI::Range(10u, 3600000u));
+  app.add_option("--catch-up-mib", o.catch_up_mib,
+                 "TMR: MiB of agreed calls (with their result bytes) the voter keeps so that a "
+                 "replaced replica restarts the program and catches up; 0, or a run past it: "
+                 "the replacement joins only at the program's end")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20));
   app.add_option("--replica-binary", o.replica_binary,
                  "vigil-replica to start without --nodes (default: next to vigil-run)");
   app.add_option("--inject-flip", o.flip,
@@ -178,10 +187,17 @@ int main(int argc, char** argv) {
   app.add_option("--flip-bit", o.flip_bit,
                  "which bit --inject-flip flips (modulo the bytes, or 64 for the result)");
   app.add_option("--flip-target", o.flip_target,
-                 "what --inject-flip flips: data (a bit of the data the replica's next read "
-                 "returns, in its memory) or result (a bit of the result register, rax, of its "
-                 "next call the voter executes)")
-      ->check(CLI::IsMember({"data", "result"}));
+                 fmt::format("what --inject-flip flips: data (a bit of the data the replica's "
+                             "next read returns, in its memory), result (a bit of the result "
+                             "register, rax, of its next call the voter executes) or a register "
+                             "at that call, through ptrace: {}",
+                             fmt::join(kFlippableRegisters, ", ")))
+      ->check([](const std::string& t) {
+        return t == "data" || t == "result" || IsFlippableRegister(t)
+                   ? std::string()
+                   : fmt::format("--flip-target '{}': data, result or a register ({})", t,
+                                 fmt::join(kFlippableRegisters, ", "));
+      });
   app.add_flag("--report", o.report, "print what was voted, detected and done to stderr");
   app.footer("Usage: vigil-run [OPTIONS] -- PROGRAM [ARGS...]");
   o.argv = cli::TakeProgramArguments(argc, argv);

@@ -2,8 +2,8 @@
 # vigil-run end to end over real verbs: unmodified Debian programs as vigil-replica processes
 # (this host, then three vigil-node agents), every system call voted. Their stdout and output
 # files must be byte-identical to a plain run for every mode and signalling method; injected
-# memory and result-register flips must be detected (DMR: rolled back, re-executed) and
-# out-voted (TMR: replaced);
+# memory and register flips must be detected (DMR: rolled back, re-executed) and
+# out-voted (TMR: replaced, the replacement catching up from the voter's log);
 # an unsupported call must stop the run naming it. Usage: vigil_run_test.sh BUILD_DIR
 set -euo pipefail
 B=$1
@@ -67,11 +67,25 @@ check tmr-polling-flip "outvoted at event" --mode tmr --signal polling --inject-
   gzip -c -n "$W/input.txt"
 grep -q "1 mismatches, 0 rollbacks, 1 replacements" "$W/tmr-polling-flip.log" ||
   fail "TMR flip not counted"
+# The replacement of a replica out-voted early restarts the program and catches up from the
+# voter's log of agreed calls, then votes again (dd with 64-byte blocks: thousands of calls).
+head -c 131072 "$W/input.txt" > "$W/small.txt"
+check tmr-notify-catch-up "1 caught up" --mode tmr --signal notify --inject-flip 0:40 -- \
+  dd if="$W/small.txt" bs=64 status=none
+grep -q "1 mismatches, 0 rollbacks, 1 replacements, 1 caught up" "$W/tmr-notify-catch-up.log" ||
+  fail "TMR catch-up not counted"
 # A flip in the result register (rax) of a call: the replica goes another way, out-voted.
 check tmr-rpc-result-flip "flipped bit 5 of the result register" --mode tmr --signal rpc \
   --inject-flip 1:34 --flip-target result --flip-bit 5 -- sha256sum
 grep -q "1 mismatches, 0 rollbacks, 1 replacements" "$W/tmr-rpc-result-flip.log" ||
   fail "TMR result-register flip not counted"
+
+# A flip in an argument register (rdi) at a call, through ptrace: the call is made again with
+# its first argument changed, and the vote on it out-votes the replica.
+check tmr-polling-rdi-flip "flipped bit 5 of rdi" --mode tmr --signal polling \
+  --inject-flip 2:40 --flip-target rdi --flip-bit 5 -- sha256sum
+grep -q "1 mismatches, 0 rollbacks, 1 replacements" "$W/tmr-polling-rdi-flip.log" ||
+  fail "TMR register flip not counted"
 
 # An unsupported call stops the run with its name and exit code 125.
 rc=0

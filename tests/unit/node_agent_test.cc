@@ -56,7 +56,7 @@ TEST(ReplicaLaunch, ExecLaunchesCarryTheProgramAfterDoubleDash) {
   l.exec_argv = {"sort", "--parallel=1", "a file with spaces"};
   l.exec_env = {"LC_ALL=C"};
   EXPECT_TRUE(l.Check().ok()) << l.Check().ToString();
-  for (const char* fault : {"flip", "flip-result"}) {
+  for (const char* fault : {"flip", "flip-result", "flip-rbx", "flip-rip"}) {
     auto f = l;
     f.fault = fault;
     f.fault_step = 30;
@@ -66,6 +66,8 @@ TEST(ReplicaLaunch, ExecLaunchesCarryTheProgramAfterDoubleDash) {
   bad.fault = "crash";  // exec takes the flips only
   bad.fault_step = 3;
   EXPECT_NE(bad.Check().message().find("fault 'crash'"), std::string::npos);
+  bad.fault = "flip-rax";  // the restart of the interrupted call rewrites rax
+  EXPECT_NE(bad.Check().message().find("fault 'flip-rax'"), std::string::npos);
   bad = l;
   bad.workload = "crc32";
   EXPECT_FALSE(bad.Check().ok());  // program arguments without exec
@@ -81,6 +83,8 @@ TEST(ReplicaLaunch, ExecLaunchesCarryTheProgramAfterDoubleDash) {
   crc.exec_env.clear();
   crc.fault = "flip-result";
   crc.fault_step = 2;
+  EXPECT_FALSE(crc.Check().ok());
+  crc.fault = "flip-rbx";
   EXPECT_FALSE(crc.Check().ok());
   const auto argv = node::ReplicaArgv("/x/vigil-replica", l);
   const auto dd = std::find(argv.begin(), argv.end(), "--");

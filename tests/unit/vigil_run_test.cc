@@ -119,6 +119,7 @@ struct Job {
   int flip_replica = -1;  // replica whose first incarnation gets a flip
   uint64_t flip_at = 0;
   ExecOptions::Flip flip = ExecOptions::Flip::kData;
+  std::string flip_register = {};
 };
 
 struct Outcome {
@@ -151,6 +152,7 @@ Result<Outcome> RunReplicated(const Job& j) {
                                                         .flip_at = flip ? j.flip_at : 0,
                                                         .flip_bit = 5,
                                                         .flip = j.flip,
+                                                        .flip_register = j.flip_register,
                                                         .killed = killed}));
         });
     HostExecutor executor(in, out, err);
@@ -278,6 +280,64 @@ TEST(VigilRunTest, DmrDetectsAResultRegisterFlip) {
   EXPECT_EQ(got->report.rollbacks, 1u);
 }
 
+TEST(VigilRunTest, DmrDetectsAnArgumentRegisterFlipMadeThroughPtrace) {
+  const std::string text = TestText();
+  Native want = RunNative({"sha256sum"}, text);
+  // Bit 5 of rdi at call 40 (through ptrace): the call is made again with its first argument
+  // changed (a descriptor, a pointer), which the vote on that very call sees.
+  auto got = RunReplicated({.mode = voter::Mode::kDmr,
+                            .method = channel::Method::kPolling,
+                            .argv = {"sha256sum"},
+                            .input = text,
+                            .flip_replica = 1,
+                            .flip_at = 40,
+                            .flip = ExecOptions::Flip::kRegister,
+                            .flip_register = "rdi"});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->out, want.out);
+  EXPECT_EQ(got->report.mismatches, 1u);
+  EXPECT_EQ(got->report.rollbacks, 1u);
+}
+
+TEST(VigilRunTest, TmrOutvotesAnInstructionPointerFlip) {
+  TempDir dir;
+  const std::string file = dir.Write("input.txt", TestText());
+  const std::vector<std::string> argv = {"dd", "if=" + file, "bs=128", "status=none"};
+  Native want = RunNative(argv, "");
+  // Bit 5 of rip at call 50: the program resumes 32 bytes away from where it was; whatever it
+  // then does (a crash, another call) differs from the other two.
+  auto got = RunReplicated({.mode = voter::Mode::kTmr,
+                            .method = channel::Method::kNotify,
+                            .argv = argv,
+                            .flip_replica = 2,
+                            .flip_at = 50,
+                            .flip = ExecOptions::Flip::kRegister,
+                            .flip_register = "rip"});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_TRUE(got->out == want.out) << "copied output differs";
+  EXPECT_EQ(got->report.mismatches + got->report.crashes + got->report.missed_deadlines, 1u);
+  EXPECT_EQ(got->report.replacements, 1u);
+  EXPECT_EQ(got->report.rollbacks, 0u);
+}
+
+TEST(VigilRunTest, ExecFaultNamesAreParsed) {
+  ExecOptions o;
+  EXPECT_TRUE(SetExecFault("flip", o));
+  EXPECT_EQ(o.flip, ExecOptions::Flip::kData);
+  EXPECT_TRUE(SetExecFault("flip-result", o));
+  EXPECT_EQ(o.flip, ExecOptions::Flip::kResult);
+  EXPECT_TRUE(SetExecFault("flip-r12", o));
+  EXPECT_EQ(o.flip, ExecOptions::Flip::kRegister);
+  EXPECT_EQ(o.flip_register, "r12");
+  for (const char* bad : {"", "flip-", "flip-rax", "flip-orig_rax", "flip-rcx", "crash",
+                          "flip-"
+                          "xmm0"}) {
+    EXPECT_FALSE(SetExecFault(bad, o)) << bad;
+  }
+}
+
 TEST(VigilRunTest, TmrOutvotesAMemoryFlipAndReplacesTheReplica) {
   TempDir dir;
   const std::string file = dir.Write("input.txt", TestText());
@@ -292,6 +352,31 @@ TEST(VigilRunTest, TmrOutvotesAMemoryFlipAndReplacesTheReplica) {
   EXPECT_TRUE(got->out == want.out) << "compressed output differs";
   EXPECT_EQ(got->report.mismatches, 1u);
   EXPECT_EQ(got->report.replacements, 1u);
+  EXPECT_EQ(got->report.rollbacks, 0u);
+}
+
+TEST(VigilRunTest, TmrReplacementCatchesUpAndVotesAgain) {
+  TempDir dir;
+  const std::string text = TestText();
+  const std::string file = dir.Write("input.txt", text);
+  // dd with 128-byte blocks: thousands of calls, so the replacement of the replica outvoted
+  // early restarts the program and is answered from the voter's log well before the end.
+  const std::vector<std::string> argv = {"dd", "if=" + file, "bs=128", "status=none"};
+  Native want = RunNative(argv, "");
+  ASSERT_EQ(want.exit_code, 0) << want.err;
+  ASSERT_TRUE(want.out == text);
+  auto got = RunReplicated({.mode = voter::Mode::kTmr,
+                            .method = channel::Method::kNotify,
+                            .argv = argv,
+                            .flip_replica = 0,
+                            .flip_at = 40});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_TRUE(got->out == want.out) << "copied output differs";
+  EXPECT_GT(got->calls, 5000u);
+  EXPECT_EQ(got->report.mismatches, 1u);
+  EXPECT_EQ(got->report.replacements, 1u);
+  EXPECT_EQ(got->report.catch_ups, 1u);
   EXPECT_EQ(got->report.rollbacks, 0u);
 }
 

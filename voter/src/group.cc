@@ -106,10 +106,12 @@ struct Link {
 };
 
 struct Group::Member {
-  enum class State { kLive, kJoining };
+  // kCatchingUp: admitted at the last agreed checkpoint, replaying the logged events since.
+  enum class State { kLive, kJoining, kCatchingUp };
   uint16_t slot = 0;
   uint32_t incarnation = 0;
   State state = State::kLive;
+  uint64_t replayed = 0;    // events answered from the log while catching up
   Clock::time_point since;  // started (or became expected)
   std::shared_ptr<Link> link;
   std::thread thread;
@@ -250,6 +252,11 @@ bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::
   // The thread that completes a round decides it: no hand-off to another thread on the hot path.
   std::unique_lock lock(mu_);
   if (link.stop) return false;
+  if (members_[slot]->state == Member::State::kCatchingUp) {
+    bool live = false;
+    if (!Replay(slot, b, live)) return false;
+    if (!live) return true;  // answered from the log
+  }
   members_[slot]->ballot = std::move(b);
   // The coordinator looks at the round every 20 ms for deadlines: no wake-up per event.
   if (RoundReady(Clock::now())) Decide(lock);
@@ -559,6 +566,7 @@ void Group::RollbackAll(const std::string& why) {
     }
   }
   next_event_ = checkpoint_event_ + 1;
+  RewindLog();
 }
 
 bool Group::RollbackExecutor() {
@@ -752,6 +760,7 @@ void Group::RecoverFromCheckpoint(const std::vector<uint16_t>& joiners) {
     }
   }
   next_event_ = checkpoint_event_ + 1;
+  RewindLog();
 }
 
 void Group::DecideDmr() {
@@ -795,6 +804,7 @@ void Group::Conclude(const Ballot& winner, uint64_t arg, std::vector<uint16_t>& 
   uint64_t bytes = 0;
   if (winner.kind == EventKind::kInput) bytes = arg;
   if (winner.kind == EventKind::kSyscall) bytes = syscall_bytes_;
+  LogAgreed(winner, arg, bytes);
   DeliverInput(bytes, to);
   // A system call's verdict says how many result bytes were delivered.
   const std::span<const std::byte> data = winner.kind == EventKind::kSyscall
@@ -877,12 +887,24 @@ void Group::DecideTmr(const std::vector<uint16_t>& joiners) {
     repaired[f] = true;
   }
   if (done_) return;
-  // Newcomers join at an agreed checkpoint, with the state every healthy replica holds there.
+  // Newcomers join at an agreed checkpoint, with the state every healthy replica holds there;
+  // or, with the log of what was agreed since the last one, they restart from that checkpoint
+  // and catch up.
   if (winner.kind == EventKind::kCheckpoint) {
     for (uint16_t j : joiners) {
       Admit(j, healthy->slot, false, &winner.h.state_digest, winner.h.event_seq,
             fmt::format("joined at the checkpoint at event {} from replica {}", winner.h.event_seq,
                         healthy->slot));
+    }
+  } else if (CanCatchUp()) {
+    for (uint16_t j : joiners) {
+      if (Admit(j, healthy->slot, true, nullptr, checkpoint_event_,
+                fmt::format("restarts from replica {}'s checkpoint at event {} and catches up "
+                            "through event {} from the voter's log",
+                            healthy->slot, checkpoint_event_, winner.h.event_seq - 1))) {
+        members_[j]->state = Member::State::kCatchingUp;
+        members_[j]->replayed = 0;
+      }
     }
   }
   Result<uint64_t> arg = Apply(winner);
@@ -896,6 +918,105 @@ void Group::DecideTmr(const std::vector<uint16_t>& joiners) {
     if (ballots[m->slot].present && m->ballot) to.push_back(m->slot);
   }
   Conclude(winner, *arg, to, repaired);
+}
+
+bool Group::CanCatchUp() const {
+  return o_.mode == Mode::kTmr && o_.catch_up_bytes > 0 && log_ok_ &&
+         log_first_ <= checkpoint_event_ + 1;
+}
+
+void Group::LogAgreed(const Ballot& w, uint64_t arg, uint64_t bytes) {
+  if (o_.mode != Mode::kTmr || o_.catch_up_bytes == 0) return;
+  const bool catching_up = std::any_of(members_.begin(), members_.end(), [](auto& m) {
+    return m->state == Member::State::kCatchingUp;
+  });
+  if (w.kind == EventKind::kCheckpoint && !catching_up) {
+    // Nobody needs what came before: newcomers restart from this checkpoint.
+    log_.clear();
+    log_data_.clear();
+    log_first_ = w.h.event_seq + 1;
+    log_ok_ = true;
+    return;
+  }
+  if (!log_ok_) return;
+  if (log_data_.size() + bytes + sizeof(Agreed) * (log_.size() + 1) > o_.catch_up_bytes) {
+    Log()->warn(
+        "group {}: the catch-up log passed {} bytes at event {}: dropped until the next agreed "
+        "checkpoint (newcomers join there)",
+        o_.group, o_.catch_up_bytes, w.h.event_seq);
+    log_ok_ = false;
+    log_.clear();
+    log_data_.clear();
+    for (auto& m : members_) {
+      if (m->state == Member::State::kCatchingUp) {
+        Replace(m->slot,
+                fmt::format("it was catching up when the log passed {} bytes", o_.catch_up_bytes));
+      }
+    }
+    return;
+  }
+  log_.push_back({w.digest, arg, log_data_.size(), bytes, w.kind});
+  log_data_.insert(log_data_.end(), input_staging_->data(), input_staging_->data() + bytes);
+}
+
+void Group::RewindLog() {
+  for (auto& m : members_) {
+    if (m->state == Member::State::kCatchingUp) {
+      Replace(m->slot, fmt::format("the group rolled back to event {} while it was catching up",
+                                   checkpoint_event_));
+    }
+  }
+  if (checkpoint_event_ + 1 < log_first_) {
+    log_.clear();
+    log_data_.clear();
+    log_first_ = checkpoint_event_ + 1;
+  } else if (checkpoint_event_ + 1 - log_first_ < log_.size()) {
+    const auto keep = static_cast<size_t>(checkpoint_event_ + 1 - log_first_);
+    log_data_.resize(log_[keep].offset);
+    log_.resize(keep);
+  }
+}
+
+bool Group::Replay(uint16_t slot, const Ballot& b, bool& live) {
+  Member& m = *members_[slot];
+  const uint64_t seq = b.h.event_seq;
+  if (seq == next_event_) {
+    m.state = Member::State::kLive;
+    ++report_.catch_ups;
+    live = true;
+    Log()->info(
+        "group {}: replica {} caught up at event {} ({} agreed events replayed); it votes "
+        "again",
+        o_.group, slot, seq, m.replayed);
+    return true;
+  }
+  if (!log_ok_ || seq < log_first_ || seq - log_first_ >= log_.size()) {
+    Replace(slot, fmt::format("catching up, it sent event {}, which the log (events {} to {}) "
+                              "does not hold",
+                              seq, log_first_, log_first_ + log_.size() - 1));
+    return false;
+  }
+  const Agreed& a = log_[seq - log_first_];
+  if (a.digest != b.digest) {
+    ++report_.mismatches;
+    Replace(slot, fmt::format("catching up, it differs from the agreed event {} ({}): digest "
+                              "{:016x}, agreed {:016x}",
+                              seq, replica::EventKindName(a.kind), b.digest, a.digest));
+    return false;
+  }
+  if (a.bytes > 0) {
+    std::memcpy(input_staging_->data(), log_data_.data() + a.offset, a.bytes);
+    std::vector<uint16_t> to{slot};
+    DeliverInput(a.bytes, to);
+    if (to.empty()) return false;
+  }
+  ++m.replayed;
+  m.since = Clock::now();  // its deadline counts from each answer
+  const std::span<const std::byte> data = a.kind == EventKind::kSyscall
+                                              ? std::as_bytes(std::span(&a.bytes, 1))
+                                              : std::span<const std::byte>{};
+  Answer(slot, VerdictKind::kProceed, seq, a.arg, data);
+  return true;
 }
 
 void Group::DeliverInput(uint64_t n, std::vector<uint16_t>& to) {

@@ -6,8 +6,9 @@
 // once elsewhere, input bytes copied in) or by letting the kernel execute it. Arguments are
 // read from the notification; memory the call points to is read and written through
 // process_vm_readv/writev, and every answer is refused by the kernel if the program is no longer
-// inside that call (a killed program cannot be answered late). Registers beyond the arguments
-// (for register bit-flip detection) will need ptrace; this interface does not hide that.
+// inside that call (a killed program cannot be answered late). Other registers are reached with
+// ptrace only, and only for fault injection (FlipRegister): the process is attached for the
+// moment of the flip and detached again.
 //
 // The program starts with only stdin, stdout and stderr open (the same descriptors in every
 // replica) and is killed if its supervisor dies. x86_64 only: the filter kills a process that
@@ -21,6 +22,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vigil/common/status.h"
@@ -88,6 +90,16 @@ class InterceptedProcess {
   // `target_fd` (replacing what is there), while it is stopped in `stop`
   // (SECCOMP_IOCTL_NOTIF_ADDFD, Linux >= 5.9).
   Status InstallFd(const SyscallStop& stop, int local_fd, int target_fd, bool cloexec);
+
+  // Fault injection: flips bit `bit` (modulo 64) of register `reg` (common/registers.h) of the
+  // program stopped in `stop`. The call is interrupted (PTRACE_SEIZE, PTRACE_INTERRUPT: the
+  // seccomp wait ends and the kernel will restart the call), the saved registers are edited
+  // (PTRACE_GETREGS/SETREGS) and the process is detached. `stop` is then void: the next Next()
+  // returns the same call again, made with the flipped register.
+  struct RegisterFlip {
+    uint64_t before = 0, after = 0;
+  };
+  Result<RegisterFlip> FlipRegister(const SyscallStop& stop, std::string_view reg, unsigned bit);
 
   // After Next() returned nullopt: the wait status (WIFEXITED/WIFSIGNALED...).
   int wait_status() const { return wait_status_; }

@@ -29,14 +29,22 @@ struct ExecOptions {
   //            at or after that call returns, in the program's memory: a memory fault in the
   //            data it computes on;
   //   kResult  flip bit `flip_bit` (modulo 64) of the result register (rax) the first call at
-  //            or after it that the voter executes returns to the program: a register fault.
-  enum class Flip { kData, kResult };
+  //            or after it that the voter executes returns to the program: a register fault;
+  //   kRegister flip bit `flip_bit` (modulo 64) of register `flip_register` (rbx, r12, rip...:
+  //            common/registers.h) at that call, through ptrace: the call is then made again
+  //            with the flipped register (intercept.h, FlipRegister).
+  enum class Flip { kData, kResult, kRegister };
   uint64_t flip_at = 0;
   uint64_t flip_bit = 0;
   Flip flip = Flip::kData;
+  std::string flip_register = {};
   // Raised by a thread launcher to stop the replica (a thread cannot be killed).
   std::shared_ptr<std::atomic<bool>> killed = nullptr;
 };
+
+// The injected fault that a launch's fault name (common/registers.h, IsExecFault) selects, set in
+// `o`; false for any other name.
+bool SetExecFault(std::string_view fault, ExecOptions& o);
 
 class ExecProgram final : public replica::Program {
  public:

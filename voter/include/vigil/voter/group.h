@@ -11,10 +11,14 @@
 //   TMR no majority   event failing `max_rollbacks` times in a row fails the group.
 //   missed deadline,  (crash, hang, broken link, corrupted or out-of-sequence record) the replica
 //   bad record        is stopped and a new incarnation started; it joins with a copy of a healthy
-//                     replica's state (TMR with two live replicas: at the next agreed checkpoint,
-//                     the others go on meanwhile; DMR, or TMR down to one: once every newcomer is
-//                     there, the survivor rolls back to its last agreed checkpoint and the
-//                     newcomers get a copy of that checkpoint).
+//                     replica's state. TMR with two live replicas: the others go on meanwhile; the
+//                     newcomer gets a healthy replica's last agreed checkpoint and catches up:
+//                     it re-executes from there and is answered from the voter's log of the
+//                     events agreed since (its digests checked against the agreed ones) until
+//                     it reaches the group's next event, where it votes again. Without a log
+//                     (over `catch_up_bytes`) it joins at the next agreed checkpoint instead.
+//                     DMR, or TMR down to one: once every newcomer is there, the survivor rolls
+//                     back to its last agreed checkpoint and the newcomers get a copy of it.
 //
 // Every detection and decision is logged (subsystem "voter") and counted in GroupReport.
 #pragma once
@@ -56,7 +60,11 @@ struct GroupOptions {
   uint32_t replace_after = 3;
   std::chrono::milliseconds replace_window{60000};
   uint32_t max_incarnations = 8;  // starts per replica slot before the group gives up
-  int voter_cpu = -1;             // pin the polling method's voter thread here (-1: not pinned)
+  // TMR: bytes of agreed events (with their input and result bytes) the voter keeps since the
+  // last agreed checkpoint, so that a newcomer can catch up (0: newcomers join at the next
+  // agreed checkpoint). Past it, the log is dropped until the next checkpoint.
+  uint64_t catch_up_bytes = uint64_t{256} << 20;
+  int voter_cpu = -1;  // pin the polling method's voter thread here (-1: not pinned)
   channel::ChannelOptions channel;
 };
 Status ValidateGroupOptions(const GroupOptions& o);
@@ -131,6 +139,7 @@ struct GroupReport {
   uint64_t rollbacks = 0;
   uint64_t repairs = 0;       // TMR state copies into an outvoted replica
   uint64_t replacements = 0;  // incarnations started after the first
+  uint64_t catch_ups = 0;     // newcomers that caught up from the log and vote again
   uint64_t rejected_records = 0;
   uint64_t missed_deadlines = 0;
   uint64_t crashes = 0;  // replicas found gone by the launcher before their deadline
@@ -185,6 +194,15 @@ class Group {
   void DecideDmr();
   void DecideTmr(const std::vector<uint16_t>& joiners);
   void RecoverFromCheckpoint(const std::vector<uint16_t>& joiners);
+  // A catching-up member's event: answered from the log (true), or it reached the group's next
+  // event and is live again (true, `live` set), or it failed and was replaced (false).
+  bool Replay(uint16_t slot, const Ballot& b, bool& live);
+  // Logs the agreed event `w` (verdict arg, `bytes` result bytes in the input staging buffer).
+  void LogAgreed(const Ballot& w, uint64_t arg, uint64_t bytes);
+  // After a rollback to the last agreed checkpoint: drops later log entries; members catching up
+  // are replaced (their position is no longer agreed history).
+  void RewindLog();
+  bool CanCatchUp() const;
   // Copies `from`'s state (or last checkpoint), checked against `digest` if given, into
   // newcomer `j` and admits it as live (answered "repaired" for the state at `at_event`). False
   // if the copy failed and `j` was replaced again.
@@ -232,6 +250,19 @@ class Group {
   uint64_t state_bytes_ = 0;
   uint64_t input_bytes_ = 0;
   uint64_t next_event_ = 1;
+  // TMR catch-up log: the events agreed since log_first_ (at most the last agreed checkpoint's
+  // successor, earlier while a member is still catching up from before it).
+  struct Agreed {
+    uint64_t digest = 0;
+    uint64_t arg = 0;
+    uint64_t offset = 0;  // of its result bytes in log_data_
+    uint64_t bytes = 0;
+    replica::EventKind kind = replica::EventKind::kJoin;
+  };
+  std::vector<Agreed> log_;
+  std::vector<std::byte> log_data_;
+  uint64_t log_first_ = 1;
+  bool log_ok_ = true;  // false once over catch_up_bytes, until the next agreed checkpoint
   uint64_t checkpoint_event_ = 0;  // event seq of the last agreed checkpoint
   uint64_t rollback_event_ = 0;    // event that caused the last rollbacks
   uint32_t rollbacks_here_ = 0;

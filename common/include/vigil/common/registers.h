@@ -1,0 +1,30 @@
+// x86_64 registers that vigil-run's fault injection can flip a bit in (`--flip-target`): the
+// callee-saved registers (live across a system call), the argument registers and the
+// instruction pointer. Not rax and orig_rax (the restart of the interrupted call rewrites them;
+// the result register is flipped through a call's answer instead, "result"), nor rcx and r11
+// (the syscall instruction overwrites them).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <string_view>
+
+namespace vigil {
+
+inline constexpr std::array<std::string_view, 14> kFlippableRegisters = {
+    "rbx", "rbp", "rsp", "r12", "r13", "r14", "r15", "rdi", "rsi", "rdx", "r10", "r8", "r9", "rip"};
+
+inline bool IsFlippableRegister(std::string_view name) {
+  return std::find(kFlippableRegisters.begin(), kFlippableRegisters.end(), name) !=
+         kFlippableRegisters.end();
+}
+
+// The exec workload's (vigil-run's) fault names: "flip" (a bit of the data a read returns),
+// "flip-result" (of the result register as a call returns) and "flip-REGISTER" (of that
+// register, e.g. flip-rbx).
+inline bool IsExecFault(std::string_view fault) {
+  return fault == "flip" || fault == "flip-result" ||
+         (fault.starts_with("flip-") && IsFlippableRegister(fault.substr(5)));
+}
+
+}  // namespace vigil
