@@ -86,6 +86,11 @@ check tmr-polling-rdi-flip "flipped bit 5 of rdi" --mode tmr --signal polling \
   --inject-flip 2:40 --flip-target rdi --flip-bit 5 -- sha256sum
 grep -q "1 mismatches, 0 rollbacks, 1 replacements" "$W/tmr-polling-rdi-flip.log" ||
   fail "TMR register flip not counted"
+# The instruction pointer: the program resumes elsewhere; whatever it does differs.
+check tmr-notify-rip-flip "flipped bit 5 of rip" --mode tmr --signal notify \
+  --inject-flip 2:40 --flip-target rip --flip-bit 5 -- sha256sum
+grep -q "0 rollbacks, 1 replacements" "$W/tmr-notify-rip-flip.log" ||
+  fail "TMR instruction pointer flip not handled by a replacement"
 
 # An unsupported call stops the run with its name and exit code 125.
 rc=0
