@@ -165,7 +165,8 @@ Result<ReplicaMemory> ReplicaMemory::Allocate(transport::Transport& transport, s
   m.checkpoint = std::make_unique<transport::RegisteredBuffer>(std::move(ckpt));
   VIGIL_ASSIGN_OR_RETURN(
       auto input, transport::RegisteredBuffer::Allocate(
-                      transport, input_bytes, transport::kLocalWrite | transport::kRemoteWrite));
+                      transport, input_bytes,
+                      transport::kLocalWrite | transport::kRemoteWrite | transport::kRemoteRead));
   m.input = std::make_unique<transport::RegisteredBuffer>(std::move(input));
   return m;
 }

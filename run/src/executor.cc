@@ -167,24 +167,63 @@ Result<HostExecutor::Outcome> HostExecutor::WriteStd(Std which, int real,
   return Outcome{static_cast<int64_t>(bytes.size()), 0};
 }
 
-Result<HostExecutor::Outcome> HostExecutor::Execute(uint64_t nr, uint64_t piece,
-                                                    std::span<const std::byte> record,
-                                                    std::span<std::byte> result) {
+namespace {
+
+// The record's fixed part and its blob, checked against each other.
+Result<std::span<const std::byte>> SplitRecord(uint64_t nr, std::span<const std::byte> record,
+                                               SyscallRecord& r) {
   if (record.size() < kSyscallRecordBytes) {
     return DataLoss(fmt::format("system call {} record of {} bytes, shorter than {}", nr,
                                 record.size(), kSyscallRecordBytes));
   }
-  SyscallRecord r;
   std::memcpy(&r, record.data(), sizeof(r));
   const auto blob = record.subspan(kSyscallRecordBytes);
   if (r.blob_bytes != blob.size()) {
     return DataLoss(fmt::format("system call {} record announces {} bytes, carries {}", nr,
                                 r.blob_bytes, blob.size()));
   }
+  if ((r.flags & kRecordBytesAside) != 0 && blob.size() != sizeof(BytesAside)) {
+    return DataLoss(
+        fmt::format("system call {} record leaves bytes aside but its blob has {} "
+                    "bytes, not {}",
+                    nr, blob.size(), sizeof(BytesAside)));
+  }
+  return blob;
+}
+
+}  // namespace
+
+Result<std::optional<voter::SyscallExecutor::Aside>> HostExecutor::BytesAside(
+    std::span<const std::byte> record) {
+  SyscallRecord r;
+  VIGIL_ASSIGN_OR_RETURN(std::span<const std::byte> blob, SplitRecord(0, record, r));
+  if ((r.flags & kRecordBytesAside) == 0) return std::optional<Aside>();
+  run::BytesAside a;
+  std::memcpy(&a, blob.data(), sizeof(a));
+  return std::optional<Aside>(Aside{a.bytes, a.digest});
+}
+
+Result<HostExecutor::Outcome> HostExecutor::Execute(uint64_t nr, uint64_t piece,
+                                                    std::span<const std::byte> record,
+                                                    std::span<const std::byte> aside,
+                                                    std::span<std::byte> result) {
+  SyscallRecord r;
+  VIGIL_ASSIGN_OR_RETURN(std::span<const std::byte> blob, SplitRecord(nr, record, r));
   if (nr > INT_MAX) return DataLoss(fmt::format("system call number {}", nr));
   const SyscallSpec* s = FindSyscall(static_cast<int>(nr));
   if (s == nullptr || s->cls == SyscallClass::kUnsupported) {
     return FailedPrecondition(UnsupportedMessage(static_cast<int>(nr)));
+  }
+  if ((r.flags & kRecordBytesAside) != 0) {
+    run::BytesAside a;
+    std::memcpy(&a, blob.data(), sizeof(a));
+    if (s->in_buf < 0 || aside.size() != a.bytes) {
+      return DataLoss(fmt::format("{} leaves {} bytes aside ({} delivered); only writes may",
+                                  s->name, a.bytes, aside.size()));
+    }
+    blob = aside;  // the bytes the call writes
+  } else if (!aside.empty()) {
+    return Internal(fmt::format("{}: bytes delivered aside, but its record carries them", s->name));
   }
   if (piece > 0 && s->in_buf < 0) {
     return DataLoss(fmt::format("{} sent in pieces (piece {})", s->name, piece));

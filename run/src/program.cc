@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <climits>
@@ -252,8 +253,14 @@ Status ExecProgram::HandleWrite(replica::ReplicaContext& ctx, const SyscallStop&
     if (!b.ok()) return Answer(stop, -EFAULT);
     bytes = std::move(*b);
   }
-  // Sent in pieces of what one event carries; each piece is voted and written by the voter.
-  const size_t piece_max = ctx.max_io() - kSyscallRecordBytes;
+  // Bytes that fit in one event travel in it. Larger writes leave theirs in the input buffer,
+  // in pieces of its size, and the event carries their digest: the voter votes on that and
+  // RDMA-READs the bytes of one replica that voted for them. Without that buffer, they are sent
+  // in pieces of what one event carries. Each piece is voted and written by the voter.
+  const size_t inline_max = ctx.max_io() - kSyscallRecordBytes;
+  const std::span<std::byte> aside = ctx.aside();
+  const bool use_aside = bytes.size() > inline_max && aside.size() > inline_max;
+  const size_t piece_max = use_aside ? aside.size() : inline_max;
   int64_t written = 0;
   for (uint64_t piece = 0, off = 0; piece == 0 || off < bytes.size(); ++piece) {
     const size_t len = std::min(piece_max, bytes.size() - off);
@@ -262,10 +269,20 @@ Status ExecProgram::HandleWrite(replica::ReplicaContext& ctx, const SyscallStop&
     r.args[2] = stop.nr == SYS_writev ? stop.args[2] : len;
     if (stop.nr == SYS_pwrite64) r.args[3] = stop.args[3] + off;
     r.instruction_pointer = stop.instruction_pointer;
-    r.blob_bytes = static_cast<uint32_t>(len);
-    record_.resize(kSyscallRecordBytes + len);
-    std::memcpy(record_.data(), &r, sizeof(r));
-    std::memcpy(record_.data() + kSyscallRecordBytes, bytes.data() + off, len);
+    if (use_aside) {
+      std::memcpy(aside.data(), bytes.data() + off, len);
+      const BytesAside a{len, XXH3_64bits(bytes.data() + off, len)};
+      r.flags |= kRecordBytesAside;
+      r.blob_bytes = sizeof(a);
+      record_.resize(kSyscallRecordBytes + sizeof(a));
+      std::memcpy(record_.data(), &r, sizeof(r));
+      std::memcpy(record_.data() + kSyscallRecordBytes, &a, sizeof(a));
+    } else {
+      r.blob_bytes = static_cast<uint32_t>(len);
+      record_.resize(kSyscallRecordBytes + len);
+      std::memcpy(record_.data(), &r, sizeof(r));
+      std::memcpy(record_.data() + kSyscallRecordBytes, bytes.data() + off, len);
+    }
     VIGIL_ASSIGN_OR_RETURN(
         replica::ReplicaContext::SyscallOutcome out,
         ctx.Syscall(static_cast<uint64_t>(stop.nr), piece, record_, std::span<std::byte>{}));

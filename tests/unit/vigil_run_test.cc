@@ -380,6 +380,29 @@ TEST(VigilRunTest, TmrReplacementCatchesUpAndVotesAgain) {
   EXPECT_EQ(got->report.rollbacks, 0u);
 }
 
+TEST(VigilRunTest, LargeWritesAreVotedByDigestAndReadFromAHealthyReplica) {
+  TempDir dir;
+  const std::string text = TestText();
+  const std::string file = dir.Write("input.txt", text);
+  // dd bs=64k writes 64 KiB at a time: each write is one event carrying the digest of its bytes,
+  // which the voter then RDMA-READs from a replica that voted for them. A flip in the data
+  // replica 1 reads changes its digest: out-voted, and its bytes are never read.
+  for (int flip : {-1, 1}) {
+    SCOPED_TRACE(flip);
+    auto got = RunReplicated({.mode = voter::Mode::kTmr,
+                              .method = channel::Method::kPolling,
+                              .argv = {"dd", "if=" + file, "bs=64k", "status=none"},
+                              .flip_replica = flip,
+                              .flip_at = 35});
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_TRUE(got->report.completed) << got->report.failure;
+    EXPECT_TRUE(got->out == text) << "dd's output differs";
+    // In 4 KiB pieces, the writes alone would be more than 100 calls.
+    EXPECT_LT(got->calls, 100u);
+    EXPECT_EQ(got->report.mismatches, flip < 0 ? 0u : 1u);
+  }
+}
+
 TEST(VigilRunTest, AnUnsupportedCallStopsTheRunNamingIt) {
   auto got = RunReplicated({.mode = voter::Mode::kDmr, .argv = {"sh", "-c", "true | true"}});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
@@ -393,7 +416,7 @@ TEST(VigilRunTest, MalformedRecordsAreRefusedByName) {
   HostExecutor e(-1, -1, -1);
   std::byte result[64];
   std::vector<std::byte> rec(kSyscallRecordBytes);
-  EXPECT_NE(e.Execute(SYS_write, 0, std::span(rec).first(10), result)
+  EXPECT_NE(e.Execute(SYS_write, 0, std::span(rec).first(10), {}, result)
                 .status()
                 .message()
                 .find("shorter than 64"),
@@ -401,26 +424,59 @@ TEST(VigilRunTest, MalformedRecordsAreRefusedByName) {
   SyscallRecord r;
   r.blob_bytes = 5;  // announces bytes it does not carry
   std::memcpy(rec.data(), &r, sizeof(r));
-  EXPECT_NE(e.Execute(SYS_write, 0, rec, result).status().message().find("announces 5 bytes"),
+  EXPECT_NE(e.Execute(SYS_write, 0, rec, {}, result).status().message().find("announces 5 bytes"),
             std::string::npos);
   r.blob_bytes = 3;  // a path without its NUL
   rec.resize(kSyscallRecordBytes + 3);
   std::memcpy(rec.data(), &r, sizeof(r));
   std::memcpy(rec.data() + kSyscallRecordBytes, "abc", 3);
-  EXPECT_NE(e.Execute(SYS_openat, 0, rec, result).status().message().find("not NUL-terminated"),
+  EXPECT_NE(e.Execute(SYS_openat, 0, rec, {}, result).status().message().find("not NUL-terminated"),
             std::string::npos);
-  EXPECT_NE(e.Execute(SYS_read, 2, rec, result).status().message().find("in pieces"),
+  EXPECT_NE(e.Execute(SYS_read, 2, rec, {}, result).status().message().find("in pieces"),
             std::string::npos);
-  EXPECT_NE(e.Execute(99999, 0, rec, result).status().message().find("does not support"),
+  EXPECT_NE(e.Execute(99999, 0, rec, {}, result).status().message().find("does not support"),
             std::string::npos);
   // A descriptor the program never opened.
   r = SyscallRecord{};
   r.args[0] = 77;
   rec.assign(kSyscallRecordBytes, std::byte{0});
   std::memcpy(rec.data(), &r, sizeof(r));
-  auto bad = e.Execute(SYS_close, 0, rec, result);
+  auto bad = e.Execute(SYS_close, 0, rec, {}, result);
   ASSERT_TRUE(bad.ok()) << bad.status().ToString();
   EXPECT_EQ(bad->value, -EBADF);
+  // Bytes left aside: only a write may, with a blob of exactly their length and digest, and
+  // the voter must deliver exactly that many.
+  r = SyscallRecord{};
+  r.args[0] = 1;
+  r.flags = kRecordBytesAside;
+  r.blob_bytes = 3;
+  rec.assign(kSyscallRecordBytes + 3, std::byte{0});
+  std::memcpy(rec.data(), &r, sizeof(r));
+  EXPECT_NE(e.BytesAside(rec).status().message().find("leaves bytes aside but its blob has 3"),
+            std::string::npos);
+  const BytesAside a{100, 42};
+  r.blob_bytes = sizeof(a);
+  rec.assign(kSyscallRecordBytes + sizeof(a), std::byte{0});
+  std::memcpy(rec.data(), &r, sizeof(r));
+  std::memcpy(rec.data() + kSyscallRecordBytes, &a, sizeof(a));
+  auto aside = e.BytesAside(rec);
+  ASSERT_TRUE(aside.ok() && aside->has_value()) << aside.status().ToString();
+  EXPECT_EQ((*aside)->bytes, 100u);
+  EXPECT_EQ((*aside)->digest, 42u);
+  std::vector<std::byte> delivered(99);
+  EXPECT_NE(
+      e.Execute(SYS_write, 0, rec, delivered, result).status().message().find("100 bytes aside"),
+      std::string::npos);
+  EXPECT_NE(e.Execute(SYS_close, 0, rec, delivered, result).status().message().find("only writes"),
+            std::string::npos);
+  r.flags = 0;
+  std::memcpy(rec.data(), &r, sizeof(r));
+  EXPECT_NE(e.Execute(SYS_write, 0, rec, delivered, result)
+                .status()
+                .message()
+                .find("delivered "
+                      "aside"),
+            std::string::npos);
 }
 
 TEST(VigilRunTest, TheTableIsSortedAndEveryCallHasAName) {

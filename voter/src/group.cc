@@ -643,8 +643,14 @@ Result<uint64_t> Group::Apply(const Ballot& w) {
             fmt::format("system call event {} (call {}), but this job runs no unmodified program",
                         w.h.event_seq, w.h.arg0));
       }
+      VIGIL_ASSIGN_OR_RETURN(std::optional<SyscallExecutor::Aside> aside,
+                             syscalls_->BytesAside(w.data));
+      std::span<const std::byte> aside_bytes;
+      if (aside) {
+        VIGIL_ASSIGN_OR_RETURN(aside_bytes, FetchAside(w, *aside));
+      }
       VIGIL_ASSIGN_OR_RETURN(SyscallExecutor::Outcome r,
-                             syscalls_->Execute(w.h.arg0, w.h.arg1, w.data,
+                             syscalls_->Execute(w.h.arg0, w.h.arg1, w.data, aside_bytes,
                                                 std::span(input_staging_->data(), input_bytes_)));
       if (r.bytes > input_bytes_) {
         return Internal(fmt::format("system call {} returned {} result bytes, room for {}",
@@ -657,6 +663,42 @@ Result<uint64_t> Group::Apply(const Ballot& w) {
       break;
   }
   return Internal("a join cannot win a vote");
+}
+
+Result<std::span<const std::byte>> Group::FetchAside(const Ballot& w,
+                                                     const SyscallExecutor::Aside& aside) {
+  if (aside.bytes == 0 || aside.bytes > input_bytes_) {
+    return DataLoss(fmt::format("event {} leaves {} bytes aside; the input buffers hold {}",
+                                w.h.event_seq, aside.bytes, input_bytes_));
+  }
+  if (!aside_staging_) {
+    VIGIL_ASSIGN_OR_RETURN(auto buf, transport::RegisteredBuffer::Allocate(transport_, input_bytes_,
+                                                                           transport::kLocalWrite));
+    aside_staging_.emplace(std::move(buf));
+  }
+  const auto n = static_cast<size_t>(aside.bytes);
+  const std::span<const std::byte> bytes(aside_staging_->data(), n);
+  // Any replica that voted for the call holds the bytes: the first one that can be read.
+  Status last = Unavailable("no replica that voted for the call is connected");
+  for (auto& m : members_) {
+    if (!m->link || !m->ballot || m->ballot->digest != w.digest) continue;
+    Link& l = *m->link;
+    Result<transport::RemoteAddr> src = l.input.At(0, n);
+    Status st =
+        src.ok() ? l.conn->PostRead(aside_staging_->mr().Slice(0, n), *src, 4) : src.status();
+    if (st.ok()) st = transport::WaitSendOk(*l.conn, kCopyTimeout);
+    if (st.ok() && XXH3_64bits(bytes.data(), n) != aside.digest) {
+      st =
+          DataLoss(fmt::format("the {} bytes read from replica {} do not match the digest it "
+                               "voted ({:016x})",
+                               n, m->slot, aside.digest));
+    }
+    if (st.ok()) return bytes;
+    Log()->warn("group {}: event {}: cannot read the call's bytes from replica {}: {}", o_.group,
+                w.h.event_seq, m->slot, st.ToString());
+    last = st;
+  }
+  return last;
 }
 
 Clock::time_point Group::DeadlineOf(const Member& m) const {

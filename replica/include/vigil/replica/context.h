@@ -90,6 +90,10 @@ class ReplicaContext {
   // The exit code the exit event declares (RunProgram's Exit).
   void SetExitCode(int code) { mutable_meta().exit_code = code; }
   size_t max_io() const { return max_io_; }
+  // A buffer the voter may RDMA-READ between this replica's next event and its verdict (the
+  // input buffer, which the voter writes only when it answers): a system call's bytes too large
+  // for one event wait there. Empty where there is none (LocalContext).
+  virtual std::span<std::byte> aside() { return {}; }
   // Largest input one Read returns (the input buffer the voter writes into).
   size_t max_read() const { return max_read_; }
 
@@ -218,6 +222,7 @@ class ChannelContext final : public ReplicaContext {
   Status Join();
   // Test API (fault injection): flips bit `bit` (modulo the region's bits) of the state region.
   void FlipStateBit(uint64_t bit);
+  std::span<std::byte> aside() override { return {memory_.input->data(), memory_.input->size()}; }
 
  private:
   Result<size_t> Externalize(EventKind kind, uint64_t arg0, uint64_t arg1,

@@ -30,8 +30,9 @@ class HostExecutor final : public voter::SyscallExecutor {
   HostExecutor(const HostExecutor&) = delete;
   HostExecutor& operator=(const HostExecutor&) = delete;
 
+  Result<std::optional<Aside>> BytesAside(std::span<const std::byte> record) override;
   Result<Outcome> Execute(uint64_t nr, uint64_t piece, std::span<const std::byte> record,
-                          std::span<std::byte> result) override;
+                          std::span<const std::byte> aside, std::span<std::byte> result) override;
   Status Checkpoint() override;
   Status Rollback() override;
 

@@ -61,6 +61,13 @@ inline constexpr size_t kSyscallRecordBytes = 64;
 static_assert(sizeof(SyscallRecord) == kSyscallRecordBytes);
 // mmap: the replica holds a local copy of the descriptor (the file was opened read-only).
 inline constexpr uint32_t kRecordLocalFd = 1;
+// A write whose bytes are in the replica's input buffer, for the voter to RDMA-READ once the
+// call is agreed; the blob is a BytesAside (the digest is voted with the record).
+inline constexpr uint32_t kRecordBytesAside = 2;
+struct BytesAside {
+  uint64_t bytes = 0;
+  uint64_t digest = 0;  // XXH3_64bits of the bytes
+};
 
 // The result bytes of the ioctl requests vigil-run replicates (TCGETS: the kernel's struct
 // termios, not glibc's larger one; TIOCGWINSZ: struct winsize); 0 for any other request.

@@ -120,9 +120,19 @@ class SyscallExecutor {
     int64_t value = 0;  // the call's result, -errno on failure
     size_t bytes = 0;   // result bytes placed in `result` (delivered into every replica)
   };
-  // Executes (or decides) the agreed call once. An error fails the group: an unsupported call,
-  // a malformed record; the message names the call.
+  // Bytes an agreed call carries that the replicas left in their input buffers instead of
+  // sending them in the event (a large write): how many, and their xxh3 digest, which the
+  // record (and so the vote) carries. nullopt: the record carries its bytes itself.
+  struct Aside {
+    uint64_t bytes = 0;
+    uint64_t digest = 0;
+  };
+  virtual Result<std::optional<Aside>> BytesAside(std::span<const std::byte> record) = 0;
+  // Executes (or decides) the agreed call once; `aside` holds the bytes BytesAside announced
+  // (RDMA-read from a replica that voted for the call, digest checked), else it is empty. An
+  // error fails the group: an unsupported call, a malformed record; the message names the call.
   virtual Result<Outcome> Execute(uint64_t nr, uint64_t piece, std::span<const std::byte> record,
+                                  std::span<const std::byte> aside,
                                   std::span<std::byte> result) = 0;
   // The replicas agreed on a checkpoint; a later rollback returns to it.
   virtual Status Checkpoint() = 0;
@@ -212,6 +222,10 @@ class Group {
   size_t LiveCount() const;
   // Carries out the agreed effect once; returns the verdict's arg (input: bytes staged).
   Result<uint64_t> Apply(const Ballot& winner);
+  // RDMA-READs the bytes a voted call left aside from a replica that voted for it (`winner`'s
+  // digest), into aside_staging_, and checks them against their digest.
+  Result<std::span<const std::byte>> FetchAside(const Ballot& winner,
+                                                const SyscallExecutor::Aside& aside);
   // RDMA-WRITEs the staged input to each replica in `to`; drops (and replaces) failures.
   void DeliverInput(uint64_t n, std::vector<uint16_t>& to);
   // After Apply(winner): delivers its result bytes, then answers every replica in `to`
@@ -247,6 +261,7 @@ class Group {
   int sleepers_ = 0;                    // threads asleep on cv_ waiting for a verdict
   std::optional<transport::RegisteredBuffer> staging_;        // state copies
   std::optional<transport::RegisteredBuffer> input_staging_;  // input, read once
+  std::optional<transport::RegisteredBuffer> aside_staging_;  // bytes a call left aside
   uint64_t state_bytes_ = 0;
   uint64_t input_bytes_ = 0;
   uint64_t next_event_ = 1;
