@@ -112,6 +112,7 @@ struct Group::Member {
   uint32_t incarnation = 0;
   State state = State::kLive;
   uint64_t replayed = 0;    // events answered from the log while catching up
+  uint64_t replayed_this_round = 0;
   Clock::time_point since;  // started (or became expected)
   std::shared_ptr<Link> link;
   std::thread thread;
@@ -255,7 +256,10 @@ bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::
   if (members_[slot]->state == Member::State::kCatchingUp) {
     bool live = false;
     if (!Replay(slot, b, live)) return false;
-    if (!live) return true;  // answered from the log
+    if (!live) {  // answered from the log; a round may have waited for that
+      if (RoundReady(Clock::now())) Decide(lock);
+      return true;
+    }
   }
   members_[slot]->ballot = std::move(b);
   // The coordinator looks at the round every 20 ms for deadlines: no wake-up per event.
@@ -719,6 +723,10 @@ bool Group::RoundReady(Clock::time_point now) const {
   for (auto& m : members_) {
     if ((need_all || m->state == Member::State::kLive) && !m->ballot) all = false;
     if (!m->ballot && now > DeadlineOf(*m)) return true;
+    // A replica catching up gets its replay steps first (catch_up_pace).
+    if (m->state == Member::State::kCatchingUp && m->replayed_this_round < o_.catch_up_pace) {
+      all = false;
+    }
   }
   return all;
 }
@@ -847,6 +855,7 @@ void Group::Conclude(const Ballot& winner, uint64_t arg, std::vector<uint16_t>& 
   if (winner.kind == EventKind::kInput) bytes = arg;
   if (winner.kind == EventKind::kSyscall) bytes = syscall_bytes_;
   LogAgreed(winner, arg, bytes);
+  for (auto& m : members_) m->replayed_this_round = 0;
   DeliverInput(bytes, to);
   // A system call's verdict says how many result bytes were delivered.
   const std::span<const std::byte> data = winner.kind == EventKind::kSyscall
@@ -1053,6 +1062,7 @@ bool Group::Replay(uint16_t slot, const Ballot& b, bool& live) {
     if (to.empty()) return false;
   }
   ++m.replayed;
+  ++m.replayed_this_round;
   m.since = Clock::now();  // its deadline counts from each answer
   const std::span<const std::byte> data = a.kind == EventKind::kSyscall
                                               ? std::as_bytes(std::span(&a.bytes, 1))

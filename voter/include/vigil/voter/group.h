@@ -64,6 +64,11 @@ struct GroupOptions {
   // last agreed checkpoint, so that a newcomer can catch up (0: newcomers join at the next
   // agreed checkpoint). Past it, the log is dropped until the next checkpoint.
   uint64_t catch_up_bytes = uint64_t{256} << 20;
+  // TMR: while a replica catches up, each round waits until it has replayed this many events
+  // (within its deadline), so that the gap closes by at least catch_up_pace - 1 events a round
+  // even when it shares cores with the others. 0: rounds never wait (on cores of its own, a
+  // replay without votes usually outpaces the group).
+  uint32_t catch_up_pace = 2;
   int voter_cpu = -1;  // pin the polling method's voter thread here (-1: not pinned)
   channel::ChannelOptions channel;
 };
