@@ -111,7 +111,7 @@ struct Group::Member {
   uint16_t slot = 0;
   uint32_t incarnation = 0;
   State state = State::kLive;
-  uint64_t replayed = 0;    // events answered from the log while catching up
+  uint64_t replayed = 0;  // events answered from the log while catching up
   uint64_t replayed_this_round = 0;
   Clock::time_point since;  // started (or became expected)
   std::shared_ptr<Link> link;
