@@ -10,7 +10,8 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-# Two inputs: "small" (6 MB) and "big" (40 MB: long enough for a replacement to rejoin).
+# Two inputs: "small" (6 MB) and "big" (40 MB: long enough for a replacement to rejoin: it
+# catches up from the voter's log, or joins at an agreed checkpoint).
 head -c 6000000 /dev/zero | tr '\0' 'v' > "$W/small.bin"
 head -c 40000000 /dev/zero | tr '\0' 'w' > "$W/big.bin"
 for in in small big; do
@@ -33,7 +34,7 @@ job() {
 
 job tmr-polling-bitflip small "repaired from replica" --mode tmr --signal polling --inject-bitflip 1:3
 job dmr-notify-bitflip small "rolling back to the checkpoint" --mode dmr --signal notify --inject-bitflip 0:2
-job tmr-rpc-crash big "joined at the checkpoint" --mode tmr --signal rpc --inject-crash 2:2
+job tmr-rpc-crash big "caught up at event\|joined at the checkpoint" --mode tmr --signal rpc --inject-crash 2:2
 job tmr-polling-hang big "no event within the 3000 ms deadline" --mode tmr --signal polling --inject-hang 0:2 --deadline-ms 3000
 job dmr-notify-crash small "recovered from replica" --mode dmr --signal notify --inject-crash 1:3
 job tmr-polling-kill small "its process is gone" --mode tmr --signal polling --inject-kill 1:300
