@@ -13,6 +13,7 @@ std::string ServiceName(uint32_t group, uint16_t replica, uint32_t incarnation) 
 
 Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& o, Program& program,
                   const std::function<void(ChannelContext&)>& on_ready, ReplicaRunStats* stats) {
+  const auto t0 = std::chrono::steady_clock::now();
   VIGIL_ASSIGN_OR_RETURN(ReplicaMemory memory,
                          ReplicaMemory::Allocate(transport, program.state_bytes(), o.input_bytes));
   VIGIL_ASSIGN_OR_RETURN(auto end, channel::ReplicaEnd::Create(transport, o.channel, o.rpc_target));
@@ -33,9 +34,14 @@ Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& o, P
                             o.replica, o.group, o.incarnation, o.voter,
                             channel::MethodName(o.channel.method));
   if (on_ready) on_ready(ctx);
+  const auto setup = std::chrono::steady_clock::now() - t0;
   Status st = o.incarnation > 0 ? ctx.Join() : Status::Ok();
   if (st.ok()) st = RunProgram(program, ctx);
-  if (stats != nullptr) *stats = {ctx.signal_wait_ns(), ctx.events()};
+  if (stats != nullptr) {
+    *stats = {
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(setup).count()),
+        ctx.signal_wait_ns(), ctx.events()};
+  }
   return st;
 }
 

@@ -65,6 +65,7 @@ Status ThreadLauncher::Start(const LaunchSpec& s) {
     r.wall_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
             .count());
+    r.setup_ns = stats.setup_ns;
     r.signal_wait_ns = stats.signal_wait_ns;
     r.events = stats.events;
     timespec ts{};

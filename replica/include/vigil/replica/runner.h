@@ -30,6 +30,7 @@ struct ReplicaRunOptions {
 std::string ServiceName(uint32_t group, uint16_t replica, uint32_t incarnation);
 
 struct ReplicaRunStats {
+  uint64_t setup_ns = 0;        // memory registration, channel set-up and connecting to the voter
   uint64_t signal_wait_ns = 0;  // waiting for verdicts
   uint64_t events = 0;
 };
