@@ -119,14 +119,9 @@ Status ReplicaLaunch::Check() const {
     return InvalidArgument(fmt::format("replica launch: susan mode '{}' (smooth, edges, corners)",
                                        susan_mode.substr(0, 32)));
   }
-  // exec (vigil-run) takes the flips only; flip-result and flip-REGISTER exist only for exec.
-  const bool fits =
-      workload == "exec" ? IsExecFault(fault) : OneOf(fault, {"flip", "crash", "hang"});
-  if (!fault.empty() && (!fits || fault_step == 0)) {
-    return InvalidArgument(
-        fmt::format("replica launch: fault '{}' at step {} (flip, crash or hang; for exec: flip, "
-                    "flip-result or flip-REGISTER; at a step >= 1)",
-                    fault.substr(0, 32), fault_step));
+  if (!FaultFits(workload, fault) || (!fault.empty() && fault_step == 0)) {
+    return InvalidArgument(fmt::format("replica launch: fault '{}' at step {} ({}; at a step >= 1)",
+                                       fault.substr(0, 32), fault_step, kFaultChoices));
   }
   if (cpu != -1) {
     Status st = CheckCpu(cpu);

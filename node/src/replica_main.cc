@@ -95,12 +95,14 @@ int main(int argc, char** argv) {
                           .env = exec_env,
                           .flip_at = fault.empty() ? 0 : fault_step,
                           .flip_bit = flip_bit};
-    const bool exec_fault = fault.empty() || run::SetExecFault(fault, exec);
-    if ((workload == "exec" && (unreplicated || !exec_fault)) ||
-        (workload != "exec" && fault != "flip" && IsExecFault(fault))) {
-      fmt::print(stderr,
-                 "error: --workload exec runs only as a replica, with --fault flip, flip-result "
-                 "or flip-REGISTER (exec only)\n");
+    if (workload == "exec" && unreplicated) {
+      fmt::print(stderr, "error: --workload exec runs only as a replica (not --unreplicated)\n");
+      return 2;
+    }
+    if (!FaultFits(workload, fault) ||
+        (workload == "exec" && !fault.empty() && !run::SetExecFault(fault, exec))) {
+      fmt::print(stderr, "error: --fault '{}' does not fit --workload {} ({})\n", fault, workload,
+                 kFaultChoices);
       return 2;
     }
     auto program = workload == "exec" ? Result<std::unique_ptr<replica::Program>>(

@@ -27,4 +27,14 @@ inline bool IsExecFault(std::string_view fault) {
          (fault.starts_with("flip-") && IsFlippableRegister(fault.substr(5)));
 }
 
+// The faults a replica of `workload` injects: exec takes the flips above only; crc32 and susan
+// take "flip" (a state bit), "crash" (SIGKILL) and "hang" (SIGSTOP). No fault always fits.
+inline constexpr std::string_view kFaultChoices =
+    "flip, crash or hang; for exec: flip, flip-result or flip-REGISTER";
+inline bool FaultFits(std::string_view workload, std::string_view fault) {
+  if (fault.empty()) return true;
+  if (workload == "exec") return IsExecFault(fault);
+  return fault == "flip" || fault == "crash" || fault == "hang";
+}
+
 }  // namespace vigil
