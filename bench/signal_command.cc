@@ -8,12 +8,11 @@
 // 2. Workload overhead: crc32 and susan unreplicated vs DMR vs TMR per method: wall time, and a
 //    breakdown that stays meaningful when there are fewer cores than threads: per replica, its
 //    set-up (memory registration, connecting), its work (the program's time outside
-//    signalling) and its signalling wait, and the voter's own time.
+//    signalling) and CPU time outside signalling, its signalling wait, and the voter's own time.
 //
 // Replicas are threads of this process (voter::ThreadLauncher) with their own connections and
 // registered state; the voter's threads run alongside them on the same cores.
 #include <fmt/format.h>
-#include <time.h>
 
 #include <chrono>
 #include <cstdio>
@@ -24,6 +23,7 @@
 #include "environment.h"
 #include "grpc_echo.h"
 #include "harness.h"
+#include "vigil/common/cpu_time.h"
 #include "vigil/replica/context.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/voter/group.h"
@@ -139,23 +139,19 @@ std::string ReadBack(std::FILE* f) {
   return s;
 }
 
-uint64_t ThreadCpuNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
                  const std::vector<channel::Method>& methods, const std::vector<voter::Mode>& modes,
                  nlohmann::json& out) {
   fmt::print(
       "\n# workload overhead: wall time vs unreplicated (the group's whole run, replica start-up "
       "included), and per replica (averaged): setup = registering memory and connecting before "
-      "the program starts, work = the program's time outside signalling, wait = time from "
-      "event to verdict; voter = time the voter spent deciding\n");
-  fmt::print("{:>8} {:>8} {:>5} | {:>10} {:>9} | {:>8} {:>10} {:>9} {:>10} {:>9} | {:>7} {:>6}\n",
-             "workload", "method", "mode", "wall ms", "vs alone", "setup ms", "work ms", "vs alone",
-             "wait ms", "voter ms", "events", "output");
+      "the program starts, work = the program's time outside signalling, cpu = its CPU time "
+      "outside signalling (what it would take on a core of its own), wait = time from event to "
+      "verdict; voter = time the voter spent deciding\n");
+  fmt::print(
+      "{:>8} {:>8} {:>5} | {:>10} {:>9} | {:>8} {:>10} {:>10} {:>9} {:>10} {:>9} | {:>7} {:>6}\n",
+      "workload", "method", "mode", "wall ms", "vs alone", "setup ms", "work ms", "cpu ms",
+      "vs alone", "wait ms", "voter ms", "events", "output");
   for (const std::string& w : o.workloads) {
     const std::string input = w == "crc32" ? Crc32Input(o.crc32_mib) : SusanInput();
     // Unreplicated reference, in this thread.
@@ -181,8 +177,10 @@ int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
       return 1;
     }
     fmt::print(
-        "{:>8} {:>8} {:>5} | {:>10.1f} {:>9} | {:>8} {:>10.1f} {:>9} {:>10} {:>9} | {:>7} {:>6}\n",
-        w, "-", "alone", alone_ms, "1.00x", "-", alone_cpu_ms, "1.00x", "-", "-", "-", "-");
+        "{:>8} {:>8} {:>5} | {:>10.1f} {:>9} | {:>8} {:>10.1f} {:>10.1f} {:>9} {:>10} {:>9} | "
+        "{:>7} {:>6}\n",
+        w, "-", "alone", alone_ms, "1.00x", "-", alone_ms, alone_cpu_ms, "1.00x", "-", "-", "-",
+        "-");
     out.push_back({{"workload", w},
                    {"mode", "unreplicated"},
                    {"wall_ms", alone_ms},
@@ -195,7 +193,7 @@ int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
         auto run = RunGroup(
             setup, m, mode, 4096 + replica::kEventHeaderBytes, o.spin_us, o.pin,
             [&](const voter::LaunchSpec&, auto) { return workloads::MakeWorkload(w, "edges"); },
-            gin, gout);
+            gin, gout, nullptr, /*measure_cpu=*/true);
         std::fflush(gout);
         const bool same = run.ok() && ReadBack(gout) == want;
         std::fclose(gin);
@@ -205,23 +203,26 @@ int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
                      voter::ModeName(mode), run.status().ToString());
           return 1;
         }
-        double set_up = 0, work = 0, wait = 0, events = 0;
+        double set_up = 0, work = 0, cpu = 0, wait = 0, events = 0;
         for (const auto& r : run->replicas) {
           set_up += static_cast<double>(r.setup_ns) / 1e6;
           work += static_cast<double>(r.wall_ns - r.setup_ns - r.signal_wait_ns) / 1e6;
+          cpu += static_cast<double>(r.work_cpu_ns) / 1e6;
           wait += static_cast<double>(r.signal_wait_ns) / 1e6;
           events += static_cast<double>(r.events);
         }
         const double n = static_cast<double>(run->replicas.size());
         set_up /= n;
         work /= n;
+        cpu /= n;
         wait /= n;
         const double voter_ms = static_cast<double>(run->report.voter_ns) / 1e6;
         fmt::print(
-            "{:>8} {:>8} {:>5} | {:>10.1f} {:>8.2f}x | {:>8.1f} {:>10.1f} {:>8.2f}x {:>10.1f} "
-            "{:>9.1f} | {:>7.0f} {:>6}\n",
+            "{:>8} {:>8} {:>5} | {:>10.1f} {:>8.2f}x | {:>8.1f} {:>10.1f} {:>10.1f} {:>8.2f}x "
+            "{:>10.1f} {:>9.1f} | {:>7.0f} {:>6}\n",
             w, channel::MethodName(m), voter::ModeName(mode), run->wall_ms, run->wall_ms / alone_ms,
-            set_up, work, work / alone_ms, wait, voter_ms, events / n, same ? "same" : "DIFFERS");
+            set_up, work, cpu, cpu / alone_cpu_ms, wait, voter_ms, events / n,
+            same ? "same" : "DIFFERS");
         out.push_back({{"workload", w},
                        {"method", channel::MethodName(m)},
                        {"mode", voter::ModeName(mode)},
@@ -229,7 +230,8 @@ int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
                        {"wall_vs_unreplicated", run->wall_ms / alone_ms},
                        {"replica_setup_ms", set_up},
                        {"replica_work_ms", work},
-                       {"replica_work_vs_unreplicated", work / alone_ms},
+                       {"replica_work_cpu_ms", cpu},
+                       {"replica_work_cpu_vs_unreplicated", cpu / alone_cpu_ms},
                        {"replica_signal_wait_ms", wait},
                        {"voter_ms", voter_ms},
                        {"events_per_replica", events / n},

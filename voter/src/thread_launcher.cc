@@ -1,7 +1,6 @@
 #include "vigil/voter/thread_launcher.h"
 
-#include <time.h>
-
+#include "vigil/common/cpu_time.h"
 #include "vigil/common/logging.h"
 #include "vigil/node/process.h"
 
@@ -47,6 +46,7 @@ Status ThreadLauncher::Start(const LaunchSpec& s) {
     o.channel = channel_;
     o.verdict_timeout = verdict_timeout_;
     o.input_bytes = input_bytes_;
+    o.measure_cpu = measure_cpu_;
     ThreadReplicaResult r;
     r.spec = s;
     if (!cpus_.empty()) {
@@ -66,11 +66,10 @@ Status ThreadLauncher::Start(const LaunchSpec& s) {
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
             .count());
     r.setup_ns = stats.setup_ns;
+    r.work_cpu_ns = stats.work_cpu_ns;
     r.signal_wait_ns = stats.signal_wait_ns;
     r.events = stats.events;
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    r.cpu_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+    r.cpu_ns = ThreadCpuNs();
     log::Get("replica")->debug("thread replica {} incarnation {} ended: {}", s.replica,
                                s.incarnation, r.status.ToString());
     std::lock_guard l(mu_);

@@ -107,6 +107,10 @@ class ReplicaContext {
   // Time spent waiting for verdicts (ns) and events signalled, for the overhead breakdown.
   uint64_t signal_wait_ns() const { return signal_wait_ns_; }
   uint64_t events() const { return events_; }
+  // Benchmarks: also count the thread's CPU time spent signalling (two clock_gettime calls per
+  // event, so off by default: the polling path makes no system call).
+  void set_measure_cpu(bool on) { measure_cpu_ = on; }
+  uint64_t signal_cpu_ns() const { return signal_cpu_ns_; }
 
  protected:
   friend Status RunProgram(class Program& program, ReplicaContext& ctx);
@@ -127,6 +131,8 @@ class ReplicaContext {
   uint64_t last_verdict_arg_ = 0;
   uint64_t signal_wait_ns_ = 0;
   uint64_t events_ = 0;
+  bool measure_cpu_ = false;
+  uint64_t signal_cpu_ns_ = 0;
 
  private:
   std::span<std::byte> region_;
