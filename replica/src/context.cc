@@ -30,7 +30,22 @@ Result<size_t> ReplicaContext::Read(std::span<std::byte> buf) {
 }
 
 Status ReplicaContext::Write(std::span<const std::byte> data) {
+  const std::span<std::byte> room = aside();
   while (!data.empty()) {
+    if (data.size() > max_io_ && room.size() > max_io_) {
+      // Too large for one event: the bytes wait in the input buffer and the event carries their
+      // length (arg1) and xxh3 (its data); once agreed, the voter RDMA-READs them from one
+      // replica that voted for them.
+      const auto piece = data.first(std::min(data.size(), room.size()));
+      std::memcpy(room.data(), piece.data(), piece.size());
+      const uint64_t digest = XXH3_64bits(piece.data(), piece.size());
+      VIGIL_RETURN_IF_ERROR(Externalize(EventKind::kOutput, meta().output_offset, piece.size(),
+                                        std::as_bytes(std::span(&digest, 1)), {})
+                                .status());
+      mutable_meta().output_offset += piece.size();
+      data = data.subspan(piece.size());
+      continue;
+    }
     const auto piece = data.first(std::min(data.size(), max_io_));
     VIGIL_RETURN_IF_ERROR(
         Externalize(EventKind::kOutput, meta().output_offset, piece.size(), piece, {}).status());

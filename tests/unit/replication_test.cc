@@ -1,6 +1,7 @@
 // Replicated execution end to end on the FAKE in-process transport (replicas are threads):
 // every signalling method in DMR and TMR, outputs against the unreplicated run, and the faults
 // the voter must survive. The same jobs run over real verbs in the rxe tier.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -145,6 +146,47 @@ TEST_F(ReplicationTest, DmrBitFlipIsDetectedAndRolledBack) {
   EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
   EXPECT_EQ(got->report.mismatches, 1u);
   EXPECT_EQ(got->report.rollbacks, 1u);
+}
+
+// Flips bit 2 of output pixel 1000 of susan's image in replica `victim`'s state before step
+// `at`. SusanState holds eight uint32_t, the raw input (64 + 256 * 256 bytes), then the output
+// image, whose header for a 200x150 image ("P5\n200 150\n255\n") takes 15 bytes.
+testing::StepHook FlipSusanOutputBit(uint16_t victim, uint64_t at) {
+  constexpr uint64_t kPixel = replica::kStateMetaBytes + 8 * 4 + 64 + 256 * 256 + 15 + 1000;
+  return [victim, at](uint16_t r, uint32_t inc, uint64_t step, replica::ChannelContext& ctx) {
+    if (r == victim && inc == 0 && step == at) ctx.FlipStateBit(kPixel * 8 + 2);
+  };
+}
+
+TEST_F(ReplicationTest, LargeOutputIsVotedByDigestAndReadFromAReplica) {
+  // 30,015 bytes of output in one Write: more than an event (4 KiB) and than the 16 KiB input
+  // buffers, so two events carry its digest and the voter RDMA-READs the bytes.
+  const auto img = workloads::MakeTestImage(200, 150, 3);
+  const std::string input(reinterpret_cast<const char*>(img.data()), img.size());
+  const auto want = RunUnreplicated("susan", "edges", input);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  ASSERT_EQ(want->size(), 30015u);
+  for (Mode mode : {Mode::kTmr, Mode::kDmr}) {
+    for (bool flip : {false, true}) {
+      SCOPED_TRACE(fmt::format("{}{}", voter::ModeName(mode), flip ? " with a flip" : ""));
+      JobSpec s =
+          Spec(mode, mode == Mode::kTmr ? channel::Method::kPolling : channel::Method::kNotify);
+      s.workload = "susan";
+      s.input = input;
+      // Steps: 1 reads, 2-6 and 7-11 process 32 rows each, 12 writes the image.
+      if (flip) s.hook = FlipSusanOutputBit(1, 12);
+      auto got = Run(s);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      EXPECT_TRUE(got->report.completed) << got->report.failure;
+      EXPECT_EQ(got->output, *want);
+      EXPECT_EQ(got->report.output_bytes, want->size());
+      EXPECT_EQ(got->report.aside_bytes, want->size());
+      EXPECT_EQ(got->report.mismatches, flip ? 1u : 0u);
+      EXPECT_EQ(got->report.repairs, flip && mode == Mode::kTmr ? 1u : 0u);
+      EXPECT_EQ(got->report.rollbacks, flip && mode == Mode::kDmr ? 1u : 0u);
+      EXPECT_EQ(got->report.replacements, 0u);
+    }
+  }
 }
 
 TEST_F(ReplicationTest, DmrPersistentFaultFailsTheGroupWithAReport) {

@@ -612,17 +612,30 @@ Result<uint64_t> Group::Apply(const Ballot& w) {
       return uint64_t{n};
     }
     case EventKind::kOutput: {
-      const uint64_t off = w.h.arg0, len = w.data.size();
-      if (w.h.arg1 != len) {
-        return DataLoss(
-            fmt::format("output event {} says {} bytes, carries {}", w.h.event_seq, w.h.arg1, len));
+      // arg1 bytes: in the event, or (a large output) in the replicas' input buffers, the event
+      // carrying their xxh3.
+      const uint64_t off = w.h.arg0, len = w.h.arg1;
+      const bool aside = len != w.data.size();
+      if (aside && (w.data.size() != sizeof(uint64_t) || len <= sizeof(uint64_t))) {
+        return DataLoss(fmt::format("output event {} says {} bytes, carries {}", w.h.event_seq, len,
+                                    w.data.size()));
       }
-      if (off + len <= emitted_) return uint64_t{0};  // re-executed: already out
-      if (off != emitted_) {
+      if (off > emitted_) {
         return DataLoss(
             fmt::format("output at offset {}, but {} bytes have been emitted", off, emitted_));
       }
-      if (std::fwrite(w.data.data(), 1, len, output_) != len || std::fflush(output_) != 0) {
+      if (len <= emitted_ - off) return uint64_t{0};  // re-executed: already out
+      if (off != emitted_) {
+        return DataLoss(fmt::format("output of {} bytes at offset {} overlaps the {} bytes emitted",
+                                    len, off, emitted_));
+      }
+      std::span<const std::byte> bytes = w.data;
+      if (aside) {
+        Aside a{len, 0};
+        std::memcpy(&a.digest, w.data.data(), sizeof(a.digest));
+        VIGIL_ASSIGN_OR_RETURN(bytes, FetchAside(w, a));
+      }
+      if (std::fwrite(bytes.data(), 1, len, output_) != len || std::fflush(output_) != 0) {
         return ErrnoStatus(StatusCode::kUnavailable, "writing job output", errno);
       }
       emitted_ += len;
@@ -669,8 +682,7 @@ Result<uint64_t> Group::Apply(const Ballot& w) {
   return Internal("a join cannot win a vote");
 }
 
-Result<std::span<const std::byte>> Group::FetchAside(const Ballot& w,
-                                                     const SyscallExecutor::Aside& aside) {
+Result<std::span<const std::byte>> Group::FetchAside(const Ballot& w, const Aside& aside) {
   if (aside.bytes == 0 || aside.bytes > input_bytes_) {
     return DataLoss(fmt::format("event {} leaves {} bytes aside; the input buffers hold {}",
                                 w.h.event_seq, aside.bytes, input_bytes_));
@@ -697,8 +709,11 @@ Result<std::span<const std::byte>> Group::FetchAside(const Ballot& w,
                                "voted ({:016x})",
                                n, m->slot, aside.digest));
     }
-    if (st.ok()) return bytes;
-    Log()->warn("group {}: event {}: cannot read the call's bytes from replica {}: {}", o_.group,
+    if (st.ok()) {
+      report_.aside_bytes += n;
+      return bytes;
+    }
+    Log()->warn("group {}: event {}: cannot read the event's bytes from replica {}: {}", o_.group,
                 w.h.event_seq, m->slot, st.ToString());
     last = st;
   }

@@ -68,7 +68,8 @@ class ReplicaContext {
 
   // Reads up to buf.size() bytes (at most max_read()) of input; 0 = end of input.
   Result<size_t> Read(std::span<std::byte> buf);
-  // Emits output (any length; sent in max_io() pieces).
+  // Emits output (any length). Up to max_io() bytes go in the event; more wait in aside() (the
+  // input buffer) in pieces of its size, the event carrying their digest, for the voter to read.
   Status Write(std::span<const std::byte> data);
   // Declares a checkpoint: the state is voted on and, once agreed, becomes the rollback point.
   Status Checkpoint();
@@ -91,8 +92,8 @@ class ReplicaContext {
   void SetExitCode(int code) { mutable_meta().exit_code = code; }
   size_t max_io() const { return max_io_; }
   // A buffer the voter may RDMA-READ between this replica's next event and its verdict (the
-  // input buffer, which the voter writes only when it answers): a system call's bytes too large
-  // for one event wait there. Empty where there is none (LocalContext).
+  // input buffer, which the voter writes only when it answers): output or a system call's bytes
+  // too large for one event wait there. Empty where there is none (LocalContext).
   virtual std::span<std::byte> aside() { return {}; }
   // Largest input one Read returns (the input buffer the voter writes into).
   size_t max_read() const { return max_read_; }

@@ -118,6 +118,14 @@ class InputSource {
 
 // What the voter does with the agreed system calls of an unmodified program (vigil-run; the
 // implementation is run/executor.h). Called with the group's lock held, one call at a time.
+// Bytes an agreed event carries that the replicas left in their input buffers instead of
+// sending them in the event (a large write or output): how many, and their xxh3 digest, which
+// the event (and so the vote) carries. The voter RDMA-READs them from a replica that voted so.
+struct Aside {
+  uint64_t bytes = 0;
+  uint64_t digest = 0;
+};
+
 class SyscallExecutor {
  public:
   virtual ~SyscallExecutor() = default;
@@ -125,13 +133,8 @@ class SyscallExecutor {
     int64_t value = 0;  // the call's result, -errno on failure
     size_t bytes = 0;   // result bytes placed in `result` (delivered into every replica)
   };
-  // Bytes an agreed call carries that the replicas left in their input buffers instead of
-  // sending them in the event (a large write): how many, and their xxh3 digest, which the
-  // record (and so the vote) carries. nullopt: the record carries its bytes itself.
-  struct Aside {
-    uint64_t bytes = 0;
-    uint64_t digest = 0;
-  };
+  // nullopt: the record carries its bytes itself.
+  using Aside = voter::Aside;
   virtual Result<std::optional<Aside>> BytesAside(std::span<const std::byte> record) = 0;
   // Executes (or decides) the agreed call once; `aside` holds the bytes BytesAside announced
   // (RDMA-read from a replica that voted for the call, digest checked), else it is empty. An
@@ -159,7 +162,8 @@ struct GroupReport {
   uint64_t missed_deadlines = 0;
   uint64_t crashes = 0;  // replicas found gone by the launcher before their deadline
   uint64_t output_bytes = 0;
-  uint64_t voter_ns = 0;  // time the voter spent deciding and acting (incl. repairs)
+  uint64_t aside_bytes = 0;  // bytes RDMA-READ from a replica once agreed (large output, writes)
+  uint64_t voter_ns = 0;     // time the voter spent deciding and acting (incl. repairs)
 };
 
 class Group {
@@ -229,8 +233,7 @@ class Group {
   Result<uint64_t> Apply(const Ballot& winner);
   // RDMA-READs the bytes a voted call left aside from a replica that voted for it (`winner`'s
   // digest), into aside_staging_, and checks them against their digest.
-  Result<std::span<const std::byte>> FetchAside(const Ballot& winner,
-                                                const SyscallExecutor::Aside& aside);
+  Result<std::span<const std::byte>> FetchAside(const Ballot& winner, const Aside& aside);
   // RDMA-WRITEs the staged input to each replica in `to`; drops (and replaces) failures.
   void DeliverInput(uint64_t n, std::vector<uint16_t>& to);
   // After Apply(winner): delivers its result bytes, then answers every replica in `to`
