@@ -116,16 +116,17 @@ class InputSource {
   bool eof_ = false;
 };
 
-// What the voter does with the agreed system calls of an unmodified program (vigil-run; the
-// implementation is run/executor.h). Called with the group's lock held, one call at a time.
 // Bytes an agreed event carries that the replicas left in their input buffers instead of
-// sending them in the event (a large write or output): how many, and their xxh3 digest, which
-// the event (and so the vote) carries. The voter RDMA-READs them from a replica that voted so.
+// sending them in the event (a large output or write): how many, and their xxh3 digest, which
+// the event (and so the vote) carries. The voter RDMA-READs them from a replica that voted for
+// them.
 struct Aside {
   uint64_t bytes = 0;
   uint64_t digest = 0;
 };
 
+// What the voter does with the agreed system calls of an unmodified program (vigil-run; the
+// implementation is run/executor.h). Called with the group's lock held, one call at a time.
 class SyscallExecutor {
  public:
   virtual ~SyscallExecutor() = default;
