@@ -294,6 +294,47 @@ TEST_F(ReplicationTest, CorruptedEventRecordIsRejectedAndTheReplicaReplaced) {
   EXPECT_EQ(got->report.replacements, 1u);
 }
 
+// The voter's input: read once, kept from the last agreed checkpoint on for re-execution.
+TEST(InputSource, ReadsOnceKeepsWhatARollbackNeedsAndRefusesWhatWasTrimmed) {
+  const std::string text = Crc32Input(1000000);  // several of InputSource's 64 KiB reads
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fwrite(text.data(), 1, text.size(), f), text.size());
+  std::rewind(f);
+  voter::InputSource in(f);
+  std::string got;
+  std::vector<std::byte> buf(100000);
+  uint64_t off = 0;
+  for (int i = 0;; ++i) {
+    auto n = in.ReadAt(off, buf);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    if (*n == 0) break;
+    got.append(reinterpret_cast<const char*>(buf.data()), *n);
+    if (i % 3 == 2) {
+      // A rollback re-reads from the last checkpoint's offset: the same bytes again.
+      auto again = in.ReadAt(off, std::span(buf).first(*n));
+      ASSERT_TRUE(again.ok());
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), *again),
+                got.substr(static_cast<size_t>(off)));
+      in.Trim(off);  // an agreed checkpoint at `off`
+    }
+    off += *n;
+  }
+  EXPECT_EQ(got, text);
+  EXPECT_EQ(*in.ReadAt(off + 5, buf), 0u);  // past the end: nothing, not an error
+  in.Trim(950000);
+  auto trimmed = in.ReadAt(949999, std::span(buf).first(10));
+  ASSERT_FALSE(trimmed.ok());
+  EXPECT_NE(trimmed.status().message().find("input offset 949999 lies before"), std::string::npos)
+      << trimmed.status().ToString();
+  auto kept = in.ReadAt(950000, std::span(buf).first(10));
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), *kept), text.substr(950000, 10));
+  // An offset near 2^64 (from a replica's event) neither wraps nor throws.
+  EXPECT_EQ(*in.ReadAt(UINT64_MAX - 3, buf), 0u);
+  std::fclose(f);
+}
+
 TEST(ReplicaProtocol, RejectsForeignShortAndUnknownRecords) {
   std::vector<std::byte> buf(128);
   replica::EventHeader h{.group = 4, .replica = 1, .event_seq = 9};

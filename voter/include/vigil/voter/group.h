@@ -27,7 +27,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -110,9 +109,12 @@ class InputSource {
   void Trim(uint64_t offset);
 
  private:
+  size_t held() const { return buf_.size() - head_; }
+
   std::FILE* in_;
-  std::deque<std::byte> buf_;
-  uint64_t base_ = 0;  // offset of buf_[0]
+  std::vector<std::byte> buf_;  // buf_[head_..] holds the input from offset base_ on
+  size_t head_ = 0;             // trimmed bytes at the front, dropped once they are half
+  uint64_t base_ = 0;
   bool eof_ = false;
 };
 
