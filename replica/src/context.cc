@@ -29,6 +29,11 @@ Result<size_t> ReplicaContext::Read(std::span<std::byte> buf) {
   return n;
 }
 
+uint64_t ReplicaContext::PutAside(std::span<const std::byte> bytes) {
+  std::memcpy(aside().data(), bytes.data(), bytes.size());
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
+
 Status ReplicaContext::Write(std::span<const std::byte> data) {
   const std::span<std::byte> room = aside();
   while (!data.empty()) {
@@ -37,8 +42,7 @@ Status ReplicaContext::Write(std::span<const std::byte> data) {
       // length (arg1) and xxh3 (its data); once agreed, the voter RDMA-READs them from one
       // replica that voted for them.
       const auto piece = data.first(std::min(data.size(), room.size()));
-      std::memcpy(room.data(), piece.data(), piece.size());
-      const uint64_t digest = XXH3_64bits(piece.data(), piece.size());
+      const uint64_t digest = PutAside(piece);
       VIGIL_RETURN_IF_ERROR(Externalize(EventKind::kOutput, meta().output_offset, piece.size(),
                                         std::as_bytes(std::span(&digest, 1)), {})
                                 .status());

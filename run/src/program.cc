@@ -8,7 +8,6 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <climits>
@@ -270,8 +269,7 @@ Status ExecProgram::HandleWrite(replica::ReplicaContext& ctx, const SyscallStop&
     if (stop.nr == SYS_pwrite64) r.args[3] = stop.args[3] + off;
     r.instruction_pointer = stop.instruction_pointer;
     if (use_aside) {
-      std::memcpy(aside.data(), bytes.data() + off, len);
-      const BytesAside a{len, XXH3_64bits(bytes.data() + off, len)};
+      const BytesAside a{len, ctx.PutAside(std::as_bytes(std::span(bytes).subspan(off, len)))};
       r.flags |= kRecordBytesAside;
       r.blob_bytes = sizeof(a);
       record_.resize(kSyscallRecordBytes + sizeof(a));

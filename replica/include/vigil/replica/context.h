@@ -95,6 +95,9 @@ class ReplicaContext {
   // input buffer, which the voter writes only when it answers): output or a system call's bytes
   // too large for one event wait there. Empty where there is none (LocalContext).
   virtual std::span<std::byte> aside() { return {}; }
+  // Copies `bytes` (at most aside().size() of them) into aside() and returns their xxh3, which
+  // the event carries in their place.
+  uint64_t PutAside(std::span<const std::byte> bytes);
   // Largest input one Read returns (the input buffer the voter writes into).
   size_t max_read() const { return max_read_; }
 
