@@ -1,6 +1,5 @@
 #include "vigil/voter/thread_launcher.h"
 
-#include "vigil/common/cpu_time.h"
 #include "vigil/common/logging.h"
 #include "vigil/node/process.h"
 
@@ -69,7 +68,6 @@ Status ThreadLauncher::Start(const LaunchSpec& s) {
     r.work_cpu_ns = stats.work_cpu_ns;
     r.signal_wait_ns = stats.signal_wait_ns;
     r.events = stats.events;
-    r.cpu_ns = ThreadCpuNs();
     log::Get("replica")->debug("thread replica {} incarnation {} ended: {}", s.replica,
                                s.incarnation, r.status.ToString());
     std::lock_guard l(mu_);

@@ -22,7 +22,6 @@ struct ThreadReplicaResult {
   LaunchSpec spec;
   Status status;
   uint64_t wall_ns = 0;         // from start to end of the replica's run
-  uint64_t cpu_ns = 0;          // the replica thread's CPU time
   uint64_t setup_ns = 0;        // registering memory and connecting, before the program ran
   uint64_t work_cpu_ns = 0;     // with set_measure_cpu: the program's CPU time outside signalling
   uint64_t signal_wait_ns = 0;  // time spent waiting for verdicts
