@@ -17,10 +17,6 @@ size_t StateRegionBytes(size_t program_bytes) {
   return (kStateMetaBytes + program_bytes + 63) / 64 * 64;
 }
 
-uint64_t StateDigest(std::span<const std::byte> region) {
-  return XXH3_64bits(region.data(), region.size());
-}
-
 Result<size_t> ReplicaContext::Read(std::span<std::byte> buf) {
   const size_t len = std::min(buf.size(), max_read_);
   VIGIL_ASSIGN_OR_RETURN(
@@ -207,18 +203,18 @@ ChannelContext::ChannelContext(channel::ReplicaChannel& channel, ReplicaMemory& 
       id_(id),
       timeout_(verdict_timeout),
       send_(channel.max_payload()),
-      recv_(channel.max_payload() + channel::kSlotOverhead) {}
+      recv_(channel.max_payload() + channel::kSlotOverhead),
+      digester_(memory.state->size()) {}
 
 void ChannelContext::FlipStateBit(uint64_t bit) {
   const uint64_t b = bit % (region().size() * 8);
   region()[b / 8] ^= std::byte{static_cast<uint8_t>(1u << (b % 8))};
 }
 
-void ChannelContext::Commit() {
-  std::memcpy(memory_.checkpoint->data(), memory_.state->data(), memory_.state->size());
-}
+void ChannelContext::Commit() { digester_.Commit(region(), checkpoint()); }
 
 Status ChannelContext::Join() {
+  digester_.Forget();
   VIGIL_RETURN_IF_ERROR(Externalize(EventKind::kJoin, 0, 0, {}, {}).status());
   Commit();
   return Status::Ok();
@@ -233,7 +229,7 @@ Result<size_t> ChannelContext::Externalize(EventKind kind, uint64_t arg0, uint64
   if (kind != EventKind::kJoin) {
     mutable_meta().event_seq += 1;
     h.event_seq = meta().event_seq;
-    h.state_digest = StateDigest(region());
+    h.state_digest = digester_.Digest(region(), checkpoint());
   }
   h.arg0 = arg0;
   h.arg1 = arg1;
@@ -259,11 +255,13 @@ Result<size_t> ChannelContext::Externalize(EventKind kind, uint64_t arg0, uint64
           std::string_view(reinterpret_cast<const char*>(v.data.data()), v.data.size())));
     case VerdictKind::kRollback:
       std::memcpy(memory_.state->data(), memory_.checkpoint->data(), memory_.state->size());
+      digester_.ForgetCheckpoint();
       rolled_back_ = true;
       log::Get("replica")->info("replica {} of group {}: rolled back to checkpoint at event {}",
                                 id_.replica, id_.group, v.header.arg);
       return Aborted("rolled back");
     case VerdictKind::kRepaired:
+      digester_.Forget();  // the voter wrote the state while this replica waited
       if (kind == EventKind::kJoin) {
         log::Get("replica")->info(
             "replica {} of group {}: joined with a healthy replica's state at event {}",

@@ -13,6 +13,7 @@
 #include "vigil/node/process.h"
 #include "vigil/replica/context.h"
 #include "vigil/replica/runner.h"
+#include "vigil/replica/state_digest.h"
 
 namespace vigil::voter {
 

@@ -28,6 +28,7 @@
 #include "vigil/channel/channel.h"
 #include "vigil/common/status.h"
 #include "vigil/replica/protocol.h"
+#include "vigil/replica/state_digest.h"
 #include "vigil/transport/transport.h"
 
 namespace vigil::replica {
@@ -238,6 +239,9 @@ class ChannelContext final : public ReplicaContext {
   Result<size_t> Externalize(EventKind kind, uint64_t arg0, uint64_t arg1,
                              std::span<const std::byte> out, std::span<std::byte> in) override;
   void Commit() override;
+  std::span<std::byte> checkpoint() const {
+    return {memory_.checkpoint->data(), memory_.state->size()};
+  }
 
   channel::ReplicaChannel& channel_;
   ReplicaMemory& memory_;
@@ -245,9 +249,7 @@ class ChannelContext final : public ReplicaContext {
   std::chrono::nanoseconds timeout_;
   std::vector<std::byte> send_;
   std::vector<std::byte> recv_;
+  StateDigester digester_;
 };
-
-// xxh3 of the whole state region.
-uint64_t StateDigest(std::span<const std::byte> region);
 
 }  // namespace vigil::replica

@@ -64,7 +64,7 @@ struct EventHeader {
   uint16_t replica = 0;
   uint16_t reserved = 0;
   uint64_t event_seq = 0;     // the program's externalization point count (restored on rollback)
-  uint64_t state_digest = 0;  // xxh3 of the whole state region at this point
+  uint64_t state_digest = 0;  // StateDigest of the state region (state_digest.h)
   uint64_t arg0 = 0;
   uint64_t arg1 = 0;
 };
