@@ -114,6 +114,8 @@ class Susan final : public replica::Program {
   }
 
  private:
+  // Reads straight into the state: the agreed bytes are copied there after the verdict, so a
+  // repair during the read (which rewrites the state) cannot lose them.
   Result<bool> ReadSome(ReplicaContext& ctx) {
     for (uint32_t i = 0; i < 16; ++i) {
       auto& s0 = ctx.State<SusanState>();
@@ -122,9 +124,8 @@ class Susan final : public replica::Program {
         return InvalidArgument(
             fmt::format("susan: input larger than a {0}x{0} P5 image", kSusanMaxSide));
       }
-      buf_.resize(ctx.max_read());
-      VIGIL_ASSIGN_OR_RETURN(size_t n,
-                             ctx.Read(std::span(buf_).first(std::min(buf_.size(), room))));
+      VIGIL_ASSIGN_OR_RETURN(
+          size_t n, ctx.Read(std::as_writable_bytes(std::span(s0.raw)).subspan(s0.raw_bytes)));
       auto& s = ctx.State<SusanState>();
       if (n == 0) {
         VIGIL_RETURN_IF_ERROR(ParseHeader(s));
@@ -132,7 +133,6 @@ class Susan final : public replica::Program {
         s.row = 0;
         return false;
       }
-      std::memcpy(s.raw.data() + s.raw_bytes, buf_.data(), n);
       s.raw_bytes += static_cast<uint32_t>(n);
     }
     return false;
@@ -284,7 +284,6 @@ class Susan final : public replica::Program {
 
   SusanMode mode_;
   uint32_t rows_;
-  std::vector<std::byte> buf_;  // transient read buffer
   std::array<uint8_t, 511> usan_{};
   std::array<uint32_t, 511> smooth_b_{};
   std::array<uint32_t, 49> smooth_s_{};
