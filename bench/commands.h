@@ -36,6 +36,7 @@ struct SignalBenchOptions {
   std::vector<uint32_t> sizes{8, 64, 1024};              // sync event argument bytes
   std::vector<std::string> workloads{"crc32", "susan"};  // empty: no overhead table
   uint32_t crc32_mib = 4;
+  uint32_t runs = 3;  // runs per overhead row (each column: the median)
   uint32_t spin_us = 20;
   bool pin = false;  // voter thread on CPU 0, replicas on the other CPUs in turn
 };

@@ -91,6 +91,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 4096u))
       ->capture_default_str();
   signal
+      ->add_option("--runs", sig.runs,
+                   "Runs per workload overhead row; each column reports the median of the runs")
+      ->check(CLI::Range(1u, 100u))
+      ->capture_default_str();
+  signal
       ->add_option("--spin-us", sig.spin_us,
                    "Polling waits spin this long before yielding (0: spin forever)")
       ->capture_default_str();

@@ -14,6 +14,7 @@
 // registered state; the voter's threads run alongside them on the same cores.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -139,6 +140,92 @@ std::string ReadBack(std::FILE* f) {
   return s;
 }
 
+// One run of a workload; the replicated fields are per replica, averaged.
+struct OverheadRun {
+  double wall_ms = 0, setup_ms = 0, work_ms = 0, cpu_ms = 0, wait_ms = 0, voter_ms = 0, events = 0;
+  std::string output;
+};
+
+// Per field, the median over the runs (each field on its own: the runs' noise is independent).
+OverheadRun Median(const std::vector<OverheadRun>& runs) {
+  auto med = [&](double OverheadRun::*f) {
+    std::vector<double> v;
+    for (const auto& r : runs) v.push_back(r.*f);
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  OverheadRun m;
+  for (double OverheadRun::*f :
+       {&OverheadRun::wall_ms, &OverheadRun::setup_ms, &OverheadRun::work_ms, &OverheadRun::cpu_ms,
+        &OverheadRun::wait_ms, &OverheadRun::voter_ms, &OverheadRun::events}) {
+    m.*f = med(f);
+  }
+  return m;
+}
+
+// Unreplicated, in this thread.
+Result<OverheadRun> RunAlone(const std::string& w, const std::string& input) {
+  std::FILE* in = FileWith(input);
+  std::FILE* ref = std::tmpfile();
+  if (in == nullptr || ref == nullptr) {
+    if (in != nullptr) std::fclose(in);
+    return ErrnoStatus(StatusCode::kUnavailable, "tmpfile", errno);
+  }
+  auto program = workloads::MakeWorkload(w, "edges");
+  auto ctx = replica::LocalContext::Create((*program)->state_bytes(), in, ref);
+  const uint64_t cpu0 = ThreadCpuNs();
+  const auto t0 = Clock::now();
+  Status st = replica::RunProgram(**program, **ctx);
+  OverheadRun r;
+  r.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  r.cpu_ms = static_cast<double>(ThreadCpuNs() - cpu0) / 1e6;
+  r.work_ms = r.wall_ms;
+  std::fflush(ref);
+  r.output = ReadBack(ref);
+  std::fclose(in);
+  std::fclose(ref);
+  VIGIL_RETURN_IF_ERROR(st.WithContext("unreplicated " + w));
+  return r;
+}
+
+Result<OverheadRun> RunReplicated(BenchSetup& setup, const SignalBenchOptions& o,
+                                  const std::string& w, const std::string& input, channel::Method m,
+                                  voter::Mode mode) {
+  std::FILE* gin = FileWith(input);
+  std::FILE* gout = std::tmpfile();
+  if (gin == nullptr || gout == nullptr) {
+    if (gin != nullptr) std::fclose(gin);
+    return ErrnoStatus(StatusCode::kUnavailable, "tmpfile", errno);
+  }
+  auto run = RunGroup(
+      setup, m, mode, 4096 + replica::kEventHeaderBytes, o.spin_us, o.pin,
+      [&](const voter::LaunchSpec&, auto) { return workloads::MakeWorkload(w, "edges"); }, gin,
+      gout, nullptr, /*measure_cpu=*/true);
+  std::fflush(gout);
+  OverheadRun r;
+  r.output = ReadBack(gout);
+  std::fclose(gin);
+  std::fclose(gout);
+  VIGIL_RETURN_IF_ERROR(run.status().WithContext(
+      fmt::format("{} {} {}", w, channel::MethodName(m), voter::ModeName(mode))));
+  for (const auto& rep : run->replicas) {
+    r.setup_ms += static_cast<double>(rep.setup_ns) / 1e6;
+    r.work_ms += static_cast<double>(rep.wall_ns - rep.setup_ns - rep.signal_wait_ns) / 1e6;
+    r.cpu_ms += static_cast<double>(rep.work_cpu_ns) / 1e6;
+    r.wait_ms += static_cast<double>(rep.signal_wait_ns) / 1e6;
+    r.events += static_cast<double>(rep.events);
+  }
+  const double n = static_cast<double>(run->replicas.size());
+  r.setup_ms /= n;
+  r.work_ms /= n;
+  r.cpu_ms /= n;
+  r.wait_ms /= n;
+  r.events /= n;
+  r.wall_ms = run->wall_ms;
+  r.voter_ms = static_cast<double>(run->report.voter_ns) / 1e6;
+  return r;
+}
+
 int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
                  const std::vector<channel::Method>& methods, const std::vector<voter::Mode>& modes,
                  nlohmann::json& out) {
@@ -147,99 +234,74 @@ int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
       "included), and per replica (averaged): setup = registering memory and connecting before "
       "the program starts, work = the program's time outside signalling, cpu = its CPU time "
       "outside signalling (what it would take on a core of its own), wait = time from event to "
-      "verdict; voter = time the voter spent deciding\n");
+      "verdict; voter = time the voter spent deciding. Each row runs {} times; each column is "
+      "the median of its runs\n",
+      o.runs);
   fmt::print(
       "{:>8} {:>8} {:>5} | {:>10} {:>9} | {:>8} {:>10} {:>10} {:>9} {:>10} {:>9} | {:>7} {:>6}\n",
       "workload", "method", "mode", "wall ms", "vs alone", "setup ms", "work ms", "cpu ms",
       "vs alone", "wait ms", "voter ms", "events", "output");
   for (const std::string& w : o.workloads) {
     const std::string input = w == "crc32" ? Crc32Input(o.crc32_mib) : SusanInput();
-    // Unreplicated reference, in this thread.
-    std::FILE* in = FileWith(input);
-    std::FILE* ref = std::tmpfile();
-    if (in == nullptr || ref == nullptr) {
-      fmt::print(stderr, "error: tmpfile: {}\n", std::strerror(errno));
-      return 1;
+    std::vector<OverheadRun> runs;
+    for (uint32_t i = 0; i < o.runs; ++i) {
+      auto r = RunAlone(w, input);
+      if (!r.ok()) {
+        fmt::print(stderr, "error: {}\n", r.status().ToString());
+        return 1;
+      }
+      runs.push_back(std::move(*r));
     }
-    auto program = workloads::MakeWorkload(w, "edges");
-    auto ctx = replica::LocalContext::Create((*program)->state_bytes(), in, ref);
-    const uint64_t cpu0 = ThreadCpuNs();
-    const auto t0 = Clock::now();
-    Status st = replica::RunProgram(**program, **ctx);
-    const double alone_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    const double alone_cpu_ms = static_cast<double>(ThreadCpuNs() - cpu0) / 1e6;
-    std::fflush(ref);
-    const std::string want = ReadBack(ref);
-    std::fclose(in);
-    std::fclose(ref);
-    if (!st.ok()) {
-      fmt::print(stderr, "error: unreplicated {}: {}\n", w, st.ToString());
-      return 1;
-    }
+    const std::string want = runs[0].output;
+    const OverheadRun alone = Median(runs);
     fmt::print(
         "{:>8} {:>8} {:>5} | {:>10.1f} {:>9} | {:>8} {:>10.1f} {:>10.1f} {:>9} {:>10} {:>9} | "
         "{:>7} {:>6}\n",
-        w, "-", "alone", alone_ms, "1.00x", "-", alone_ms, alone_cpu_ms, "1.00x", "-", "-", "-",
-        "-");
+        w, "-", "alone", alone.wall_ms, "1.00x", "-", alone.work_ms, alone.cpu_ms, "1.00x", "-",
+        "-", "-", "-");
     out.push_back({{"workload", w},
                    {"mode", "unreplicated"},
-                   {"wall_ms", alone_ms},
-                   {"cpu_ms", alone_cpu_ms},
+                   {"runs", o.runs},
+                   {"wall_ms", alone.wall_ms},
+                   {"cpu_ms", alone.cpu_ms},
                    {"input_bytes", input.size()}});
     for (channel::Method m : methods) {
       for (voter::Mode mode : modes) {
-        std::FILE* gin = FileWith(input);
-        std::FILE* gout = std::tmpfile();
-        auto run = RunGroup(
-            setup, m, mode, 4096 + replica::kEventHeaderBytes, o.spin_us, o.pin,
-            [&](const voter::LaunchSpec&, auto) { return workloads::MakeWorkload(w, "edges"); },
-            gin, gout, nullptr, /*measure_cpu=*/true);
-        std::fflush(gout);
-        const bool same = run.ok() && ReadBack(gout) == want;
-        std::fclose(gin);
-        std::fclose(gout);
-        if (!run.ok()) {
-          fmt::print(stderr, "error: {} {} {}: {}\n", w, channel::MethodName(m),
-                     voter::ModeName(mode), run.status().ToString());
-          return 1;
+        runs.clear();
+        for (uint32_t i = 0; i < o.runs; ++i) {
+          auto r = RunReplicated(setup, o, w, input, m, mode);
+          if (!r.ok()) {
+            fmt::print(stderr, "error: {}\n", r.status().ToString());
+            return 1;
+          }
+          if (r->output != want) {
+            fmt::print(stderr, "error: {} {} {}: output differs from the unreplicated run\n", w,
+                       channel::MethodName(m), voter::ModeName(mode));
+            return 1;
+          }
+          runs.push_back(std::move(*r));
         }
-        double set_up = 0, work = 0, cpu = 0, wait = 0, events = 0;
-        for (const auto& r : run->replicas) {
-          set_up += static_cast<double>(r.setup_ns) / 1e6;
-          work += static_cast<double>(r.wall_ns - r.setup_ns - r.signal_wait_ns) / 1e6;
-          cpu += static_cast<double>(r.work_cpu_ns) / 1e6;
-          wait += static_cast<double>(r.signal_wait_ns) / 1e6;
-          events += static_cast<double>(r.events);
-        }
-        const double n = static_cast<double>(run->replicas.size());
-        set_up /= n;
-        work /= n;
-        cpu /= n;
-        wait /= n;
-        const double voter_ms = static_cast<double>(run->report.voter_ns) / 1e6;
+        const OverheadRun r = Median(runs);
         fmt::print(
             "{:>8} {:>8} {:>5} | {:>10.1f} {:>8.2f}x | {:>8.1f} {:>10.1f} {:>10.1f} {:>8.2f}x "
             "{:>10.1f} {:>9.1f} | {:>7.0f} {:>6}\n",
-            w, channel::MethodName(m), voter::ModeName(mode), run->wall_ms, run->wall_ms / alone_ms,
-            set_up, work, cpu, cpu / alone_cpu_ms, wait, voter_ms, events / n,
-            same ? "same" : "DIFFERS");
+            w, channel::MethodName(m), voter::ModeName(mode), r.wall_ms, r.wall_ms / alone.wall_ms,
+            r.setup_ms, r.work_ms, r.cpu_ms, r.cpu_ms / alone.cpu_ms, r.wait_ms, r.voter_ms,
+            r.events, "same");
         out.push_back({{"workload", w},
                        {"method", channel::MethodName(m)},
                        {"mode", voter::ModeName(mode)},
-                       {"wall_ms", run->wall_ms},
-                       {"wall_vs_unreplicated", run->wall_ms / alone_ms},
-                       {"replica_setup_ms", set_up},
-                       {"replica_work_ms", work},
-                       {"replica_work_cpu_ms", cpu},
-                       {"replica_work_cpu_vs_unreplicated", cpu / alone_cpu_ms},
-                       {"replica_signal_wait_ms", wait},
-                       {"voter_ms", voter_ms},
-                       {"events_per_replica", events / n},
-                       {"output_matches_unreplicated", same}});
-        if (!same) {
-          fmt::print(stderr, "error: {} output differs from the unreplicated run\n", w);
-          return 1;
-        }
+                       {"runs", o.runs},
+                       {"wall_ms", r.wall_ms},
+                       {"wall_vs_unreplicated", r.wall_ms / alone.wall_ms},
+                       {"replica_setup_ms", r.setup_ms},
+                       {"replica_work_ms", r.work_ms},
+                       {"replica_work_cpu_ms", r.cpu_ms},
+                       {"replica_work_cpu_vs_unreplicated", r.cpu_ms / alone.cpu_ms},
+                       {"replica_signal_wait_ms", r.wait_ms},
+                       {"voter_ms", r.voter_ms},
+                       {"events_per_replica", r.events},
+                       {"output_matches_unreplicated", true}});
       }
     }
   }
@@ -288,7 +350,6 @@ int RunSignalBench(const SignalBenchOptions& o) {
       const Baseline baseline = m == channel::Method::kRpc       ? Baseline{"grpc-unary-echo", ""}
                                 : m == channel::Method::kPolling ? Baseline{"ib_write_lat", ""}
                                                                  : Baseline{"ib_send_lat", "-e"};
-      // The targets: polling <= 1.3x ib_write_lat (DMR), <= 1.5x (TMR).
       // Targets for polling: <= 1.3x ib_write_lat (simplex, DMR), <= 1.5x (TMR).
       const double target = m != channel::Method::kPolling ? 0.0
                             : mode == voter::Mode::kTmr    ? 1.5
