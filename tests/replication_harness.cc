@@ -36,8 +36,13 @@ Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Tra
         spec.verdict_timeout,
         [&spec](const voter::LaunchSpec& s, std::shared_ptr<std::atomic<bool>> killed)
             -> Result<std::unique_ptr<replica::Program>> {
-          VIGIL_ASSIGN_OR_RETURN(auto program,
-                                 workloads::MakeWorkload(spec.workload, spec.susan_mode));
+          std::unique_ptr<replica::Program> program;
+          if (spec.program) {
+            program = spec.program(s.replica, s.incarnation);
+          } else {
+            VIGIL_ASSIGN_OR_RETURN(program,
+                                   workloads::MakeWorkload(spec.workload, spec.susan_mode));
+          }
           // The test's hook runs before each step; a "killed" thread replica fails its next step.
           return std::unique_ptr<replica::Program>(std::make_unique<replica::HookedProgram>(
               std::move(program),

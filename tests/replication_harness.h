@@ -31,7 +31,9 @@ struct JobSpec {
   std::string workload = "crc32";
   std::string susan_mode = "edges";
   std::string input;
-  StepHook hook;                                     // optional
+  StepHook hook;  // optional
+  // Optional: builds each replica incarnation's program instead of `workload`.
+  std::function<std::unique_ptr<replica::Program>(uint16_t replica, uint32_t incarnation)> program;
   std::function<void(voter::Group&)> while_running;  // optional, runs on its own thread
   std::chrono::milliseconds verdict_timeout{10000};
   // Small input buffers: many input events per job, as a program reading in small pieces would.

@@ -1086,6 +1086,7 @@ bool Group::Replay(uint16_t slot, const Ballot& b, bool& live) {
   }
   ++m.replayed;
   ++m.replayed_this_round;
+  ++report_.replayed;
   m.since = Clock::now();  // its deadline counts from each answer
   const std::span<const std::byte> data = a.kind == EventKind::kSyscall
                                               ? std::as_bytes(std::span(&a.bytes, 1))

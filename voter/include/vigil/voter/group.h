@@ -161,6 +161,7 @@ struct GroupReport {
   uint64_t repairs = 0;       // TMR state copies into an outvoted replica
   uint64_t replacements = 0;  // incarnations started after the first
   uint64_t catch_ups = 0;     // newcomers that caught up from the log and vote again
+  uint64_t replayed = 0;      // events answered from the log to newcomers catching up
   uint64_t rejected_records = 0;
   uint64_t missed_deadlines = 0;
   uint64_t crashes = 0;  // replicas found gone by the launcher before their deadline
