@@ -168,11 +168,20 @@ Result<OverheadRun> RunAlone(const std::string& w, const std::string& input) {
   std::FILE* in = FileWith(input);
   std::FILE* ref = std::tmpfile();
   if (in == nullptr || ref == nullptr) {
+    const int err = errno;
     if (in != nullptr) std::fclose(in);
-    return ErrnoStatus(StatusCode::kUnavailable, "tmpfile", errno);
+    if (ref != nullptr) std::fclose(ref);
+    return ErrnoStatus(StatusCode::kUnavailable, "tmpfile", err);
   }
   auto program = workloads::MakeWorkload(w, "edges");
-  auto ctx = replica::LocalContext::Create((*program)->state_bytes(), in, ref);
+  Result<std::unique_ptr<replica::LocalContext>> ctx =
+      program.ok() ? replica::LocalContext::Create((*program)->state_bytes(), in, ref)
+                   : Result<std::unique_ptr<replica::LocalContext>>(program.status());
+  if (!ctx.ok()) {
+    std::fclose(in);
+    std::fclose(ref);
+    return ctx.status();
+  }
   const uint64_t cpu0 = ThreadCpuNs();
   const auto t0 = Clock::now();
   Status st = replica::RunProgram(**program, **ctx);
@@ -194,8 +203,10 @@ Result<OverheadRun> RunReplicated(BenchSetup& setup, const SignalBenchOptions& o
   std::FILE* gin = FileWith(input);
   std::FILE* gout = std::tmpfile();
   if (gin == nullptr || gout == nullptr) {
+    const int err = errno;
     if (gin != nullptr) std::fclose(gin);
-    return ErrnoStatus(StatusCode::kUnavailable, "tmpfile", errno);
+    if (gout != nullptr) std::fclose(gout);
+    return ErrnoStatus(StatusCode::kUnavailable, "tmpfile", err);
   }
   auto run = RunGroup(
       setup, m, mode, 4096 + replica::kEventHeaderBytes, o.spin_us, o.pin,
@@ -248,6 +259,11 @@ int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
       auto r = RunAlone(w, input);
       if (!r.ok()) {
         fmt::print(stderr, "error: {}\n", r.status().ToString());
+        return 1;
+      }
+      if (!runs.empty() && r->output != runs[0].output) {
+        fmt::print(stderr, "error: unreplicated {} run {} gave other output than run 1\n", w,
+                   i + 1);
         return 1;
       }
       runs.push_back(std::move(*r));
