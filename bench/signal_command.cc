@@ -163,60 +163,58 @@ OverheadRun Median(const std::vector<OverheadRun>& runs) {
   return m;
 }
 
+// A job's input (a temporary file holding its bytes) and output (an empty one), closed at the end.
+struct JobFiles {
+  std::FILE* in = nullptr;
+  std::FILE* out = nullptr;
+  JobFiles() = default;
+  JobFiles(const JobFiles&) = delete;
+  JobFiles& operator=(const JobFiles&) = delete;
+  ~JobFiles() {
+    if (in != nullptr) std::fclose(in);
+    if (out != nullptr) std::fclose(out);
+  }
+};
+
+Result<std::unique_ptr<JobFiles>> OpenJobFiles(const std::string& input) {
+  auto f = std::make_unique<JobFiles>();
+  f->in = FileWith(input);
+  if (f->in == nullptr) return ErrnoStatus(StatusCode::kUnavailable, "tmpfile (input)", errno);
+  f->out = std::tmpfile();
+  if (f->out == nullptr) return ErrnoStatus(StatusCode::kUnavailable, "tmpfile (output)", errno);
+  return f;
+}
+
 // Unreplicated, in this thread.
 Result<OverheadRun> RunAlone(const std::string& w, const std::string& input) {
-  std::FILE* in = FileWith(input);
-  std::FILE* ref = std::tmpfile();
-  if (in == nullptr || ref == nullptr) {
-    const int err = errno;
-    if (in != nullptr) std::fclose(in);
-    if (ref != nullptr) std::fclose(ref);
-    return ErrnoStatus(StatusCode::kUnavailable, "tmpfile", err);
-  }
-  auto program = workloads::MakeWorkload(w, "edges");
-  Result<std::unique_ptr<replica::LocalContext>> ctx =
-      program.ok() ? replica::LocalContext::Create((*program)->state_bytes(), in, ref)
-                   : Result<std::unique_ptr<replica::LocalContext>>(program.status());
-  if (!ctx.ok()) {
-    std::fclose(in);
-    std::fclose(ref);
-    return ctx.status();
-  }
+  VIGIL_ASSIGN_OR_RETURN(auto files, OpenJobFiles(input));
+  VIGIL_ASSIGN_OR_RETURN(auto program, workloads::MakeWorkload(w, "edges"));
+  VIGIL_ASSIGN_OR_RETURN(
+      auto ctx, replica::LocalContext::Create(program->state_bytes(), files->in, files->out));
   const uint64_t cpu0 = ThreadCpuNs();
   const auto t0 = Clock::now();
-  Status st = replica::RunProgram(**program, **ctx);
+  Status st = replica::RunProgram(*program, *ctx);
   OverheadRun r;
   r.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   r.cpu_ms = static_cast<double>(ThreadCpuNs() - cpu0) / 1e6;
   r.work_ms = r.wall_ms;
-  std::fflush(ref);
-  r.output = ReadBack(ref);
-  std::fclose(in);
-  std::fclose(ref);
   VIGIL_RETURN_IF_ERROR(st.WithContext("unreplicated " + w));
+  std::fflush(files->out);
+  r.output = ReadBack(files->out);
   return r;
 }
 
 Result<OverheadRun> RunReplicated(BenchSetup& setup, const SignalBenchOptions& o,
                                   const std::string& w, const std::string& input, channel::Method m,
                                   voter::Mode mode) {
-  std::FILE* gin = FileWith(input);
-  std::FILE* gout = std::tmpfile();
-  if (gin == nullptr || gout == nullptr) {
-    const int err = errno;
-    if (gin != nullptr) std::fclose(gin);
-    if (gout != nullptr) std::fclose(gout);
-    return ErrnoStatus(StatusCode::kUnavailable, "tmpfile", err);
-  }
+  VIGIL_ASSIGN_OR_RETURN(auto files, OpenJobFiles(input));
   auto run = RunGroup(
       setup, m, mode, 4096 + replica::kEventHeaderBytes, o.spin_us, o.pin,
-      [&](const voter::LaunchSpec&, auto) { return workloads::MakeWorkload(w, "edges"); }, gin,
-      gout, nullptr, /*measure_cpu=*/true);
-  std::fflush(gout);
+      [&](const voter::LaunchSpec&, auto) { return workloads::MakeWorkload(w, "edges"); },
+      files->in, files->out, nullptr, /*measure_cpu=*/true);
   OverheadRun r;
-  r.output = ReadBack(gout);
-  std::fclose(gin);
-  std::fclose(gout);
+  std::fflush(files->out);
+  r.output = ReadBack(files->out);
   VIGIL_RETURN_IF_ERROR(run.status().WithContext(
       fmt::format("{} {} {}", w, channel::MethodName(m), voter::ModeName(mode))));
   for (const auto& rep : run->replicas) {

@@ -28,6 +28,19 @@ void Flip(Bytes& b, uint64_t bit) {
   b[bit / 8] ^= std::byte{static_cast<uint8_t>(1u << (bit % 8))};
 }
 
+// A random state, committed: the checkpoint copy equals it and its page hashes are known.
+struct Committed {
+  Bytes state, base;
+  StateDigester d{kRegion};
+};
+Committed MakeCommitted(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Committed c{Random(rng, kRegion), Bytes(kRegion)};
+  c.d.Digest(c.state, c.base);
+  c.d.Commit(c.state, c.base);
+  return c;
+}
+
 TEST(StateDigest, IsTheXxh3OfThePagesXxh3Values) {
   std::mt19937_64 rng(1);
   for (size_t n :
@@ -82,11 +95,7 @@ TEST(StateDigester, HashesOnlyThePagesThatDifferFromTheCheckpoint) {
 }
 
 TEST(StateDigester, AFlipAnywhereShowsInTheNextDigest) {
-  std::mt19937_64 rng(4);
-  Bytes state = Random(rng, kRegion), base(kRegion);
-  StateDigester d(kRegion);
-  d.Digest(state, base);
-  d.Commit(state, base);
+  auto [state, base, d] = MakeCommitted(4);
   const uint64_t clean = StateDigest(state);
   for (uint64_t bit = 0; bit < kRegion * 8; bit += 97) {
     Flip(state, bit);  // a flip in the state, where the program did not write
@@ -102,11 +111,7 @@ TEST(StateDigester, AFlipAnywhereShowsInTheNextDigest) {
 // the pages on its list, so the checkpoint keeps the agreed bytes and the next Digest still sees
 // the flip.
 TEST(StateDigester, AFlipBetweenDigestAndCommitIsNotHidden) {
-  std::mt19937_64 rng(5);
-  Bytes state = Random(rng, kRegion), base(kRegion);
-  StateDigester d(kRegion);
-  d.Digest(state, base);
-  d.Commit(state, base);
+  auto [state, base, d] = MakeCommitted(5);
   state[10] ^= std::byte{1};  // page 0 written by the program
   const Bytes agreed = state;
   EXPECT_EQ(d.Digest(state, base), StateDigest(agreed));
@@ -120,11 +125,7 @@ TEST(StateDigester, AFlipBetweenDigestAndCommitIsNotHidden) {
 // A bit flipped in the checkpoint copy, then restored into the state by a rollback: the state now
 // differs from what was agreed, and the digest must say so.
 TEST(StateDigester, AFlippedCheckpointRestoredByARollbackShows) {
-  std::mt19937_64 rng(7);
-  Bytes state = Random(rng, kRegion), base(kRegion);
-  StateDigester d(kRegion);
-  d.Digest(state, base);
-  d.Commit(state, base);
+  auto [state, base, d] = MakeCommitted(7);
   const uint64_t agreed = StateDigest(state);
   Flip(base, 8 * kStateDigestPageBytes + 3);
   state = base;
