@@ -1,6 +1,5 @@
 #include "vigil/replica/state_digest.h"
 
-#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
 
 #include <algorithm>
@@ -16,21 +15,9 @@ size_t PageCount(size_t bytes) {
 }  // namespace
 
 uint64_t StateDigest(std::span<const std::byte> region) {
-  // Streamed in batches: the same xxh3 as over the concatenated page hashes at once.
-  XXH3_state_t st;
-  XXH3_64bits_reset(&st);
-  uint64_t batch[64];
-  size_t n = 0;
-  for (size_t off = 0; off < region.size(); off += kStateDigestPageBytes) {
-    const size_t len = std::min(kStateDigestPageBytes, region.size() - off);
-    batch[n++] = XXH3_64bits(region.data() + off, len);
-    if (n == std::size(batch)) {
-      XXH3_64bits_update(&st, batch, sizeof(batch));
-      n = 0;
-    }
-  }
-  XXH3_64bits_update(&st, batch, n * sizeof(uint64_t));
-  return XXH3_64bits_digest(&st);
+  // A digester that knows no checkpoint page hashes every page and never reads `base`: one
+  // definition of the digest for the voter and the replicas.
+  return StateDigester(region.size()).Digest(region, {});
 }
 
 StateDigester::StateDigester(size_t region_bytes)
@@ -85,8 +72,7 @@ void StateDigester::Commit(std::span<const std::byte> state, std::span<std::byte
       copy = differed_[p] != 0;
     } else {
       const auto s = Page(state, p);
-      copy = base_known_[p] == 0 ||
-             std::memcmp(s.data(), base.data() + p * kStateDigestPageBytes, s.size()) != 0;
+      copy = base_known_[p] == 0 || std::memcmp(s.data(), Page(base, p).data(), s.size()) != 0;
     }
     if (copy) CommitPage(state, base, p);
   }

@@ -31,7 +31,8 @@ class StateDigester {
   explicit StateDigester(size_t region_bytes);
 
   // StateDigest(state), hashing only the pages that differ from `base` or whose hash in `base`
-  // is not known yet. Remembers which pages differed, for the Commit that may follow.
+  // is not known yet (`base` is read only where it is known). Remembers which pages differed,
+  // for the Commit that may follow.
   uint64_t Digest(std::span<const std::byte> state, std::span<const std::byte> base);
 
   // Makes `base` a copy of `state` and learns its page hashes (hashed from `base` after the
