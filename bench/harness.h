@@ -74,13 +74,15 @@ struct GroupRun {
 };
 
 // Runs one group to its end with thread replicas made by `factory` (on the voter's transport),
-// `syscalls` handling system call events (vigil-run), if given; `measure_cpu`: replicas count
-// their CPU time outside signalling (ThreadReplicaResult::work_cpu_ns).
+// `syscalls` handling system call events (vigil-run), if given; `measure`: the breakdown, at the
+// cost of clock reads and system calls per event: replicas count their signalling wait and CPU
+// time outside signalling (ThreadReplicaResult::signal_wait_ns, work_cpu_ns), the voter its own
+// time (GroupReport::voter_ns).
 Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
                           uint32_t max_payload, uint32_t spin_us, bool pin,
                           const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
                           std::FILE* out, voter::SyscallExecutor* syscalls = nullptr,
-                          bool measure_cpu = false);
+                          bool measure = false);
 
 // Writes `doc` to `path` (pretty-printed) and says so; an error (printed) gives exit code 1.
 int WriteJson(const std::string& path, const nlohmann::json& doc);

@@ -15,6 +15,34 @@ using Clock = std::chrono::steady_clock;
 // trailer caught mid-write is never mistaken for an overrun.
 constexpr uint32_t kAnomalyPolls = 1024;
 
+// Blocking reads and writes look at the clock once every this many polls.
+constexpr uint32_t kPollsPerCheck = 256;
+
+// The wait of a blocking read or write that did not succeed at once. The clock is first read
+// at the first check, kPollsPerCheck polls in, and the timeout runs from there: a record or a
+// credit that is already there, or arrives within those polls, costs no clock read.
+class LateWait {
+ public:
+  LateWait(uint32_t spin_us, std::chrono::nanoseconds timeout)
+      : wait_(spin_us), timeout_(timeout) {}
+  // Spins, yields or sleeps as the wait's phase says; true once the timeout has passed.
+  bool Expired() {
+    const auto now = Clock::now();
+    if (!started_) {
+      deadline_ = now + timeout_;
+      started_ = true;
+    }
+    wait_.Pause(now);
+    return now > deadline_;
+  }
+
+ private:
+  AdaptiveWait wait_;
+  std::chrono::nanoseconds timeout_;
+  Clock::time_point deadline_{};
+  bool started_ = false;
+};
+
 // Posts an unsignaled WRITE, waiting for room in the send queue.
 Status PostQuiet(transport::Connection& conn, const transport::LocalSlice& src,
                  transport::RemoteAddr dst, uint64_t wr_id) {
@@ -120,21 +148,17 @@ Result<bool> RingReader::TryRead(std::span<std::byte> buf, Record& out) {
 }
 
 Result<Record> RingReader::Read(std::span<std::byte> buf, std::chrono::nanoseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
   Record r;
-  AdaptiveWait wait(config_.spin_us);
-  for (uint32_t spins = 0;; ++spins) {
+  LateWait late(config_.spin_us, timeout);
+  for (uint32_t spins = 1;; ++spins) {
     VIGIL_ASSIGN_OR_RETURN(bool got, TryRead(buf, r));
     if (got) return r;
-    if ((spins & 1023) == 1023) {
-      if (conn_ != nullptr) VIGIL_RETURN_IF_ERROR(transport::DrainSendCompletions(*conn_));
-      const auto now = Clock::now();
-      wait.Pause(now);
-      if (now > deadline) {
-        return DeadlineExceeded(
-            fmt::format("signal ring: no record with sequence {} within {} ms", next_,
-                        std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
-      }
+    if (spins % kPollsPerCheck != 0) continue;
+    if (conn_ != nullptr) VIGIL_RETURN_IF_ERROR(transport::DrainSendCompletions(*conn_));
+    if (late.Expired()) {
+      return DeadlineExceeded(
+          fmt::format("signal ring: no record with sequence {} within {} ms", next_,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
     }
   }
 }
@@ -211,15 +235,12 @@ Result<bool> RingWriter::TryWrite(uint16_t kind, uint16_t flags,
 
 Status RingWriter::Write(uint16_t kind, uint16_t flags, std::span<const std::byte> payload,
                          std::chrono::nanoseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  AdaptiveWait wait(config_.spin_us);
-  for (uint32_t spins = 0;; ++spins) {
+  LateWait late(config_.spin_us, timeout);
+  for (uint32_t spins = 1;; ++spins) {
     VIGIL_ASSIGN_OR_RETURN(bool posted, TryWrite(kind, flags, payload));
     if (posted) return Status::Ok();
-    if ((spins & 1023) != 1023) continue;
-    const auto now = Clock::now();
-    wait.Pause(now);
-    if (now > deadline) {
+    if (spins % kPollsPerCheck != 0) continue;
+    if (late.Expired()) {
       return DeadlineExceeded(fmt::format(
           "signal ring: no credit for sequence {} within {} ms "
           "(reader stalled or gone)",

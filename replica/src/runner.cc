@@ -36,15 +36,15 @@ Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& o, P
                             channel::MethodName(o.channel.method));
   if (on_ready) on_ready(ctx);
   const auto setup = std::chrono::steady_clock::now() - t0;
-  ctx.set_measure_cpu(o.measure_cpu);
-  const uint64_t cpu0 = o.measure_cpu ? ThreadCpuNs() : 0;
+  ctx.set_measure(o.measure);
+  const uint64_t cpu0 = o.measure ? ThreadCpuNs() : 0;
   Status st = o.incarnation > 0 ? ctx.Join() : Status::Ok();
   if (st.ok()) st = RunProgram(program, ctx);
   if (stats != nullptr) {
     *stats = {
         static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(setup).count()),
         ctx.signal_wait_ns(), ctx.events(),
-        o.measure_cpu ? ThreadCpuNs() - cpu0 - ctx.signal_cpu_ns() : 0};
+        o.measure ? ThreadCpuNs() - cpu0 - ctx.signal_cpu_ns() : 0};
   }
   return st;
 }

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "vigil/common/adaptive_wait.h"
 #include "vigil/common/config.h"
 #include "vigil/common/histogram.h"
 #include "vigil/common/logging.h"
@@ -124,6 +125,29 @@ TEST(Logging, RejectsUnknownLevelsAndSharesLoggers) {
   EXPECT_EQ(a->level(), spdlog::level::warn);
   EXPECT_TRUE(log::SetLevel("info").ok());
   EXPECT_EQ(a->level(), spdlog::level::info);
+}
+
+TEST(AdaptiveWait, WaitingStartsAtTheFirstCheckAndAgainAfterRestart) {
+  using namespace std::chrono_literals;
+  using Phase = AdaptiveWait::Phase;
+  const auto t = AdaptiveWait::Clock::time_point{} + 1h;
+  AdaptiveWait w(20);
+  // Constructed long before its first check: it still spins then.
+  EXPECT_EQ(w.PhaseAt(t), Phase::kSpin);
+  EXPECT_EQ(w.PhaseAt(t + 19us), Phase::kSpin);
+  EXPECT_EQ(w.PhaseAt(t + 20us), Phase::kYield);
+  EXPECT_EQ(w.PhaseAt(t + 319us), Phase::kYield);
+  EXPECT_EQ(w.PhaseAt(t + 320us), Phase::kSleep);
+  w.Restart();
+  EXPECT_EQ(w.PhaseAt(t + 1s), Phase::kSpin);
+  EXPECT_EQ(w.PhaseAt(t + 1s + 20us), Phase::kYield);
+
+  AdaptiveWait started(20, t);  // an explicit start counts from there
+  EXPECT_EQ(started.PhaseAt(t + 100us), Phase::kYield);
+
+  AdaptiveWait forever(0);  // spin_us = 0: a dedicated core, never yields
+  EXPECT_EQ(forever.PhaseAt(t), Phase::kSpin);
+  EXPECT_EQ(forever.PhaseAt(t + 1h), Phase::kSpin);
 }
 
 }  // namespace

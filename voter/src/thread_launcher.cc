@@ -45,7 +45,7 @@ Status ThreadLauncher::Start(const LaunchSpec& s) {
     o.channel = channel_;
     o.verdict_timeout = verdict_timeout_;
     o.input_bytes = input_bytes_;
-    o.measure_cpu = measure_cpu_;
+    o.measure = measure_;
     ThreadReplicaResult r;
     r.spec = s;
     if (!cpus_.empty()) {

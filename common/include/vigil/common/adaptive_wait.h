@@ -2,6 +2,10 @@
 // than `spin_us` gives its core away (yield), and after 16x that long sleeps between checks, so
 // idle pollers do not starve busy threads when there are fewer cores than pollers. spin_us = 0:
 // spin forever (every poller has a core of its own).
+//
+// Waiting starts at the first check (PhaseAt or Pause), not at construction, so a poller whose
+// first polls succeed never reads the clock: clock reads are not free (a system call where the
+// clock source has no vDSO path, as in a qemu guest with an unstable TSC).
 #pragma once
 
 #include <chrono>
@@ -15,21 +19,29 @@ class AdaptiveWait {
   using Clock = std::chrono::steady_clock;
   enum class Phase { kSpin, kYield, kSleep };
 
-  explicit AdaptiveWait(uint32_t spin_us, Clock::time_point start = Clock::now())
-      : spin_(std::chrono::microseconds(spin_us)), start_(start) {}
+  explicit AdaptiveWait(uint32_t spin_us) : spin_(std::chrono::microseconds(spin_us)) {}
+  AdaptiveWait(uint32_t spin_us, Clock::time_point start) : AdaptiveWait(spin_us) {
+    start_ = start;
+    started_ = true;
+  }
 
-  // Waiting starts again (the poller made progress).
-  void Restart(Clock::time_point now) { start_ = now; }
+  // Waiting starts again at the next check (the poller made progress).
+  void Restart() { started_ = false; }
 
-  Phase PhaseAt(Clock::time_point now) const {
+  // The phase `now`; the first check after construction or Restart() starts the wait.
+  Phase PhaseAt(Clock::time_point now) {
     if (spin_.count() == 0) return Phase::kSpin;
+    if (!started_) {
+      start_ = now;
+      started_ = true;
+    }
     const auto waited = now - start_;
     if (waited < spin_) return Phase::kSpin;
     return waited < 16 * spin_ ? Phase::kYield : Phase::kSleep;
   }
 
   // Does what the phase says: nothing, yield, or sleep 50 us.
-  void Pause(Clock::time_point now) const {
+  void Pause(Clock::time_point now) {
     switch (PhaseAt(now)) {
       case Phase::kSpin:
         return;
@@ -44,7 +56,8 @@ class AdaptiveWait {
 
  private:
   std::chrono::microseconds spin_;
-  Clock::time_point start_;
+  Clock::time_point start_{};
+  bool started_ = false;
 };
 
 }  // namespace vigil

@@ -69,6 +69,8 @@ struct GroupOptions {
   // replay without votes usually outpaces the group).
   uint32_t catch_up_pace = 2;
   int voter_cpu = -1;  // pin the polling method's voter thread here (-1: not pinned)
+  // Count GroupReport::voter_ns (benchmarks): two clock reads per decision, so off by default.
+  bool measure = false;
   channel::ChannelOptions channel;
 };
 Status ValidateGroupOptions(const GroupOptions& o);
@@ -167,7 +169,7 @@ struct GroupReport {
   uint64_t crashes = 0;  // replicas found gone by the launcher before their deadline
   uint64_t output_bytes = 0;
   uint64_t aside_bytes = 0;  // bytes RDMA-READ from a replica once agreed (large output, writes)
-  uint64_t voter_ns = 0;     // time the voter spent deciding and acting (incl. repairs)
+  uint64_t voter_ns = 0;     // with measure: time the voter spent deciding and acting (repairs too)
 };
 
 class Group {
@@ -213,7 +215,10 @@ class Group {
   bool WaitForVerdict(Link& link);  // false: the link was stopped
   void CheckLiveness(std::unique_lock<std::mutex>& lock);
   void FailMember(uint16_t slot, uint32_t incarnation, const std::string& why, bool rejected);
+  // Decides the round (its ballots are in, or the coordinator found it overdue).
   void Decide(std::unique_lock<std::mutex>& lock);
+  // The coordinator: fails the replicas without a ballot whose deadline passed before `now`.
+  void FailOverdue(std::chrono::steady_clock::time_point now);
   void DecideDmr();
   void DecideTmr(const std::vector<uint16_t>& joiners);
   void RecoverFromCheckpoint(const std::vector<uint16_t>& joiners);
@@ -252,6 +257,9 @@ class Group {
   void RollbackAll(const std::string& why);
   void FailGroup(const std::string& why);
   void Replace(uint16_t slot, const std::string& why);
+  // Every ballot the round needs is in (deadlines aside).
+  bool RoundComplete() const;
+  // RoundComplete(), or a replica without a ballot is past its deadline at `now`.
   bool RoundReady(std::chrono::steady_clock::time_point now) const;
 
   GroupOptions o_;
@@ -294,7 +302,10 @@ class Group {
   uint64_t rollback_event_ = 0;    // event that caused the last rollbacks
   uint32_t rollbacks_here_ = 0;
   uint64_t emitted_ = 0;  // output bytes written
+  // When the coordinator first saw the current round (deadlines run from there), and how many
+  // rounds were decided.
   std::chrono::steady_clock::time_point round_start_;
+  uint64_t decisions_ = 0;
   bool done_ = false;
   bool cancelled_ = false;
   GroupReport report_;

@@ -23,8 +23,8 @@ struct ThreadReplicaResult {
   Status status;
   uint64_t wall_ns = 0;         // from start to end of the replica's run
   uint64_t setup_ns = 0;        // registering memory and connecting, before the program ran
-  uint64_t work_cpu_ns = 0;     // with set_measure_cpu: the program's CPU time outside signalling
-  uint64_t signal_wait_ns = 0;  // time spent waiting for verdicts
+  uint64_t work_cpu_ns = 0;     // with set_measure: the program's CPU time outside signalling
+  uint64_t signal_wait_ns = 0;  // with set_measure: time spent waiting for verdicts
   uint64_t events = 0;
 };
 
@@ -46,8 +46,9 @@ class ThreadLauncher final : public Launcher {
   void set_cpus(std::vector<int> cpus) { cpus_ = std::move(cpus); }
   // Size of each replica's input buffer (default replica::kDefaultInputBytes).
   void set_input_bytes(size_t n) { input_bytes_ = n; }
-  // Replicas also measure their CPU time outside signalling (a system call per event and wait).
-  void set_measure_cpu(bool on) { measure_cpu_ = on; }
+  // Replicas measure their signalling wait and CPU time outside signalling (clock reads and
+  // system calls per event).
+  void set_measure(bool on) { measure_ = on; }
   // Joins the replica threads and returns what each incarnation reported.
   std::vector<ThreadReplicaResult> Join();
 
@@ -57,7 +58,7 @@ class ThreadLauncher final : public Launcher {
   channel::ChannelOptions channel_;
   std::chrono::milliseconds verdict_timeout_;
   size_t input_bytes_ = replica::kDefaultInputBytes;
-  bool measure_cpu_ = false;
+  bool measure_ = false;
   std::vector<int> cpus_;
   ProgramFactory factory_;
   std::function<void(const LaunchSpec&, replica::ChannelContext&)> on_ready_;
