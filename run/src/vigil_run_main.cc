@@ -132,11 +132,12 @@ int RunProgram(const RunOptions& o) {
   if (o.report) {
     fmt::print(stderr,
                "vigil-run: {} {} over {}: {} in {:.2f} s; exit code {}; {} system calls voted "
-               "({} rounds), {} mismatches, {} rollbacks, {} replacements, {} caught up, {} "
-               "crashes, {} missed deadlines, {} rejected records\n",
+               "({} rounds), {} mismatches, {} rollbacks, {} replacements, {} caught up ({} "
+               "events replayed), {} crashes, {} missed deadlines, {} rejected records\n",
                o.mode, o.argv[0], o.method, r->completed ? "completed" : "FAILED", secs,
                r->exit_code, executor.calls(), r->rounds, r->mismatches, r->rollbacks,
-               r->replacements, r->catch_ups, r->crashes, r->missed_deadlines, r->rejected_records);
+               r->replacements, r->catch_ups, r->replayed, r->crashes, r->missed_deadlines,
+               r->rejected_records);
   }
   if (!r->completed) {
     fmt::print(stderr, "vigil-run: the run failed: {}\n", r->failure);
