@@ -61,6 +61,7 @@ Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Tra
     if (spec.while_running) side = std::thread([&] { spec.while_running(group); });
     Result<voter::GroupReport> r = group.Run();
     if (side.joinable()) side.join();
+    result.replicas = launcher.Join();
     if (!r.ok()) return r.status();
     result.report = *r;
   }

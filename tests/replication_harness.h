@@ -43,6 +43,7 @@ struct JobSpec {
 struct JobResult {
   voter::GroupReport report;
   std::string output;
+  std::vector<voter::ThreadReplicaResult> replicas;  // how each incarnation ended
 };
 
 // `voter_t` hosts the voter; `replica_t` the replicas (may be the same transport).

@@ -108,7 +108,9 @@ Result<Verdict> DecodeVerdict(const channel::Record& r, uint64_t event_seq) {
   v.kind = static_cast<VerdictKind>(r.kind);
   std::memcpy(&v.header, r.payload.data(), kVerdictHeaderBytes);
   v.data = r.payload.subspan(kVerdictHeaderBytes);
-  if (v.header.event_seq != event_seq) {
+  // An abort ends the replica whatever event it names: the voter may abort a replica whose
+  // record it rejected, and so does not know that event's sequence.
+  if (v.header.event_seq != event_seq && v.kind != VerdictKind::kAbort) {
     return fail(fmt::format("answers event {}", v.header.event_seq));
   }
   return v;

@@ -114,6 +114,18 @@ INSTANTIATE_TEST_SUITE_P(Fake, EveryMethod, testing::EveryModeAndMethod(),
                          testing::ModeAndMethodName);
 
 // Flips a bit of the crc in replica `victim`'s state before step `at` of its first incarnation.
+// The incarnations that ended on the voter's abort saying they were replaced (not on a timeout).
+std::vector<voter::LaunchSpec> ToldTheyWereReplaced(const testing::JobResult& r) {
+  std::vector<voter::LaunchSpec> told;
+  for (const auto& rep : r.replicas) {
+    if (rep.status.code() == StatusCode::kAborted &&
+        rep.status.message().find("replaced") != std::string::npos) {
+      told.push_back(rep.spec);
+    }
+  }
+  return told;
+}
+
 testing::StepHook FlipCrcBit(uint16_t victim, uint64_t at) {
   return [victim, at](uint16_t r, uint32_t inc, uint64_t step, replica::ChannelContext& ctx) {
     if (r == victim && inc == 0 && step == at) ctx.FlipStateBit(replica::kStateMetaBytes * 8 + 5);
@@ -230,8 +242,6 @@ class LargeWriter final : public replica::Program {
 TEST_F(ReplicationTest, TmrReplacementCatchesUpThroughLargeOutputEvents) {
   JobSpec s = Spec(Mode::kTmr, channel::Method::kPolling);
   s.group.replace_after = 1;  // replace at the first fault instead of repairing
-  // The replaced incarnation waits for a verdict that never comes; it gives up after this.
-  s.verdict_timeout = 3s;
   auto replacement_started = std::make_shared<std::atomic<bool>>(false);
   s.program = [replacement_started](uint16_t r, uint32_t inc) -> std::unique_ptr<replica::Program> {
     if (inc > 0) replacement_started->store(true);
@@ -249,6 +259,11 @@ TEST_F(ReplicationTest, TmrReplacementCatchesUpThroughLargeOutputEvents) {
   EXPECT_EQ(got->report.catch_ups, 1u);
   // Events 2-4 are the write's, replayed from the checkpoint at event 1.
   EXPECT_GE(got->report.replayed, 3u);
+  // The replaced incarnation was told so by an abort verdict for the event it was outvoted on.
+  const auto told = ToldTheyWereReplaced(*got);
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_EQ(told[0].replica, 2u);
+  EXPECT_EQ(told[0].incarnation, 0u);
 }
 
 TEST_F(ReplicationTest, DmrPersistentFaultFailsTheGroupWithAReport) {
@@ -334,26 +349,36 @@ TEST_F(ReplicationTest, DmrHungReplicaIsReplacedAndThePairRecovers) {
 
 TEST_F(ReplicationTest, CorruptedEventRecordIsRejectedAndTheReplicaReplaced) {
   const std::string input = Crc32Input(300000);
-  auto injector = std::make_shared<transport::FaultInjector>();
-  // The 10th WRITE of a replica connection has a payload byte flipped in flight.
-  ASSERT_TRUE(injector
-                  ->Add({.ops = transport::kOpWrite,
-                         .action = transport::FaultAction::kCorrupt,
-                         .skip = 9,
-                         .count = 1,
-                         .corrupt_offset = 30,
-                         .corrupt_mask = 0x10})
-                  .ok());
-  transport::FaultInjectingTransport faulty(replica_t_, injector);
-  JobSpec s = Spec(Mode::kTmr, channel::Method::kPolling);
-  s.input = input;
-  auto got = RunReplicatedJob(voter_t_, faulty, s);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_EQ(injector->injected(transport::FaultAction::kCorrupt), 1u);
-  EXPECT_TRUE(got->report.completed) << got->report.failure;
-  EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
-  EXPECT_EQ(got->report.rejected_records, 1u);
-  EXPECT_EQ(got->report.replacements, 1u);
+  // polling sends events by RDMA WRITE, notify by SEND (rpc's go through gRPC, not a transport).
+  for (auto [method, op] : {std::pair{channel::Method::kPolling, transport::kOpWrite},
+                            std::pair{channel::Method::kNotify, transport::kOpSend}}) {
+    SCOPED_TRACE(channel::MethodName(method));
+    auto injector = std::make_shared<transport::FaultInjector>();
+    // The 10th event-carrying operation of a replica connection has a payload byte flipped in
+    // flight.
+    ASSERT_TRUE(injector
+                    ->Add({.ops = op,
+                           .action = transport::FaultAction::kCorrupt,
+                           .skip = 9,
+                           .count = 1,
+                           .corrupt_offset = 30,
+                           .corrupt_mask = 0x10})
+                    .ok());
+    transport::FaultInjectingTransport faulty(replica_t_, injector);
+    JobSpec s = Spec(Mode::kTmr, method);
+    s.input = input;
+    auto got = RunReplicatedJob(voter_t_, faulty, s);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(injector->injected(transport::FaultAction::kCorrupt), 1u);
+    EXPECT_TRUE(got->report.completed) << got->report.failure;
+    EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
+    EXPECT_EQ(got->report.rejected_records, 1u);
+    EXPECT_EQ(got->report.replacements, 1u);
+    // The replica whose record was rejected waited for a verdict: it got an abort saying why.
+    const auto told = ToldTheyWereReplaced(*got);
+    ASSERT_EQ(told.size(), 1u);
+    EXPECT_EQ(told[0].incarnation, 0u);
+  }
 }
 
 // The voter's input: read once, kept from the last agreed checkpoint on for re-execution.
@@ -421,6 +446,11 @@ TEST(ReplicaProtocol, RejectsForeignShortAndUnknownRecords) {
   EXPECT_TRUE(replica::DecodeVerdict(v, 5).ok());
   EXPECT_NE(replica::DecodeVerdict(v, 6).status().message().find("answers event 5"),
             std::string::npos);
+  // An abort ends the replica whatever event it names (the voter may not know the sequence).
+  v.kind = static_cast<uint16_t>(replica::VerdictKind::kAbort);
+  auto abort = replica::DecodeVerdict(v, 6);
+  ASSERT_TRUE(abort.ok()) << abort.status().ToString();
+  EXPECT_EQ(abort->kind, replica::VerdictKind::kAbort);
   EXPECT_FALSE(replica::EncodeEvent(std::span(buf).first(20), h, {}).ok());
 }
 

@@ -303,8 +303,11 @@ void Group::MemberLoop(uint16_t slot, uint32_t inc, std::shared_ptr<Link> link) 
     Result<channel::Record> rec = ch.NextEvent(buf, kPollSlice);
     if (!rec.ok()) {
       if (rec.status().code() == StatusCode::kDeadlineExceeded) continue;
-      FailMember(slot, inc, "event channel failed: " + rec.status().ToString(),
-                 rec.status().code() == StatusCode::kDataLoss);
+      const bool rejected = rec.status().code() == StatusCode::kDataLoss;
+      FailMember(slot, inc, "event channel failed: " + rec.status().ToString(), rejected);
+      // A replica whose record was rejected waits for a verdict: it gets the abort Replace left
+      // (the link is stopped by then, so WaitForVerdict returns at once).
+      if (rejected && WaitForVerdict(*link)) DeliverVerdict(slot, inc, *link);
       return;
     }
     if (!SubmitEvent(slot, inc, *link, *rec)) return;
@@ -334,7 +337,8 @@ void Group::PollerLoop() {
   };
   while (!poller_stop_.load(std::memory_order_relaxed)) {
     if (links_gen_.load(std::memory_order_acquire) != seen) {
-      std::lock_guard lock(mu_);
+      std::vector<Polled> retired;
+      std::unique_lock lock(mu_);
       seen = links_gen_.load();
       std::vector<Polled> next;
       for (auto& m : members_) {
@@ -352,7 +356,16 @@ void Group::PollerLoop() {
           next.push_back(std::move(p));
         }
       }
+      for (Polled& p : polled) {
+        if (p.link) retired.push_back(std::move(p));
+      }
       polled.swap(next);
+      lock.unlock();
+      // Links let go (their replica was replaced): one waiting for a verdict gets the abort
+      // Replace left for it.
+      for (Polled& p : retired) {
+        if (p.awaiting && !p.finished && p.link->has_verdict.load()) deliver(p);
+      }
     }
     bool progress = false;
     for (Polled& p : polled) {
@@ -368,9 +381,15 @@ void Group::PollerLoop() {
       channel::Record rec;
       Result<bool> got = p.link->end->channel().TryNextEvent(p.buf, rec);
       if (!got.ok()) {
-        FailMember(p.slot, p.inc, "event channel failed: " + got.status().ToString(),
-                   got.status().code() == StatusCode::kDataLoss);
-        p.finished = true;
+        const bool rejected = got.status().code() == StatusCode::kDataLoss;
+        FailMember(p.slot, p.inc, "event channel failed: " + got.status().ToString(), rejected);
+        // A replica whose record was rejected waits for a verdict: the abort Replace left for
+        // it goes out like any verdict (above, or as its link is let go).
+        if (rejected) {
+          p.awaiting = true;
+        } else {
+          p.finished = true;
+        }
         continue;
       }
       if (!*got) continue;
@@ -501,6 +520,12 @@ void Group::Replace(uint16_t slot, const std::string& why) {
   Member& m = *members_[slot];
   Log()->warn("group {}: replica {} incarnation {} failed: {}", o_.group, slot, m.incarnation, why);
   if (m.link) {
+    // If the incarnation waits for a verdict, it gets an abort saying why (its delivery thread
+    // sends it before letting the link go), rather than waiting for its verdict timeout. A
+    // process replica is also stopped by its launcher below.
+    const std::string reason = "replica " + std::to_string(slot) + " replaced: " + why;
+    Answer(slot, VerdictKind::kAbort, m.ballot ? m.ballot->h.event_seq : 0, 0,
+           std::as_bytes(std::span(reason)));
     m.link->stop = true;
     m.link.reset();
     links_gen_.fetch_add(1, std::memory_order_release);

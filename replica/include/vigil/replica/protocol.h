@@ -99,7 +99,7 @@ Result<size_t> EncodeVerdict(std::span<std::byte> dst, const VerdictHeader& h,
 // Validates a record as an event from replica `replica` of `group`. Errors (kDataLoss) name the
 // replica and what is wrong.
 Result<Event> DecodeEvent(const channel::Record& r, uint32_t group, uint16_t replica);
-// Validates a record as the verdict for event `event_seq`.
+// Validates a record as the verdict for event `event_seq` (an abort is taken for any event).
 Result<Verdict> DecodeVerdict(const channel::Record& r, uint64_t event_seq);
 
 }  // namespace vigil::replica
