@@ -224,7 +224,7 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
   if (any_ratio && target_ratio > 0) {
     fmt::print("\ntarget: vigil p50 round trip <= {:.1f}x {}: {}\n", target_ratio, baseline.tool,
                all_met ? "met at every size" : "MISSED at some size (see table)");
-  } else if (want_perftest) {
+  } else if (want_perftest && !any_ratio) {
     fmt::print("\nno perftest baseline (install perftest: apt-get install perftest)\n");
   }
   if (collect != nullptr) {
