@@ -15,8 +15,12 @@ using Clock = std::chrono::steady_clock;
 // trailer caught mid-write is never mistaken for an overrun.
 constexpr uint32_t kAnomalyPolls = 1024;
 
-// Blocking reads and writes look at the clock once every this many polls.
+// Blocking reads and writes look at the clock once every this many polls (early enough that a
+// poller sharing its core starts yielding soon after spin_us), and a blocking read drains its
+// send completions every kPollsPerDrain polls (often enough to keep the send queue moving;
+// draining is not free, and more often lengthened the tail of round trips).
 constexpr uint32_t kPollsPerCheck = 256;
+constexpr uint32_t kPollsPerDrain = 1024;
 
 // The wait of a blocking read or write that did not succeed at once. The clock is first read
 // at the first check, kPollsPerCheck polls in, and the timeout runs from there: a record or a
@@ -154,7 +158,9 @@ Result<Record> RingReader::Read(std::span<std::byte> buf, std::chrono::nanosecon
     VIGIL_ASSIGN_OR_RETURN(bool got, TryRead(buf, r));
     if (got) return r;
     if (spins % kPollsPerCheck != 0) continue;
-    if (conn_ != nullptr) VIGIL_RETURN_IF_ERROR(transport::DrainSendCompletions(*conn_));
+    if (conn_ != nullptr && spins % kPollsPerDrain == 0) {
+      VIGIL_RETURN_IF_ERROR(transport::DrainSendCompletions(*conn_));
+    }
     if (late.Expired()) {
       return DeadlineExceeded(
           fmt::format("signal ring: no record with sequence {} within {} ms", next_,
