@@ -1183,8 +1183,8 @@ Result<GroupReport> Group::Run() {
   uint64_t seen_decisions = 0;
   while (!done_ && !cancelled_) {
     const auto now = Clock::now();
-    // A round's deadlines run from the coordinator's first look at it, at most 20 ms after the
-    // previous decision: the thread that decides reads no clock.
+    // A round's deadlines run from the coordinator's first look at it, normally within 20 ms of
+    // the previous decision (never before it): the thread that decides reads no clock.
     if (decisions_ != seen_decisions) {
       seen_decisions = decisions_;
       round_start_ = now;
