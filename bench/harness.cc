@@ -244,13 +244,13 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
 Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
                           uint32_t max_payload, uint32_t spin_us, bool pin,
                           const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
-                          std::FILE* out, voter::SyscallExecutor* syscalls, bool measure) {
+                          std::FILE* out, voter::SyscallExecutor* syscalls, Measure measure) {
   transport::BootstrapServer server(*setup.transport, "bench-voter", setup.conn);
   VIGIL_RETURN_IF_ERROR(server.Start("127.0.0.1:0"));
   voter::GroupOptions g;
   g.mode = mode;
   g.deadline = 120s;  // a benchmark measures; it does not fail replicas
-  g.measure = measure;
+  g.measure = measure != Measure::kNothing;
   g.channel = {.method = method,
                .slots = 16,
                .max_payload = max_payload,
@@ -260,7 +260,7 @@ Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode
   {
     voter::ThreadLauncher launcher(*setup.transport, fmt::format("127.0.0.1:{}", server.port()),
                                    g.channel, 300s, factory);
-    launcher.set_measure(measure);
+    launcher.set_measure(measure == Measure::kBreakdown);
     if (pin) {
       const int cores = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
       g.voter_cpu = 0;

@@ -73,16 +73,23 @@ struct GroupRun {
   double wall_ms = 0;
 };
 
+// What a group run measures besides its wall time. Measuring costs clock reads and system calls
+// on the signalling path, so each benchmark asks only for what it reports.
+enum class Measure {
+  kNothing,
+  kVoter,      // the voter's deciding time (GroupReport::voter_ns): two clock reads per round
+  kBreakdown,  // that, and each replica's signalling wait and CPU time outside signalling
+               // (ThreadReplicaResult::signal_wait_ns, work_cpu_ns): four clock reads per event,
+               // two of them system calls
+};
+
 // Runs one group to its end with thread replicas made by `factory` (on the voter's transport),
-// `syscalls` handling system call events (vigil-run), if given; `measure`: the breakdown, at the
-// cost of clock reads and system calls per event: replicas count their signalling wait and CPU
-// time outside signalling (ThreadReplicaResult::signal_wait_ns, work_cpu_ns), the voter its own
-// time (GroupReport::voter_ns).
+// `syscalls` handling system call events (vigil-run), if given.
 Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
                           uint32_t max_payload, uint32_t spin_us, bool pin,
                           const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
                           std::FILE* out, voter::SyscallExecutor* syscalls = nullptr,
-                          bool measure = false);
+                          Measure measure = Measure::kNothing);
 
 // Writes `doc` to `path` (pretty-printed) and says so; an error (printed) gives exit code 1.
 int WriteJson(const std::string& path, const nlohmann::json& doc);

@@ -158,7 +158,7 @@ int RunRunBench(const RunBenchOptions& o) {
               return std::unique_ptr<replica::Program>(std::make_unique<run::ExecProgram>(
                   run::ExecOptions{.argv = argv, .env = ProgramEnvironment(), .killed = killed}));
             },
-            nullptr, nullptr, &executor, /*measure=*/true);
+            nullptr, nullptr, &executor, Measure::kVoter);
         const std::string got = ReadFd(out);
         for (int fd : {in, out, err}) close(fd);
         if (!group.ok()) {

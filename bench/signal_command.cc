@@ -211,7 +211,7 @@ Result<OverheadRun> RunReplicated(BenchSetup& setup, const SignalBenchOptions& o
   auto run = RunGroup(
       setup, m, mode, 4096 + replica::kEventHeaderBytes, o.spin_us, o.pin,
       [&](const voter::LaunchSpec&, auto) { return workloads::MakeWorkload(w, "edges"); },
-      files->in, files->out, nullptr, /*measure=*/true);
+      files->in, files->out, nullptr, Measure::kBreakdown);
   OverheadRun r;
   std::fflush(files->out);
   r.output = ReadBack(files->out);
