@@ -28,23 +28,17 @@ constexpr uint32_t kPollsPerDrain = 1024;
 class LateWait {
  public:
   LateWait(uint32_t spin_us, std::chrono::nanoseconds timeout)
-      : wait_(spin_us), timeout_(timeout) {}
+      : wait_(spin_us), deadline_(timeout) {}
   // Spins, yields or sleeps as the wait's phase says; true once the timeout has passed.
   bool Expired() {
     const auto now = Clock::now();
-    if (!started_) {
-      deadline_ = now + timeout_;
-      started_ = true;
-    }
     wait_.Pause(now);
-    return now > deadline_;
+    return deadline_.LeftAt(now) < Clock::duration::zero();
   }
 
  private:
   AdaptiveWait wait_;
-  std::chrono::nanoseconds timeout_;
-  Clock::time_point deadline_{};
-  bool started_ = false;
+  LazyDeadline deadline_;
 };
 
 // Posts an unsignaled WRITE, waiting for room in the send queue.

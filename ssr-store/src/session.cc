@@ -188,8 +188,7 @@ Result<std::vector<uint64_t>> StoreSession::Clients() {
 Result<transport::Completion> StoreSession::NextCompletion(bool send, std::string_view what) {
   // The clock is read once every 64 empty polls: a completion that comes within them costs no
   // clock read, and the timeout runs from the first read.
-  std::chrono::steady_clock::time_point deadline{};
-  bool timed = false;
+  LazyDeadline deadline(options_.timeout);
   AdaptiveWait wait(options_.spin_us);
   for (uint32_t polls = 1;; ++polls) {
     transport::Completion c;
@@ -198,16 +197,13 @@ Result<transport::Completion> StoreSession::NextCompletion(bool send, std::strin
     }
     if (polls % 64 != 0) continue;
     const auto now = std::chrono::steady_clock::now();
-    if (!timed) {
-      deadline = now + options_.timeout;
-      timed = true;
-    }
+    const auto left = deadline.LeftAt(now);
     if (wait.PhaseAt(now) == AdaptiveWait::Phase::kSpin) continue;
-    if (now >= deadline) {
+    if (left <= LazyDeadline::Clock::duration::zero()) {
       return Fail(
           DeadlineExceeded(fmt::format("no {} within {} ms", what, options_.timeout.count())));
     }
-    auto w = send ? conn_->WaitSend(deadline - now) : conn_->WaitRecv(deadline - now);
+    auto w = send ? conn_->WaitSend(left) : conn_->WaitRecv(left);
     if (w.ok()) return *w;
     if (w.status().code() != StatusCode::kDeadlineExceeded) return Fail(w.status());
   }

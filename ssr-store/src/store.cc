@@ -127,19 +127,19 @@ class Store::Session {
                            slot);
   }
 
-  // The next request: polled (spin, yield, short sleeps) for up to poll_us after the previous
-  // one, since a server that just released a grant usually asks for the next soon; then blocked
-  // on the completion channel.
-  // The clock is read once every 64 empty polls, not at each.
+  // The next request: polled (spin, yield, short sleeps) for up to poll_us, since a server that
+  // just released a grant usually asks for the next soon; then blocked on the completion
+  // channel. The clock is read once every 64 empty polls, and the poll_us window starts at the
+  // first read, so a request that is already there costs none.
   Result<transport::Completion> NextRequest(std::chrono::microseconds poll) {
-    const auto start = std::chrono::steady_clock::now();
-    AdaptiveWait wait(20, start);
+    LazyDeadline window(poll);
+    AdaptiveWait wait(20);
     for (uint32_t polls = 1; !stop_; ++polls) {
       transport::Completion c;
       if (conn_->PollRecv(std::span(&c, 1)) == 1) return c;
       if (polls % 64 != 0) continue;
       const auto now = std::chrono::steady_clock::now();
-      if (now - start >= poll) break;
+      if (window.LeftAt(now) <= LazyDeadline::Clock::duration::zero()) break;
       wait.Pause(now);
     }
     return conn_->WaitRecv(200ms);

@@ -150,5 +150,17 @@ TEST(AdaptiveWait, WaitingStartsAtTheFirstCheckAndAgainAfterRestart) {
   EXPECT_EQ(forever.PhaseAt(t + 1h), Phase::kSpin);
 }
 
+TEST(LazyDeadline, TheTimeoutRunsFromTheFirstCheck) {
+  using namespace std::chrono_literals;
+  const auto t = LazyDeadline::Clock::time_point{} + 1h;
+  LazyDeadline d(5ms);
+  // Constructed long before its first check: the whole timeout is still left then.
+  EXPECT_EQ(d.LeftAt(t), 5ms);
+  EXPECT_EQ(d.LeftAt(t + 2ms), 3ms);
+  EXPECT_EQ(d.LeftAt(t + 5ms), 0ms);
+  EXPECT_EQ(d.LeftAt(t + 7ms), -2ms);
+  EXPECT_EQ(d.LeftAt(t + 1ms), 4ms);  // later checks count from the first, whatever their order
+}
+
 }  // namespace
 }  // namespace vigil

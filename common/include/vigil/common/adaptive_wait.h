@@ -5,7 +5,8 @@
 //
 // Waiting starts at the first check (PhaseAt or Pause), not at construction, so a poller whose
 // first polls succeed never reads the clock: clock reads are not free (a system call where the
-// clock source has no vDSO path, as in a qemu guest with an unstable TSC).
+// clock source has no vDSO path, as in a qemu guest with an unstable TSC). LazyDeadline is a
+// timeout that starts the same way.
 #pragma once
 
 #include <chrono>
@@ -57,6 +58,29 @@ class AdaptiveWait {
  private:
   std::chrono::microseconds spin_;
   Clock::time_point start_{};
+  bool started_ = false;
+};
+
+// A timeout that runs from its first check, so that a poll loop reads the clock only once what
+// it waits for is late.
+class LazyDeadline {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit LazyDeadline(Clock::duration timeout) : timeout_(timeout) {}
+
+  // The time left `now`, zero or less once the timeout has passed; the first call starts it.
+  Clock::duration LeftAt(Clock::time_point now) {
+    if (!started_) {
+      deadline_ = now + timeout_;
+      started_ = true;
+    }
+    return deadline_ - now;
+  }
+
+ private:
+  Clock::duration timeout_;
+  Clock::time_point deadline_{};
   bool started_ = false;
 };
 
