@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -262,6 +263,36 @@ TEST(Supervisor, RestartsAKilledProgramInPlaceAndGivesUpPastItsBudget) {
   for (int i = 0; i < 500 && !(*s)->gave_up(); ++i) std::this_thread::sleep_for(10ms);
   EXPECT_TRUE((*s)->gave_up());
   EXPECT_EQ((*s)->pid(), 0);
+}
+
+// Voluntary context switches of every thread of this process so far.
+uint64_t VoluntarySwitches() {
+  uint64_t n = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) n += std::stoull(line.substr(24));
+    }
+  }
+  return n;
+}
+
+TEST(Supervisor, SleepsWhileTheProgramRunsAndWakesWhenItEnds) {
+  auto program = node::ParseSupervised("sleeper=/bin/sleep 600");
+  ASSERT_TRUE(program.ok()) << program.status();
+  program->policy.initial_backoff = 1ms;
+  auto s = node::Supervisor::Start(*program);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const pid_t pid = WaitForPid(**s, 0);
+  ASSERT_NE(pid, 0);
+  // A supervisor that checked every 5 ms would switch about 100 times in these 500 ms; one that
+  // sleeps until the program ends, not at all (this thread's sleep adds one).
+  const uint64_t before = VoluntarySwitches();
+  std::this_thread::sleep_for(500ms);
+  EXPECT_LT(VoluntarySwitches() - before, 10u);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  EXPECT_NE(WaitForPid(**s, pid), 0) << "not restarted";
+  EXPECT_EQ((*s)->restarts(), 1u);
 }
 
 TEST(Supervisor, ReadsServersFromAFileAndNamesTheBadLine) {

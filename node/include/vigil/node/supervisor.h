@@ -45,6 +45,9 @@ class Supervisor {
       : program_(std::move(program)), budget_(std::move(budget)) {}
   Result<pid_t> Spawn();
   void Run();
+  // Blocks until the supervisor is being stopped, `pidfd` (if >= 0) is readable (the program
+  // ended), or `timeout_ms` (-1: no limit) passed.
+  void Sleep(int pidfd, int timeout_ms);
 
   SupervisedProgram program_;
   FailureBudget budget_;
@@ -52,6 +55,7 @@ class Supervisor {
   std::atomic<uint64_t> restarts_{0};
   std::atomic<bool> gave_up_{false};
   std::atomic<bool> stop_{false};
+  int wake_fd_ = -1;  // an eventfd: written to stop the supervisor's thread
   std::thread thread_;
 };
 
