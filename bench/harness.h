@@ -78,9 +78,10 @@ struct GroupRun {
 enum class Measure {
   kNothing,
   kVoter,      // the voter's deciding time (GroupReport::voter_ns): two clock reads per round
-  kBreakdown,  // that, and each replica's signalling wait and CPU time outside signalling
-               // (ThreadReplicaResult::signal_wait_ns, work_cpu_ns): four clock reads per event,
-               // two of them system calls
+  kBreakdown,  // that, and each replica's signalling wait, CPU time outside signalling and
+               // the part of it keeping the state (ThreadReplicaResult::signal_wait_ns,
+               // work_cpu_ns, state_cpu_ns): five clock reads per event, three of them system
+               // calls, and two per checkpoint
 };
 
 // Runs one group to its end with thread replicas made by `factory` (on the voter's transport),

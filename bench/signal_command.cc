@@ -142,7 +142,8 @@ std::string ReadBack(std::FILE* f) {
 
 // One run of a workload; the replicated fields are per replica, averaged.
 struct OverheadRun {
-  double wall_ms = 0, setup_ms = 0, work_ms = 0, cpu_ms = 0, wait_ms = 0, voter_ms = 0, events = 0;
+  double wall_ms = 0, setup_ms = 0, work_ms = 0, cpu_ms = 0, state_ms = 0, wait_ms = 0,
+         voter_ms = 0, events = 0;
   std::string output;
 };
 
@@ -157,7 +158,8 @@ OverheadRun Median(const std::vector<OverheadRun>& runs) {
   OverheadRun m;
   for (double OverheadRun::*f :
        {&OverheadRun::wall_ms, &OverheadRun::setup_ms, &OverheadRun::work_ms, &OverheadRun::cpu_ms,
-        &OverheadRun::wait_ms, &OverheadRun::voter_ms, &OverheadRun::events}) {
+        &OverheadRun::state_ms, &OverheadRun::wait_ms, &OverheadRun::voter_ms,
+        &OverheadRun::events}) {
     m.*f = med(f);
   }
   return m;
@@ -221,6 +223,7 @@ Result<OverheadRun> RunReplicated(BenchSetup& setup, const SignalBenchOptions& o
     r.setup_ms += static_cast<double>(rep.setup_ns) / 1e6;
     r.work_ms += static_cast<double>(rep.wall_ns - rep.setup_ns - rep.signal_wait_ns) / 1e6;
     r.cpu_ms += static_cast<double>(rep.work_cpu_ns) / 1e6;
+    r.state_ms += static_cast<double>(rep.state_cpu_ns) / 1e6;
     r.wait_ms += static_cast<double>(rep.signal_wait_ns) / 1e6;
     r.events += static_cast<double>(rep.events);
   }
@@ -228,6 +231,7 @@ Result<OverheadRun> RunReplicated(BenchSetup& setup, const SignalBenchOptions& o
   r.setup_ms /= n;
   r.work_ms /= n;
   r.cpu_ms /= n;
+  r.state_ms /= n;
   r.wait_ms /= n;
   r.events /= n;
   r.wall_ms = run->wall_ms;
@@ -242,14 +246,16 @@ int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
       "\n# workload overhead: wall time vs unreplicated (the group's whole run, replica start-up "
       "included), and per replica (averaged): setup = registering memory and connecting before "
       "the program starts, work = the program's time outside signalling, cpu = its CPU time "
-      "outside signalling (what it would take on a core of its own), wait = time from event to "
-      "verdict; voter = time the voter spent deciding. Each row runs {} times; each column is "
-      "the median of its runs\n",
+      "outside signalling (what it would take on a core of its own), state = the part of cpu "
+      "spent on state digests and checkpoint copies, w/o state = cpu minus state vs alone (the "
+      "program's own CPU time), wait = time from event to verdict; voter = time the voter spent "
+      "deciding. Each row runs {} times; each column is the median of its runs\n",
       o.runs);
   fmt::print(
-      "{:>8} {:>8} {:>5} | {:>10} {:>9} | {:>8} {:>10} {:>10} {:>9} {:>10} {:>9} | {:>7} {:>6}\n",
+      "{:>8} {:>8} {:>5} | {:>10} {:>9} | {:>8} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>9} | "
+      "{:>7} {:>6}\n",
       "workload", "method", "mode", "wall ms", "vs alone", "setup ms", "work ms", "cpu ms",
-      "vs alone", "wait ms", "voter ms", "events", "output");
+      "vs alone", "state ms", "w/o state", "wait ms", "voter ms", "events", "output");
   for (const std::string& w : o.workloads) {
     const std::string input = w == "crc32" ? Crc32Input(o.crc32_mib) : SusanInput();
     std::vector<OverheadRun> runs;
@@ -269,10 +275,10 @@ int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
     const std::string want = runs[0].output;
     const OverheadRun alone = Median(runs);
     fmt::print(
-        "{:>8} {:>8} {:>5} | {:>10.1f} {:>9} | {:>8} {:>10.1f} {:>10.1f} {:>9} {:>10} {:>9} | "
-        "{:>7} {:>6}\n",
+        "{:>8} {:>8} {:>5} | {:>10.1f} {:>9} | {:>8} {:>10.1f} {:>10.1f} {:>9} {:>9} {:>9} "
+        "{:>10} {:>9} | {:>7} {:>6}\n",
         w, "-", "alone", alone.wall_ms, "1.00x", "-", alone.work_ms, alone.cpu_ms, "1.00x", "-",
-        "-", "-", "-");
+        "1.00x", "-", "-", "-", "-");
     out.push_back({{"workload", w},
                    {"mode", "unreplicated"},
                    {"runs", o.runs},
@@ -298,10 +304,10 @@ int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
         const OverheadRun r = Median(runs);
         fmt::print(
             "{:>8} {:>8} {:>5} | {:>10.1f} {:>8.2f}x | {:>8.1f} {:>10.1f} {:>10.1f} {:>8.2f}x "
-            "{:>10.1f} {:>9.1f} | {:>7.0f} {:>6}\n",
+            "{:>9.1f} {:>8.2f}x {:>10.1f} {:>9.1f} | {:>7.0f} {:>6}\n",
             w, channel::MethodName(m), voter::ModeName(mode), r.wall_ms, r.wall_ms / alone.wall_ms,
-            r.setup_ms, r.work_ms, r.cpu_ms, r.cpu_ms / alone.cpu_ms, r.wait_ms, r.voter_ms,
-            r.events, "same");
+            r.setup_ms, r.work_ms, r.cpu_ms, r.cpu_ms / alone.cpu_ms, r.state_ms,
+            (r.cpu_ms - r.state_ms) / alone.cpu_ms, r.wait_ms, r.voter_ms, r.events, "same");
         out.push_back({{"workload", w},
                        {"method", channel::MethodName(m)},
                        {"mode", voter::ModeName(mode)},
@@ -312,6 +318,9 @@ int RunOverheads(BenchSetup& setup, const SignalBenchOptions& o,
                        {"replica_work_ms", r.work_ms},
                        {"replica_work_cpu_ms", r.cpu_ms},
                        {"replica_work_cpu_vs_unreplicated", r.cpu_ms / alone.cpu_ms},
+                       {"replica_state_cpu_ms", r.state_ms},
+                       {"replica_work_cpu_without_state_vs_unreplicated",
+                        (r.cpu_ms - r.state_ms) / alone.cpu_ms},
                        {"replica_signal_wait_ms", r.wait_ms},
                        {"voter_ms", r.voter_ms},
                        {"events_per_replica", r.events},

@@ -56,6 +56,7 @@ Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Tra
               }));
         });
     launcher.set_input_bytes(spec.input_bytes);
+    launcher.set_measure(spec.measure);
     voter::Group group(spec.group, voter_t, server, launcher, in, out);
     std::thread side;
     if (spec.while_running) side = std::thread([&] { spec.while_running(group); });

@@ -38,6 +38,8 @@ struct JobSpec {
   std::chrono::milliseconds verdict_timeout{10000};
   // Small input buffers: many input events per job, as a program reading in small pieces would.
   size_t input_bytes = 16 * 1024;
+  // The replicas measure their breakdown (ThreadReplicaResult's CPU times and signalling wait).
+  bool measure = false;
 };
 
 struct JobResult {

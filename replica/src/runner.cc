@@ -44,7 +44,7 @@ Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& o, P
     *stats = {
         static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(setup).count()),
         ctx.signal_wait_ns(), ctx.events(),
-        o.measure ? ThreadCpuNs() - cpu0 - ctx.signal_cpu_ns() : 0};
+        o.measure ? ThreadCpuNs() - cpu0 - ctx.signal_cpu_ns() : 0, ctx.state_cpu_ns()};
   }
   return st;
 }

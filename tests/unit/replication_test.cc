@@ -170,6 +170,38 @@ testing::StepHook FlipSusanOutputBit(uint16_t victim, uint64_t at, uint64_t pixe
   };
 }
 
+TEST_F(ReplicationTest, ReplicasMeasureTheirBreakdownOnlyWhenAsked) {
+  const std::string input = TestImage();
+  for (bool measure : {false, true}) {
+    SCOPED_TRACE(measure ? "measured" : "not measured");
+    JobSpec s = Spec(Mode::kTmr, channel::Method::kPolling);
+    s.workload = "susan";
+    s.input = input;
+    s.measure = measure;
+    s.group.measure = measure;
+    auto got = Run(s);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_TRUE(got->report.completed) << got->report.failure;
+    EXPECT_EQ(got->report.voter_ns > 0, measure);
+    ASSERT_EQ(got->replicas.size(), 3u);
+    for (const auto& r : got->replicas) {
+      EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+      EXPECT_GT(r.events, 10u);
+      if (!measure) {
+        EXPECT_EQ(r.work_cpu_ns, 0u);
+        EXPECT_EQ(r.state_cpu_ns, 0u);
+        EXPECT_EQ(r.signal_wait_ns, 0u);
+        continue;
+      }
+      EXPECT_GT(r.signal_wait_ns, 0u);
+      EXPECT_GT(r.work_cpu_ns, 0u);
+      // Every event digests the state: some CPU time, counted inside the time outside signalling.
+      EXPECT_GT(r.state_cpu_ns, 0u);
+      EXPECT_LE(r.state_cpu_ns, r.work_cpu_ns);
+    }
+  }
+}
+
 TEST_F(ReplicationTest, LargeOutputIsVotedByDigestAndReadFromAReplica) {
   // 30,015 bytes of output in one Write: more than an event (4 KiB) and than the 16 KiB input
   // buffers, so two events carry its digest and the voter RDMA-READs the bytes.

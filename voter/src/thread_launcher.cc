@@ -66,6 +66,7 @@ Status ThreadLauncher::Start(const LaunchSpec& s) {
             .count());
     r.setup_ns = stats.setup_ns;
     r.work_cpu_ns = stats.work_cpu_ns;
+    r.state_cpu_ns = stats.state_cpu_ns;
     r.signal_wait_ns = stats.signal_wait_ns;
     r.events = stats.events;
     log::Get("replica")->debug("thread replica {} incarnation {} ended: {}", s.replica,

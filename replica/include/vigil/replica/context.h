@@ -111,13 +111,15 @@ class ReplicaContext {
 
   // Events signalled.
   uint64_t events() const { return events_; }
-  // Benchmarks: measure the overhead breakdown, the time spent waiting for verdicts and the
-  // thread's CPU time spent signalling. That takes four clock reads per event (two of them
-  // system calls), so it is off by default: the polling path then reads no clock and makes no
-  // system call while its verdicts come in.
+  // Benchmarks: measure the overhead breakdown, the time spent waiting for verdicts, the
+  // thread's CPU time spent signalling and keeping its state (digests and checkpoint copies).
+  // That takes five clock reads per event (three of them system calls) and two per checkpoint,
+  // so it is off by default: the polling path then reads no clock and makes no system call while
+  // its verdicts come in.
   void set_measure(bool on) { measure_ = on; }
   uint64_t signal_wait_ns() const { return signal_wait_ns_; }
   uint64_t signal_cpu_ns() const { return signal_cpu_ns_; }
+  uint64_t state_cpu_ns() const { return state_cpu_ns_; }
 
  protected:
   friend Status RunProgram(class Program& program, ReplicaContext& ctx);
@@ -140,6 +142,7 @@ class ReplicaContext {
   uint64_t events_ = 0;
   bool measure_ = false;
   uint64_t signal_cpu_ns_ = 0;
+  uint64_t state_cpu_ns_ = 0;  // with measure: state digests and checkpoint copies
 
  private:
   std::span<std::byte> region_;

@@ -24,7 +24,7 @@ struct ReplicaRunOptions {
   transport::ConnectionOptions connection;
   std::chrono::milliseconds verdict_timeout{120000};
   size_t input_bytes = kDefaultInputBytes;  // the input buffer: the most one Read returns
-  bool measure = false;  // fill ReplicaRunStats::signal_wait_ns and work_cpu_ns (benchmarks)
+  bool measure = false;  // fill ReplicaRunStats' signal_wait_ns and CPU times (benchmarks)
 };
 
 // The bootstrap service name of one replica incarnation.
@@ -34,7 +34,9 @@ struct ReplicaRunStats {
   uint64_t setup_ns = 0;        // memory registration, channel set-up and connecting to the voter
   uint64_t signal_wait_ns = 0;  // with measure: waiting for verdicts
   uint64_t events = 0;
-  uint64_t work_cpu_ns = 0;  // with measure: the program's CPU time outside signalling
+  uint64_t work_cpu_ns = 0;   // with measure: the program's CPU time outside signalling
+  uint64_t state_cpu_ns = 0;  // with measure: the part of work_cpu_ns spent on state digests and
+                              // checkpoint copies
 };
 
 // `on_ready` (optional) sees the context once it is connected, e.g. to arm fault injection;

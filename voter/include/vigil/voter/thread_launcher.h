@@ -24,6 +24,8 @@ struct ThreadReplicaResult {
   uint64_t wall_ns = 0;         // from start to end of the replica's run
   uint64_t setup_ns = 0;        // registering memory and connecting, before the program ran
   uint64_t work_cpu_ns = 0;     // with set_measure: the program's CPU time outside signalling
+  uint64_t state_cpu_ns = 0;    // with set_measure: the part of it spent on state digests and
+                                // checkpoint copies
   uint64_t signal_wait_ns = 0;  // with set_measure: time spent waiting for verdicts
   uint64_t events = 0;
 };
