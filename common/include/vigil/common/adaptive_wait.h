@@ -21,10 +21,6 @@ class AdaptiveWait {
   enum class Phase { kSpin, kYield, kSleep };
 
   explicit AdaptiveWait(uint32_t spin_us) : spin_(std::chrono::microseconds(spin_us)) {}
-  AdaptiveWait(uint32_t spin_us, Clock::time_point start) : AdaptiveWait(spin_us) {
-    start_ = start;
-    started_ = true;
-  }
 
   // Waiting starts again at the next check (the poller made progress).
   void Restart() { started_ = false; }
