@@ -58,6 +58,12 @@ Result<Record> DecodeRecord(std::span<const std::byte> bytes, uint64_t expected_
                     "{} bytes received",
                     where(), expected_seq, h.len, max_payload, bytes.size()));
   }
+  if (h.reserved != 0) {
+    return DataLoss(
+        fmt::format("{} sequence {}: reserved header bytes are {:#010x}, not zero: "
+                    "corrupted in flight or in memory",
+                    where(), expected_seq, h.reserved));
+  }
   const uint32_t crc = Crc(h, bytes.data() + kRecordHeaderBytes);
   if (crc != h.crc32c) {
     return DataLoss(

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "vigil/common/logging.h"
+#include "vigil/common/text.h"
 
 namespace vigil::cli {
 namespace {
@@ -26,6 +27,16 @@ void AddCommonOptions(CLI::App& app, CommonOptions& options) {
                  "Log verbosity: trace, debug, info, warn, error, off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+}
+
+CLI::Validator PrintableName(size_t max) {
+  return CLI::Validator(
+      [max](const std::string& name) -> std::string {
+        if (!name.empty() && name.size() <= max && IsPrintable(name)) return "";
+        return fmt::format("'{}' must be 1..{} printable ASCII characters", Escaped(name, max + 1),
+                           max);
+      },
+      fmt::format("NAME (1..{} printable ASCII)", max));
 }
 
 std::vector<std::string> TakeProgramArguments(int& argc, char** argv) {

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7720";
   app.add_option("--listen", listen, "host:port to serve on (port 0: any; printed)");
   app.add_option("--name", o.node_name, "this node's name in logs and status")
+      ->check(cli::PrintableName(255))
       ->default_str("hostname");
   app.add_option("--replica-binary", o.replica_binary,
                  "vigil-replica to run (default: next to vigil-node)");

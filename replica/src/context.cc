@@ -8,6 +8,7 @@
 
 #include "vigil/common/cpu_time.h"
 #include "vigil/common/logging.h"
+#include "vigil/common/text.h"
 
 namespace vigil::replica {
 
@@ -261,7 +262,8 @@ Result<size_t> ChannelContext::Externalize(EventKind kind, uint64_t arg0, uint64
     case VerdictKind::kAbort:
       return Aborted(fmt::format(
           "voter aborted group {}: {}", id_.group,
-          std::string_view(reinterpret_cast<const char*>(v.data.data()), v.data.size())));
+          Escaped(std::string_view(reinterpret_cast<const char*>(v.data.data()), v.data.size()),
+                  v.data.size())));
     case VerdictKind::kRollback:
       std::memcpy(memory_.state->data(), memory_.checkpoint->data(), memory_.state->size());
       digester_.ForgetCheckpoint();

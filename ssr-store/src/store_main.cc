@@ -36,7 +36,9 @@ int main(int argc, char** argv) {
   app.add_option("--arena-file", o.arena_file,
                  "keep the arena in this file (mapped shared) so SSRs survive a store restart; "
                  "default: anonymous memory");
-  app.add_option("--name", o.node_name, "this store's name in logs")->capture_default_str();
+  app.add_option("--name", o.node_name, "this store's name in logs and to the servers it serves")
+      ->check(cli::PrintableName(transport::kMaxNodeNameLength))
+      ->capture_default_str();
   return cli::Run(app, common, argc, argv, [&]() -> int {
     o.arena_bytes = arena_mib << 20;
     auto t = transport::VerbsTransport::Open({.device = device});

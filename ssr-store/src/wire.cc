@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "vigil/common/text.h"
+
 namespace vigil::ssr::wire {
 namespace {
 
@@ -35,13 +37,6 @@ void PutText(std::byte* base, size_t off, size_t cap, std::string_view s) {
   std::memcpy(base + off, s.data(), n);
 }
 
-bool Printable(std::string_view s) {
-  for (char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
-
 bool KnownOp(uint16_t op) { return op >= 1 && op <= 5; }
 
 }  // namespace
@@ -63,9 +58,9 @@ std::string_view OpName(Op op) {
 }
 
 Status CheckName(std::string_view what, std::string_view name) {
-  if (name.empty() || name.size() > kMaxName || !Printable(name)) {
+  if (name.empty() || name.size() > kMaxName || !IsPrintable(name)) {
     return InvalidArgument(fmt::format("{} '{}' must be 1..{} printable characters", what,
-                                       name.substr(0, kMaxName + 1), kMaxName));
+                                       Escaped(name, kMaxName + 1), kMaxName));
   }
   return Status::Ok();
 }
@@ -186,6 +181,11 @@ Result<Reply> DecodeReply(std::span<const std::byte> in) {
   r.seq = Get<uint64_t>(b, 8);
   r.code = static_cast<StatusCode>(code);
   r.message.assign(reinterpret_cast<const char*>(b + 200), mlen);
+  if (!IsPrintable(r.message)) {
+    return InvalidArgument(
+        fmt::format("malformed SSR reply to {}: its message '{}' is not printable", OpName(r.op),
+                    Escaped(r.message)));
+  }
   const uint16_t flags = Get<uint16_t>(b, 22);
   r.created = (flags & kFlagCreated) != 0;
   r.more = (flags & kFlagMore) != 0;

@@ -69,7 +69,11 @@ TEST(BootstrapCodec, RejectsIncompatibleOrOutOfRangeFields) {
       {"port", [](pb::Hello& h) { h.mutable_endpoint()->set_port(0); },
        StatusCode::kInvalidArgument, "port 0 is not in [1, 255]"},
       {"name", [](pb::Hello& h) { h.set_node_name(""); }, StatusCode::kInvalidArgument,
-       "node_name length 0"},
+       "node_name must be 1..255 printable characters (has 0 bytes)"},
+      // A name that would forge a log line is refused, and shown escaped.
+      {"name with a newline", [](pb::Hello& h) { h.set_node_name("w1\nerror [voter] forged"); },
+       StatusCode::kInvalidArgument,
+       "hello from 'w1\\x0aerror [voter] forged': node_name must be 1..255 printable"},
       {"no endpoint", [](pb::Hello& h) { h.clear_endpoint(); }, StatusCode::kInvalidArgument,
        "no endpoint"},
       {"region wraps", [](pb::Hello& h) { h.mutable_regions(0)->set_addr(UINT64_MAX - 10); },

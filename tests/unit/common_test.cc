@@ -5,6 +5,7 @@
 #include "vigil/common/histogram.h"
 #include "vigil/common/logging.h"
 #include "vigil/common/status.h"
+#include "vigil/common/text.h"
 
 namespace vigil {
 namespace {
@@ -157,6 +158,23 @@ TEST(LazyDeadline, TheTimeoutRunsFromTheFirstCheck) {
   EXPECT_EQ(d.LeftAt(t + 5ms), 0ms);
   EXPECT_EQ(d.LeftAt(t + 7ms), -2ms);
   EXPECT_EQ(d.LeftAt(t + 1ms), 4ms);  // later checks count from the first, whatever their order
+}
+
+TEST(Text, PrintableMeansAsciiWithoutControlCharacters) {
+  EXPECT_TRUE(IsPrintable("w1/kv: 198.18.1.11:7720 ~"));
+  EXPECT_TRUE(IsPrintable(""));
+  EXPECT_FALSE(IsPrintable("line\nbreak"));
+  EXPECT_FALSE(IsPrintable("\x1b[31mred"));
+  EXPECT_FALSE(IsPrintable("caf\xc3\xa9"));
+  EXPECT_FALSE(IsPrintable(std::string_view("nul\0", 4)));
+}
+
+TEST(Text, EscapedShowsEveryByteOutsidePrintableAsciiAndCuts) {
+  EXPECT_EQ(Escaped("plain text"), "plain text");
+  EXPECT_EQ(Escaped("a\nb\\c\x7f"), "a\\x0ab\\x5cc\\x7f");
+  EXPECT_EQ(Escaped(std::string_view("\0\xff", 2)), "\\x00\\xff");
+  EXPECT_EQ(Escaped("abcdef", 3), "abc...");
+  EXPECT_EQ(Escaped("abc", 3), "abc");
 }
 
 }  // namespace

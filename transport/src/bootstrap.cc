@@ -3,11 +3,11 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
-#include <cctype>
 #include <cstring>
 
 #include "vigil/bootstrap/v1/bootstrap.grpc.pb.h"
 #include "vigil/common/logging.h"
+#include "vigil/common/text.h"
 
 namespace vigil::transport {
 
@@ -48,20 +48,22 @@ void ToProto(const std::string& node_name, std::string_view transport_kind, cons
 Result<PeerInfo> FromProto(const pb::Hello& hello, std::string_view expected_kind) {
   auto bad = [&](std::string what) {
     return InvalidArgument(
-        fmt::format("bootstrap hello from '{}': {}", hello.node_name().substr(0, 64), what));
+        fmt::format("bootstrap hello from '{}': {}", Escaped(hello.node_name(), 64), what));
   };
   if (hello.protocol_version() != kBootstrapProtocolVersion) {
     return FailedPrecondition(fmt::format(
         "peer '{}' speaks bootstrap protocol v{}, this build speaks v{}: upgrade the older side",
-        hello.node_name().substr(0, 64), hello.protocol_version(), kBootstrapProtocolVersion));
+        Escaped(hello.node_name(), 64), hello.protocol_version(), kBootstrapProtocolVersion));
   }
-  if (hello.node_name().empty() || hello.node_name().size() > kMaxNodeNameLength) {
-    return bad(fmt::format("node_name length {} is not in [1, {}]", hello.node_name().size(),
-                           kMaxNodeNameLength));
+  if (hello.node_name().empty() || hello.node_name().size() > kMaxNodeNameLength ||
+      !IsPrintable(hello.node_name())) {
+    return bad(fmt::format("node_name must be 1..{} printable characters (has {} bytes)",
+                           kMaxNodeNameLength, hello.node_name().size()));
   }
   if (hello.transport() != expected_kind) {
     return FailedPrecondition(fmt::format("peer '{}' uses the '{}' transport, this side uses '{}'",
-                                          hello.node_name(), hello.transport(), expected_kind));
+                                          hello.node_name(), Escaped(hello.transport(), 64),
+                                          expected_kind));
   }
   if (!hello.has_endpoint()) return bad("no endpoint");
   const auto& e = hello.endpoint();
@@ -94,9 +96,7 @@ Result<PeerInfo> FromProto(const pb::Hello& hello, std::string_view expected_kin
   for (int i = 0; i < hello.regions_size(); ++i) {
     const auto& r = hello.regions(i);
     const auto& p = r.purpose();
-    bool printable = !p.empty() && p.size() <= kMaxPurposeLength;
-    for (unsigned char ch : p) printable &= std::isprint(ch) != 0;
-    if (!printable) {
+    if (p.empty() || p.size() > kMaxPurposeLength || !IsPrintable(p)) {
       return bad(fmt::format("region {} purpose must be 1..{} printable characters", i,
                              kMaxPurposeLength));
     }

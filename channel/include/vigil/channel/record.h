@@ -2,8 +2,9 @@
 //
 //   [0,8) seq u64 | [8,12) len u32 | [12,14) kind u16 | [14,16) flags u16 | [16,20) crc32c u32 |
 //   [20,24) reserved | [24, 24+len) payload
-// crc32c covers bytes [0,16) and the payload. Decoding checks the sequence, the length against
-// both the bytes received and the capacity, and the CRC before anything is handed out.
+// crc32c covers bytes [0,16) and the payload; the reserved bytes must be zero. Decoding checks the
+// sequence, the length against both the bytes received and the capacity, the reserved bytes and
+// the CRC before anything is handed out, so every single flipped bit is rejected.
 #pragma once
 
 #include <cstddef>

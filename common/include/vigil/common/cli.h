@@ -22,6 +22,9 @@ void AddCommonOptions(CLI::App& app, CommonOptions& options);
 int Run(CLI::App& app, CommonOptions& options, int argc, char** argv,
         const std::function<int()>& body);
 
+// A check for names that peers receive and log (--name): 1..`max` printable ASCII characters.
+CLI::Validator PrintableName(size_t max);
+
 // For binaries that run a program (vigil-run, vigil-replica --workload exec): the arguments after
 // the first "--", removed from argc (CLI11 would take a "--" that follows a vector option as the
 // end of that option and then parse the program's own flags).
