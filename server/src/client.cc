@@ -55,6 +55,7 @@ Result<std::string> Client::Call(std::string_view body) {
   pb::CallRequest req;
   req.set_client_id(options_.client_id);
   req.set_request_id(next_request_++);
+  req.set_last_recorded(last_recorded_);
   req.set_body(std::string(body));
   last_ = CallInfo{};
   const auto start = Clock::now();
@@ -75,6 +76,7 @@ Result<std::string> Client::Call(std::string_view body) {
         return DataLoss(fmt::format("server answered request {} with request {} code {}",
                                     req.request_id(), resp.request_id(), resp.code()));
       }
+      if (resp.recorded()) last_recorded_ = req.request_id();
       last_.replayed = resp.replayed();
       last_.reset = resp.reset();
       last_.epoch = resp.epoch();

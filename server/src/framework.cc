@@ -97,7 +97,7 @@ class RestartableServer::Rpc final : public pb::Restartable::Service {
                           fmt::format("request body of {} bytes exceeds {}", req->body().size(),
                                       owner_.options_.max_request));
     }
-    auto r = owner_.Call(req->client_id(), req->request_id(), req->body());
+    auto r = owner_.Call(req->client_id(), req->request_id(), req->last_recorded(), req->body());
     if (!r.ok()) return grpc::Status(grpc::UNAVAILABLE, r.status().ToString());
     resp->set_request_id(r->request_id);
     resp->set_code(static_cast<uint32_t>(r->code));
@@ -106,6 +106,7 @@ class RestartableServer::Rpc final : public pb::Restartable::Service {
     resp->set_epoch(owner_.epoch());
     resp->set_replayed(r->replayed);
     resp->set_reset(r->reset);
+    resp->set_recorded(r->recorded);
     return grpc::Status::OK;
   }
 
@@ -268,6 +269,7 @@ Status RestartableServer::RecoverAll() {
 }
 
 Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64_t request_id,
+                                                         uint64_t last_recorded,
                                                          std::string_view body) {
   std::lock_guard lock(mu_);
   stats_.calls++;
@@ -308,6 +310,16 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
   }
   Cached& c = it->second;
   Record& rec = c.record;
+  if (last_recorded > rec.request_id && !ResetPending(rec)) {
+    // The client holds a recorded answer to a later request than this record: the SSR lost
+    // answered requests (its newest slot corrupted, the region wiped, or a server without a
+    // store restarted). Building on the older state would silently undo them.
+    service_->Forget(client, rec.state);
+    MarkReset(client, c, "state is older than the client's answers",
+              DataLoss(fmt::format("the client's record is of request {}, but request {} was "
+                                   "answered and recorded",
+                                   rec.request_id, last_recorded)));
+  }
   Reply out;
   out.request_id = request_id;
   if (request_id == rec.request_id) {
@@ -316,6 +328,7 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
     out.error = rec.error;
     out.body = rec.reply;
     out.replayed = true;
+    out.recorded = true;
     release();
     return out;
   }
@@ -359,6 +372,7 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
   out.error = rec.error;
   out.body = rec.reply;
   out.reset = reset;
+  out.recorded = true;
   return out;
 }
 

@@ -4,6 +4,8 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <thread>
 
 #include "vigil/server/client.h"
@@ -187,6 +189,46 @@ TEST_F(ServerTest, CorruptedSsrResetsThatClientOnly) {
   EXPECT_EQ(victim->Call("get k").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(Must(*victim, "put k again"), "ok");
   EXPECT_EQ(server_->Stats().resets, 1u);
+}
+
+// An SSR that lost answered requests still validates: its newest slot corrupted, the reader falls
+// back to the older one; wiped, it reads as never written. The client's last recorded answer
+// tells the restarted server, which resets that session rather than undo the lost requests.
+TEST_F(ServerTest, AnSsrThatLostAnsweredRequestsResetsTheClientNotUndoesThem) {
+  StartServer("kv");
+  auto stale = NewClient();
+  auto wiped = NewClient();
+  auto good = NewClient();
+  ASSERT_TRUE(stale && wiped && good);
+  for (auto* c : {stale.get(), wiped.get(), good.get()}) {
+    EXPECT_EQ(Must(*c, "incr n"), "1");
+    EXPECT_EQ(Must(*c, "incr n"), "2");
+  }
+  {
+    auto region = store_->RegionOf("kv", stale->id());
+    ASSERT_TRUE(region.ok()) << region.status();
+    uint32_t service_id = 0;  // slot header: magic u32, version u16, reserved u16, service u32
+    std::memcpy(&service_id, region->data() + 8, sizeof(service_id));
+    auto newest = ssr::Read(*region, server_->capacity(), {service_id, stale->id()});
+    ASSERT_TRUE(newest.ok()) << newest.status();
+    const size_t slot_at = newest->slot == 0 ? 0 : region->size() / 2;
+    (*region)[slot_at + ssr::kSlotHeaderBytes + 2] ^= std::byte{0x40};  // the newest slot only
+    auto wiped_region = store_->RegionOf("kv", wiped->id());
+    ASSERT_TRUE(wiped_region.ok()) << wiped_region.status();
+    std::fill(wiped_region->begin(), wiped_region->end(), std::byte{0});
+  }
+  StartServer("kv");
+  for (auto* c : {stale.get(), wiped.get()}) {
+    auto r = c->Call("incr n");  // "2" from the older slot would undo an answered increment
+    EXPECT_EQ(r.status().code(), StatusCode::kDataLoss) << (r.ok() ? *r : r.status().ToString());
+    EXPECT_NE(r.status().message().find("but request 2 was answered and recorded"),
+              std::string::npos)
+        << r.status();
+    EXPECT_TRUE(c->last().reset);
+    EXPECT_EQ(Must(*c, "incr n"), "1");  // the session starts over, and says so once
+  }
+  EXPECT_EQ(Must(*good, "incr n"), "3");
+  EXPECT_EQ(server_->Stats().resets, 2u);
 }
 
 TEST_F(ServerTest, KvRefusesAStateThatWouldOverflowItsSsr) {

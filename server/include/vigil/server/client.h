@@ -50,6 +50,7 @@ class Client {
   ClientOptions options_;
   std::unique_ptr<Stub> stub_;
   uint64_t next_request_ = 1;
+  uint64_t last_recorded_ = 0;  // the newest request the server recorded an answer to
   CallInfo last_;
 };
 

@@ -123,6 +123,7 @@ class RestartableServer {
     std::string body;
     bool replayed = false;
     bool reset = false;
+    bool recorded = false;  // the answer is the client's record (executed or replayed)
   };
   struct Cached {
     std::vector<std::byte> mirror;  // the SSR's bytes as last read or written
@@ -140,7 +141,8 @@ class RestartableServer {
   void MarkReset(uint64_t client, Cached& c, std::string_view what, const Status& why);
   // RDMA-WRITEs `r` as the client's next SSR version (mirror updated).
   Status SaveRecord(const ssr::Grant& grant, Cached& c, const Record& r);
-  Result<Reply> Call(uint64_t client, uint64_t request_id, std::string_view body);
+  Result<Reply> Call(uint64_t client, uint64_t request_id, uint64_t last_recorded,
+                     std::string_view body);
   Status Bye(uint64_t client);
   [[noreturn]] void FailStop(const Status& why);
 
