@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <random>
 
 #include "vigil/bootstrap/v1/bootstrap.grpc.pb.h"
 #include "vigil/transport/fake.h"
@@ -97,6 +98,49 @@ TEST(BootstrapCodec, RejectsIncompatibleOrOutOfRangeFields) {
     EXPECT_NE(r.status().message().find(c.message_part), std::string::npos)
         << c.name << ": " << r.status();
   }
+}
+
+// A hello mangled on the wire (random bytes of its encoding changed): if protobuf still parses
+// it, FromProto either refuses it or returns what passes every check, and that re-encodes to a
+// hello that decodes the same.
+TEST(BootstrapCodec, MangledHellosAreRefusedOrPassEveryCheck) {
+  pb::Hello h = ValidHello();
+  *h.add_regions() = h.regions(0);
+  h.mutable_regions(1)->set_purpose("verdicts");
+  const std::string valid = h.SerializeAsString();
+  std::mt19937_64 rng(11);
+  int parsed = 0, accepted = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = valid;
+    for (int n = 1 + static_cast<int>(rng() % 3); n > 0; --n) {
+      bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    }
+    pb::Hello mangled;
+    if (!mangled.ParseFromString(bytes)) continue;
+    ++parsed;
+    auto info = FromProto(mangled, "verbs");
+    if (!info.ok()) {
+      EXPECT_FALSE(info.status().message().empty());
+      continue;
+    }
+    ++accepted;
+    ASSERT_FALSE(info->node_name.empty());
+    for (char c : info->node_name) ASSERT_TRUE(c >= 0x20 && c <= 0x7e) << "iteration " << i;
+    ASSERT_TRUE(info->endpoint.qpn > 0 && info->endpoint.qpn <= 0xFFFFFF) << "iteration " << i;
+    ASSERT_LE(info->endpoint.psn, 0xFFFFFFu) << "iteration " << i;
+    for (const auto& r : info->regions) {
+      ASSERT_GT(r.length, 0u) << "iteration " << i;
+      ASSERT_LE(r.addr, UINT64_MAX - r.length) << "iteration " << i;
+    }
+    pb::Hello again;
+    ToProto(info->node_name, "verbs", info->endpoint, info->regions, again);
+    auto back = FromProto(again, "verbs");
+    ASSERT_TRUE(back.ok()) << "iteration " << i << ": " << back.status();
+    ASSERT_EQ(back->regions.size(), info->regions.size());
+    ASSERT_EQ(back->endpoint.gid, info->endpoint.gid);
+  }
+  EXPECT_GT(parsed, 1000);
+  EXPECT_GT(accepted, 100);  // mangled values that are still in range are reached too
 }
 
 // Client and server over gRPC on loopback, with the FAKE transport underneath.
