@@ -229,6 +229,14 @@ std::vector<ssr::wire::Request> ValidRequests() {
   return {open, grant, release, forget, list};
 }
 
+// A request (kRequestBytes) or a reply (kReplyBytes), encoded.
+template <size_t N, typename Message>
+Bytes Encoded(const Message& m) {
+  Bytes b(N);
+  ssr::wire::Encode(m, std::span<std::byte, N>(b.data(), N));
+  return b;
+}
+
 bool SameRequest(const ssr::wire::Request& a, const ssr::wire::Request& b) {
   return a.op == b.op && a.seq == b.seq && a.client_id == b.client_id && a.grant_id == b.grant_id &&
          a.create == b.create && a.no_reply == b.no_reply && a.name == b.name &&
@@ -240,9 +248,7 @@ TEST(WireSsr, MutatedRequestsAreRejectedOrDecodeToWhatTheyEncode) {
   const auto valid = ValidRequests();
   int accepted = 0;
   for (int i = 0; i < kIterations; ++i) {
-    Bytes b(ssr::wire::kRequestBytes);
-    ssr::wire::Encode(valid[i % valid.size()],
-                      std::span<std::byte, ssr::wire::kRequestBytes>(b.data(), b.size()));
+    Bytes b = Encoded<ssr::wire::kRequestBytes>(valid[i % valid.size()]);
     Mutate(b, rng);
     auto r = ssr::wire::DecodeRequest(b);
     if (!r.ok()) {
@@ -257,10 +263,7 @@ TEST(WireSsr, MutatedRequestsAreRejectedOrDecodeToWhatTheyEncode) {
       ASSERT_TRUE(ssr::wire::CheckName("service", r->name).ok()) << "iteration " << i;
       ASSERT_TRUE(ssr::wire::CheckName("instance", r->instance).ok()) << "iteration " << i;
     }
-    Bytes again(ssr::wire::kRequestBytes);
-    ssr::wire::Encode(*r,
-                      std::span<std::byte, ssr::wire::kRequestBytes>(again.data(), again.size()));
-    auto back = ssr::wire::DecodeRequest(again);
+    auto back = ssr::wire::DecodeRequest(Encoded<ssr::wire::kRequestBytes>(*r));
     ASSERT_TRUE(back.ok()) << "iteration " << i << ": " << back.status();
     ASSERT_TRUE(SameRequest(*r, *back)) << "iteration " << i;
   }
@@ -288,9 +291,7 @@ TEST(WireSsr, MutatedRepliesAreRejectedOrDecodeToWhatTheyEncode) {
   const ssr::wire::Reply valid[] = {grant, list, refused};
   int accepted = 0;
   for (int i = 0; i < kIterations; ++i) {
-    Bytes b(ssr::wire::kReplyBytes);
-    ssr::wire::Encode(valid[i % 3],
-                      std::span<std::byte, ssr::wire::kReplyBytes>(b.data(), b.size()));
+    Bytes b = Encoded<ssr::wire::kReplyBytes>(valid[i % 3]);
     Mutate(b, rng);
     auto r = ssr::wire::DecodeReply(b);
     if (!r.ok()) {
@@ -301,9 +302,7 @@ TEST(WireSsr, MutatedRepliesAreRejectedOrDecodeToWhatTheyEncode) {
     ASSERT_LE(r->clients.size(), ssr::wire::kMaxListed) << "iteration " << i;
     ASSERT_LE(r->message.size(), ssr::wire::kMaxReplyMessage) << "iteration " << i;
     for (char c : r->message) ASSERT_TRUE(c >= 0x20 && c <= 0x7e) << "iteration " << i;
-    Bytes again(ssr::wire::kReplyBytes);
-    ssr::wire::Encode(*r, std::span<std::byte, ssr::wire::kReplyBytes>(again.data(), again.size()));
-    auto back = ssr::wire::DecodeReply(again);
+    auto back = ssr::wire::DecodeReply(Encoded<ssr::wire::kReplyBytes>(*r));
     ASSERT_TRUE(back.ok()) << "iteration " << i << ": " << back.status();
     EXPECT_EQ(back->code, r->code);
     EXPECT_EQ(back->message, r->message);
@@ -320,9 +319,7 @@ TEST(WireSsr, AReplyMessageThatWouldForgeALogLineIsRefused) {
   r.op = ssr::wire::Op::kGrant;
   r.code = StatusCode::kNotFound;
   r.message = "no SSR\ninfo [store] forged line";
-  Bytes b(ssr::wire::kReplyBytes);
-  ssr::wire::Encode(r, std::span<std::byte, ssr::wire::kReplyBytes>(b.data(), b.size()));
-  auto back = ssr::wire::DecodeReply(b);
+  auto back = ssr::wire::DecodeReply(Encoded<ssr::wire::kReplyBytes>(r));
   ASSERT_FALSE(back.ok());
   EXPECT_NE(back.status().message().find("'no SSR\\x0ainfo [store] forged line' is not printable"),
             std::string::npos)
