@@ -7,6 +7,7 @@
 #include <random>
 
 #include "vigil/bootstrap/v1/bootstrap.grpc.pb.h"
+#include "vigil/common/text.h"
 #include "vigil/transport/fake.h"
 
 namespace vigil::transport {
@@ -125,7 +126,8 @@ TEST(BootstrapCodec, MangledHellosAreRefusedOrPassEveryCheck) {
     }
     ++accepted;
     ASSERT_FALSE(info->node_name.empty());
-    for (char c : info->node_name) ASSERT_TRUE(c >= 0x20 && c <= 0x7e) << "iteration " << i;
+    ASSERT_TRUE(IsPrintable(info->node_name))
+        << "iteration " << i << ": '" << Escaped(info->node_name) << "'";
     ASSERT_TRUE(info->endpoint.qpn > 0 && info->endpoint.qpn <= 0xFFFFFF) << "iteration " << i;
     ASSERT_LE(info->endpoint.psn, 0xFFFFFFu) << "iteration " << i;
     for (const auto& r : info->regions) {

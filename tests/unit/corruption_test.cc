@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "vigil/channel/record.h"
+#include "vigil/common/text.h"
 #include "vigil/replica/protocol.h"
 #include "vigil/server/framework.h"
 #include "vigil/ssr/slot.h"
@@ -301,7 +302,8 @@ TEST(WireSsr, MutatedRepliesAreRejectedOrDecodeToWhatTheyEncode) {
     ++accepted;
     ASSERT_LE(r->clients.size(), ssr::wire::kMaxListed) << "iteration " << i;
     ASSERT_LE(r->message.size(), ssr::wire::kMaxReplyMessage) << "iteration " << i;
-    for (char c : r->message) ASSERT_TRUE(c >= 0x20 && c <= 0x7e) << "iteration " << i;
+    ASSERT_TRUE(IsPrintable(r->message))
+        << "iteration " << i << ": '" << Escaped(r->message) << "'";
     auto back = ssr::wire::DecodeReply(Encoded<ssr::wire::kReplyBytes>(*r));
     ASSERT_TRUE(back.ok()) << "iteration " << i << ": " << back.status();
     EXPECT_EQ(back->code, r->code);
