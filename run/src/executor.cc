@@ -63,6 +63,8 @@ Result<std::vector<std::string>> Paths(const SyscallSpec& s, std::span<const std
 
 HostExecutor::HostExecutor(int stdin_fd, int stdout_fd, int stderr_fd)
     : std_real_{stdin_fd, stdout_fd, stderr_fd} {
+  umask_at_start_ = umask(022);
+  umask(umask_at_start_);
   Reset();
 }
 
@@ -83,6 +85,7 @@ void HostExecutor::Reset() {
   stdin_offset_ = 0;
   written_[0] = written_[1] = 0;
   calls_ = 0;
+  umask(umask_at_start_);  // the program may have changed the process's (it runs here)
 }
 
 Status HostExecutor::Checkpoint() {
@@ -99,9 +102,19 @@ Status HostExecutor::Rollback() {
         calls_ - calls_at_checkpoint_, calls_at_checkpoint_));
   }
   // Back to the start: the program runs again from its first instruction. Its stdin is replayed
-  // from what was kept, and what it already wrote to stdout/stderr is not written again.
+  // from what was kept, what it already wrote to stdout/stderr is not written again, and every
+  // file it changed is as it was (its descriptors are closed first).
   Reset();
-  return Status::Ok();
+  return journal_.Restore();
+}
+
+Status HostExecutor::Finish(bool completed) {
+  if (completed) {
+    journal_.Commit();
+    return Status::Ok();
+  }
+  Reset();
+  return journal_.Restore();
 }
 
 Result<int> HostExecutor::Real(uint64_t vfd) const {
@@ -254,6 +267,67 @@ Result<HostExecutor::Outcome> HostExecutor::Execute(uint64_t nr, uint64_t piece,
   return o;
 }
 
+Status HostExecutor::Protect(int nr, const uint64_t* a, const std::vector<std::string>& paths,
+                             const Fd* fd) {
+  const auto dirfd = [&](uint64_t v) -> int {
+    if (static_cast<int>(v) == AT_FDCWD) return AT_FDCWD;
+    auto real = Real(v);
+    return real.ok() ? *real : INT_MIN;
+  };
+  using F = FileJournal::Follow;
+  const auto keep = [&](int dir, size_t i, F follow = F::kNo) -> Status {
+    if (dir == INT_MIN) return Status::Ok();  // the call fails with EBADF, changing nothing
+    return journal_.Protect(dir, paths[i], follow);
+  };
+  // A directory renamed takes its contents along: the journal keeps entries, not trees.
+  const auto no_directory = [&](int dir) {
+    struct stat st;
+    if (dir != INT_MIN && fstatat(dir, paths[0].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISDIR(st.st_mode)) {
+      journal_.Irreversible(
+          fmt::format("the directory '{}' was renamed to '{}'", paths[0], paths[1]));
+    }
+  };
+  switch (nr) {
+    case SYS_open:
+    case SYS_openat: {
+      const bool at = nr == SYS_openat;
+      const int flags = static_cast<int>(a[at ? 2 : 1]);
+      if ((flags & (O_ACCMODE | O_CREAT | O_TRUNC)) == O_RDONLY) return Status::Ok();
+      return keep(at ? dirfd(a[0]) : AT_FDCWD, 0, (flags & O_NOFOLLOW) != 0 ? F::kNo : F::kYes);
+    }
+    case SYS_rename:
+      no_directory(AT_FDCWD);
+      VIGIL_RETURN_IF_ERROR(keep(AT_FDCWD, 0));
+      return keep(AT_FDCWD, 1);
+    case SYS_renameat:
+      no_directory(dirfd(a[0]));
+      VIGIL_RETURN_IF_ERROR(keep(dirfd(a[0]), 0));
+      return keep(dirfd(a[2]), 1);
+    case SYS_mkdir:
+    case SYS_rmdir:
+    case SYS_unlink:
+      return keep(AT_FDCWD, 0);
+    case SYS_mkdirat:
+    case SYS_unlinkat:
+      return keep(dirfd(a[0]), 0);
+    case SYS_fchmod:
+    case SYS_fchown: {
+      // The file's path now (it may have been renamed since it was opened).
+      if (fd == nullptr || fd->std != Std::kNone) return Status::Ok();
+      char path[PATH_MAX];
+      const std::string proc = fmt::format("/proc/self/fd/{}", fd->real);
+      const ssize_t n = readlink(proc.c_str(), path, sizeof(path) - 1);
+      if (n <= 0 || path[0] != '/') return Status::Ok();  // not a file of the file system
+      const std::string p(path, static_cast<size_t>(n));
+      if (p.size() > 10 && p.ends_with(" (deleted)")) return Status::Ok();  // reachable no more
+      return journal_.Protect(AT_FDCWD, p);
+    }
+    default:
+      return Status::Ok();  // writes and truncation go through a descriptor opened for writing
+  }
+}
+
 Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
                                                      std::span<const std::byte> blob,
                                                      std::span<std::byte> result) {
@@ -273,6 +347,7 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
   // The descriptor, for the calls whose first argument is one.
   auto fd_it = a[0] <= INT_MAX ? fds_.find(static_cast<int>(a[0])) : fds_.end();
   Fd* fd = fd_it != fds_.end() ? &fd_it->second : nullptr;
+  VIGIL_RETURN_IF_ERROR(Protect(nr, a, paths, fd));
   const size_t room = result.size();
   switch (nr) {
     case SYS_read:

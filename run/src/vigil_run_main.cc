@@ -125,6 +125,17 @@ int RunProgram(const RunOptions& o) {
   group.set_syscall_executor(&executor);
   double secs = 0;
   Result<voter::GroupReport> r = voter::RunUntilShutdown(group, &secs);
+  // Files fail closed: a job that did not complete leaves them as they were before it.
+  const bool completed = r.ok() && r->completed;
+  const size_t changed = executor.journal().entries();
+  if (Status st = executor.Finish(completed); !st.ok()) {
+    fmt::print(stderr, "vigil-run: the run failed and {}\n", st.message());
+  } else if (!completed && changed > 0) {
+    fmt::print(stderr,
+               "vigil-run: the run failed: the {} file-system entries it changed are as "
+               "they were before it\n",
+               changed);
+  }
   if (!r.ok()) {
     fmt::print(stderr, "vigil-run: {}\n", r.status().ToString());
     return kFailed;

@@ -120,12 +120,40 @@ struct Job {
   uint64_t flip_at = 0;
   ExecOptions::Flip flip = ExecOptions::Flip::kData;
   std::string flip_register = {};
+  // When set: each call the voter executed, as (system call number, first argument).
+  std::vector<std::pair<uint64_t, uint64_t>>* calls_seen = nullptr;
+};
+
+// Passes every call on to the HostExecutor and notes which it was.
+class RecordingExecutor final : public voter::SyscallExecutor {
+ public:
+  RecordingExecutor(HostExecutor& e, std::vector<std::pair<uint64_t, uint64_t>>* seen)
+      : e_(e), seen_(seen) {}
+  Result<std::optional<Aside>> BytesAside(std::span<const std::byte> record) override {
+    return e_.BytesAside(record);
+  }
+  Result<Outcome> Execute(uint64_t nr, uint64_t piece, std::span<const std::byte> record,
+                          std::span<const std::byte> aside, std::span<std::byte> result) override {
+    if (seen_ != nullptr && piece == 0 && record.size() >= kSyscallRecordBytes) {
+      SyscallRecord r;
+      std::memcpy(&r, record.data(), sizeof(r));
+      seen_->emplace_back(nr, r.args[0]);
+    }
+    return e_.Execute(nr, piece, record, aside, result);
+  }
+  Status Checkpoint() override { return e_.Checkpoint(); }
+  Status Rollback() override { return e_.Rollback(); }
+
+ private:
+  HostExecutor& e_;
+  std::vector<std::pair<uint64_t, uint64_t>>* seen_;
 };
 
 struct Outcome {
   voter::GroupReport report;
   std::string out, err;
   uint64_t calls = 0;
+  Status finish;  // HostExecutor::Finish, as vigil-run calls it when the job ends
 };
 
 Result<Outcome> RunReplicated(const Job& j) {
@@ -156,9 +184,11 @@ Result<Outcome> RunReplicated(const Job& j) {
                                                         .killed = killed}));
         });
     HostExecutor executor(in, out, err);
+    RecordingExecutor recording(executor, j.calls_seen);
     voter::Group group(g, voter_t, server, launcher, nullptr, nullptr);
-    group.set_syscall_executor(&executor);
+    group.set_syscall_executor(&recording);
     Result<voter::GroupReport> r = group.Run();
+    o.finish = executor.Finish(r.ok() && r->completed);
     if (!r.ok()) return r.status();
     o.report = *r;
     o.calls = executor.calls();
@@ -232,6 +262,98 @@ TEST(VigilRunTest, OutputFilesAreWrittenOnceAndEqualAPlainRun) {
   EXPECT_GT(a.size(), 100000u);
   EXPECT_TRUE(a == b) << "output file differs: " << a.size() << " vs " << b.size() << " bytes";
   EXPECT_TRUE(got->out.empty());
+}
+
+// The 1-based number (as the replica counts its calls) of the n-th call `nr` after call `after`
+// whose first argument is at least `min_arg0`; 0 when there are fewer.
+uint64_t NthCall(const std::vector<std::pair<uint64_t, uint64_t>>& seen, uint64_t nr, int n,
+                 uint64_t after = 0, uint64_t min_arg0 = 0) {
+  for (size_t i = after; i < seen.size(); ++i) {
+    if (seen[i].first == nr && seen[i].second >= min_arg0 && --n == 0) return i + 1;
+  }
+  return 0;
+}
+
+TEST(VigilRunTest, DmrRollbackAfterATruncatingRewriteRestoresTheFileFirst) {
+  TempDir dir;
+  const std::string text = TestText();
+  const std::string f = dir.Write("f.txt", text);
+  ASSERT_EQ(RunNative({"sort", "--parallel=1", "-o", dir.path + "/want.txt", f}, "").exit_code, 0);
+  const std::string want = ReadFile(dir.path + "/want.txt");
+  const std::vector<std::string> argv = {"sort", "--parallel=1", "-o", f, f};
+  // A run without faults says where sort truncates f (it opened f as its stdout) and then
+  // writes it, 4 KiB at a time.
+  std::vector<std::pair<uint64_t, uint64_t>> seen;
+  auto clean = RunReplicated({.mode = voter::Mode::kDmr, .argv = argv, .calls_seen = &seen});
+  ASSERT_TRUE(clean.ok()) << clean.status().ToString();
+  ASSERT_TRUE(ReadFile(f) == want);
+  const uint64_t write = NthCall(seen, SYS_write, 2, NthCall(seen, SYS_ftruncate, 1));
+  ASSERT_GT(write, 0u) << "no truncation followed by two writes";
+  // Again on the unsorted file, with rdi flipped in replica 1 at the second write: by then f has
+  // been truncated and holds the first 4 KiB of the output. The vote on the write sees the flip,
+  // and the program is rolled back and runs again from its start: it must read f as it was.
+  dir.Write("f.txt", text);
+  auto got = RunReplicated({.mode = voter::Mode::kDmr,
+                            .method = channel::Method::kNotify,
+                            .argv = argv,
+                            .flip_replica = 1,
+                            .flip_at = write,
+                            .flip = ExecOptions::Flip::kRegister,
+                            .flip_register = "rdi"});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->report.mismatches, 1u);
+  EXPECT_EQ(got->report.rollbacks, 1u);
+  EXPECT_TRUE(got->finish.ok()) << got->finish.ToString();
+  const std::string out = ReadFile(f);
+  EXPECT_EQ(out.size(), want.size());
+  EXPECT_TRUE(out == want) << "the rewritten file differs from a plain run's";
+}
+
+TEST(VigilRunTest, DmrRollbackAfterAPartialAppendAppendsOnce) {
+  TempDir dir;
+  const std::string text = TestText();
+  const std::string f = dir.Write("log.txt", "the line that was there\n");
+  const std::vector<std::string> argv = {"tee", "-a", f};
+  std::vector<std::pair<uint64_t, uint64_t>> seen;
+  auto clean =
+      RunReplicated({.mode = voter::Mode::kDmr, .argv = argv, .input = text, .calls_seen = &seen});
+  ASSERT_TRUE(clean.ok()) << clean.status().ToString();
+  ASSERT_TRUE(ReadFile(f) == "the line that was there\n" + text);
+  const uint64_t first_write = NthCall(seen, SYS_write, 1, 0, 3);  // into the file (fd 3)
+  ASSERT_GT(first_write, 0u);
+  // The flip lands in the bytes of the first read after the first append: the next writes
+  // differ, the vote sees it, and the program appends again from its start.
+  dir.Write("log.txt", "the line that was there\n");
+  auto got = RunReplicated({.mode = voter::Mode::kDmr,
+                            .method = channel::Method::kPolling,
+                            .argv = argv,
+                            .input = text,
+                            .flip_replica = 0,
+                            .flip_at = first_write});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->report.mismatches, 1u);
+  EXPECT_EQ(got->report.rollbacks, 1u);
+  EXPECT_TRUE(got->out == text) << "stdout differs";
+  const std::string log = ReadFile(f);
+  EXPECT_EQ(log.size(), text.size() + 24);
+  EXPECT_TRUE(log == "the line that was there\n" + text) << "the append is not there exactly once";
+}
+
+TEST(VigilRunTest, AFailedRunLeavesFilesAsTheyWereBeforeIt) {
+  TempDir dir;
+  const std::string f = dir.Write("f.txt", "before\n");
+  // Changes two entries (shell built-ins), then makes a call vigil-run does not support.
+  const std::string script =
+      fmt::format("echo after > {0}/f.txt; echo new > {0}/g.txt; true | true", dir.path);
+  auto got = RunReplicated({.mode = voter::Mode::kTmr, .argv = {"sh", "-c", script}});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_FALSE(got->report.completed);
+  EXPECT_NE(got->report.failure.find("pipe"), std::string::npos) << got->report.failure;
+  EXPECT_TRUE(got->finish.ok()) << got->finish.ToString();
+  EXPECT_EQ(ReadFile(f), "before\n");
+  EXPECT_NE(access((dir.path + "/g.txt").c_str(), F_OK), 0) << "a file it created is left";
 }
 
 TEST(VigilRunTest, ExitCodesAndErrorsPassThrough) {

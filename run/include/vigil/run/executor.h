@@ -18,6 +18,7 @@
 #include <span>
 #include <vector>
 
+#include "vigil/run/file_journal.h"
 #include "vigil/voter/group.h"
 
 namespace vigil::run {
@@ -36,8 +37,13 @@ class HostExecutor final : public voter::SyscallExecutor {
   Status Checkpoint() override;
   Status Rollback() override;
 
+  // The job is over: a completed job keeps its file changes; any other has them undone (the file
+  // system as before the job), and an error names what could not be.
+  Status Finish(bool completed);
+
   // Calls executed (or decided) in all executions of the program (a rollback re-executes it).
   uint64_t calls() const { return total_calls_; }
+  const FileJournal& journal() const { return journal_; }
 
  private:
   enum class Std { kNone, kIn, kOut, kErr };
@@ -55,8 +61,12 @@ class HostExecutor final : public voter::SyscallExecutor {
   Result<Outcome> ReadStdin(std::span<std::byte> dst);
   Result<Outcome> WriteStd(Std which, int real, std::span<const std::byte> bytes);
   void Reset();
+  // Keeps the entries a call changes (their state at the job's start) before it runs.
+  Status Protect(int nr, const uint64_t* a, const std::vector<std::string>& paths, const Fd* fd);
 
   int std_real_[3];
+  mode_t umask_at_start_ = 0;
+  FileJournal journal_;
   std::map<int, Fd> fds_;
   std::vector<std::byte> stdin_kept_;  // every stdin byte read so far
   bool stdin_eof_ = false;
