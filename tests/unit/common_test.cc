@@ -1,9 +1,16 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "vigil/common/adaptive_wait.h"
 #include "vigil/common/config.h"
 #include "vigil/common/histogram.h"
 #include "vigil/common/logging.h"
+#include "vigil/common/output_file.h"
 #include "vigil/common/status.h"
 #include "vigil/common/text.h"
 
@@ -175,6 +182,52 @@ TEST(Text, EscapedShowsEveryByteOutsidePrintableAsciiAndCuts) {
   EXPECT_EQ(Escaped(std::string_view("\0\xff", 2)), "\\x00\\xff");
   EXPECT_EQ(Escaped("abcdef", 3), "abc...");
   EXPECT_EQ(Escaped("abc", 3), "abc");
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+TEST(OutputFile, AppearsWholeOnCommitAndNotAtAllWithout) {
+  char t[] = "/tmp/vigil-output-test-XXXXXX";
+  const std::filesystem::path dir = mkdtemp(t);
+  const std::string path = (dir / "out").string();
+  std::ofstream(path) << "the previous output";
+  chmod(path.c_str(), 0640);
+  {
+    auto o = OutputFile::Open(path);
+    ASSERT_TRUE(o.ok()) << o.status().ToString();
+    EXPECT_FALSE(o->direct());
+    std::fputs("half of a new one", o->get());
+    std::fflush(o->get());
+    EXPECT_EQ(Slurp(path), "the previous output") << "the destination is not touched until Commit";
+  }  // a failed job: no Commit
+  EXPECT_EQ(Slurp(path), "the previous output");
+  {
+    auto o = OutputFile::Open(path);
+    ASSERT_TRUE(o.ok()) << o.status().ToString();
+    std::fputs("the new output", o->get());
+    ASSERT_TRUE(o->Commit().ok());
+    EXPECT_FALSE(o->Commit().ok()) << "only once";
+  }
+  EXPECT_EQ(Slurp(path), "the new output");
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u) << "the existing file's mode is kept";
+  // Nothing but the output is left in the directory.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 1);
+  // A device is written in place; a directory that does not exist is named.
+  auto null = OutputFile::Open("/dev/null");
+  ASSERT_TRUE(null.ok() && null->direct());
+  EXPECT_TRUE(null->Commit().ok());
+  auto missing = OutputFile::Open((dir / "no/such/out").string());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("no/such/out"), std::string::npos)
+      << missing.status().message();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
+#include "vigil/common/output_file.h"
 #include "vigil/node/process.h"
 #include "vigil/replica/context.h"
 #include "vigil/transport/bootstrap.h"
@@ -98,11 +99,13 @@ int RunJob(const JobOptions& j) {
     fmt::print(stderr, "error: --input '{}': {}\n", j.input, std::strerror(errno));
     return 2;
   }
-  std::FILE* out = j.output == "-" ? stdout : std::fopen(j.output.c_str(), "wb");
-  if (out == nullptr) {
-    fmt::print(stderr, "error: --output '{}': {}\n", j.output, std::strerror(errno));
+  // The output appears whole when the job completes; a failed job leaves what was there.
+  Result<OutputFile> output = OutputFile::Open(j.output);
+  if (!output.ok()) {
+    fmt::print(stderr, "error: --output '{}': {}\n", j.output, output.status().message());
     return 2;
   }
+  std::FILE* out = output->get();
   auto t = transport::VerbsTransport::Open({.device = j.device});
   if (!t.ok()) {
     fmt::print(stderr, "error: {}\n", t.status().ToString());
@@ -155,8 +158,13 @@ int RunJob(const JobOptions& j) {
   Result<voter::GroupReport> r = voter::RunUntilShutdown(group, &secs);
   finished = true;
   faults.join();
-  if (out != stdout) std::fclose(out);
   std::fclose(in);
+  if (r.ok() && r->completed) {
+    if (Status st = output->Commit(); !st.ok()) {
+      fmt::print(stderr, "error: --output: {}\n", st.ToString());
+      return 1;
+    }
+  }
   if (!r.ok()) {
     fmt::print(stderr, "error: {}\n", r.status().ToString());
     return 1;
