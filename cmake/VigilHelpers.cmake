@@ -45,3 +45,16 @@ endfunction()
 function(vigil_add_bench name)
   vigil_executable(${name} ${ARGN})
 endfunction()
+
+# vigil_add_cli_test(name LABEL l EXIT status|nonzero MATCH regex [TIMEOUT s] COMMAND cmd...): a
+# command line whose exit status and output (stdout + stderr) are both checked (tests/expect.sh;
+# ctest's PASS_REGULAR_EXPRESSION alone would ignore the exit status).
+function(vigil_add_cli_test name)
+  cmake_parse_arguments(ARG "" "LABEL;EXIT;MATCH;TIMEOUT" "COMMAND" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 60)
+  endif()
+  add_test(NAME ${name} COMMAND bash ${PROJECT_SOURCE_DIR}/tests/expect.sh ${ARG_EXIT} ${ARG_MATCH}
+                                ${ARG_COMMAND})
+  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABEL}" TIMEOUT ${ARG_TIMEOUT})
+endfunction()

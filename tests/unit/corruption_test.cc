@@ -139,17 +139,23 @@ TEST(WireRecord, HeadersWithACorrectCrcAreCheckedFieldByField) {
 
 TEST(WireRecord, RandomMutationsAreRejectedOrStayWithinTheBytes) {
   Rng rng(3);
+  int accepted = 0, rejected = 0;
   for (int i = 0; i < kIterations; ++i) {
     Bytes b = EncodedRecord(6, RandomBytes(rng, rng() % kMaxPayload));
     Mutate(b, rng);
     auto r = channel::DecodeRecord(b, kSeq, kMaxPayload, "signal ring");
     if (r.ok()) {
+      ++accepted;
       ASSERT_TRUE(Within(r->payload, b)) << "iteration " << i;
       ASSERT_LE(r->payload.size(), kMaxPayload);
     } else {
+      ++rejected;
       ASSERT_FALSE(r.status().message().empty());
     }
   }
+  // Both outcomes were reached: a decoder that refused everything (or nothing) would fail here.
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(rejected, kIterations / 2);
 }
 
 // --- events and verdicts inside a record (replica/protocol.h) ---
@@ -160,6 +166,7 @@ TEST(WireProtocol, EventsAreAcceptedExactlyWhenEveryFieldChecks) {
   Rng rng(4);
   constexpr uint32_t kGroup = 9;
   constexpr uint16_t kReplica = 2;
+  int accepted = 0;
   for (int i = 0; i < kIterations; ++i) {
     replica::EventHeader h;
     h.group = rng() % 4 == 0 ? static_cast<uint32_t>(rng()) : kGroup;
@@ -189,12 +196,15 @@ TEST(WireProtocol, EventsAreAcceptedExactlyWhenEveryFieldChecks) {
     EXPECT_EQ(e->header.arg0, h.arg0);
     EXPECT_EQ(e->data.data(), payload.data() + replica::kEventHeaderBytes);
     EXPECT_EQ(e->data.size(), payload.size() - replica::kEventHeaderBytes);
+    ++accepted;
   }
+  EXPECT_GT(accepted, kIterations / 50);  // the model's acceptable events were reached
 }
 
 TEST(WireProtocol, VerdictsAreAcceptedExactlyWhenEveryFieldChecks) {
   Rng rng(5);
   constexpr uint64_t kEvent = 77;
+  int accepted = 0;
   for (int i = 0; i < kIterations; ++i) {
     replica::VerdictHeader h;
     h.event_seq = rng() % 3 == 0 ? rng() % 100 : kEvent;
@@ -215,7 +225,9 @@ TEST(WireProtocol, VerdictsAreAcceptedExactlyWhenEveryFieldChecks) {
     if (!v.ok()) continue;
     EXPECT_EQ(v->header.arg, h.arg);
     EXPECT_TRUE(Within(v->data, payload));
+    ++accepted;
   }
+  EXPECT_GT(accepted, kIterations / 50);  // the model's acceptable verdicts were reached
 }
 
 // --- messages between a server and the SSR store (ssr/wire.h) ---

@@ -1,0 +1,75 @@
+#!/usr/bin/python3
+"""Checks the JSON of a vigil-bench smoke run, so that a smoke test fails on a wrong result, not
+only on a crash.
+
+  smoke_check.py latency JSON ITERATIONS [--baseline]   transport / channel round trips
+  smoke_check.py ssr JSON                               SSR call latency with and without SSR
+  smoke_check.py run JSON ROWS                          vigil-run vs plain programs
+
+latency: every size has a round-trip summary over ITERATIONS samples with 0 < p50 <= p99 <= max;
+with --baseline every size also has its baseline measured in the same run and both ratios.
+run: exactly ROWS replicated rows (besides the plain runs), every replicated output equal to the plain run's.
+A latency target that is missed is reported (printed), not failed: this machine's numbers are
+noisy and emulated; the benchmarks themselves are where targets are judged.
+"""
+import json
+import sys
+
+
+def fail(msg):
+    print(f"FAIL: {sys.argv[2]}: {msg}")
+    sys.exit(1)
+
+
+def summary(s, what, count=None):
+    for k in ("p50_us", "p99_us", "max_us"):
+        if not isinstance(s.get(k), (int, float)):
+            fail(f"{what}: no {k}")
+    if not 0 < s["p50_us"] <= s["p99_us"] <= s["max_us"]:
+        fail(f"{what}: not 0 < p50 <= p99 <= max: {s}")
+    if count is not None and s.get("count") != count:
+        fail(f"{what}: {s.get('count')} samples, expected {count}")
+
+
+def main():
+    kind, path = sys.argv[1], sys.argv[2]
+    d = json.load(open(path))
+    if kind == "latency":
+        iterations = int(sys.argv[3])
+        rows = d.get("results") or fail("no results")
+        for r in rows:
+            summary(r["vigil_rtt"], f"{r['bytes']} bytes", iterations)
+            if "--baseline" in sys.argv:
+                if "ratio_p50" not in r or "ratio_p99" not in r:
+                    fail(f"{r['bytes']} bytes: no baseline ratio ({r.get('baseline_error', 'no baseline')})")
+                if not (r["ratio_p50"] > 0 and r["ratio_p99"] > 0):
+                    fail(f"{r['bytes']} bytes: ratios {r['ratio_p50']}, {r['ratio_p99']}")
+                print(f"{r['bytes']:>6} bytes: p50 {r['vigil_rtt']['p50_us']:.2f} us, "
+                      f"{r['ratio_p50']:.2f}x the baseline (reported, not judged here)")
+            else:
+                print(f"{r['bytes']:>6} bytes: p50 {r['vigil_rtt']['p50_us']:.2f} us")
+    elif kind == "ssr":
+        summary(d["with_ssr"], "with SSR")
+        summary(d["without_ssr"], "without SSR")
+        if not d.get("ratio_p50", 0) > 0:
+            fail(f"ratio_p50 {d.get('ratio_p50')}")
+        rec = d.get("recovery") or fail("no recovery figures")
+        if not rec.get("clients", 0) > 0:
+            fail(f"recovery: {rec}")
+        print(f"ssr: p50 {d['ratio_p50']:.2f}x without SSR (reported, not judged here)")
+    elif kind == "run":
+        want = int(sys.argv[3])
+        rows = [r for r in d.get("rows", []) if r.get("mode") != "plain"]  # the references
+        if len(rows) != want:
+            fail(f"{len(rows)} rows, expected {want}")
+        for r in rows:
+            if r.get("output_matches_plain") is not True:
+                fail(f"{r['program']} {r['method']} {r['mode']}: output differs from the plain run")
+        print(f"run: {len(rows)} rows, every output equal to the plain run's")
+    else:
+        fail(f"unknown kind '{kind}'")
+    print(f"ok: {path}")
+
+
+if __name__ == "__main__":
+    main()
