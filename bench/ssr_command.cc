@@ -114,7 +114,7 @@ Result<RecoveryNumbers> MeasureRecovery(BenchSetup& setup, int store_port,
   kv->Shutdown();
   kv.reset();
   VIGIL_ASSIGN_OR_RETURN(
-      kv, server::RestartableServer::Start(*setup.transport, server::MakeKvService(), o));
+      kv, server::RestartableServer::Start(setup.transport.get(), server::MakeKvService(), o));
   RecoveryNumbers out;
   LatencySamples first(kRecoveryClients);
   for (auto& c : clients) {
@@ -134,8 +134,8 @@ Result<RecoveryNumbers> MeasureRecovery(BenchSetup& setup, int store_port,
   server::ServerOptions lo = o;
   lo.listen = "127.0.0.1:0";
   lo.store.instance = "lock-ssr";
-  VIGIL_ASSIGN_OR_RETURN(
-      auto lock, server::RestartableServer::Start(*setup.transport, server::MakeLockService(), lo));
+  VIGIL_ASSIGN_OR_RETURN(auto lock, server::RestartableServer::Start(
+                                        setup.transport.get(), server::MakeLockService(), lo));
   lo.listen = "127.0.0.1:" + std::to_string(lock->port());
   for (size_t i = 0; i < kRecoveryClients; ++i) {
     server::ClientOptions co;
@@ -146,7 +146,7 @@ Result<RecoveryNumbers> MeasureRecovery(BenchSetup& setup, int store_port,
   lock->Shutdown();
   lock.reset();
   VIGIL_ASSIGN_OR_RETURN(
-      lock, server::RestartableServer::Start(*setup.transport, server::MakeLockService(), lo));
+      lock, server::RestartableServer::Start(setup.transport.get(), server::MakeLockService(), lo));
   out.startup_us = static_cast<double>(lock->Stats().startup_recovery.count());
   lock->Shutdown();
   return out;
@@ -174,7 +174,7 @@ int RunLatency(const SsrBenchOptions& opts) {
     if (with_store) o.store.store = "127.0.0.1:" + std::to_string(bootstrap.port());
     o.store.connection = setup->conn;
     o.store.spin_us = opts.spin_us;
-    return server::RestartableServer::Start(*setup->transport, server::MakeKvService(), o);
+    return server::RestartableServer::Start(setup->transport.get(), server::MakeKvService(), o);
   };
   auto with = start_kv(true);
   auto without = start_kv(false);

@@ -303,6 +303,14 @@ TEST_P(SsrStoreTest, FileBackedArenaSurvivesAStoreRestart) {
   opts.capacity = 256;
   opts.arena_file = file;
   StartStore(opts);
+  // A second store on the same file is refused, naming the holder.
+  auto second = ssr::Store::Create(*t_.a, opts);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("in use by another SSR store (pid " +
+                                           std::to_string(getpid()) + ", this process)"),
+            std::string::npos)
+      << second.status();
   StoreSession* s = Open("server-1");
   ASSERT_NE(s, nullptr);
   Put(*s, 11, "kept across restarts");

@@ -38,8 +38,9 @@ int main(int argc, char** argv) {
   int64_t max_backoff_ms = policy.max_backoff.count();
   int64_t window_s = policy.window.count() / 1000;
   app.add_option("--server", servers,
-                 "supervise a restartable server: NAME=PROGRAM ARG... (split on spaces); "
-                 "repeatable")
+                 "supervise a restartable server: NAME[@HOST:PORT]=PROGRAM ARG... (split on "
+                 "spaces); repeatable. Its health is probed at HOST:PORT, else at the value of "
+                 "the program's --listen argument")
       ->type_name("NAME=CMD");
   app.add_option("--servers-file", servers_file,
                  "supervise the servers listed in this file: one NAME=PROGRAM ARG... per line, "
@@ -58,7 +59,34 @@ int main(int argc, char** argv) {
   app.add_option("--restart-window-s", window_s, "the window of --restart-max")
       ->check(CLI::Range(int64_t{1}, int64_t{86400}))
       ->capture_default_str();
+  node::ProbePolicy probe;
+  int64_t probe_interval_ms = probe.interval.count(), probe_deadline_ms = probe.deadline.count(),
+          probe_grace_ms = probe.grace.count(), probe_stuck_ms = probe.stuck.count();
+  app.add_option("--probe-interval-ms", probe_interval_ms,
+                 "how often a supervised server's health is probed")
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}))
+      ->capture_default_str();
+  app.add_option("--probe-deadline-ms", probe_deadline_ms, "how long one probe may take")
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}))
+      ->capture_default_str();
+  app.add_option("--probe-failures", probe.failures,
+                 "probes missed in a row after which a server is hung: SIGKILL, restart")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
+  app.add_option("--probe-grace-ms", probe_grace_ms,
+                 "after a start, missed probes count only once the server answered one or "
+                 "after this long")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}))
+      ->capture_default_str();
+  app.add_option("--probe-stuck-ms", probe_stuck_ms,
+                 "a server with calls in flight that completes none for this long is hung")
+      ->check(CLI::Range(int64_t{100}, int64_t{86400000}))
+      ->capture_default_str();
   return cli::Run(app, common, argc, argv, [&]() -> int {
+    probe.interval = std::chrono::milliseconds(probe_interval_ms);
+    probe.deadline = std::chrono::milliseconds(probe_deadline_ms);
+    probe.grace = std::chrono::milliseconds(probe_grace_ms);
+    probe.stuck = std::chrono::milliseconds(probe_stuck_ms);
     policy.initial_backoff = std::chrono::milliseconds(backoff_ms);
     policy.max_backoff = std::chrono::milliseconds(std::max(max_backoff_ms, backoff_ms));
     policy.window = std::chrono::seconds(window_s);
@@ -78,6 +106,7 @@ int main(int argc, char** argv) {
         return 2;
       }
       p->policy = policy;
+      p->probe_policy = probe;
       programs.push_back(std::move(*p));
     }
     if (o.node_name.empty() || o.node_name == "hostname") {

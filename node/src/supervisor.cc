@@ -6,13 +6,18 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sysexits.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
+#include "health_probe.h"
 #include "vigil/common/logging.h"
 
 namespace vigil::node {
@@ -30,10 +35,20 @@ std::string Describe(int status) {
 Result<SupervisedProgram> ParseSupervised(std::string_view spec) {
   const auto eq = spec.find('=');
   if (eq == std::string_view::npos || eq == 0) {
-    return InvalidArgument(fmt::format("'{}': expected NAME=PROGRAM [ARG...]", spec));
+    return InvalidArgument(fmt::format("'{}': expected NAME[@HOST:PORT]=PROGRAM [ARG...]", spec));
   }
   SupervisedProgram p;
-  p.name = std::string(spec.substr(0, eq));
+  std::string_view head = spec.substr(0, eq);
+  if (const auto at = head.find('@'); at != std::string_view::npos) {
+    p.probe = std::string(head.substr(at + 1));
+    head = head.substr(0, at);
+    const auto colon = p.probe.rfind(':');
+    if (head.empty() || colon == std::string::npos || colon == 0 || colon + 1 == p.probe.size()) {
+      return InvalidArgument(fmt::format(
+          "'{}': expected NAME@HOST:PORT=PROGRAM, the probe address is '{}'", spec, p.probe));
+    }
+  }
+  p.name = std::string(head);
   std::string_view rest = spec.substr(eq + 1);
   while (!rest.empty()) {
     const auto sp = rest.find(' ');
@@ -46,6 +61,11 @@ Result<SupervisedProgram> ParseSupervised(std::string_view spec) {
   if (access(p.argv[0].c_str(), X_OK) != 0) {
     return InvalidArgument(fmt::format("'{}': program '{}' is not executable: {}", spec, p.argv[0],
                                        std::strerror(errno)));
+  }
+  // Without an explicit probe address, the server is probed where it listens.
+  for (size_t i = 1; p.probe.empty() && i < p.argv.size(); ++i) {
+    if (p.argv[i] == "--listen" && i + 1 < p.argv.size()) p.probe = p.argv[i + 1];
+    if (p.argv[i].starts_with("--listen=")) p.probe = p.argv[i].substr(9);
   }
   return p;
 }
@@ -112,35 +132,76 @@ Result<pid_t> Supervisor::Spawn() {
   return pid;
 }
 
+bool Supervisor::WaitForEnd(pid_t pid, int& status) {
+  // The thread sleeps until the program ends or the next probe is due: no other wake-ups on a
+  // node whose replicas busy-poll. pidfd_open works on a program that already ended and was not
+  // reaped yet; a kernel without it (before 5.3) gets a check every 5 ms. A raw system call:
+  // glibc 2.36's <sys/pidfd.h> declares pidfd_open without C linkage.
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  const ProbePolicy& pp = program_.probe_policy;
+  const auto started = Clock::now();
+  std::optional<HealthProbe> probe;
+  if (!program_.probe.empty()) probe.emplace(program_.probe, pp, started);
+  auto next_probe = started + pp.interval;
+  pid_t r = 0;
+  bool killed = false;
+  while (!stop_ && (r = waitpid(pid, &status, WNOHANG)) == 0) {
+    int wait_ms = pidfd < 0 ? 5 : -1;  // -1: until the program ends
+    if (probe && !killed) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(next_probe - Clock::now());
+      const int64_t cap = wait_ms < 0 ? INT_MAX : wait_ms;
+      wait_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, cap));
+    }
+    Sleep(pidfd, wait_ms);
+    if (!probe || killed || Clock::now() < next_probe) continue;
+    const std::string hung = probe->Check(Clock::now());
+    next_probe = Clock::now() + pp.interval;
+    if (probe->answered()) store_backoff_ = std::chrono::milliseconds(0);  // it got going
+    if (hung.empty()) continue;
+    log::Get("node")->error("server '{}' (pid {}) is hung: {}; SIGKILL", program_.name, pid, hung);
+    kill(pid, SIGKILL);
+    killed = true;
+    hangs_++;
+  }
+  const int wait_errno = errno;
+  if (pidfd >= 0) close(pidfd);
+  if (Clock::now() - started >= program_.policy.window) store_backoff_ = {};  // it ran a while
+  if (r == 0) return false;  // stopping, the program still runs
+  if (r < 0) {
+    log::Get("node")->error("server '{}': waitpid({}) failed: {}", program_.name, pid,
+                            std::strerror(wait_errno));
+  }
+  return true;
+}
+
 void Supervisor::Run() {
   auto logger = log::Get("node");
   while (!stop_) {
     const pid_t pid = pid_.load();
-    // The thread sleeps until the program ends: no periodic wake-ups on a node whose replicas
-    // busy-poll. pidfd_open works on a program that already ended and was not reaped yet; a
-    // kernel without it (before 5.3) gets a check every 5 ms. A raw system call: glibc 2.36's
-    // <sys/pidfd.h> declares pidfd_open without C linkage.
-    const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
     int status = 0;
-    pid_t r = 0;
-    while (!stop_ && (r = waitpid(pid, &status, WNOHANG)) == 0) Sleep(pidfd, pidfd < 0 ? 5 : -1);
-    const int wait_errno = errno;
-    if (pidfd >= 0) close(pidfd);
-    if (r == 0) break;  // stopping, the program still runs
+    if (!WaitForEnd(pid, status)) break;
     pid_ = 0;
-    if (r < 0) {
-      logger->error("server '{}': waitpid({}) failed: {}", program_.name, pid,
-                    std::strerror(wait_errno));
+    Result<std::chrono::milliseconds> delay = std::chrono::milliseconds(0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == EX_TEMPFAIL) {
+      // The store is down, not the server: retry for as long as it takes, capped backoff.
+      const FailurePolicy& fp = program_.policy;
+      store_backoff_ = std::clamp(store_backoff_ * 2, fp.initial_backoff, fp.max_backoff);
+      delay = store_backoff_;
+      logger->warn(
+          "server '{}' (pid {}) exited with status {}: its SSR store is unavailable; "
+          "restarting in {} ms (not counted against the restart budget)",
+          program_.name, pid, EX_TEMPFAIL, delay->count());
+    } else {
+      delay = budget_.OnFailure(Clock::now());
+      if (!delay.ok()) {
+        gave_up_ = true;
+        logger->error("server '{}' (pid {}) {}: not restarting: {}", program_.name, pid,
+                      Describe(status), delay.status().message());
+        return;
+      }
+      logger->warn("server '{}' (pid {}) {}: restarting in {} ms", program_.name, pid,
+                   Describe(status), delay->count());
     }
-    auto delay = budget_.OnFailure(Clock::now());
-    if (!delay.ok()) {
-      gave_up_ = true;
-      logger->error("server '{}' (pid {}) {}: not restarting: {}", program_.name, pid,
-                    Describe(status), delay.status().message());
-      return;
-    }
-    logger->warn("server '{}' (pid {}) {}: restarting in {} ms", program_.name, pid,
-                 Describe(status), delay->count());
     const auto until = Clock::now() + *delay;
     for (auto now = Clock::now(); !stop_ && now < until; now = Clock::now()) {
       Sleep(-1,

@@ -98,10 +98,12 @@ Result<std::string> Client::Call(std::string_view body) {
                                 req.request_id(), st.error_message());
     }
     if (Clock::now() + backoff >= deadline) {
-      return DeadlineExceeded(
-          fmt::format("server {} did not answer request {} within {} ms ({} attempts; last: {})",
-                      options_.server, req.request_id(), options_.deadline.count(), last_.attempts,
-                      st.error_message()));
+      // Suspended for the whole deadline: the server is restarting, or its store is down.
+      return Unavailable(fmt::format(
+          "server {} did not answer request {} within the call's deadline of {} ms ({} attempts; "
+          "it is down, restarting, or waiting for its SSR store; last: {})",
+          options_.server, req.request_id(), options_.deadline.count(), last_.attempts,
+          st.error_message()));
     }
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(50));

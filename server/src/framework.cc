@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
+#include <sysexits.h>
 
 #include <cstring>
 #include <optional>
@@ -97,7 +98,11 @@ class RestartableServer::Rpc final : public pb::Restartable::Service {
                           fmt::format("request body of {} bytes exceeds {}", req->body().size(),
                                       owner_.options_.max_request));
     }
+    owner_.in_flight_.fetch_add(1, std::memory_order_relaxed);
     auto r = owner_.Call(req->client_id(), req->request_id(), req->last_recorded(), req->body());
+    // Relaxed: the probe only compares counts between its own reads; no data hangs on them.
+    owner_.in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    owner_.completed_.fetch_add(1, std::memory_order_relaxed);
     if (!r.ok()) return grpc::Status(grpc::UNAVAILABLE, r.status().ToString());
     resp->set_request_id(r->request_id);
     resp->set_code(static_cast<uint32_t>(r->code));
@@ -118,19 +123,31 @@ class RestartableServer::Rpc final : public pb::Restartable::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status Health(grpc::ServerContext*, const pb::HealthRequest*,
+                      pb::HealthReply* resp) override {
+    resp->set_epoch(owner_.epoch());
+    resp->set_completed(owner_.completed_.load(std::memory_order_relaxed));
+    resp->set_in_flight(owner_.in_flight_.load(std::memory_order_relaxed));
+    return grpc::Status::OK;
+  }
+
  private:
   RestartableServer& owner_;
 };
 
-RestartableServer::RestartableServer(transport::Transport& transport,
+RestartableServer::RestartableServer(transport::Transport* transport,
                                      std::unique_ptr<Service> service, ServerOptions options)
     : transport_(transport), service_(std::move(service)), options_(std::move(options)) {}
 
 RestartableServer::~RestartableServer() { Shutdown(); }
 
 Result<std::unique_ptr<RestartableServer>> RestartableServer::Start(
-    transport::Transport& transport, std::unique_ptr<Service> service, ServerOptions options) {
+    transport::Transport* transport, std::unique_ptr<Service> service, ServerOptions options) {
   options.store.service = std::string(service->name());
+  if (transport == nullptr && !options.store.store.empty()) {
+    return InvalidArgument(fmt::format("server '{}': an SSR store ({}) but no RDMA transport",
+                                       options.store.instance, options.store.store));
+  }
   std::unique_ptr<RestartableServer> s(
       new RestartableServer(transport, std::move(service), std::move(options)));
   if (s->options_.store.store.empty()) {
@@ -141,7 +158,7 @@ Result<std::unique_ptr<RestartableServer>> RestartableServer::Start(
     VIGIL_RETURN_IF_ERROR(s->Listen());
     return s;
   }
-  VIGIL_ASSIGN_OR_RETURN(s->session_, ssr::StoreSession::Open(transport, s->options_.store));
+  VIGIL_ASSIGN_OR_RETURN(s->session_, ssr::StoreSession::Open(*transport, s->options_.store));
   if (StateLimit(s->session_->capacity()) < 64) {
     return FailedPrecondition(fmt::format(
         "the SSR store's capacity of {} bytes leaves {} bytes for a client's state: configure "
@@ -190,7 +207,7 @@ void RestartableServer::FailStop(const Status& why) {
       "restarts this server from the SSRs",
       service_->name(), options_.store.instance, why.ToString());
   spdlog::shutdown();
-  std::_Exit(75);
+  std::_Exit(EX_TEMPFAIL);
 }
 
 bool RestartableServer::ResetPending(const Record& r) {

@@ -2,6 +2,7 @@
 // store. Meant to run under a supervisor that restarts it in place (vigil-node --server): a
 // restarted instance keeps its --instance name and recovers its clients from their SSRs.
 #include <fmt/format.h>
+#include <sysexits.h>
 
 #include <thread>
 
@@ -26,7 +27,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--listen", o.listen, "host:port clients call (keep it across restarts)")
       ->capture_default_str();
-  app.add_option("--store", o.store.store, "host:port of vigil-ssr-store")->capture_default_str();
+  app.add_option("--store", o.store.store,
+                 "host:port of vigil-ssr-store, or 'none': client state only in this process's "
+                 "memory, lost when it restarts (a baseline, not a restartable server)")
+      ->capture_default_str();
   app.add_option("--instance", o.store.instance,
                  "this server's instance name at the store; a restart must reuse it "
                  "(default: SERVICE-PORT)");
@@ -41,15 +45,24 @@ int main(int argc, char** argv) {
       o.store.instance =
           fmt::format("{}-{}", service_name, o.listen.substr(o.listen.rfind(':') + 1));
     }
-    auto t = transport::VerbsTransport::Open({.device = device});
-    if (!t.ok()) {
-      fmt::print(stderr, "error: {}\n", t.status().ToString());
-      return 1;
+    if (o.store.store == "none") o.store.store.clear();
+    // Without a store (a baseline) no RDMA is needed.
+    std::unique_ptr<transport::Transport> transport;
+    if (!o.store.store.empty()) {
+      auto t = transport::VerbsTransport::Open({.device = device});
+      if (!t.ok()) {
+        fmt::print(stderr, "error: {}\n", t.status().ToString());
+        return 1;
+      }
+      transport = std::move(*t);
     }
-    auto s = server::RestartableServer::Start(**t, std::move(*service), o);
+    auto s = server::RestartableServer::Start(transport.get(), std::move(*service), o);
     if (!s.ok()) {
       fmt::print(stderr, "error: {}\n", s.status().ToString());
-      return 1;
+      // The store cannot be reached: a temporary failure its supervisor retries for as long as
+      // it takes (EX_TEMPFAIL), not one that counts against its restart budget.
+      const StatusCode c = s.status().code();
+      return c == StatusCode::kUnavailable || c == StatusCode::kDeadlineExceeded ? EX_TEMPFAIL : 1;
     }
     fmt::print("vigil-server {} '{}' listening on port {} (epoch {})\n", service_name,
                o.store.instance, (*s)->port(), (*s)->epoch());

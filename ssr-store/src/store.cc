@@ -5,11 +5,14 @@
 #include <grpcpp/grpcpp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "vigil/common/adaptive_wait.h"
@@ -20,6 +23,27 @@
 
 namespace vigil::ssr {
 namespace {
+
+// Who holds the arena file open at `fd` locked. Every store also takes a process-owned (classic
+// POSIX) lock, which /proc/locks lists with its owner's pid (the open file description lock,
+// which does the excluding, is listed with pid -1).
+std::string LockHolder(int fd) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return "pid unknown";
+  const std::string id =
+      fmt::format("{:02x}:{:02x}:{}", major(st.st_dev), minor(st.st_dev), st.st_ino);
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  while (std::getline(locks, line)) {
+    // "1: POSIX  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"
+    std::istringstream in(line);
+    std::string n, kind, advisory, mode, pid, file;
+    if (in >> n >> kind >> advisory >> mode >> pid >> file && kind == "POSIX" && file == id) {
+      return pid == std::to_string(getpid()) ? "pid " + pid + ", this process" : "pid " + pid;
+    }
+  }
+  return "pid unknown";
+}
 
 using namespace std::chrono_literals;
 using transport::WcStatus;
@@ -302,6 +326,26 @@ Status Store::Map() {
       return ErrnoStatus(StatusCode::kUnavailable,
                          fmt::format("open arena file '{}'", options_.arena_file), errno);
     }
+    // One store per arena file: a second one would hand out the same SSRs. An open file
+    // description lock: it conflicts within one process too, and goes when the store exits,
+    // however it exits.
+    struct flock lk {};
+    lk.l_type = F_WRLCK;
+    lk.l_whence = SEEK_SET;
+    lk.l_len = 1;  // byte 0: the lock that excludes
+    if (fcntl(fd_, F_OFD_SETLK, &lk) != 0) {
+      const int err = errno;
+      if (err == EACCES || err == EAGAIN) {
+        return FailedPrecondition(
+            fmt::format("arena file '{}' is in use by another SSR store ({}): one store per "
+                        "arena file",
+                        options_.arena_file, LockHolder(fd_)));
+      }
+      return ErrnoStatus(StatusCode::kUnavailable,
+                         fmt::format("lock arena file '{}'", options_.arena_file), err);
+    }
+    lk.l_start = 1;  // byte 1: a process-owned lock, which names this process to the next one
+    static_cast<void>(fcntl(fd_, F_SETLK, &lk));
     struct stat st {};
     if (fstat(fd_, &st) != 0) {
       return ErrnoStatus(StatusCode::kUnavailable,

@@ -1,9 +1,14 @@
 // vigil-node's agent over gRPC with a stand-in replica binary (a shell script that sleeps): what
 // it accepts, what it refuses and why, and the faults it injects into real processes.
+#include <arpa/inet.h>
+#include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +18,7 @@
 #include "vigil/node/agent.h"
 #include "vigil/node/supervisor.h"
 #include "vigil/node/v1/node.grpc.pb.h"
+#include "vigil/server/v1/restartable.grpc.pb.h"
 
 namespace vigil {
 namespace {
@@ -337,7 +343,9 @@ TEST(Supervisor, TheAgentReportsItsSupervisedServers) {
 }
 
 TEST(Supervisor, RefusesMalformedSpecsByName) {
-  EXPECT_NE(node::ParseSupervised("no-equals").status().message().find("NAME=PROGRAM"),
+  EXPECT_NE(node::ParseSupervised("no-equals").status().message().find("NAME[@HOST:PORT]=PROGRAM"),
+            std::string::npos);
+  EXPECT_NE(node::ParseSupervised("kv@nowhere=/bin/true").status().message().find("'nowhere'"),
             std::string::npos);
   EXPECT_NE(node::ParseSupervised("x=").status().message().find("no program"), std::string::npos);
   EXPECT_NE(node::ParseSupervised("x=/nonexistent/prog --flag")
@@ -345,6 +353,107 @@ TEST(Supervisor, RefusesMalformedSpecsByName) {
                 .message()
                 .find("'/nonexistent/prog' is not executable"),
             std::string::npos);
+}
+
+TEST(Supervisor, TheProbeAddressIsGivenOrTakenFromListen) {
+  auto explicit_probe = node::ParseSupervised("kv@127.0.0.1:9=/bin/sleep --listen 0.0.0.0:1");
+  ASSERT_TRUE(explicit_probe.ok()) << explicit_probe.status();
+  EXPECT_EQ(explicit_probe->name, "kv");
+  EXPECT_EQ(explicit_probe->probe, "127.0.0.1:9");
+  EXPECT_EQ(node::ParseSupervised("kv=/bin/sleep --listen 127.0.0.1:7750")->probe,
+            "127.0.0.1:7750");
+  EXPECT_EQ(node::ParseSupervised("kv=/bin/sleep --listen=127.0.0.1:7751")->probe,
+            "127.0.0.1:7751");
+  EXPECT_EQ(node::ParseSupervised("kv=/bin/sleep 600")->probe, "");
+}
+
+// A script that exits with `status` at once.
+std::string ExitScript(int status) {
+  const std::string path = ::testing::TempDir() + "vigil-exit-" + std::to_string(status) + "-" +
+                           std::to_string(getpid());
+  std::ofstream(path) << "#!/bin/sh\nexit " << status << "\n";
+  chmod(path.c_str(), 0755);
+  return path;
+}
+
+TEST(Supervisor, AServerWaitingForItsStoreIsRetriedWithoutUsingItsBudget) {
+  // Exit status 75: the SSR store is unavailable. A budget of 1 failure would give up at once;
+  // these are retried (backoff capped at 20 ms) for as long as it takes.
+  const std::string store_down = ExitScript(75), broken = ExitScript(1);
+  auto program = node::ParseSupervised("kv=" + store_down);
+  ASSERT_TRUE(program.ok()) << program.status();
+  program->policy.initial_backoff = 5ms;
+  program->policy.max_backoff = 20ms;
+  program->policy.max_failures = 1;
+  auto s = node::Supervisor::Start(*program);
+  ASSERT_TRUE(s.ok()) << s.status();
+  for (int i = 0; i < 500 && (*s)->restarts() < 10; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_GE((*s)->restarts(), 10u);
+  EXPECT_FALSE((*s)->gave_up());
+  // Any other failure is counted: past the budget of 1, it gives up.
+  program = node::ParseSupervised("kv=" + broken);
+  ASSERT_TRUE(program.ok()) << program.status();
+  program->policy = {.initial_backoff = 5ms, .max_backoff = 20ms, .max_failures = 1};
+  auto b = node::Supervisor::Start(*program);
+  ASSERT_TRUE(b.ok()) << b.status();
+  for (int i = 0; i < 500 && !(*b)->gave_up(); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE((*b)->gave_up());
+  EXPECT_EQ((*b)->restarts(), 1u);
+  std::remove(store_down.c_str());
+  std::remove(broken.c_str());
+}
+
+// A port on loopback nobody listens on now.
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+TEST(Supervisor, AHungServerIsKilledAndRestartedWithinItsProbeDeadline) {
+  // A real vigil-server (kv, state in memory only: no RDMA needed), probed every 100 ms.
+  const std::string listen = "127.0.0.1:" + std::to_string(FreePort());
+  auto program = node::ParseSupervised(
+      fmt::format("kv={} --service kv --store none --listen {}", VIGIL_SERVER_PATH, listen));
+  ASSERT_TRUE(program.ok()) << program.status();
+  EXPECT_EQ(program->probe, listen);
+  program->policy.initial_backoff = 10ms;
+  program->probe_policy = {
+      .interval = 100ms, .deadline = 200ms, .failures = 3, .grace = 20s, .stuck = 20s};
+  auto s = node::Supervisor::Start(*program);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const pid_t pid = WaitForPid(**s, 0);
+  ASSERT_NE(pid, 0);
+  // Wait until it serves: the probe answered at least once.
+  auto stub = server::v1::Restartable::NewStub(
+      grpc::CreateChannel(listen, grpc::InsecureChannelCredentials()));
+  bool serving = false;
+  for (int i = 0; i < 200 && !serving; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 100ms);
+    server::v1::HealthReply r;
+    serving = stub->Health(&ctx, server::v1::HealthRequest{}, &r).ok();
+    if (!serving) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(serving) << "vigil-server never answered its health probe at " << listen;
+  std::this_thread::sleep_for(300ms);  // the supervisor's probe has seen it answer
+  EXPECT_EQ((*s)->hangs(), 0u);
+  // Hung: it still runs, but answers nothing. 3 missed probes of 100 ms + 200 ms each.
+  const auto stopped = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  const pid_t next = WaitForPid(**s, pid);
+  ASSERT_NE(next, 0) << "the hung server was not restarted";
+  const auto took = std::chrono::steady_clock::now() - stopped;
+  EXPECT_EQ((*s)->hangs(), 1u);
+  EXPECT_EQ((*s)->restarts(), 1u);
+  EXPECT_LT(took, 5s) << "probe interval 100 ms, deadline 200 ms, 3 misses";
+  EXPECT_NE(kill(pid, 0), 0) << "the hung incarnation " << pid << " is still there";
 }
 
 }  // namespace

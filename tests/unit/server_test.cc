@@ -53,7 +53,7 @@ class ServerTest : public ::testing::Test {
     o.store.instance = service + "-0";
     auto svc = MakeService(service);
     ASSERT_TRUE(svc.ok());
-    auto s = RestartableServer::Start(*server_side_, std::move(*svc), o);
+    auto s = RestartableServer::Start(server_side_.get(), std::move(*svc), o);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
     port_ = server_->port();

@@ -36,9 +36,9 @@ class Client {
   ~Client();
 
   uint64_t id() const { return options_.client_id; }
-  // The service's answer: its status (OK or the service's error) and body. kDeadlineExceeded
-  // only when the server did not answer within the deadline; kDataLoss (with last().reset) when
-  // the server had to reset this client's session.
+  // The service's answer: its status (OK or the service's error) and body. kUnavailable only
+  // when the server did not answer within the deadline (it stayed down or restarting); kDataLoss
+  // (with last().reset) when the server had to reset this client's session.
   Result<std::string> Call(std::string_view body);
   const CallInfo& last() const { return last_; }
   // Ends the session: the server frees the client's SSR.

@@ -104,7 +104,9 @@ Result<Record> DecodeRecord(std::string_view bytes);
 
 class RestartableServer {
  public:
-  static Result<std::unique_ptr<RestartableServer>> Start(transport::Transport& transport,
+  // `transport` reaches the SSR store; null only for a server without one (options.store.store
+  // empty: the benchmarks' baseline).
+  static Result<std::unique_ptr<RestartableServer>> Start(transport::Transport* transport,
                                                           std::unique_ptr<Service> service,
                                                           ServerOptions options);
   ~RestartableServer();
@@ -129,7 +131,7 @@ class RestartableServer {
     std::vector<std::byte> mirror;  // the SSR's bytes as last read or written
     Record record;
   };
-  RestartableServer(transport::Transport& transport, std::unique_ptr<Service> service,
+  RestartableServer(transport::Transport* transport, std::unique_ptr<Service> service,
                     ServerOptions options);
   Status RecoverAll();
   Status Listen();
@@ -146,7 +148,7 @@ class RestartableServer {
   Status Bye(uint64_t client);
   [[noreturn]] void FailStop(const Status& why);
 
-  transport::Transport& transport_;
+  transport::Transport* transport_;
   std::unique_ptr<Service> service_;
   ServerOptions options_;
   std::unique_ptr<ssr::StoreSession> session_;
@@ -155,6 +157,9 @@ class RestartableServer {
   int port_ = 0;
 
   mutable std::mutex mu_;  // one request at a time (the session is single-threaded)
+  // For the supervisor's Health probe, read without mu_ (gRPC threads).
+  std::atomic<uint64_t> completed_{0};
+  std::atomic<uint32_t> in_flight_{0};
   std::map<uint64_t, Cached> cache_;
   ServerStats stats_;
 };
