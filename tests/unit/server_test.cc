@@ -8,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "hostile_rpc.h"
 #include "vigil/server/client.h"
 #include "vigil/server/framework.h"
 #include "vigil/server/services.h"
@@ -347,6 +348,35 @@ TEST_F(ServerTest, MalformedCallsAreRefusedByName) {
   auto st = stub->Call(&ctx, req, &resp);
   EXPECT_EQ(st.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("client_id"), std::string::npos);
+}
+
+// Random bytes and randomized requests to every method of the store's port (bootstrap, control)
+// and of the kv server: afterwards, a new client is served at once and its answers are right,
+// and the client that was there before goes on where it was.
+TEST_F(ServerTest, HostileBytesToEveryMethodLeaveNewClientsServed) {
+  StartServer("kv");
+  auto before = NewClient();
+  ASSERT_NE(before, nullptr);
+  EXPECT_EQ(Must(*before, "incr n"), "1");
+  std::mt19937_64 rng(20);
+  const std::string store = "127.0.0.1:" + std::to_string(bootstrap_->port());
+  const std::string kv = "127.0.0.1:" + std::to_string(port_);
+  int calls = 0;
+  for (const auto& [target, service] : {std::pair{store, "vigil.bootstrap.v1.Bootstrap"},
+                                        {store, "vigil.ssr.v1.SsrStore"},
+                                        {kv, "vigil.server.v1.Restartable"}}) {
+    calls += testing::SendHostileBytes(target, service, 60, rng).calls;
+  }
+  EXPECT_GT(calls, 400);
+  auto fresh = NewClient();
+  ASSERT_NE(fresh, nullptr);
+  for (int i = 1; i <= 20; ++i) {
+    auto r = fresh->Call("incr fresh");
+    ASSERT_TRUE(r.ok()) << "call " << i << " of a new client: " << r.status();
+    EXPECT_EQ(*r, std::to_string(i));
+    EXPECT_EQ(fresh->last().attempts, 1u) << "call " << i << " was not served at once";
+  }
+  EXPECT_EQ(Must(*before, "incr n"), "2");
 }
 
 }  // namespace
