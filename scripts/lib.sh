@@ -10,6 +10,7 @@ VIGIL_PACKAGES=(
   libgtest-dev libgmock-dev libseccomp-dev
   qemu-system-x86 busybox-static cpio kmod
   dpkg-dev ansible ansible-lint
+  clang-16 libfuzzer-16-dev libclang-rt-16-dev
 )
 
 say() { echo "==> $*"; }

@@ -156,7 +156,9 @@ Result<HostExecutor::Outcome> HostExecutor::ReadStdin(std::span<std::byte> dst) 
     if (n == 0) stdin_eof_ = true;
   }
   const size_t n = std::min<size_t>(dst.size(), stdin_kept_.size() - stdin_offset_);
-  std::memcpy(dst.data(), stdin_kept_.data() + stdin_offset_, n);
+  // A read of 0 bytes may come with no buffer at all (found by fuzz/syscall_fuzz: memcpy from
+  // a null pointer is undefined even for 0 bytes).
+  if (n > 0) std::memcpy(dst.data(), stdin_kept_.data() + stdin_offset_, n);
   stdin_offset_ += n;
   return Outcome{static_cast<int64_t>(n), n};
 }

@@ -135,9 +135,8 @@ class RestartableServer::Rpc final : public pb::Restartable::Service {
   RestartableServer& owner_;
 };
 
-RestartableServer::RestartableServer(transport::Transport* transport,
-                                     std::unique_ptr<Service> service, ServerOptions options)
-    : transport_(transport), service_(std::move(service)), options_(std::move(options)) {}
+RestartableServer::RestartableServer(std::unique_ptr<Service> service, ServerOptions options)
+    : service_(std::move(service)), options_(std::move(options)) {}
 
 RestartableServer::~RestartableServer() { Shutdown(); }
 
@@ -149,7 +148,7 @@ Result<std::unique_ptr<RestartableServer>> RestartableServer::Start(
                                        options.store.instance, options.store.store));
   }
   std::unique_ptr<RestartableServer> s(
-      new RestartableServer(transport, std::move(service), std::move(options)));
+      new RestartableServer(std::move(service), std::move(options)));
   if (s->options_.store.store.empty()) {
     Log()->info(
         "{} server '{}' runs WITHOUT an SSR store: client state is lost when it "

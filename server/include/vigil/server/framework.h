@@ -131,8 +131,7 @@ class RestartableServer {
     std::vector<std::byte> mirror;  // the SSR's bytes as last read or written
     Record record;
   };
-  RestartableServer(transport::Transport* transport, std::unique_ptr<Service> service,
-                    ServerOptions options);
+  RestartableServer(std::unique_ptr<Service> service, ServerOptions options);
   Status RecoverAll();
   Status Listen();
   // Loads the client's record into `c` (granted), resetting it when it does not validate.
@@ -148,7 +147,6 @@ class RestartableServer {
   Status Bye(uint64_t client);
   [[noreturn]] void FailStop(const Status& why);
 
-  transport::Transport* transport_;
   std::unique_ptr<Service> service_;
   ServerOptions options_;
   std::unique_ptr<ssr::StoreSession> session_;
