@@ -64,6 +64,20 @@ struct RunBenchOptions {
   uint32_t spin_us = 20;
 };
 
+struct FaultsBenchOptions {
+  CommonBenchOptions common;
+  std::vector<std::string> workloads{"crc32", "susan", "sha256sum", "sort", "gzip"};
+  std::vector<std::string> modes{"dmr", "tmr"};
+  std::vector<std::string> methods{"polling"};
+  std::vector<std::string> kinds;  // empty: every kind that fits each workload
+  uint64_t injections = 1000;
+  uint64_t seed = 1;
+  int64_t only = -1;        // >= 0: run only this injection (to reproduce it)
+  uint32_t input_kib = 64;  // crc32's and the programs' input
+  uint32_t deadline_ms = 5000;
+};
+
+int RunFaultsBench(const FaultsBenchOptions& options);
 int RunRunBench(const RunBenchOptions& options);
 int RunSsrBench(const SsrBenchOptions& options);
 int RunTransportBench(const TransportBenchOptions& options);

@@ -241,26 +241,21 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
   return 0;
 }
 
-Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
-                          uint32_t max_payload, uint32_t spin_us, bool pin,
-                          const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
-                          std::FILE* out, voter::SyscallExecutor* syscalls, Measure measure) {
+Result<GroupRun> RunGroupAsIs(BenchSetup& setup, voter::GroupOptions g,
+                              const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
+                              std::FILE* out, voter::SyscallExecutor* syscalls, Measure measure,
+                              bool pin, size_t input_bytes,
+                              std::chrono::milliseconds verdict_timeout) {
   transport::BootstrapServer server(*setup.transport, "bench-voter", setup.conn);
   VIGIL_RETURN_IF_ERROR(server.Start("127.0.0.1:0"));
-  voter::GroupOptions g;
-  g.mode = mode;
-  g.deadline = 120s;  // a benchmark measures; it does not fail replicas
   g.measure = measure != Measure::kNothing;
-  g.channel = {.method = method,
-               .slots = 16,
-               .max_payload = max_payload,
-               .spin_us = spin_us,
-               .rpc_listen = "127.0.0.1:0"};
+  g.channel.rpc_listen = "127.0.0.1:0";
   GroupRun run;
   {
     voter::ThreadLauncher launcher(*setup.transport, fmt::format("127.0.0.1:{}", server.port()),
-                                   g.channel, 300s, factory);
+                                   g.channel, verdict_timeout, factory);
     launcher.set_measure(measure == Measure::kBreakdown);
+    if (input_bytes > 0) launcher.set_input_bytes(input_bytes);
     if (pin) {
       const int cores = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
       g.voter_cpu = 0;
@@ -276,6 +271,19 @@ Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode
     run.replicas = launcher.Join();
   }
   server.Shutdown();
+  return run;
+}
+
+Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
+                          uint32_t max_payload, uint32_t spin_us, bool pin,
+                          const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
+                          std::FILE* out, voter::SyscallExecutor* syscalls, Measure measure) {
+  voter::GroupOptions g;
+  g.mode = mode;
+  g.deadline = 120s;  // a benchmark measures; it does not fail replicas
+  g.channel = {.method = method, .slots = 16, .max_payload = max_payload, .spin_us = spin_us};
+  VIGIL_ASSIGN_OR_RETURN(GroupRun run,
+                         RunGroupAsIs(setup, g, factory, in, out, syscalls, measure, pin));
   if (!run.report.completed) return Internal("group failed: " + run.report.failure);
   for (const auto& r : run.replicas) {
     if (!r.status.ok()) {

@@ -134,6 +134,48 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--spin-us", run.spin_us, "polling waits spin this long before yielding")
       ->capture_default_str();
 
+  vigil::bench::FaultsBenchOptions faults;
+  auto* faults_cmd = app.add_subcommand(
+      "faults",
+      "Fault-injection campaign: one fault per replicated job (a state bit, a crash, a bit of "
+      "data, of a register or anywhere in a program's memory), each classified as masked, "
+      "corrected, rolled back, recovered, failed closed or silent data corruption (SDC); exits "
+      "1 on any SDC");
+  AddCommon(faults_cmd, faults.common);
+  faults_cmd->remove_option(faults_cmd->get_option("--iters"));
+  faults_cmd->remove_option(faults_cmd->get_option("--warmup"));
+  faults_cmd->remove_option(faults_cmd->get_option("--perftest"));
+  faults_cmd->add_option("--injections", faults.injections, "faults to inject (one job each)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}))
+      ->capture_default_str();
+  faults_cmd->add_option("--seed", faults.seed, "campaign seed: every injection derives from it")
+      ->capture_default_str();
+  faults_cmd->add_option("--only", faults.only, "run only injection N of the campaign (reproduce)");
+  faults_cmd->add_option("--workloads", faults.workloads, "crc32,susan,sha256sum,sort,gzip")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"crc32", "susan", "sha256sum", "sort", "gzip"}))
+      ->capture_default_str();
+  faults_cmd->add_option("--modes", faults.modes, "dmr,tmr")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"dmr", "tmr"}))
+      ->capture_default_str();
+  faults_cmd->add_option("--methods", faults.methods, "Signalling methods: polling,notify,rpc")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"polling", "notify", "rpc"}))
+      ->capture_default_str();
+  faults_cmd
+      ->add_option("--kinds", faults.kinds,
+                   "fault kinds (default: all that fit): state, crash (crc32, susan); data, "
+                   "result, register, memory (programs)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"state", "crash", "data", "result", "register", "memory"}));
+  faults_cmd->add_option("--input-kib", faults.input_kib, "crc32's and the programs' input size")
+      ->check(CLI::Range(1u, 1048576u))
+      ->capture_default_str();
+  faults_cmd->add_option("--deadline-ms", faults.deadline_ms, "a replica's deadline per event")
+      ->check(CLI::Range(100u, 600000u))
+      ->capture_default_str();
+
   vigil::bench::SsrBenchOptions ssr;
   ssr.common.iterations = 2000;
   ssr.common.warmup = 200;
@@ -182,6 +224,7 @@ int main(int argc, char** argv) {
       return vigil::bench::RunSignalBench(sig);
     }
     if (run_cmd->parsed()) return vigil::bench::RunRunBench(run);
+    if (faults_cmd->parsed()) return vigil::bench::RunFaultsBench(faults);
     if (transport->parsed()) return vigil::bench::RunTransportBench(t);
     if (channel->parsed()) return vigil::bench::RunChannelBench(ch);
     return 2;

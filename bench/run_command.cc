@@ -20,86 +20,15 @@
 #include "commands.h"
 #include "environment.h"
 #include "harness.h"
+#include "programs.h"
 #include "vigil/replica/protocol.h"
 #include "vigil/run/executor.h"
 #include "vigil/run/program.h"
-
-extern char** environ;
 
 namespace vigil::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Deterministic text lines: something to hash, sort and compress.
-std::string TextInput(uint32_t mib) {
-  std::string s;
-  s.reserve(size_t{mib} << 20);
-  uint64_t x = 88172645463325252ull;
-  for (uint64_t i = 0; s.size() < (size_t{mib} << 20); ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    s += fmt::format("{:05d} line {} {}\n", x % 100000, i, x % 7 == 0 ? "seven" : "other");
-  }
-  return s;
-}
-
-int TempFd() {
-  std::FILE* f = std::tmpfile();
-  if (f == nullptr) return -1;
-  const int fd = dup(fileno(f));
-  std::fclose(f);
-  return fd;
-}
-
-std::string ReadFd(int fd) {
-  std::string s;
-  char buf[65536];
-  lseek(fd, 0, SEEK_SET);
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) s.append(buf, static_cast<size_t>(n));
-  return s;
-}
-
-std::vector<std::string> ProgramEnvironment() {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string(*e).rfind("LC_ALL=", 0) != 0) env.emplace_back(*e);
-  }
-  env.emplace_back("LC_ALL=C");
-  return env;
-}
-
-// The program run plainly with `input_path` as stdin; its stdout and wall time.
-Result<std::pair<std::string, double>> RunPlain(const std::vector<std::string>& argv,
-                                                const std::string& input_path) {
-  const int in = open(input_path.c_str(), O_RDONLY | O_CLOEXEC), out = TempFd();
-  if (in < 0 || out < 0) return ErrnoStatus(StatusCode::kInternal, "temporary files", errno);
-  std::vector<std::string> args = argv, env = ProgramEnvironment();
-  std::vector<char*> a, e;
-  for (auto& s : args) a.push_back(s.data());
-  for (auto& s : env) e.push_back(s.data());
-  a.push_back(nullptr);
-  e.push_back(nullptr);
-  const auto t0 = Clock::now();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(in, 0);
-    dup2(out, 1);
-    execvpe(a[0], a.data(), e.data());
-    _exit(127);
-  }
-  int ws = 0;
-  waitpid(pid, &ws, 0);
-  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  std::string bytes = ReadFd(out);
-  close(in);
-  close(out);
-  if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-    return Internal(fmt::format("plain run of {} failed (status {:#x})", argv[0], ws));
-  }
-  return std::pair{std::move(bytes), ms};
-}
 
 }  // namespace
 
@@ -113,7 +42,7 @@ int RunRunBench(const RunBenchOptions& o) {
     return 1;
   }
   const std::string input_path = std::string(dir) + "/input.txt";
-  std::ofstream(input_path, std::ios::binary) << TextInput(o.input_mib);
+  std::ofstream(input_path, std::ios::binary) << TextInput(size_t{o.input_mib} << 20);
   const std::vector<std::pair<std::string, std::vector<std::string>>> programs = {
       {"sha256sum", {"sha256sum"}},
       {"cksum", {"cksum", input_path}},

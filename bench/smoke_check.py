@@ -5,10 +5,13 @@ only on a crash.
   smoke_check.py latency JSON ITERATIONS [--baseline]   transport / channel round trips
   smoke_check.py ssr JSON                               SSR call latency with and without SSR
   smoke_check.py run JSON ROWS                          vigil-run vs plain programs
+  smoke_check.py faults JSON CELLS                      a fault campaign
 
 latency: every size has a round-trip summary over ITERATIONS samples with 0 < p50 <= p99 <= max;
 with --baseline every size also has its baseline measured in the same run and both ratios.
 run: exactly ROWS replicated rows (besides the plain runs), every replicated output equal to the plain run's.
+faults: CELLS rows, at least as many faults fired, no silent data corruption anywhere, and every
+fired fault classified.
 A latency target that is missed is reported (printed), not failed: this machine's numbers are
 noisy and emulated; the benchmarks themselves are where targets are judged.
 """
@@ -66,6 +69,22 @@ def main():
             if r.get("output_matches_plain") is not True:
                 fail(f"{r['program']} {r['method']} {r['mode']}: output differs from the plain run")
         print(f"run: {len(rows)} rows, every output equal to the plain run's")
+    elif kind == "faults":
+        want = int(sys.argv[3])
+        rows = d.get("rows", [])
+        if len(rows) != want:
+            fail(f"{len(rows)} cells, expected {want}")
+        for r in rows:
+            o = r["outcomes"]
+            name = f"{r['workload']} {r['mode']} {r['fault']}"
+            if o["SDC"] != 0:
+                fail(f"{name}: {o['SDC']} silent data corruption(s)")
+            if sum(v for k, v in o.items() if k != "not fired") != r["injected"]:
+                fail(f"{name}: outcomes do not add up to {r['injected']}")
+        fired = sum(r["injected"] for r in rows)
+        if fired < len(rows):
+            fail(f"only {fired} faults fired over {len(rows)} cells")
+        print(f"faults: {fired} fired over {len(rows)} cells, 0 silent data corruptions")
     else:
         fail(f"unknown kind '{kind}'")
     print(f"ok: {path}")

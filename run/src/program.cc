@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include "vigil/common/logging.h"
 #include "vigil/common/registers.h"
@@ -62,6 +64,8 @@ bool SetExecFault(std::string_view fault, ExecOptions& o) {
     o.flip = ExecOptions::Flip::kData;
   } else if (fault == "flip-result") {
     o.flip = ExecOptions::Flip::kResult;
+  } else if (fault == "flip-memory") {
+    o.flip = ExecOptions::Flip::kMemory;
   } else {
     o.flip = ExecOptions::Flip::kRegister;
     o.flip_register = std::string(fault.substr(5));
@@ -116,13 +120,14 @@ Result<bool> ExecProgram::Step(replica::ReplicaContext& ctx) {
       Result<InterceptedProcess::RegisterFlip> f =
           proc_->FlipRegister(**next, o_.flip_register, static_cast<unsigned>(o_.flip_bit));
       if (!f.ok()) return f.status();
-      flipped_ = true;
+      Flipped();
       Log()->warn("fault injection: flipped bit {} of {} at {} (call {}): {:#x} -> {:#x}",
                   o_.flip_bit % 64, o_.flip_register, SyscallName((*next)->nr), call, f->before,
                   f->after);
       --ctx.State<State>().calls;  // the program makes this call again, with the flipped register
       continue;
     }
+    if (FlipDue(ExecOptions::Flip::kMemory, call)) VIGIL_RETURN_IF_ERROR(FlipMemory(**next, call));
     VIGIL_RETURN_IF_ERROR(Handle(ctx, **next, call));
   }
 }
@@ -176,7 +181,7 @@ Status ExecProgram::Handle(replica::ReplicaContext& ctx, const SyscallStop& stop
         (stop.nr == SYS_read || stop.nr == SYS_pread64)) {
       const uint64_t bit = o_.flip_bit % (out.bytes * 8);
       result_[bit / 8] ^= std::byte{static_cast<uint8_t>(1u << (bit % 8))};
-      flipped_ = true;
+      Flipped();
       Log()->warn(
           "fault injection: flipped bit {} of the {} bytes {} (call {}) returned, in the "
           "program's memory at {:#x}",
@@ -216,13 +221,56 @@ Status ExecProgram::Handle(replica::ReplicaContext& ctx, const SyscallStop& stop
   if (FlipDue(ExecOptions::Flip::kResult, call)) {
     const uint64_t bit = o_.flip_bit % 64;
     const auto flipped = static_cast<int64_t>(static_cast<uint64_t>(out.value) ^ (1ull << bit));
-    flipped_ = true;
+    Flipped();
     Log()->warn("fault injection: flipped bit {} of the result register of {} (call {}): {} -> {}",
                 bit, SyscallName(stop.nr), call, out.value, flipped);
     // The program sees the flipped rax: a value, or (negative) an error.
     return proc_->Return(stop, flipped);
   }
   return Answer(stop, out.value);
+}
+
+Status ExecProgram::FlipMemory(const SyscallStop& stop, uint64_t call) {
+  // The writable private mappings, in address order (/proc/PID/maps is sorted).
+  std::ifstream maps(fmt::format("/proc/{}/maps", proc_->pid()));
+  std::vector<std::pair<uint64_t, uint64_t>> writable;  // [start, end)
+  uint64_t total = 0;
+  for (std::string line; std::getline(maps, line);) {
+    unsigned long long start = 0, end = 0;
+    char perms[5] = {};
+    if (std::sscanf(line.c_str(), "%llx-%llx %4s", &start, &end, perms) != 3) continue;
+    if (perms[1] != 'w' || perms[3] != 'p' || line.find("[vvar") != std::string::npos ||
+        line.find("[vsyscall]") != std::string::npos) {
+      continue;
+    }
+    writable.emplace_back(start, end);
+    total += end - start;
+  }
+  if (total == 0) return Internal(fmt::format("{}: no writable mapping to flip a bit in", name()));
+  uint64_t bit = o_.flip_bit % (total * 8);
+  for (auto [start, end] : writable) {
+    if (bit >= (end - start) * 8) {
+      bit -= (end - start) * 8;
+      continue;
+    }
+    const uint64_t addr = start + bit / 8;
+    VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> b, proc_->ReadMemory(stop, addr, 1));
+    if (b.size() != 1) return Internal(fmt::format("{}: cannot read {:#x}", name(), addr));
+    b[0] ^= static_cast<uint8_t>(1u << (bit % 8));
+    VIGIL_RETURN_IF_ERROR(proc_->WriteMemory(stop, addr, b));
+    Flipped();
+    Log()->warn(
+        "fault injection: flipped bit {} of the byte at {:#x} (mapping {:#x}-{:#x}) at {} "
+        "(call {})",
+        bit % 8, addr, start, end, SyscallName(stop.nr), call);
+    return Status::Ok();
+  }
+  return Internal("flip position outside the mappings");
+}
+
+void ExecProgram::Flipped() {
+  flipped_ = true;
+  if (o_.injected) o_.injected->store(true);
 }
 
 bool ExecProgram::FlipDue(ExecOptions::Flip kind, uint64_t call) const {

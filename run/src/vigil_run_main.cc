@@ -201,13 +201,14 @@ int main(int argc, char** argv) {
   app.add_option("--flip-target", o.flip_target,
                  fmt::format("what --inject-flip flips: data (a bit of the data the replica's "
                              "next read returns, in its memory), result (a bit of the result "
-                             "register, rax, of its next call the voter executes) or a register "
-                             "at that call, through ptrace: {}",
+                             "register, rax, of its next call the voter executes), memory (a bit "
+                             "anywhere in its writable memory, --flip-bit modulo its size) or a "
+                             "register at that call, through ptrace: {}",
                              fmt::join(kFlippableRegisters, ", ")))
       ->check([](const std::string& t) {
-        return t == "data" || t == "result" || IsFlippableRegister(t)
+        return t == "data" || t == "result" || t == "memory" || IsFlippableRegister(t)
                    ? std::string()
-                   : fmt::format("--flip-target '{}': data, result or a register ({})", t,
+                   : fmt::format("--flip-target '{}': data, result, memory or a register ({})", t,
                                  fmt::join(kFlippableRegisters, ", "));
       });
   app.add_flag("--report", o.report, "print what was voted, detected and done to stderr");

@@ -450,6 +450,8 @@ TEST(VigilRunTest, ExecFaultNamesAreParsed) {
   EXPECT_EQ(o.flip, ExecOptions::Flip::kData);
   EXPECT_TRUE(SetExecFault("flip-result", o));
   EXPECT_EQ(o.flip, ExecOptions::Flip::kResult);
+  EXPECT_TRUE(SetExecFault("flip-memory", o));
+  EXPECT_EQ(o.flip, ExecOptions::Flip::kMemory);
   EXPECT_TRUE(SetExecFault("flip-r12", o));
   EXPECT_EQ(o.flip, ExecOptions::Flip::kRegister);
   EXPECT_EQ(o.flip_register, "r12");

@@ -20,17 +20,17 @@ inline bool IsFlippableRegister(std::string_view name) {
 }
 
 // The exec workload's (vigil-run's) fault names: "flip" (a bit of the data a read returns),
-// "flip-result" (of the result register as a call returns) and "flip-REGISTER" (of that
-// register, e.g. flip-rbx).
+// "flip-result" (of the result register as a call returns), "flip-memory" (a bit anywhere in the
+// process's writable memory) and "flip-REGISTER" (of that register, e.g. flip-rbx).
 inline bool IsExecFault(std::string_view fault) {
-  return fault == "flip" || fault == "flip-result" ||
+  return fault == "flip" || fault == "flip-result" || fault == "flip-memory" ||
          (fault.starts_with("flip-") && IsFlippableRegister(fault.substr(5)));
 }
 
 // The faults a replica of `workload` injects: exec takes the flips above only; crc32 and susan
 // take "flip" (a state bit), "crash" (SIGKILL) and "hang" (SIGSTOP). No fault always fits.
 inline constexpr std::string_view kFaultChoices =
-    "flip, crash or hang; for exec: flip, flip-result or flip-REGISTER";
+    "flip, crash or hang; for exec: flip, flip-result, flip-memory or flip-REGISTER";
 inline bool FaultFits(std::string_view workload, std::string_view fault) {
   if (fault.empty()) return true;
   if (workload == "exec") return IsExecFault(fault);

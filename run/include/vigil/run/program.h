@@ -32,14 +32,19 @@ struct ExecOptions {
   //            or after it that the voter executes returns to the program: a register fault;
   //   kRegister flip bit `flip_bit` (modulo 64) of register `flip_register` (rbx, r12, rip...:
   //            common/registers.h) at that call, through ptrace: the call is then made again
-  //            with the flipped register (intercept.h, FlipRegister).
-  enum class Flip { kData, kResult, kRegister };
+  //            with the flipped register (intercept.h, FlipRegister);
+  //   kMemory  flip one bit of the process's writable private memory (heap, stack, data, bss,
+  //            anonymous mappings) at that call: bit `flip_bit` modulo their total size, counted
+  //            through the mappings in address order. A memory fault at a random place.
+  enum class Flip { kData, kResult, kRegister, kMemory };
   uint64_t flip_at = 0;
   uint64_t flip_bit = 0;
   Flip flip = Flip::kData;
   std::string flip_register = {};
   // Raised by a thread launcher to stop the replica (a thread cannot be killed).
   std::shared_ptr<std::atomic<bool>> killed = nullptr;
+  // Raised here when the fault was injected (a fault campaign counts only those).
+  std::shared_ptr<std::atomic<bool>> injected = nullptr;
 };
 
 // The injected fault that a launch's fault name (common/registers.h, IsExecFault) selects, set in
@@ -68,6 +73,8 @@ class ExecProgram final : public replica::Program {
   Status Answer(const SyscallStop& stop, int64_t value);
   // True when the injected fault of this kind is due at `call` (once, first execution only).
   bool FlipDue(ExecOptions::Flip kind, uint64_t call) const;
+  Status FlipMemory(const SyscallStop& stop, uint64_t call);
+  void Flipped();  // the fault is injected
 
   ExecOptions o_;
   std::optional<InterceptedProcess> proc_;
