@@ -51,6 +51,7 @@ struct SsrBenchOptions {
   uint32_t kill_min_ms = 1000, kill_max_ms = 3000;
   bool kill = true;
   uint32_t seed = 1;
+  uint32_t call_deadline_ms = 60000;  // kill loop: how long a client call may stay suspended
   uint32_t spin_us = 20;  // latency: the server polls the store's answers this long, then sleeps
 };
 

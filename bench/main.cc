@@ -203,6 +203,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(10u, 3600000u))
       ->capture_default_str();
   ssr_cmd->add_flag("!--no-kill", ssr.kill, "run the clients without killing servers");
+  ssr_cmd
+      ->add_option("--call-deadline-ms", ssr.call_deadline_ms,
+                   "kill loop: how long a client call may stay suspended before it is an error")
+      ->check(CLI::Range(100u, 3600000u))
+      ->capture_default_str();
   ssr_cmd->add_option("--seed", ssr.seed, "random seed (kill times, client operations)")
       ->capture_default_str();
   ssr_cmd

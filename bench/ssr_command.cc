@@ -291,6 +291,7 @@ pid_t FindServer(const std::string& listen) {
 
 struct ServiceTally {
   std::string name, address;
+  std::chrono::milliseconds call_deadline{60000};  // a call may be suspended this long
   std::atomic<uint64_t> ops{0}, errors{0}, lost{0}, duplicated{0}, kills{0};
   std::mutex mu;
   std::vector<double> recovery_ms;  // kill -> first successful reply
@@ -323,16 +324,17 @@ struct ServiceTally {
   }
 };
 
-Result<std::unique_ptr<server::Client>> Connect(const std::string& address) {
+Result<std::unique_ptr<server::Client>> Connect(const std::string& address,
+                                                std::chrono::milliseconds deadline) {
   server::ClientOptions o;
   o.server = address;
-  o.deadline = 60s;
+  o.deadline = deadline;
   return server::Client::Connect(o);
 }
 
 // One kv client: its own counters and keys; every answer is predicted by the model.
 void KvClient(ServiceTally& t, uint32_t seed, Clock::time_point end) {
-  auto c = Connect(t.address);
+  auto c = Connect(t.address, t.call_deadline);
   if (!c.ok()) return t.Error(c.status().ToString());
   std::mt19937 rng(seed);
   std::map<std::string, int64_t> counters;
@@ -391,7 +393,7 @@ struct LockModel {
 };
 
 void LockClient(ServiceTally& t, LockModel& m, uint32_t seed, Clock::time_point end) {
-  auto c = Connect(t.address);
+  auto c = Connect(t.address, t.call_deadline);
   if (!c.ok()) return t.Error(c.status().ToString());
   const uint64_t me = (*c)->id();
   std::mt19937 rng(seed);
@@ -471,6 +473,7 @@ int RunKillLoop(const SsrBenchOptions& opts) {
     tallies.back()->name = "lock";
     tallies.back()->address = opts.lock;
   }
+  for (auto& t : tallies) t->call_deadline = std::chrono::milliseconds(opts.call_deadline_ms);
   PrintEnvironment(Environment("servers: " + opts.kv + " " + opts.lock));
   fmt::print("\n{} client(s) per service for {} s; SIGKILL a server every {}..{} ms{}\n",
              opts.clients, opts.duration_s, opts.kill_min_ms, opts.kill_max_ms,
