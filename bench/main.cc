@@ -27,6 +27,15 @@ void AddCommon(CLI::App* cmd, vigil::bench::CommonBenchOptions& c) {
   cmd->add_option("--json", c.json, "Write results and environment as JSON to this file");
 }
 
+// A comma-separated option whose every item must be one of `members`.
+void AddList(CLI::App* cmd, const std::string& name, std::vector<std::string>& values,
+             const std::string& help, const std::vector<std::string>& members) {
+  cmd->add_option(name, values, help)
+      ->delimiter(',')
+      ->check(CLI::IsMember(members))
+      ->capture_default_str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,14 +79,9 @@ int main(int argc, char** argv) {
       "Replicated execution through the voter: event -> verdict round trip per method x DMR/TMR "
       "x size, and crc32/susan overhead vs unreplicated");
   AddCommon(signal, sig.common);
-  signal->add_option("--methods", sig.methods, "Signalling methods: polling,notify,rpc")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"polling", "notify", "rpc"}))
-      ->capture_default_str();
-  signal->add_option("--modes", sig.modes, "simplex,dmr,tmr")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"simplex", "dmr", "tmr"}))
-      ->capture_default_str();
+  AddList(signal, "--methods", sig.methods, "Signalling methods: polling,notify,rpc",
+          {"polling", "notify", "rpc"});
+  AddList(signal, "--modes", sig.modes, "simplex,dmr,tmr", {"simplex", "dmr", "tmr"});
   signal->add_option("--sizes", sig.sizes, "Event argument sizes in bytes")
       ->delimiter(',')
       ->capture_default_str();
@@ -113,18 +117,11 @@ int main(int argc, char** argv) {
   run_cmd->remove_option(run_cmd->get_option("--iters"));
   run_cmd->remove_option(run_cmd->get_option("--warmup"));
   run_cmd->remove_option(run_cmd->get_option("--perftest"));  // the baseline is the plain run
-  run_cmd->add_option("--methods", run.methods, "Signalling methods: polling,notify,rpc")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"polling", "notify", "rpc"}))
-      ->capture_default_str();
-  run_cmd->add_option("--modes", run.modes, "simplex,dmr,tmr")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"simplex", "dmr", "tmr"}))
-      ->capture_default_str();
-  run_cmd->add_option("--programs", run.programs, "sha256sum,cksum,sort,gzip")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"sha256sum", "cksum", "sort", "gzip"}))
-      ->capture_default_str();
+  AddList(run_cmd, "--methods", run.methods, "Signalling methods: polling,notify,rpc",
+          {"polling", "notify", "rpc"});
+  AddList(run_cmd, "--modes", run.modes, "simplex,dmr,tmr", {"simplex", "dmr", "tmr"});
+  AddList(run_cmd, "--programs", run.programs, "sha256sum,cksum,sort,gzip",
+          {"sha256sum", "cksum", "sort", "gzip"});
   run_cmd->add_option("--input-mib", run.input_mib, "size of the generated text input")
       ->check(CLI::Range(1u, 1024u))
       ->capture_default_str();
@@ -151,18 +148,11 @@ int main(int argc, char** argv) {
   faults_cmd->add_option("--seed", faults.seed, "campaign seed: every injection derives from it")
       ->capture_default_str();
   faults_cmd->add_option("--only", faults.only, "run only injection N of the campaign (reproduce)");
-  faults_cmd->add_option("--workloads", faults.workloads, "crc32,susan,sha256sum,sort,gzip")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"crc32", "susan", "sha256sum", "sort", "gzip"}))
-      ->capture_default_str();
-  faults_cmd->add_option("--modes", faults.modes, "dmr,tmr")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"dmr", "tmr"}))
-      ->capture_default_str();
-  faults_cmd->add_option("--methods", faults.methods, "Signalling methods: polling,notify,rpc")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"polling", "notify", "rpc"}))
-      ->capture_default_str();
+  AddList(faults_cmd, "--workloads", faults.workloads, "crc32,susan,sha256sum,sort,gzip",
+          {"crc32", "susan", "sha256sum", "sort", "gzip"});
+  AddList(faults_cmd, "--modes", faults.modes, "dmr,tmr", {"dmr", "tmr"});
+  AddList(faults_cmd, "--methods", faults.methods, "Signalling methods: polling,notify,rpc",
+          {"polling", "notify", "rpc"});
   faults_cmd
       ->add_option("--kinds", faults.kinds,
                    "fault kinds (default: all that fit): state, crash (crc32, susan); data, "
