@@ -24,8 +24,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -277,13 +275,12 @@ std::string Reproduce(const FaultsBenchOptions& o, const Injection& i) {
 int RunFaultsBench(const FaultsBenchOptions& o) {
   std::optional<BenchSetup> setup = OpenAndDescribe(o.common);
   if (!setup) return 1;
-  char dir_template[] = "/tmp/vigil-bench-faults-XXXXXX";
-  const char* dir = mkdtemp(dir_template);
-  if (dir == nullptr) {
-    fmt::print(stderr, "error: mkdtemp: {}\n", std::strerror(errno));
+  Result<ScratchDir> dir = ScratchDir::Create("vigil-bench-faults");
+  if (!dir.ok()) {
+    fmt::print(stderr, "error: {}\n", dir.status().ToString());
     return 1;
   }
-  Campaign c(o, *setup, dir);
+  Campaign c(o, *setup, dir->path());
   // The cells, in a fixed order: injection i goes to cell i mod cells.
   std::vector<Injection> cells;
   for (const auto& w : o.workloads) {
@@ -407,7 +404,6 @@ int RunFaultsBench(const FaultsBenchOptions& o) {
         return n;
       }(),
       secs, sdc);
-  std::filesystem::remove_all(dir);
   if (!o.common.json.empty() &&
       WriteJson(o.common.json, {{"benchmark", "faults"},
                                 {"environment", Environment(Describe(*setup))},

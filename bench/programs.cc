@@ -8,12 +8,25 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 extern char** environ;
 
 namespace vigil::bench {
 
 using Clock = std::chrono::steady_clock;
+
+Result<ScratchDir> ScratchDir::Create(const std::string& prefix) {
+  std::string t = "/tmp/" + prefix + "-XXXXXX";
+  if (mkdtemp(t.data()) == nullptr)
+    return ErrnoStatus(StatusCode::kInternal, "mkdtemp " + t, errno);
+  return ScratchDir(std::move(t));
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ignored;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+}
 
 std::string TextInput(size_t bytes) {
   std::string s;

@@ -11,6 +11,21 @@
 
 namespace vigil::bench {
 
+// A private directory under /tmp for a benchmark's files, removed with all it holds when the
+// benchmark ends, however it ends.
+class ScratchDir {
+ public:
+  static Result<ScratchDir> Create(const std::string& prefix);  // /tmp/PREFIX-XXXXXX
+  ScratchDir(ScratchDir&& o) noexcept : path_(std::exchange(o.path_, {})) {}
+  ScratchDir& operator=(ScratchDir&&) = delete;
+  ~ScratchDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit ScratchDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
 // Deterministic text lines, `bytes` long (rounded up to a line): something to hash, sort and
 // compress.
 std::string TextInput(size_t bytes);

@@ -35,13 +35,12 @@ using Clock = std::chrono::steady_clock;
 int RunRunBench(const RunBenchOptions& o) {
   std::optional<BenchSetup> setup = OpenAndDescribe(o.common);
   if (!setup) return 1;
-  char dir_template[] = "/tmp/vigil-bench-run-XXXXXX";
-  const char* dir = mkdtemp(dir_template);
-  if (dir == nullptr) {
-    fmt::print(stderr, "error: mkdtemp: {}\n", std::strerror(errno));
+  Result<ScratchDir> dir = ScratchDir::Create("vigil-bench-run");
+  if (!dir.ok()) {
+    fmt::print(stderr, "error: {}\n", dir.status().ToString());
     return 1;
   }
-  const std::string input_path = std::string(dir) + "/input.txt";
+  const std::string input_path = dir->path() + "/input.txt";
   std::ofstream(input_path, std::ios::binary) << TextInput(size_t{o.input_mib} << 20);
   const std::vector<std::pair<std::string, std::vector<std::string>>> programs = {
       {"sha256sum", {"sha256sum"}},
@@ -116,8 +115,6 @@ int RunRunBench(const RunBenchOptions& o) {
       }
     }
   }
-  std::remove(input_path.c_str());
-  rmdir(dir);
   if (rc != 0) fmt::print(stderr, "error: a replicated output differs from the plain run's\n");
   if (!o.common.json.empty() &&
       WriteJson(o.common.json, {{"benchmark", "run"},

@@ -25,22 +25,23 @@ Result<OutputFile> OutputFile::Open(const std::string& path) {
     o.owned_ = true;
     return o;
   }
-  // The mode a plain fopen would give a new file, or the existing file's.
-  const mode_t mask = umask(0);
-  umask(mask);
-  const mode_t mode = exists ? (st.st_mode & 07777) : (0666 & ~mask);
+  // Created as fopen would create it (0666 less the umask, which the kernel applies), or with the
+  // existing file's mode. The name is this process's and free: O_EXCL.
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  std::string temp = fmt::format("{}{}.{}.partial-XXXXXX", slash == std::string::npos ? "" : dir,
-                                 base.empty() ? "out" : base, getpid());
-  const int fd = mkostemp(temp.data(), O_CLOEXEC);
+  int fd = -1;
+  std::string temp;
+  for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {
+    temp = fmt::format("{}.{}.{}.partial", path, getpid(), attempt);
+    fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) {
     return ErrnoStatus(StatusCode::kInvalidArgument,
                        fmt::format("create a temporary file for {} in {}", path, dir), errno);
   }
   o.temp_ = temp;
-  if (fchmod(fd, mode) != 0 || (o.f_ = fdopen(fd, "wb")) == nullptr) {
+  if ((exists && fchmod(fd, st.st_mode & 07777) != 0) || (o.f_ = fdopen(fd, "wb")) == nullptr) {
     const int err = errno;
     close(fd);
     unlink(temp.c_str());

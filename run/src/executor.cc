@@ -123,6 +123,12 @@ Result<int> HostExecutor::Real(uint64_t vfd) const {
   return it->second.real;
 }
 
+int HostExecutor::DirFd(uint64_t vfd) const {
+  if (static_cast<int>(vfd) == AT_FDCWD) return AT_FDCWD;
+  auto real = Real(vfd);
+  return real.ok() ? *real : INT_MIN;
+}
+
 int HostExecutor::Lowest(int from) const {
   int v = std::max(from, 0);
   while (fds_.count(v) != 0) ++v;
@@ -271,11 +277,7 @@ Result<HostExecutor::Outcome> HostExecutor::Execute(uint64_t nr, uint64_t piece,
 
 Status HostExecutor::Protect(int nr, const uint64_t* a, const std::vector<std::string>& paths,
                              const Fd* fd) {
-  const auto dirfd = [&](uint64_t v) -> int {
-    if (static_cast<int>(v) == AT_FDCWD) return AT_FDCWD;
-    auto real = Real(v);
-    return real.ok() ? *real : INT_MIN;
-  };
+  const auto dirfd = [this](uint64_t v) { return DirFd(v); };
   using F = FileJournal::Follow;
   const auto keep = [&](int dir, size_t i, F follow = F::kNo) -> Status {
     if (dir == INT_MIN) return Status::Ok();  // the call fails with EBADF, changing nothing
@@ -317,13 +319,9 @@ Status HostExecutor::Protect(int nr, const uint64_t* a, const std::vector<std::s
     case SYS_fchown: {
       // The file's path now (it may have been renamed since it was opened).
       if (fd == nullptr || fd->std != Std::kNone) return Status::Ok();
-      char path[PATH_MAX];
-      const std::string proc = fmt::format("/proc/self/fd/{}", fd->real);
-      const ssize_t n = readlink(proc.c_str(), path, sizeof(path) - 1);
-      if (n <= 0 || path[0] != '/') return Status::Ok();  // not a file of the file system
-      const std::string p(path, static_cast<size_t>(n));
-      if (p.size() > 10 && p.ends_with(" (deleted)")) return Status::Ok();  // reachable no more
-      return journal_.Protect(AT_FDCWD, p);
+      Result<std::string> p = FileJournal::PathOf(fd->real);
+      if (!p.ok() || p->ends_with(" (deleted)")) return Status::Ok();  // not reachable by a path
+      return journal_.Protect(AT_FDCWD, *p);
     }
     default:
       return Status::Ok();  // writes and truncation go through a descriptor opened for writing
@@ -341,11 +339,7 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
   if (s.in_buf < 0) {
     VIGIL_ASSIGN_OR_RETURN(paths, Paths(s, blob));
   }
-  const auto dirfd = [&](uint64_t v) -> int {
-    if (static_cast<int>(v) == AT_FDCWD) return AT_FDCWD;
-    auto real = Real(v);
-    return real.ok() ? *real : INT_MIN;
-  };
+  const auto dirfd = [this](uint64_t v) { return DirFd(v); };
   // The descriptor, for the calls whose first argument is one.
   auto fd_it = a[0] <= INT_MAX ? fds_.find(static_cast<int>(a[0])) : fds_.end();
   Fd* fd = fd_it != fds_.end() ? &fd_it->second : nullptr;

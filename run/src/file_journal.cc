@@ -56,6 +56,19 @@ std::string FileJournal::DefaultParent() {
   return t != nullptr && t[0] == '/' ? t : "/tmp";
 }
 
+Result<std::string> FileJournal::PathOf(int fd) {
+  char link[PATH_MAX];
+  const std::string proc = fmt::format("/proc/self/fd/{}", fd);
+  const ssize_t n = readlink(proc.c_str(), link, sizeof(link));
+  if (n < 0) return Errno("readlink " + proc, errno);
+  std::string path(link, static_cast<size_t>(n));
+  if (path.empty() || path[0] != '/') {
+    return FailedPrecondition(
+        fmt::format("descriptor {} is not a file of the file system ('{}')", fd, path));
+  }
+  return path;
+}
+
 Result<std::string> FileJournal::Absolute(int dir, const std::string& path) {
   if (!path.empty() && path[0] == '/') return path;
   std::string base;
@@ -64,15 +77,7 @@ Result<std::string> FileJournal::Absolute(int dir, const std::string& path) {
     if (getcwd(cwd, sizeof(cwd)) == nullptr) return Errno("getcwd", errno);
     base = cwd;
   } else {
-    char link[PATH_MAX];
-    const std::string proc = fmt::format("/proc/self/fd/{}", dir);
-    const ssize_t n = readlink(proc.c_str(), link, sizeof(link) - 1);
-    if (n < 0) return Errno("readlink " + proc, errno);
-    base.assign(link, static_cast<size_t>(n));
-  }
-  if (base.empty() || base[0] != '/') {
-    return FailedPrecondition(fmt::format(
-        "directory descriptor {} is not a directory of the file system ('{}')", dir, base));
+    VIGIL_ASSIGN_OR_RETURN(base, PathOf(dir));
   }
   return base == "/" ? "/" + path : base + "/" + path;
 }
@@ -80,7 +85,9 @@ Result<std::string> FileJournal::Absolute(int dir, const std::string& path) {
 Status FileJournal::Protect(int dir, const std::string& path, Follow follow) {
   VIGIL_ASSIGN_OR_RETURN(std::string abs, Absolute(dir, path));
   struct stat st;
-  if (lstat(abs.c_str(), &st) == 0 && S_ISLNK(st.st_mode) && follow == Follow::kYes) {
+  // 0, or the errno of looking the entry up.
+  int missing = lstat(abs.c_str(), &st) == 0 ? 0 : errno;
+  if (missing == 0 && S_ISLNK(st.st_mode) && follow == Follow::kYes) {
     // The call acts on the link's target: that is the entry to keep.
     char* real = realpath(abs.c_str(), nullptr);
     if (real == nullptr) {
@@ -92,15 +99,15 @@ Status FileJournal::Protect(int dir, const std::string& path, Follow follow) {
     }
     abs = real;
     std::free(real);
+    missing = lstat(abs.c_str(), &st) == 0 ? 0 : errno;  // the target's
   }
   if (kept_.count(abs) != 0) return Status::Ok();  // its state at the start is already kept
   Entry e;
   e.path = abs;
-  if (lstat(abs.c_str(), &st) != 0) {
-    const int err = errno;
+  if (missing != 0) {
     // Absent: undone by removing what the call creates. Any other error (a component is not a
     // directory, no permission to search it) fails the call itself the same way.
-    if (err != ENOENT) return Status::Ok();
+    if (missing != ENOENT) return Status::Ok();
     kept_.insert(abs);
     entries_.push_back(std::move(e));
     return Status::Ok();

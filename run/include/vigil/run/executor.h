@@ -55,7 +55,9 @@ class HostExecutor final : public voter::SyscallExecutor {
   Result<Outcome> Dispatch(int nr, const uint64_t* a, std::span<const std::byte> blob,
                            std::span<std::byte> result);
   Result<int> Real(uint64_t vfd) const;  // EBADF as -1 value is handled by callers
-  int Lowest(int from) const;            // the lowest free virtual descriptor >= from
+  // A directory argument: AT_FDCWD, this process's descriptor, or INT_MIN when there is none.
+  int DirFd(uint64_t vfd) const;
+  int Lowest(int from) const;  // the lowest free virtual descriptor >= from
   int64_t Install(int real, Std std, bool cloexec, int at);
   int64_t CloseVirtual(int vfd);
   Result<Outcome> ReadStdin(std::span<std::byte> dst);

@@ -54,6 +54,9 @@ class FileJournal {
   // The absolute path of `path` relative to `dir`, without touching the file system except to
   // read the directory's own path.
   static Result<std::string> Absolute(int dir, const std::string& path);
+  // The absolute path this process's descriptor `fd` was opened by (/proc/self/fd), as the
+  // kernel tells it now; an error when it is not a path of the file system (a pipe, a socket).
+  static Result<std::string> PathOf(int fd);
 
  private:
   enum class Kind { kAbsent, kFile, kDirectory, kSymlink };
