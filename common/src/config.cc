@@ -115,7 +115,12 @@ Status ConfigReader::GetString(std::string_view key, std::string& out) const {
 Status ConfigReader::RejectUnknownKeys(std::initializer_list<std::string_view> known) const {
   if (!node_->IsMap()) return Status::Ok();
   for (const auto& kv : *node_) {
-    const std::string name = kv.first.as<std::string>();
+    if (!kv.first.IsScalar()) {
+      return InvalidArgument(fmt::format("{}: a key under '{}' is not a single name: '{}'", source_,
+                                         prefix_.empty() ? "(top level)" : prefix_,
+                                         YAML::Dump(kv.first)));
+    }
+    const std::string name = kv.first.Scalar();
     bool ok = false;
     for (auto k : known) ok |= (k == name);
     if (!ok) {

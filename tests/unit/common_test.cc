@@ -94,6 +94,20 @@ TEST(Config, ErrorsNameSourceKeyAndValue) {
   EXPECT_NE(st.message().find("unknown key 'transport.sq_dept'"), std::string::npos) << st;
 }
 
+TEST(Config, AKeyThatIsNotANameIsAnErrorNotACrash) {
+  // Found by config_fuzz: "{{}}" is a mapping whose only key is itself a mapping.
+  for (const char* text : {"{{}}", "? [a, b]\n: 1\n", "transport:\n  ? {x: 1}\n  : 2\n"}) {
+    auto cfg = ConfigReader::FromString(text, "odd.yaml");
+    ASSERT_TRUE(cfg.ok()) << text;
+    auto t = cfg->Section("transport");
+    ASSERT_TRUE(t.ok()) << text;
+    Status st = cfg->RejectUnknownKeys({"transport"});
+    if (st.ok()) st = t->RejectUnknownKeys({"mtu"});
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << text;
+    EXPECT_NE(st.message().find("odd.yaml: a key under"), std::string::npos) << st;
+  }
+}
+
 TEST(Config, SyntaxErrorsAndMissingFilesAreReported) {
   auto bad = ConfigReader::FromString("a: [1, 2\n", "broken.yaml");
   ASSERT_FALSE(bad.ok());
