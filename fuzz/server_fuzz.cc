@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if ((*service)->Validate(42, state).ok() && (*service)->Adopt(42, state).ok()) {
     std::string reply;
     static_cast<void>((*service)->Handle(42, state, request, reply, 1024));
-    (*service)->Forget(42, state);
+    (*service)->Forget(42);
   }
   return 0;
 }

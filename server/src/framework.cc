@@ -2,10 +2,11 @@
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
+#include <string.h>
 #include <sysexits.h>
 
+#include <algorithm>
 #include <cstring>
-#include <optional>
 
 #include "vigil/common/logging.h"
 #include "vigil/server/v1/restartable.grpc.pb.h"
@@ -213,29 +214,41 @@ bool RestartableServer::ResetPending(const Record& r) {
   return r.code == StatusCode::kDataLoss && r.request_id == 0 && !r.error.empty();
 }
 
-void RestartableServer::MarkReset(uint64_t client, Cached& c, std::string_view what,
+void RestartableServer::MarkReset(uint64_t client, Record& r, std::string_view what,
                                   const Status& why) {
   stats_.resets++;
   Log()->error("{} client {}: {}, session reset: {}", service_->name(), client, what,
                why.ToString());
-  c.record = Record{};
-  c.record.code = StatusCode::kDataLoss;
-  c.record.error = fmt::format("session reset by the server: {}", why.message());
+  r = Record{};
+  r.code = StatusCode::kDataLoss;
+  r.error = fmt::format("session reset by the server: {}", why.message());
 }
 
-Status RestartableServer::SaveRecord(const ssr::Grant& grant, Cached& c, const Record& r) {
-  const std::string bytes = EncodeRecord(r);
-  return session_->Save(grant, c.mirror, std::as_bytes(std::span(bytes.data(), bytes.size())))
-      .status();
+void RestartableServer::Visit::Wipe() {
+  explicit_bzero(mirror.data(), mirror.size());
+  for (std::string* s : {&record.error, &record.reply, &record.state}) {
+    explicit_bzero(s->data(), s->size());
+    s->clear();
+  }
+  record = Record{};
 }
 
-Status RestartableServer::LoadClient(const ssr::Grant& grant, Cached& c) {
-  c.mirror.assign(session_->region_bytes(), std::byte{0});
-  c.record = Record{};
+Status RestartableServer::SaveRecord(const ssr::Grant& grant, Visit& v, const Record& r) {
+  std::string bytes = EncodeRecord(r);
+  Status st = session_->Save(grant, v.mirror, std::as_bytes(std::span(bytes.data(), bytes.size())))
+                  .status();
+  explicit_bzero(bytes.data(), bytes.size());
+  return st;
+}
+
+Status RestartableServer::LoadClient(const ssr::Grant& grant, Visit& v) {
+  v.mirror.assign(session_->region_bytes(), std::byte{0});
+  v.record = Record{};
   if (grant.created) return Status::Ok();
-  Status st = session_->Load(grant, c.mirror);
+  Status st = session_->Load(grant, v.mirror);
   if (!st.ok()) return st;  // the store or the connection failed: not the client's fault
-  auto state = ssr::Read(c.mirror, session_->capacity(), session_->identity(grant.client));
+  stats_.loads++;
+  auto state = ssr::Read(v.mirror, session_->capacity(), session_->identity(grant.client));
   if (state.status().code() == StatusCode::kNotFound) return Status::Ok();
   Status bad;
   if (!state.ok()) {
@@ -249,33 +262,35 @@ Status RestartableServer::LoadClient(const ssr::Grant& grant, Cached& c) {
       bad = record.status();
     } else {
       bad = service_->Validate(grant.client, record->state);
-      if (bad.ok()) c.record = std::move(*record);
+      if (bad.ok()) v.record = std::move(*record);
     }
   }
-  stats_.recovered++;
-  if (!bad.ok()) MarkReset(grant.client, c, "state does not validate", bad);
+  if (!bad.ok()) MarkReset(grant.client, v.record, "state does not validate", bad);
   return Status::Ok();
 }
 
 Status RestartableServer::RecoverAll() {
   const auto start = std::chrono::steady_clock::now();
   VIGIL_ASSIGN_OR_RETURN(auto clients, session_->Clients());
+  // In a conflict the client adopted first keeps what it claims, and which SSR is wrong cannot be
+  // known: adopt in client id order, so that every restart makes the same choice.
+  std::sort(clients.begin(), clients.end());
   for (uint64_t client : clients) {
     VIGIL_ASSIGN_OR_RETURN(ssr::Grant g, session_->Acquire(client, false));
-    Cached c;
-    const uint64_t resets_before = stats_.resets;
-    VIGIL_RETURN_IF_ERROR(LoadClient(g, c));
-    if (!ResetPending(c.record)) {
-      Status adopt = service_->Adopt(client, c.record.state);
-      if (!adopt.ok()) MarkReset(client, c, "state conflicts with another client's", adopt);
+    Status st = LoadClient(g, visit_);
+    if (st.ok() && !ResetPending(visit_.record)) {
+      Status adopt = service_->Adopt(client, visit_.record.state);
+      if (!adopt.ok()) {
+        MarkReset(client, visit_.record, "state conflicts with another client's", adopt);
+        // The one write outside a call of the client, made before serving anyone and under
+        // this client's grant: its SSR then says it was reset, so that a later restart does
+        // not adopt the conflicting claim and displace a client that was served since.
+        st = SaveRecord(g, visit_, visit_.record);
+      }
     }
-    if (stats_.resets != resets_before) {
-      // Persist a reset made just now so that the client learns of it on its next call, even
-      // after another restart.
-      VIGIL_RETURN_IF_ERROR(SaveRecord(g, c, c.record));
-    }
+    visit_.Wipe();
+    VIGIL_RETURN_IF_ERROR(st);
     VIGIL_RETURN_IF_ERROR(session_->Release(g));
-    cache_.emplace(client, std::move(c));
   }
   stats_.startup_recovery = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - start);
@@ -284,54 +299,16 @@ Status RestartableServer::RecoverAll() {
   return Status::Ok();
 }
 
-Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64_t request_id,
-                                                         uint64_t last_recorded,
-                                                         std::string_view body) {
-  std::lock_guard lock(mu_);
-  stats_.calls++;
-  std::optional<ssr::Grant> grant;
-  auto t0 = std::chrono::steady_clock::now();
-  if (session_) {
-    auto g = session_->Acquire(client, true);
-    stats_.grant_time += std::chrono::steady_clock::now() - t0;
-    if (!g.ok()) {
-      if (session_->broken()) FailStop(g.status());
-      // The store refused (e.g. its arena is full): an answer for the client, not a fault of
-      // this server; nothing was executed, so the client may try again later.
-      Reply refused;
-      refused.request_id = request_id;
-      refused.code = g.status().code();
-      refused.error = std::string(g.status().message()).substr(0, kMaxError);
-      return refused;
-    }
-    grant = std::move(*g);
-  }
-  // Releases the grant on every return (asynchronously: the next request to the store waits).
-  auto release = [&] {
-    if (!grant) return;
-    Status st = session_->Release(*grant);
-    grant.reset();
-    if (!st.ok()) FailStop(st);
-  };
-  auto it = cache_.find(client);
-  if (it == cache_.end() || (grant && grant->created)) {
-    Cached c;
-    if (grant) {
-      t0 = std::chrono::steady_clock::now();
-      Status st = LoadClient(*grant, c);
-      if (!st.ok()) FailStop(st);
-      stats_.load_time += std::chrono::steady_clock::now() - t0;
-    }
-    it = cache_.insert_or_assign(client, std::move(c)).first;
-  }
-  Cached& c = it->second;
-  Record& rec = c.record;
+RestartableServer::Reply RestartableServer::Decide(uint64_t client, Record& rec,
+                                                   uint64_t request_id, uint64_t last_recorded,
+                                                   std::string_view body, Record& next,
+                                                   bool& save) {
+  save = false;
   if (last_recorded > rec.request_id && !ResetPending(rec)) {
     // The client holds a recorded answer to a later request than this record: the SSR lost
     // answered requests (its newest slot corrupted, the region wiped, or a server without a
     // store restarted). Building on the older state would silently undo them.
-    service_->Forget(client, rec.state);
-    MarkReset(client, c, "state is older than the client's answers",
+    MarkReset(client, rec, "state is older than the client's answers",
               DataLoss(fmt::format("the client's record is of request {}, but request {} was "
                                    "answered and recorded",
                                    rec.request_id, last_recorded)));
@@ -345,25 +322,23 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
     out.body = rec.reply;
     out.replayed = true;
     out.recorded = true;
-    release();
     return out;
   }
   if (request_id < rec.request_id) {
-    release();
     out.code = StatusCode::kFailedPrecondition;
     out.error = fmt::format("request {} is older than the last one executed ({})", request_id,
                             rec.request_id);
     return out;
   }
-  Record next;
+  next = Record{};
   next.request_id = request_id;
   // A reset found at start-up, or just now while loading: this call reports it instead of
   // executing.
-  const bool reset = ResetPending(rec);
-  if (reset) {
+  out.reset = ResetPending(rec);
+  if (out.reset) {
     next.code = StatusCode::kDataLoss;
     next.error = rec.error;
-    service_->Forget(client, rec.state);
+    service_->Forget(client);
   } else {
     std::string state = rec.state;
     Status answer = service_->Handle(client, state, body, next.reply, StateLimit(capacity()));
@@ -377,18 +352,56 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
     next.state = std::move(state);
     stats_.executed++;
   }
-  if (grant) {
-    t0 = std::chrono::steady_clock::now();
-    if (Status saved = SaveRecord(*grant, c, next); !saved.ok()) FailStop(saved);
-    stats_.save_time += std::chrono::steady_clock::now() - t0;
-    release();
-  }
-  rec = std::move(next);
-  out.code = rec.code;
-  out.error = rec.error;
-  out.body = rec.reply;
-  out.reset = reset;
+  out.code = next.code;
+  out.error = next.error;
+  out.body = next.reply;
   out.recorded = true;
+  save = true;
+  return out;
+}
+
+Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64_t request_id,
+                                                         uint64_t last_recorded,
+                                                         std::string_view body) {
+  std::lock_guard lock(mu_);
+  stats_.calls++;
+  Record next;
+  bool save = false;
+  if (!session_) {
+    Record& rec = volatile_[client];
+    Reply out = Decide(client, rec, request_id, last_recorded, body, next, save);
+    if (save) rec = std::move(next);
+    return out;
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto g = session_->Acquire(client, true);
+  stats_.grant_time += std::chrono::steady_clock::now() - t0;
+  if (!g.ok()) {
+    if (session_->broken()) FailStop(g.status());
+    // The store refused (e.g. its arena is full): an answer for the client, not a fault of this
+    // server; nothing was executed, so the client may try again later.
+    Reply refused;
+    refused.request_id = request_id;
+    refused.code = g.status().code();
+    refused.error = std::string(g.status().message()).substr(0, kMaxError);
+    return refused;
+  }
+  const ssr::Grant& grant = *g;
+  t0 = std::chrono::steady_clock::now();
+  if (Status st = LoadClient(grant, visit_); !st.ok()) FailStop(st);
+  stats_.load_time += std::chrono::steady_clock::now() - t0;
+  Reply out = Decide(client, visit_.record, request_id, last_recorded, body, next, save);
+  if (save) {
+    t0 = std::chrono::steady_clock::now();
+    if (Status saved = SaveRecord(grant, visit_, next); !saved.ok()) FailStop(saved);
+    stats_.save_time += std::chrono::steady_clock::now() - t0;
+  }
+  // Asynchronous: the next request on the session waits for it.
+  if (Status st = session_->Release(grant); !st.ok()) FailStop(st);
+  visit_.Wipe();
+  for (std::string* s : {&next.error, &next.reply, &next.state}) {
+    explicit_bzero(s->data(), s->size());
+  }
   return out;
 }
 
@@ -398,12 +411,11 @@ uint32_t RestartableServer::capacity() const {
 
 Status RestartableServer::Bye(uint64_t client) {
   std::lock_guard lock(mu_);
-  auto it = cache_.find(client);
-  if (it != cache_.end()) {
-    service_->Forget(client, it->second.record.state);
-    cache_.erase(it);
+  service_->Forget(client);
+  if (!session_) {
+    volatile_.erase(client);
+    return Status::Ok();
   }
-  if (!session_) return Status::Ok();
   Status st = session_->Free(client);
   if (!st.ok() && session_->broken()) FailStop(st);
   return st;

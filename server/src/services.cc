@@ -263,7 +263,7 @@ class LockService final : public Service {
     return InvalidArgument(fmt::format("unknown lock operation '{}'", p.op.substr(0, 16)));
   }
 
-  void Forget(uint64_t client, std::string_view) override {
+  void Forget(uint64_t client) override {
     std::erase_if(owner_, [&](const auto& kv) { return kv.second == client; });
   }
 

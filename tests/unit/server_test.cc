@@ -1,11 +1,17 @@
 // Restartable servers on the FAKE transport, all in one process: the SSR store, a server and its
 // clients. Restarts here are "destroy the server object, start a new one on the same address"; the
 // rxe tier kills real server processes with SIGKILL (tests/rxe/ssr_kill_test.sh).
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "hostile_rpc.h"
@@ -21,6 +27,76 @@ namespace vigil::server {
 namespace {
 
 using namespace std::chrono_literals;
+
+// A memory fault that hits every copy of some bytes: overwrites each occurrence of `needle` in
+// this process's writable memory with 'X's, except the needle itself and anything inside `spare`
+// (the store's arena: another node in a deployment). Reads and writes go through
+// /proc/self/mem, so neither a freed block nor a sanitizer stops them. Returns how many copies
+// it overwrote.
+size_t OverwriteEveryCopy(const std::string& needle, std::span<const std::byte> spare) {
+  const int mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+  if (mem < 0) return 0;
+  std::ifstream maps("/proc/self/maps");
+  std::vector<uintptr_t> hits;
+  std::vector<char> buf(1 << 20);
+  const auto in = [](uintptr_t a, const void* p, size_t n) {
+    const auto b = reinterpret_cast<uintptr_t>(p);
+    return a + 1 > b && a < b + n;  // a within [b, b + n)
+  };
+  for (std::string line; std::getline(maps, line);) {
+    std::istringstream fields(line);
+    std::string range, perms;
+    fields >> range >> perms;
+    const uintptr_t lo = std::stoull(range.substr(0, range.find('-')), nullptr, 16);
+    const uintptr_t hi = std::stoull(range.substr(range.find('-') + 1), nullptr, 16);
+    if (perms.size() < 2 || perms[0] != 'r' || perms[1] != 'w' || hi - lo > (1ull << 30)) continue;
+    for (uintptr_t at = lo; at < hi; at += buf.size() - needle.size()) {
+      const size_t want = std::min<uintptr_t>(buf.size(), hi - at);
+      const ssize_t got = pread(mem, buf.data(), want, static_cast<off_t>(at));
+      if (got < static_cast<ssize_t>(needle.size())) continue;
+      const std::string_view view(buf.data(), static_cast<size_t>(got));
+      for (size_t pos = view.find(needle); pos != std::string_view::npos;
+           pos = view.find(needle, pos + 1)) {
+        const uintptr_t a = at + pos;
+        if (!in(a, needle.data(), needle.size()) && !in(a, spare.data(), spare.size()) &&
+            !in(a, buf.data(), buf.size())) {
+          hits.push_back(a);
+        }
+      }
+      if (want < buf.size()) break;
+    }
+  }
+  const std::string junk(needle.size(), 'X');
+  size_t done = 0;
+  for (uintptr_t a : std::set<uintptr_t>(hits.begin(), hits.end())) {
+    done += pwrite(mem, junk.data(), junk.size(), static_cast<off_t>(a)) ==
+            static_cast<ssize_t>(junk.size());
+  }
+  close(mem);
+  return done;
+}
+
+// kv, with a memory fault injected while it serves one chosen client.
+class FaultWhileServing final : public Service {
+ public:
+  FaultWhileServing(uint64_t victim_of_call, std::function<void()> fault)
+      : inner_(MakeKvService()), when_(victim_of_call), fault_(std::move(fault)) {}
+  std::string_view name() const override { return "kv"; }
+  Recovery recovery() const override { return Recovery::kPerClient; }
+  Status Validate(uint64_t client, std::string_view state) override {
+    return inner_->Validate(client, state);
+  }
+  Status Handle(uint64_t client, std::string& state, std::string_view request, std::string& reply,
+                size_t limit) override {
+    if (client == when_) fault_();
+    return inner_->Handle(client, state, request, reply, limit);
+  }
+
+ private:
+  std::unique_ptr<Service> inner_;
+  uint64_t when_;
+  std::function<void()> fault_;
+};
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -47,14 +123,17 @@ class ServerTest : public ::testing::Test {
 
   // Starts (or restarts, on the same port) the server of `service`.
   void StartServer(const std::string& service) {
+    auto svc = MakeService(service);
+    ASSERT_TRUE(svc.ok());
+    StartServer(std::move(*svc));
+  }
+  void StartServer(std::unique_ptr<Service> svc) {
     server_.reset();
     ServerOptions o;
     o.listen = port_ == 0 ? "127.0.0.1:0" : "127.0.0.1:" + std::to_string(port_);
     o.store.store = "127.0.0.1:" + std::to_string(bootstrap_->port());
-    o.store.instance = service + "-0";
-    auto svc = MakeService(service);
-    ASSERT_TRUE(svc.ok());
-    auto s = RestartableServer::Start(server_side_.get(), std::move(*svc), o);
+    o.store.instance = std::string(svc->name()) + "-0";
+    auto s = RestartableServer::Start(server_side_.get(), std::move(svc), o);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
     port_ = server_->port();
@@ -125,7 +204,47 @@ TEST_F(ServerTest, KvSessionWithCursorSurvivesARestart) {
   EXPECT_EQ(c->last().epoch, epoch + 1);
   auto missing = c->Call("get zz");
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(server_->Stats().recovered, 1u);
+  EXPECT_EQ(server_->Stats().loads, 4u);  // every call reads the SSR: no state kept between
+}
+
+// Server-state isolation: a memory fault while the server serves client B overwrites every copy
+// of client A's value that the server process holds. The server keeps no client's state between
+// calls, so A's SSR is untouched and A's next answers come from it, intact. (With the state of
+// every client cached in the server, A's next "get" returned the overwritten value.)
+TEST_F(ServerTest, AMemoryFaultWhileServingBLeavesAsSsrAndAnswersIntact) {
+  constexpr uint64_t kA = 3001, kB = 3002;
+  std::string value;  // built at run time, so that no other copy exists in the program's image
+  for (int i = 0; i < 200; ++i) value += static_cast<char>('a' + (i * 7 + 3) % 26);
+  std::string decoy = "decoy " + value;  // a copy the fault must reach: proof that it ran
+  size_t overwritten = 0;
+  std::span<const std::byte> spare;  // A's SSR, in the store (another node in a deployment)
+  StartServer(std::make_unique<FaultWhileServing>(
+      kB, [&] { overwritten = OverwriteEveryCopy(value, spare); }));
+  auto a = NewClient(kA);
+  auto b = NewClient(kB);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(Must(*a, "put k " + value), "ok");
+  EXPECT_EQ(Must(*a, "get k"), value);
+  EXPECT_EQ(Must(*a, "incr n"), "1");
+  auto region = store_->RegionOf("kv", kA);
+  ASSERT_TRUE(region.ok()) << region.status();
+  spare = *region;
+  // A hash, not a copy: a copy would be one more copy of A's value for the fault to hit.
+  const auto hash_of = [](std::span<const std::byte> r) {
+    return std::hash<std::string_view>()(
+        std::string_view(reinterpret_cast<const char*>(r.data()), r.size()));
+  };
+  const size_t before = hash_of(*region);
+
+  EXPECT_EQ(Must(*b, "put k b-value"), "ok");  // the fault strikes during this call
+
+  EXPECT_GE(overwritten, 1u);
+  EXPECT_EQ(decoy.substr(6), std::string(value.size(), 'X')) << "the fault did not run";
+  EXPECT_EQ(hash_of(*region), before) << "A's SSR changed while the server served B";
+  EXPECT_EQ(Must(*a, "get k"), value);
+  EXPECT_EQ(Must(*a, "incr n"), "2");
+  EXPECT_EQ(Must(*b, "get k"), "b-value");
+  EXPECT_EQ(server_->Stats().resets, 0u);
 }
 
 TEST_F(ServerTest, ARetriedRequestIsAnsweredFromItsRecordNotExecutedAgain) {
@@ -265,7 +384,7 @@ TEST_F(ServerTest, LockTableIsRebuiltFromEveryClientAtStartUp) {
   EXPECT_EQ(Must(*b, "held"), "beta");
   EXPECT_EQ(Must(*a, "release alpha"), "released");
   EXPECT_EQ(Must(*b, "acquire alpha"), "granted");
-  EXPECT_EQ(server_->Stats().recovered, 2u);
+  EXPECT_EQ(server_->Stats().loads, 2u + 5u);  // both clients at start-up, then each call
 }
 
 TEST_F(ServerTest, AClientWhoseLocksConflictIsResetAndTheOwnerKeepsItsLock) {

@@ -1,11 +1,19 @@
 // Restartable servers whose per-client state lives in Server State Regions (SSRs) in the SSR
 // store. A service implements Service; RestartableServer runs it behind the gRPC service
 // vigil.server.v1.Restartable and does the rest:
-//   - per call: grant of the calling client's SSR, validation of what it holds, the request
-//     executed once (a retried request id is answered from the reply recorded in the SSR), the
-//     new state and reply saved to the SSR by RDMA WRITE before the reply leaves, release;
-//   - start-up: per-client services recover a client lazily on its next call; all-clients
-//     services read and validate every client's SSR before serving (e.g. a lock table);
+//   - per call: grant of the calling client's SSR, an RDMA READ of it and validation of what it
+//     holds, the request executed once (a retried request id is answered from the reply recorded
+//     in the SSR), the new state and reply saved to the SSR by RDMA WRITE before the reply
+//     leaves, release, and the framework's copies of the state zeroed;
+//   - isolation: between calls the server holds no client's state. A client's state is in the
+//     server's memory only while that client's call runs, so a stray write while serving client
+//     B cannot reach client A's state, nor be saved into A's SSR (A's SSR is written only under
+//     A's grant, from state read from A's SSR in that same call);
+//   - start-up: per-client services need nothing; all-clients services read and validate every
+//     client's SSR before serving and keep only the table they derive from them (e.g. which
+//     client holds which lock). A client whose state conflicts with another's (adopted in client
+//     id order) gets a reset record in its SSR, under its own grant and before any call is
+//     served: the only write to an SSR outside a call of its client;
 //   - a client's SSR that fails validation resets that client's session only (the call answers
 //     with `reset` set and code DATA_LOSS); every other client continues untouched.
 // Fail-stop: when saving to the store fails, the server exits (code 75); its supervisor
@@ -51,14 +59,13 @@ class Service {
   }
   // Executes one request against the client's state (changed in place; it must stay within
   // `state_limit` bytes, and `reply` within kMaxReply). The returned status is the service's
-  // answer (sent to the client); `reply` is its body.
+  // answer (sent to the client); `reply` is its body. A service must not keep `state` (or
+  // anything derived from it beyond what all-clients recovery derives) after it returns.
   virtual Status Handle(uint64_t client, std::string& state, std::string_view request,
                         std::string& reply, size_t state_limit) = 0;
-  // The client is gone (its state is about to be freed), or its session was reset.
-  virtual void Forget(uint64_t client, std::string_view state) {
-    static_cast<void>(client);
-    static_cast<void>(state);
-  }
+  // The client is gone (its SSR is about to be freed), or its session was reset: drop what was
+  // derived from its state.
+  virtual void Forget(uint64_t client) { static_cast<void>(client); }
 };
 
 // State limit of a server run without a store (benchmark baseline).
@@ -77,10 +84,11 @@ struct ServerStats {
   uint64_t executed = 0;
   uint64_t replayed = 0;
   uint64_t resets = 0;
-  uint64_t recovered = 0;                         // client states read back from SSRs since start
+  uint64_t loads = 0;  // client states read from SSRs (at start-up and one per call)
   std::chrono::microseconds startup_recovery{0};  // all-clients: time to read every SSR
-  // Time spent per call waiting for the store (sums over `calls`): the grant round trip, the
-  // RDMA READ of a client not yet cached, and the RDMA WRITE of the new record.
+  // Time spent waiting for the store, summed: the grant round trips (one per call), the RDMA
+  // READs and validation of SSRs (one per call; `loads` counts them) and the RDMA WRITEs of new
+  // records (one per executed call).
   std::chrono::nanoseconds grant_time{0}, load_time{0}, save_time{0};
 };
 
@@ -127,23 +135,31 @@ class RestartableServer {
     bool reset = false;
     bool recorded = false;  // the answer is the client's record (executed or replayed)
   };
-  struct Cached {
-    std::vector<std::byte> mirror;  // the SSR's bytes as last read or written
+  // One client's state while the server serves it (or reads it at start-up): the SSR's bytes
+  // and the record decoded from them. Reused from call to call, zeroed in between.
+  struct Visit {
+    std::vector<std::byte> mirror;
     Record record;
+    void Wipe();
   };
   RestartableServer(std::unique_ptr<Service> service, ServerOptions options);
   Status RecoverAll();
   Status Listen();
-  // Loads the client's record into `c` (granted), resetting it when it does not validate.
-  Status LoadClient(const ssr::Grant& grant, Cached& c);
+  // Reads the client's SSR (granted) into `v`, resetting the record when it does not validate.
+  Status LoadClient(const ssr::Grant& grant, Visit& v);
   // A record that says the client's session was reset and the client has not been told yet.
   static bool ResetPending(const Record& r);
   // Replaces the client's record by a pending reset, saying `what` went wrong and why.
-  void MarkReset(uint64_t client, Cached& c, std::string_view what, const Status& why);
-  // RDMA-WRITEs `r` as the client's next SSR version (mirror updated).
-  Status SaveRecord(const ssr::Grant& grant, Cached& c, const Record& r);
+  void MarkReset(uint64_t client, Record& r, std::string_view what, const Status& why);
+  // RDMA-WRITEs `r` as the client's next SSR version (`v.mirror` updated).
+  Status SaveRecord(const ssr::Grant& grant, Visit& v, const Record& r);
   Result<Reply> Call(uint64_t client, uint64_t request_id, uint64_t last_recorded,
                      std::string_view body);
+  // The protocol of one call against the client's record `rec`, wherever it is kept: replay,
+  // refusal of an old request, a reset reported, or the request executed. Sets `next` to the
+  // record to keep when `save` comes back true.
+  Reply Decide(uint64_t client, Record& rec, uint64_t request_id, uint64_t last_recorded,
+               std::string_view body, Record& next, bool& save);
   Status Bye(uint64_t client);
   [[noreturn]] void FailStop(const Status& why);
 
@@ -158,7 +174,9 @@ class RestartableServer {
   // For the supervisor's Health probe, read without mu_ (gRPC threads).
   std::atomic<uint64_t> completed_{0};
   std::atomic<uint32_t> in_flight_{0};
-  std::map<uint64_t, Cached> cache_;
+  Visit visit_;  // the client being served; empty between calls
+  // Without a store only (the benchmarks' baseline): every client's record, in process memory.
+  std::map<uint64_t, Record> volatile_;
   ServerStats stats_;
 };
 
