@@ -52,6 +52,8 @@ struct SsrBenchOptions {
   bool kill = true;
   uint32_t seed = 1;
   uint32_t call_deadline_ms = 60000;  // kill loop: how long a client call may stay suspended
+  uint32_t kills = 0;                 // kill loop: stop after this many strikes (0: duration only)
+  uint32_t hang_percent = 0;          // kill loop: strikes that SIGSTOP instead of SIGKILL
   uint32_t spin_us = 20;  // latency: the server polls the store's answers this long, then sleeps
 };
 
@@ -81,6 +83,7 @@ struct FaultsBenchOptions {
 int RunFaultsBench(const FaultsBenchOptions& options);
 int RunRunBench(const RunBenchOptions& options);
 int RunSsrBench(const SsrBenchOptions& options);
+int RunKillLoop(const SsrBenchOptions& options);  // ssr with --kv/--lock (ssr_kill_loop.cc)
 int RunTransportBench(const TransportBenchOptions& options);
 int RunSignalBench(const SignalBenchOptions& options);
 int RunChannelBench(const ChannelBenchOptions& options);

@@ -198,6 +198,17 @@ int main(int argc, char** argv) {
                    "kill loop: how long a client call may stay suspended before it is an error")
       ->check(CLI::Range(100u, 3600000u))
       ->capture_default_str();
+  ssr_cmd
+      ->add_option("--kills", ssr.kills,
+                   "kill loop: stop after this many strikes (SIGKILL or SIGSTOP), each awaited "
+                   "until a new instance answers; 0: strike until --duration-s")
+      ->capture_default_str();
+  ssr_cmd
+      ->add_option("--hang-percent", ssr.hang_percent,
+                   "kill loop: the percentage of strikes that SIGSTOP the server (a hang its "
+                   "supervisor's health probe must end) instead of SIGKILLing it")
+      ->check(CLI::Range(0u, 100u))
+      ->capture_default_str();
   ssr_cmd->add_option("--seed", ssr.seed, "random seed (kill times, client operations)")
       ->capture_default_str();
   ssr_cmd

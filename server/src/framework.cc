@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
 #include <string.h>
 #include <sysexits.h>
 
@@ -129,6 +130,7 @@ class RestartableServer::Rpc final : public pb::Restartable::Service {
     resp->set_epoch(owner_.epoch());
     resp->set_completed(owner_.completed_.load(std::memory_order_relaxed));
     resp->set_in_flight(owner_.in_flight_.load(std::memory_order_relaxed));
+    resp->set_instance(owner_.instance_);
     return grpc::Status::OK;
   }
 
@@ -137,7 +139,11 @@ class RestartableServer::Rpc final : public pb::Restartable::Service {
 };
 
 RestartableServer::RestartableServer(std::unique_ptr<Service> service, ServerOptions options)
-    : service_(std::move(service)), options_(std::move(options)) {}
+    : service_(std::move(service)), options_(std::move(options)) {
+  std::random_device rd;
+  instance_ = (static_cast<uint64_t>(rd()) << 32) | rd();
+  crash_rng_.seed(static_cast<uint32_t>(instance_));
+}
 
 RestartableServer::~RestartableServer() { Shutdown(); }
 
@@ -395,6 +401,15 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
     t0 = std::chrono::steady_clock::now();
     if (Status saved = SaveRecord(grant, visit_, next); !saved.ok()) FailStop(saved);
     stats_.save_time += std::chrono::steady_clock::now() - t0;
+    if (options_.crash_after_save > 0 &&
+        std::uniform_real_distribution<double>(0, 1)(crash_rng_) < options_.crash_after_save) {
+      Log()->warn(
+          "fault injection: SIGKILL between the SSR write of client {}'s request {} and "
+          "its reply",
+          client, request_id);
+      spdlog::shutdown();
+      raise(SIGKILL);
+    }
   }
   // Asynchronous: the next request on the session waits for it.
   if (Status st = session_->Release(grant); !st.ok()) FailStop(st);

@@ -35,6 +35,12 @@ int main(int argc, char** argv) {
                  "this server's instance name at the store; a restart must reuse it "
                  "(default: SERVICE-PORT)");
   app.add_option("--device", device, "RDMA device (default: the first with an ACTIVE port)");
+  double crash_percent = 0;
+  app.add_option("--inject-crash-after-save", crash_percent,
+                 "FAULT INJECTION for campaigns: the percentage of executed calls after which the "
+                 "server SIGKILLs itself between writing the client's SSR and replying")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
   return cli::Run(app, common, argc, argv, [&]() -> int {
     auto service = server::MakeService(service_name);
     if (!service.ok()) {
@@ -46,6 +52,10 @@ int main(int argc, char** argv) {
           fmt::format("{}-{}", service_name, o.listen.substr(o.listen.rfind(':') + 1));
     }
     if (o.store.store == "none") o.store.store.clear();
+    o.crash_after_save = crash_percent / 100.0;
+    if (crash_percent > 0) {
+      log::Get("server")->warn("fault injection: SIGKILL after {}% of SSR writes", crash_percent);
+    }
     // Without a store (a baseline) no RDMA is needed.
     std::unique_ptr<transport::Transport> transport;
     if (!o.store.store.empty()) {

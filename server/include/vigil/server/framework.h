@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,6 +78,10 @@ struct ServerOptions {
   // SSR store: state in process memory only, lost on a crash (the benchmark's baseline).
   ssr::SessionOptions store;
   size_t max_request = 64 << 10;
+  // Fault injection for campaigns (vigil-server --inject-crash-after-save): the probability
+  // that the server SIGKILLs itself right after a call's new record reached the client's SSR and
+  // before the reply leaves, the window in which exactly-once rests on the recorded reply.
+  double crash_after_save = 0;
 };
 
 struct ServerStats {
@@ -119,6 +124,7 @@ class RestartableServer {
                                                           ServerOptions options);
   ~RestartableServer();
   int port() const { return port_; }
+  uint64_t instance() const { return instance_; }  // random, drawn at start (Health)
   uint64_t epoch() const;
   uint32_t capacity() const;
   ServerStats Stats() const;
@@ -169,12 +175,14 @@ class RestartableServer {
   std::unique_ptr<Rpc> rpc_;
   std::unique_ptr<grpc::Server> grpc_;
   int port_ = 0;
+  uint64_t instance_ = 0;
 
   mutable std::mutex mu_;  // one request at a time (the session is single-threaded)
   // For the supervisor's Health probe, read without mu_ (gRPC threads).
   std::atomic<uint64_t> completed_{0};
   std::atomic<uint32_t> in_flight_{0};
-  Visit visit_;  // the client being served; empty between calls
+  Visit visit_;                 // the client being served; empty between calls
+  std::minstd_rand crash_rng_;  // for options_.crash_after_save
   // Without a store only (the benchmarks' baseline): every client's record, in process memory.
   std::map<uint64_t, Record> volatile_;
   ServerStats stats_;
