@@ -277,7 +277,6 @@ Result<HostExecutor::Outcome> HostExecutor::Execute(uint64_t nr, uint64_t piece,
 
 Status HostExecutor::Protect(int nr, const uint64_t* a, const std::vector<std::string>& paths,
                              const Fd* fd) {
-  const auto dirfd = [this](uint64_t v) { return DirFd(v); };
   using F = FileJournal::Follow;
   const auto keep = [&](int dir, size_t i, F follow = F::kNo) -> Status {
     if (dir == INT_MIN) return Status::Ok();  // the call fails with EBADF, changing nothing
@@ -298,23 +297,23 @@ Status HostExecutor::Protect(int nr, const uint64_t* a, const std::vector<std::s
       const bool at = nr == SYS_openat;
       const int flags = static_cast<int>(a[at ? 2 : 1]);
       if ((flags & (O_ACCMODE | O_CREAT | O_TRUNC)) == O_RDONLY) return Status::Ok();
-      return keep(at ? dirfd(a[0]) : AT_FDCWD, 0, (flags & O_NOFOLLOW) != 0 ? F::kNo : F::kYes);
+      return keep(at ? DirFd(a[0]) : AT_FDCWD, 0, (flags & O_NOFOLLOW) != 0 ? F::kNo : F::kYes);
     }
     case SYS_rename:
       no_directory(AT_FDCWD);
       VIGIL_RETURN_IF_ERROR(keep(AT_FDCWD, 0));
       return keep(AT_FDCWD, 1);
     case SYS_renameat:
-      no_directory(dirfd(a[0]));
-      VIGIL_RETURN_IF_ERROR(keep(dirfd(a[0]), 0));
-      return keep(dirfd(a[2]), 1);
+      no_directory(DirFd(a[0]));
+      VIGIL_RETURN_IF_ERROR(keep(DirFd(a[0]), 0));
+      return keep(DirFd(a[2]), 1);
     case SYS_mkdir:
     case SYS_rmdir:
     case SYS_unlink:
       return keep(AT_FDCWD, 0);
     case SYS_mkdirat:
     case SYS_unlinkat:
-      return keep(dirfd(a[0]), 0);
+      return keep(DirFd(a[0]), 0);
     case SYS_fchmod:
     case SYS_fchown: {
       // The file's path now (it may have been renamed since it was opened).
@@ -339,7 +338,6 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
   if (s.in_buf < 0) {
     VIGIL_ASSIGN_OR_RETURN(paths, Paths(s, blob));
   }
-  const auto dirfd = [this](uint64_t v) { return DirFd(v); };
   // The descriptor, for the calls whose first argument is one.
   auto fd_it = a[0] <= INT_MAX ? fds_.find(static_cast<int>(a[0])) : fds_.end();
   Fd* fd = fd_it != fds_.end() ? &fd_it->second : nullptr;
@@ -374,7 +372,7 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
     case SYS_open:
     case SYS_openat: {
       const bool at = nr == SYS_openat;
-      const int dir = at ? dirfd(a[0]) : AT_FDCWD;
+      const int dir = at ? DirFd(a[0]) : AT_FDCWD;
       if (dir == INT_MIN) return value(-EBADF);
       const int flags = static_cast<int>(a[at ? 2 : 1]);
       const int real =
@@ -392,7 +390,7 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
     case SYS_lstat:
     case SYS_newfstatat: {
       const bool at = nr == SYS_newfstatat;
-      const int dir = at ? dirfd(a[0]) : AT_FDCWD;
+      const int dir = at ? DirFd(a[0]) : AT_FDCWD;
       if (dir == INT_MIN) return value(-EBADF);
       const int flags = at ? static_cast<int>(a[3]) : nr == SYS_lstat ? AT_SYMLINK_NOFOLLOW : 0;
       return bytes(Value(fstatat(dir, paths[0].c_str(),
@@ -400,7 +398,7 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
                    sizeof(struct stat));
     }
     case SYS_statx: {
-      const int dir = dirfd(a[0]);
+      const int dir = DirFd(a[0]);
       if (dir == INT_MIN) return value(-EBADF);
       return bytes(Value(syscall(SYS_statx, dir, paths[0].c_str(), static_cast<int>(a[2]),
                                  static_cast<unsigned>(a[3]), result.data())),
@@ -414,7 +412,7 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
       return value(Value(access(paths[0].c_str(), static_cast<int>(a[1]))));
     case SYS_faccessat:
     case SYS_faccessat2: {
-      const int dir = dirfd(a[0]);
+      const int dir = DirFd(a[0]);
       if (dir == INT_MIN) return value(-EBADF);
       return value(Value(faccessat(dir, paths[0].c_str(), static_cast<int>(a[2]),
                                    nr == SYS_faccessat2 ? static_cast<int>(a[3]) : 0)));
@@ -496,7 +494,7 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
     case SYS_readlink:
     case SYS_readlinkat: {
       const bool at = nr == SYS_readlinkat;
-      const int dir = at ? dirfd(a[0]) : AT_FDCWD;
+      const int dir = at ? DirFd(a[0]) : AT_FDCWD;
       if (dir == INT_MIN) return value(-EBADF);
       const size_t n = static_cast<size_t>(std::min<uint64_t>(a[at ? 3 : 2], room));
       const int64_t v =
@@ -511,14 +509,14 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
     case SYS_rename:
       return value(Value(rename(paths[0].c_str(), paths[1].c_str())));
     case SYS_renameat: {
-      const int d1 = dirfd(a[0]), d2 = dirfd(a[2]);
+      const int d1 = DirFd(a[0]), d2 = DirFd(a[2]);
       if (d1 == INT_MIN || d2 == INT_MIN) return value(-EBADF);
       return value(Value(renameat(d1, paths[0].c_str(), d2, paths[1].c_str())));
     }
     case SYS_mkdir:
       return value(Value(mkdir(paths[0].c_str(), static_cast<mode_t>(a[1]))));
     case SYS_mkdirat: {
-      const int dir = dirfd(a[0]);
+      const int dir = DirFd(a[0]);
       if (dir == INT_MIN) return value(-EBADF);
       return value(Value(mkdirat(dir, paths[0].c_str(), static_cast<mode_t>(a[2]))));
     }
@@ -527,7 +525,7 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
     case SYS_unlink:
       return value(Value(unlink(paths[0].c_str())));
     case SYS_unlinkat: {
-      const int dir = dirfd(a[0]);
+      const int dir = DirFd(a[0]);
       if (dir == INT_MIN) return value(-EBADF);
       return value(Value(unlinkat(dir, paths[0].c_str(), static_cast<int>(a[2]))));
     }

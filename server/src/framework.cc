@@ -46,6 +46,12 @@ std::string_view AsText(std::span<const std::byte> b) {
 
 }  // namespace
 
+// Zeroes a record's bytes and empties it.
+static void Wipe(Record& r) {
+  for (std::string* s : {&r.error, &r.reply, &r.state}) explicit_bzero(s->data(), s->size());
+  r = Record{};
+}
+
 std::string EncodeRecord(const Record& r) {
   std::string out;
   Append<uint64_t>(out, r.request_id);
@@ -232,11 +238,7 @@ void RestartableServer::MarkReset(uint64_t client, Record& r, std::string_view w
 
 void RestartableServer::Visit::Wipe() {
   explicit_bzero(mirror.data(), mirror.size());
-  for (std::string* s : {&record.error, &record.reply, &record.state}) {
-    explicit_bzero(s->data(), s->size());
-    s->clear();
-  }
-  record = Record{};
+  server::Wipe(record);
 }
 
 Status RestartableServer::SaveRecord(const ssr::Grant& grant, Visit& v, const Record& r) {
@@ -414,9 +416,7 @@ Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64
   // Asynchronous: the next request on the session waits for it.
   if (Status st = session_->Release(grant); !st.ok()) FailStop(st);
   visit_.Wipe();
-  for (std::string* s : {&next.error, &next.reply, &next.state}) {
-    explicit_bzero(s->data(), s->size());
-  }
+  Wipe(next);
   return out;
 }
 
