@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "vigil/common/logging.h"
+#include "vigil/common/proc_maps.h"
 #include "vigil/common/registers.h"
 #include "vigil/run/syscalls.h"
 
@@ -231,20 +232,15 @@ Status ExecProgram::Handle(replica::ReplicaContext& ctx, const SyscallStop& stop
 }
 
 Status ExecProgram::FlipMemory(const SyscallStop& stop, uint64_t call) {
-  // The writable private mappings, in address order (/proc/PID/maps is sorted).
-  std::ifstream maps(fmt::format("/proc/{}/maps", proc_->pid()));
+  // The writable private mappings, in address order.
   std::vector<std::pair<uint64_t, uint64_t>> writable;  // [start, end)
   uint64_t total = 0;
-  for (std::string line; std::getline(maps, line);) {
-    unsigned long long start = 0, end = 0;
-    char perms[5] = {};
-    if (std::sscanf(line.c_str(), "%llx-%llx %4s", &start, &end, perms) != 3) continue;
-    if (perms[1] != 'w' || perms[3] != 'p' || line.find("[vvar") != std::string::npos ||
-        line.find("[vsyscall]") != std::string::npos) {
+  for (const Mapping& m : ReadMappings(proc_->pid())) {
+    if (!m.writable() || !m.is_private() || m.name.starts_with("[vvar") || m.name == "[vsyscall]") {
       continue;
     }
-    writable.emplace_back(start, end);
-    total += end - start;
+    writable.emplace_back(m.start, m.end);
+    total += m.end - m.start;
   }
   if (total == 0) return Internal(fmt::format("{}: no writable mapping to flip a bit in", name()));
   uint64_t bit = o_.flip_bit % (total * 8);

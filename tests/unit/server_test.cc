@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "hostile_rpc.h"
+#include "vigil/common/proc_maps.h"
 #include "vigil/server/client.h"
 #include "vigil/server/framework.h"
 #include "vigil/server/services.h"
@@ -36,20 +37,17 @@ using namespace std::chrono_literals;
 size_t OverwriteEveryCopy(const std::string& needle, std::span<const std::byte> spare) {
   const int mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
   if (mem < 0) return 0;
-  std::ifstream maps("/proc/self/maps");
   std::vector<uintptr_t> hits;
   std::vector<char> buf(1 << 20);
   const auto in = [](uintptr_t a, const void* p, size_t n) {
     const auto b = reinterpret_cast<uintptr_t>(p);
     return a + 1 > b && a < b + n;  // a within [b, b + n)
   };
-  for (std::string line; std::getline(maps, line);) {
-    std::istringstream fields(line);
-    std::string range, perms;
-    fields >> range >> perms;
-    const uintptr_t lo = std::stoull(range.substr(0, range.find('-')), nullptr, 16);
-    const uintptr_t hi = std::stoull(range.substr(range.find('-') + 1), nullptr, 16);
-    if (perms.size() < 2 || perms[0] != 'r' || perms[1] != 'w' || hi - lo > (1ull << 30)) continue;
+  for (const Mapping& m : ReadMappings(0)) {
+    if (m.perms.empty() || m.perms[0] != 'r' || !m.writable() || m.end - m.start > (1ull << 30)) {
+      continue;
+    }
+    const uintptr_t lo = m.start, hi = m.end;
     for (uintptr_t at = lo; at < hi; at += buf.size() - needle.size()) {
       const size_t want = std::min<uintptr_t>(buf.size(), hi - at);
       const ssize_t got = pread(mem, buf.data(), want, static_cast<off_t>(at));
