@@ -9,12 +9,16 @@
 //   SDC           completed with a wrong output or exit code: silent data corruption
 // A fault that never fired (the program ended before its time) is counted apart, not as masked.
 //
-// Workloads: crc32 and susan (replica API: a bit of the state region at a random step, or a
-// crash there) and vigil-run's sha256sum, sort and gzip (unmodified programs: a bit of the data a
-// read returns, of the result register, of a random register through ptrace, or anywhere in the
-// process's writable memory, at a random system call). Every injection is reproducible from the
-// campaign's seed and its index (--seed S --only I). Replicas are threads of this process (the
-// program of each exec replica a real child process), on the chosen transport.
+// Workloads: crc32 and susan (replica API: a bit of the state region at a random step, a crash
+// there, or a hang) and vigil-run's sha256sum, sort and gzip (unmodified programs: a bit of the
+// data a read returns, of the result register, of a random register through ptrace, or anywhere
+// in the process's writable memory, at a random system call). For every workload, a record in
+// flight: one random bit of a replica's n-th RDMA WRITE (polling) or SEND (notify) flipped, or
+// that operation dropped while the sender is told it arrived (the transport's
+// FaultInjectingConnection, between the replica and the wire). Every injection is reproducible
+// from the campaign's seed and its index (--seed S --only I), except that which replica's
+// operation is the n-th depends on timing. Replicas are threads of this process (the program of
+// each exec replica a real child process), on the chosen transport.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -29,6 +33,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "commands.h"
 #include "environment.h"
@@ -39,6 +44,7 @@
 #include "vigil/replica/protocol.h"
 #include "vigil/run/executor.h"
 #include "vigil/run/program.h"
+#include "vigil/transport/fault_injection.h"
 #include "vigil/workloads/workloads.h"
 
 namespace vigil::bench {
@@ -56,11 +62,36 @@ constexpr int kOutcomes = 7;
 // otherwise arrive within milliseconds here.
 constexpr std::chrono::milliseconds kVerdictTimeout{3000};
 
+// Faults that can silence a replica (a hang, a dropped or corrupted record) are found only by the
+// deadline; they run with this one (or --deadline-ms if shorter), shorter than kVerdictTimeout
+// (else the healthy replicas give up waiting first) and so that thousands fit in an hour. A
+// hang lasts three deadlines.
+constexpr std::chrono::milliseconds kSilentDeadline{1000};
+
 bool IsExec(const std::string& w) { return w == "sha256sum" || w == "sort" || w == "gzip"; }
 
-std::vector<std::string> KindsOf(const std::string& workload) {
-  if (IsExec(workload)) return {"data", "result", "register", "memory"};
-  return {"state", "crash"};
+bool IsRecordKind(const std::string& kind) {
+  return kind == "record-corrupt" || kind == "record-drop";
+}
+// A corrupted record can silence a replica too: one whose sequence number no longer matches
+// reads as not yet written.
+bool SilencesReplica(const std::string& kind) { return kind == "hang" || IsRecordKind(kind); }
+
+// The kinds that fit a workload and method (rpc's records go through gRPC, not the transport).
+std::vector<std::string> KindsOf(const std::string& workload, const std::string& method) {
+  std::vector<std::string> kinds =
+      IsExec(workload) ? std::vector<std::string>{"data", "result", "register", "memory"}
+                       : std::vector<std::string>{"state", "crash", "hang"};
+  if (method != "rpc") {
+    kinds.push_back("record-corrupt");
+    kinds.push_back("record-drop");
+  }
+  return kinds;
+}
+
+// The transport operation that carries a replica's event records.
+transport::OpMask RecordOp(const std::string& method) {
+  return method == "notify" ? transport::kOpSend : transport::kOpWrite;
 }
 
 // 95% Wilson score interval of k successes in n.
@@ -78,13 +109,15 @@ struct Subject {
   std::string input;    // crc32/susan: the job's input; exec: the file the program reads
   std::string want;     // the unreplicated output
   uint64_t length = 0;  // steps (crc32/susan) or system calls (exec) of a clean replicated run
+  // By method: a replica's record-carrying operations in a clean replicated run.
+  std::map<std::string, uint64_t> records;
 };
 
 struct Injection {
   uint64_t index = 0;
   std::string workload, mode, method, kind;
   uint16_t victim = 0;
-  uint64_t at = 0;   // step or call
+  uint64_t at = 0;   // step, call, or record-carrying operation (of any replica)
   uint64_t bit = 0;  // which bit (modulo the target's size)
   std::string reg;   // kind register
 };
@@ -101,8 +134,9 @@ class Campaign {
 
   Status Prepare(const std::string& workload);
   // One job, with the injection or (inj == nullptr) without: the outcome and the job's length.
+  // `records` (optional): a replica's record-carrying operations (the mean over replicas).
   Result<Outcome> Run(const Subject& s, const std::string& mode, const std::string& method,
-                      const Injection* inj, uint64_t* length);
+                      const Injection* inj, uint64_t* length, uint64_t* records = nullptr);
   std::map<std::string, Subject> subjects;
 
  private:
@@ -149,22 +183,44 @@ Status Campaign::Prepare(const std::string& w) {
     std::fclose(out);
     VIGIL_RETURN_IF_ERROR(st);
   }
-  // A clean replicated run: it must give the same output, and says how long the job is.
-  VIGIL_ASSIGN_OR_RETURN(Outcome clean, Run(s, "tmr", o_.methods[0], nullptr, &s.length));
-  if (clean != Outcome::kMasked) {
-    return Internal(fmt::format("{}: the replicated run without a fault was {}, not clean", w,
-                                kOutcomeNames[static_cast<int>(clean)]));
+  // A clean replicated run per method: it must give the same output, and says how long the job
+  // is.
+  for (const auto& method : o_.methods) {
+    VIGIL_ASSIGN_OR_RETURN(Outcome clean,
+                           Run(s, "tmr", method, nullptr, &s.length, &s.records[method]));
+    if (clean != Outcome::kMasked) {
+      return Internal(
+          fmt::format("{} over {}: the replicated run without a fault was {}, not clean", w, method,
+                      kOutcomeNames[static_cast<int>(clean)]));
+    }
   }
   subjects[w] = std::move(s);
   return Status::Ok();
 }
 
 Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
-                              const std::string& method, const Injection* inj, uint64_t* length) {
+                              const std::string& method, const Injection* inj, uint64_t* length,
+                              uint64_t* records) {
   const voter::Mode mode = *voter::ParseMode(mode_name);
   voter::GroupOptions g;
   g.mode = mode;
   g.deadline = std::chrono::milliseconds(o_.deadline_ms);
+  if (inj != nullptr && SilencesReplica(inj->kind))
+    g.deadline = std::min(g.deadline, kSilentDeadline);
+  // Every replica's connections go through the injector: it counts record-carrying operations,
+  // and corrupts or drops the chosen one.
+  auto injector = std::make_shared<transport::FaultInjector>();
+  if (inj != nullptr && IsRecordKind(inj->kind)) {
+    const bool corrupt = inj->kind == "record-corrupt";
+    VIGIL_RETURN_IF_ERROR(injector->Add(
+        {.ops = RecordOp(method),
+         .action = corrupt ? transport::FaultAction::kCorrupt : transport::FaultAction::kDrop,
+         .skip = static_cast<uint32_t>(inj->at - 1),
+         .count = 1,
+         .corrupt_offset = static_cast<size_t>(inj->bit >> 3),  // modulo the payload's length
+         .corrupt_mask = static_cast<uint8_t>(1u << (inj->bit & 7))}));
+  }
+  transport::FaultInjectingTransport replica_transport(*setup_.transport, injector);
   const bool exec = IsExec(s.name);
   g.channel = {
       .method = *channel::ParseMethod(method),
@@ -181,7 +237,8 @@ Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
                                  std::shared_ptr<std::atomic<bool>> killed)
         -> Result<std::unique_ptr<replica::Program>> {
       run::ExecOptions eo{.argv = argv, .env = ProgramEnvironment(), .killed = killed};
-      if (inj != nullptr && spec.replica == inj->victim && spec.incarnation == 0) {
+      if (inj != nullptr && !IsRecordKind(inj->kind) && spec.replica == inj->victim &&
+          spec.incarnation == 0) {
         const std::string fault = inj->kind == "data"       ? "flip"
                                   : inj->kind == "register" ? "flip-" + inj->reg
                                                             : "flip-" + inj->kind;
@@ -193,16 +250,18 @@ Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
       return std::unique_ptr<replica::Program>(std::make_unique<run::ExecProgram>(std::move(eo)));
     };
   } else {
-    factory = [name = s.name, inj, fired, steps](
+    factory = [name = s.name, inj, fired, steps, deadline = g.deadline](
                   const voter::LaunchSpec& spec,
                   auto) -> Result<std::unique_ptr<replica::Program>> {
       VIGIL_ASSIGN_OR_RETURN(auto program, workloads::MakeWorkload(name, "edges"));
-      const bool victim = inj != nullptr && spec.replica == inj->victim && spec.incarnation == 0;
+      const bool victim = inj != nullptr && !IsRecordKind(inj->kind) &&
+                          spec.replica == inj->victim && spec.incarnation == 0;
       const bool count = inj == nullptr && spec.replica == 0;
       if (!victim && !count) return program;
       return std::unique_ptr<replica::Program>(std::make_unique<replica::HookedProgram>(
           std::move(program),
-          [inj, fired, steps, victim](uint64_t step, replica::ReplicaContext& ctx) -> Status {
+          [inj, fired, steps, victim, deadline](uint64_t step,
+                                                replica::ReplicaContext& ctx) -> Status {
             if (!victim) {
               steps->store(step);
               return Status::Ok();
@@ -210,6 +269,10 @@ Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
             if (step != inj->at) return Status::Ok();
             fired->store(true);
             if (inj->kind == "crash") return Aborted("injected crash");
+            if (inj->kind == "hang") {
+              std::this_thread::sleep_for(3 * deadline);  // then it carries on, replaced
+              return Status::Ok();
+            }
             auto* channel_ctx = dynamic_cast<replica::ChannelContext*>(&ctx);
             if (channel_ctx == nullptr) return Internal("a replica without a channel context");
             channel_ctx->FlipStateBit(inj->bit);  // modulo the state region's bits
@@ -229,7 +292,7 @@ Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
   // Small input buffers: crc32 and susan read in many events, and take many steps.
   auto r = RunGroupAsIs(setup_, g, factory, exec ? nullptr : in, exec ? nullptr : out,
                         executor ? &*executor : nullptr, Measure::kNothing, false, exec ? 0 : 8192,
-                        kVerdictTimeout);
+                        kVerdictTimeout, &replica_transport);
   std::fflush(out);
   const std::string got = ReadFd(fileno(out));
   std::fclose(in);
@@ -238,6 +301,14 @@ Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
   if (!r.ok()) return r.status();
   const voter::GroupReport& rep = r->report;
   if (length != nullptr) *length = exec ? executor->calls() : steps->load();
+  if (records != nullptr) {
+    *records = injector->posted(RecordOp(method)) / voter::ReplicasOf(mode);
+  }
+  if (inj != nullptr && IsRecordKind(inj->kind)) {
+    fired->store(injector->injected(transport::FaultAction::kCorrupt) +
+                     injector->injected(transport::FaultAction::kDrop) >
+                 0);
+  }
   if (inj != nullptr && !fired->load()) return Outcome::kNotFired;
   if (!rep.completed) return Outcome::kFailedClosed;
   if (got != s.want || (exec && rep.exit_code != 0)) return Outcome::kSdc;
@@ -253,7 +324,11 @@ Injection Draw(const FaultsBenchOptions& o, const std::vector<Injection>& cells,
   inj.index = index;
   std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ull + index);
   inj.victim = static_cast<uint16_t>(rng() % voter::ReplicasOf(*voter::ParseMode(inj.mode)));
-  inj.at = 1 + rng() % std::max<uint64_t>(1, subjects.at(inj.workload).length);
+  const Subject& s = subjects.at(inj.workload);
+  const uint64_t replicas = voter::ReplicasOf(*voter::ParseMode(inj.mode));
+  inj.at =
+      1 + rng() % std::max<uint64_t>(
+                      1, IsRecordKind(inj.kind) ? s.records.at(inj.method) * replicas : s.length);
   inj.bit = rng();
   inj.reg = std::string(kFlippableRegisters[rng() % kFlippableRegisters.size()]);
   return inj;
@@ -261,10 +336,14 @@ Injection Draw(const FaultsBenchOptions& o, const std::vector<Injection>& cells,
 
 std::string Reproduce(const FaultsBenchOptions& o, const Injection& i) {
   return fmt::format(
-      "injection {} ({} {} {} {}: replica {}, {} {}, bit {}{}); reproduce: vigil-bench faults "
+      "injection {} ({} {} {} {}: {}{} {}, bit {}{}); reproduce: vigil-bench faults "
       "--transport {} --seed {} --injections {} --only {} --workloads {} --modes {} --methods {} "
       "--kinds {} --input-kib {}",
-      i.index, i.workload, i.mode, i.method, i.kind, i.victim, IsExec(i.workload) ? "call" : "step",
+      i.index, i.workload, i.mode, i.method, i.kind,
+      IsRecordKind(i.kind) ? "" : fmt::format("replica {}, ", i.victim),
+      IsRecordKind(i.kind) ? "record operation"
+      : IsExec(i.workload) ? "call"
+                           : "step",
       i.at, i.bit, i.kind == "register" ? " of " + i.reg : "", o.common.transport, o.seed,
       o.injections, i.index, fmt::join(o.workloads, ","), fmt::join(o.modes, ","),
       fmt::join(o.methods, ","), fmt::join(o.kinds, ","), o.input_kib);
@@ -292,7 +371,7 @@ int RunFaultsBench(const FaultsBenchOptions& o) {
                IsExec(w) ? "system calls" : "steps", c.subjects[w].want.size());
     for (const auto& mode : o.modes) {
       for (const auto& method : o.methods) {
-        for (const auto& kind : KindsOf(w)) {
+        for (const auto& kind : KindsOf(w, method)) {
           if (!o.kinds.empty() &&
               std::find(o.kinds.begin(), o.kinds.end(), kind) == o.kinds.end()) {
             continue;
@@ -339,7 +418,7 @@ int RunFaultsBench(const FaultsBenchOptions& o) {
     }
   }
   // The table: a row per cell, then per mode the rates that matter.
-  fmt::print("\n{:<10} {:<4} {:<8} {:<8} | {:>6} {:>7} {:>9} {:>8} {:>9} {:>7} {:>4} | {:>9}\n",
+  fmt::print("\n{:<10} {:<4} {:<8} {:<14} | {:>6} {:>7} {:>9} {:>8} {:>9} {:>7} {:>4} | {:>9}\n",
              "workload", "mode", "method", "fault", "fired", "masked", "corrected", "rolledbk",
              "recovered", "failcl", "SDC", "not fired");
   nlohmann::json rows = nlohmann::json::array();
@@ -355,7 +434,7 @@ int RunFaultsBench(const FaultsBenchOptions& o) {
     sdc += t.n[static_cast<int>(Outcome::kSdc)];
     Tally& m = by_mode[mode];
     for (int x = 0; x < kOutcomes; ++x) m.n[x] += t.n[x];
-    fmt::print("{:<10} {:<4} {:<8} {:<8} | {:>6} {:>7} {:>9} {:>8} {:>9} {:>7} {:>4} | {:>9}\n", w,
+    fmt::print("{:<10} {:<4} {:<8} {:<14} | {:>6} {:>7} {:>9} {:>8} {:>9} {:>7} {:>4} | {:>9}\n", w,
                mode, method, kind, fired, t.n[0], t.n[1], t.n[2], t.n[3], t.n[4], t.n[5], t.n[6]);
     nlohmann::json outcomes;
     for (int x = 0; x < kOutcomes; ++x) outcomes[kOutcomeNames[x]] = t.n[x];

@@ -245,15 +245,17 @@ Result<GroupRun> RunGroupAsIs(BenchSetup& setup, voter::GroupOptions g,
                               const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
                               std::FILE* out, voter::SyscallExecutor* syscalls, Measure measure,
                               bool pin, size_t input_bytes,
-                              std::chrono::milliseconds verdict_timeout) {
+                              std::chrono::milliseconds verdict_timeout,
+                              transport::Transport* replica_transport) {
   transport::BootstrapServer server(*setup.transport, "bench-voter", setup.conn);
   VIGIL_RETURN_IF_ERROR(server.Start("127.0.0.1:0"));
   g.measure = measure != Measure::kNothing;
   g.channel.rpc_listen = "127.0.0.1:0";
   GroupRun run;
   {
-    voter::ThreadLauncher launcher(*setup.transport, fmt::format("127.0.0.1:{}", server.port()),
-                                   g.channel, verdict_timeout, factory);
+    voter::ThreadLauncher launcher(
+        replica_transport != nullptr ? *replica_transport : *setup.transport,
+        fmt::format("127.0.0.1:{}", server.port()), g.channel, verdict_timeout, factory);
     launcher.set_measure(measure == Measure::kBreakdown);
     if (input_bytes > 0) launcher.set_input_bytes(input_bytes);
     if (pin) {

@@ -87,12 +87,14 @@ enum class Measure {
 // Runs one group with options `g` to its end, thread replicas made by `factory` (on the voter's
 // transport), however it ends: the report says whether it completed. `input_bytes`: each
 // replica's input buffer (0: the default); `verdict_timeout`: how long a replica waits for a
-// verdict (a replica the group no longer answers ends after it).
+// verdict (a replica the group no longer answers ends after it); `replica_transport`: the
+// replicas' transport, if not the voter's (a fault-injecting wrapper of it).
 Result<GroupRun> RunGroupAsIs(
     BenchSetup& setup, voter::GroupOptions g, const voter::ThreadLauncher::ProgramFactory& factory,
     std::FILE* in, std::FILE* out, voter::SyscallExecutor* syscalls = nullptr,
     Measure measure = Measure::kNothing, bool pin = false, size_t input_bytes = 0,
-    std::chrono::milliseconds verdict_timeout = std::chrono::seconds(300));
+    std::chrono::milliseconds verdict_timeout = std::chrono::seconds(300),
+    transport::Transport* replica_transport = nullptr);
 
 // Runs one group to its end with thread replicas made by `factory` (on the voter's transport),
 // `syscalls` handling system call events (vigil-run), if given.

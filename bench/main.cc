@@ -155,10 +155,12 @@ int main(int argc, char** argv) {
           {"polling", "notify", "rpc"});
   faults_cmd
       ->add_option("--kinds", faults.kinds,
-                   "fault kinds (default: all that fit): state, crash (crc32, susan); data, "
-                   "result, register, memory (programs)")
+                   "fault kinds (default: all that fit): state, crash, hang (crc32, susan); "
+                   "data, result, register, memory (programs); record-corrupt, record-drop "
+                   "(every workload; polling and notify)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"state", "crash", "data", "result", "register", "memory"}));
+      ->check(CLI::IsMember({"state", "crash", "hang", "data", "result", "register", "memory",
+                             "record-corrupt", "record-drop"}));
   faults_cmd->add_option("--input-kib", faults.input_kib, "crc32's and the programs' input size")
       ->check(CLI::Range(1u, 1048576u))
       ->capture_default_str();

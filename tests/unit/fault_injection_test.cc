@@ -89,6 +89,26 @@ TEST_F(FaultInjection, CorruptFlipsTheChosenBitOnlyInTheCopySent) {
       << "the sender's own buffer must stay intact";
 }
 
+TEST_F(FaultInjection, CorruptOffsetWrapsAroundThePayloadAndPostsAreCounted) {
+  // Offset 35 of a 16-byte payload is its byte 3: a rule drawn at random always changes a byte.
+  ASSERT_TRUE(injector_
+                  ->Add({.ops = kOpWrite,
+                         .action = FaultAction::kCorrupt,
+                         .skip = 1,
+                         .corrupt_offset = 35,
+                         .corrupt_mask = 0x20})
+                  .ok());
+  ASSERT_TRUE(a_->PostWrite(abuf_->mr().Slice(0, 16), B(0), 1).ok());
+  ASSERT_TRUE(WaitSendOk(*a_, 1s).ok());
+  EXPECT_EQ(BText(0), "0123456789abcdef") << "the first write is skipped";
+  ASSERT_TRUE(a_->PostWrite(abuf_->mr().Slice(0, 16), B(0), 2).ok());
+  ASSERT_TRUE(WaitSendOk(*a_, 1s).ok());
+  EXPECT_EQ(BText(0), std::string("012\x13") + "456789abcdef");
+  EXPECT_EQ(injector_->posted(kOpWrite), 2u);
+  EXPECT_EQ(injector_->posted(kOpSend), 0u);
+  EXPECT_EQ(injector_->injected(FaultAction::kCorrupt), 1u);
+}
+
 TEST_F(FaultInjection, DelayHoldsTheOperationBack) {
   ASSERT_TRUE(injector_->Add({.ops = kOpWrite, .action = FaultAction::kDelay, .delay = 50ms}).ok());
   const auto start = std::chrono::steady_clock::now();

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <bit>
 #include <cstring>
 #include <thread>
 
@@ -31,7 +32,12 @@ uint64_t FaultInjector::injected(FaultAction action) const {
   return counts_[static_cast<int>(action)].load(std::memory_order_relaxed);
 }
 
+uint64_t FaultInjector::posted(OpMask op) const {
+  return posted_[std::countr_zero(static_cast<uint32_t>(op)) & 3].load(std::memory_order_relaxed);
+}
+
 std::optional<FaultRule> FaultInjector::Next(uint32_t op) {
+  posted_[std::countr_zero(op) & 3].fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
   for (auto& live : rules_) {
     if ((live.rule.ops & op) == 0 || live.applied >= live.rule.count) continue;
@@ -104,11 +110,10 @@ Status FaultInjectingConnection::Apply(uint32_t op, LocalSlice& src, uint64_t wr
                         src.length, scratch_->size()));
       }
       std::memcpy(scratch_->data(), src.mr->data() + src.offset, src.length);
-      if (rule->corrupt_offset < src.length) {
-        scratch_->data()[rule->corrupt_offset] ^= std::byte{rule->corrupt_mask};
-      }
+      const size_t at = src.length == 0 ? 0 : rule->corrupt_offset % src.length;
+      if (src.length > 0) scratch_->data()[at] ^= std::byte{rule->corrupt_mask};
       logger->info("{}: injected corruption of {} wr_id={} (byte {} ^= {:#04x})", name(),
-                   OpcodeName(opcode), wr_id, rule->corrupt_offset, rule->corrupt_mask);
+                   OpcodeName(opcode), wr_id, at, rule->corrupt_mask);
       src = scratch_->mr().Slice(0, src.length);
       return Status::Ok();
     }

@@ -7,7 +7,8 @@
 //             reported: the sender believes it was delivered (a lost message)
 //   kDelay    the posting thread sleeps `delay` before the operation is forwarded
 //   kCorrupt  the payload (WRITE/SEND only) is copied to a scratch buffer, byte
-//             `corrupt_offset` is XORed with `corrupt_mask`, and the copy is sent
+//             `corrupt_offset` (modulo the payload's length) is XORed with `corrupt_mask`, and
+//             the copy is sent
 #pragma once
 
 #include <atomic>
@@ -47,6 +48,8 @@ class FaultInjector {
   void Clear();
   // How many operations each action was applied to so far.
   uint64_t injected(FaultAction action) const;
+  // How many operations of kind `op` (one OpMask bit) were posted so far, with or without a rule.
+  uint64_t posted(OpMask op) const;
 
   // Decides for one operation of kind `op` (an OpMask bit). Returns the rule to apply, if any.
   std::optional<FaultRule> Next(uint32_t op);
@@ -60,6 +63,7 @@ class FaultInjector {
   };
   std::vector<Live> rules_;
   std::atomic<uint64_t> counts_[4] = {};
+  std::atomic<uint64_t> posted_[4] = {};  // by OpMask bit
 };
 
 class FaultInjectingConnection final : public Connection {
