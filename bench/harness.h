@@ -89,12 +89,13 @@ enum class Measure {
 // replica's input buffer (0: the default); `verdict_timeout`: how long a replica waits for a
 // verdict (a replica the group no longer answers ends after it); `replica_transport`: the
 // replicas' transport, if not the voter's (a fault-injecting wrapper of it).
-Result<GroupRun> RunGroupAsIs(
-    BenchSetup& setup, voter::GroupOptions g, const voter::ThreadLauncher::ProgramFactory& factory,
-    std::FILE* in, std::FILE* out, voter::SyscallExecutor* syscalls = nullptr,
-    Measure measure = Measure::kNothing, bool pin = false, size_t input_bytes = 0,
-    std::chrono::milliseconds verdict_timeout = std::chrono::seconds(300),
-    transport::Transport* replica_transport = nullptr);
+Result<GroupRun> RunGroupAsIs(BenchSetup& setup, voter::GroupOptions g,
+                              const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
+                              std::FILE* out, voter::SyscallExecutor* syscalls = nullptr,
+                              Measure measure = Measure::kNothing, bool pin = false,
+                              size_t input_bytes = 0,
+                              std::chrono::milliseconds verdict_timeout = std::chrono::seconds(300),
+                              transport::Transport* replica_transport = nullptr);
 
 // Runs one group to its end with thread replicas made by `factory` (on the voter's transport),
 // `syscalls` handling system call events (vigil-run), if given.
