@@ -69,7 +69,7 @@ struct RunBenchOptions {
 
 struct FaultsBenchOptions {
   CommonBenchOptions common;
-  std::vector<std::string> workloads{"crc32", "susan", "sha256sum", "sort", "gzip"};
+  std::vector<std::string> workloads{"crc32", "susan", "sha256sum", "sort", "gzip", "kv"};
   std::vector<std::string> modes{"dmr", "tmr"};
   std::vector<std::string> methods{"polling"};
   std::vector<std::string> kinds;  // empty: every kind that fits each workload

@@ -37,6 +37,7 @@
 
 #include "commands.h"
 #include "environment.h"
+#include "faults.h"
 #include "harness.h"
 #include "programs.h"
 #include "vigil/common/registers.h"
@@ -52,11 +53,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-enum class Outcome { kMasked, kCorrected, kRolledBack, kRecovered, kFailedClosed, kSdc, kNotFired };
-constexpr const char* kOutcomeNames[] = {"masked",        "corrected", "rolled back", "recovered",
-                                         "failed closed", "SDC",       "not fired"};
-constexpr int kOutcomes = 7;
-
 // How long a thread replica waits for a verdict. An incarnation the voter replaced while it was
 // not waiting for one waits this long before it ends (a thread cannot be killed); verdicts
 // otherwise arrive within milliseconds here.
@@ -69,6 +65,7 @@ constexpr std::chrono::milliseconds kVerdictTimeout{3000};
 constexpr std::chrono::milliseconds kSilentDeadline{1000};
 
 bool IsExec(const std::string& w) { return w == "sha256sum" || w == "sort" || w == "gzip"; }
+bool IsSsr(const std::string& w) { return w == "kv"; }
 
 bool IsRecordKind(const std::string& kind) {
   return kind == "record-corrupt" || kind == "record-drop";
@@ -79,6 +76,7 @@ bool SilencesReplica(const std::string& kind) { return kind == "hang" || IsRecor
 
 // The kinds that fit a workload and method (rpc's records go through gRPC, not the transport).
 std::vector<std::string> KindsOf(const std::string& workload, const std::string& method) {
+  if (IsSsr(workload)) return {"ssr-slot"};
   std::vector<std::string> kinds =
       IsExec(workload) ? std::vector<std::string>{"data", "result", "register", "memory"}
                        : std::vector<std::string>{"state", "crash", "hang"};
@@ -145,6 +143,7 @@ class Campaign {
   const FaultsBenchOptions& o_;
   BenchSetup& setup_;
   std::string dir_;
+  std::unique_ptr<SsrCell> ssr_;  // workload kv
 };
 
 std::vector<std::string> Campaign::Argv(const std::string& w) const {
@@ -157,6 +156,14 @@ std::vector<std::string> Campaign::Argv(const std::string& w) const {
 Status Campaign::Prepare(const std::string& w) {
   Subject s;
   s.name = w;
+  if (IsSsr(w)) {
+    VIGIL_ASSIGN_OR_RETURN(ssr_, SsrCell::Start(setup_));
+    VIGIL_ASSIGN_OR_RETURN(Outcome clean, ssr_->Run(o_.seed, 0, 0, 0));
+    if (clean != Outcome::kMasked) return Internal("kv: a run without a fault was not clean");
+    s.length = SsrCell::kCalls;
+    subjects[w] = std::move(s);
+    return Status::Ok();
+  }
   if (IsExec(w)) {
     s.input = TextInput(size_t{o_.input_kib} << 10);
     std::ofstream(dir_ + "/input.txt", std::ios::binary) << s.input;
@@ -201,6 +208,10 @@ Status Campaign::Prepare(const std::string& w) {
 Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
                               const std::string& method, const Injection* inj, uint64_t* length,
                               uint64_t* records) {
+  if (IsSsr(s.name)) {
+    if (inj == nullptr) return ssr_->Run(o_.seed, 0, 0, 0);
+    return ssr_->Run(o_.seed * 0x9E3779B97F4A7C15ull + inj->index, inj->at, inj->bit, inj->victim);
+  }
   const voter::Mode mode = *voter::ParseMode(mode_name);
   voter::GroupOptions g;
   g.mode = mode;
@@ -323,12 +334,13 @@ Injection Draw(const FaultsBenchOptions& o, const std::vector<Injection>& cells,
   Injection inj = cells[index % cells.size()];
   inj.index = index;
   std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ull + index);
-  inj.victim = static_cast<uint16_t>(rng() % voter::ReplicasOf(*voter::ParseMode(inj.mode)));
+  const uint64_t victims =
+      IsSsr(inj.workload) ? SsrCell::kClients : voter::ReplicasOf(*voter::ParseMode(inj.mode));
+  inj.victim = static_cast<uint16_t>(rng() % victims);
   const Subject& s = subjects.at(inj.workload);
-  const uint64_t replicas = voter::ReplicasOf(*voter::ParseMode(inj.mode));
   inj.at =
       1 + rng() % std::max<uint64_t>(
-                      1, IsRecordKind(inj.kind) ? s.records.at(inj.method) * replicas : s.length);
+                      1, IsRecordKind(inj.kind) ? s.records.at(inj.method) * victims : s.length);
   inj.bit = rng();
   inj.reg = std::string(kFlippableRegisters[rng() % kFlippableRegisters.size()]);
   return inj;
@@ -368,9 +380,14 @@ int RunFaultsBench(const FaultsBenchOptions& o) {
       return 1;
     }
     fmt::print("# {}: {} {} in a clean run, output {} bytes\n", w, c.subjects[w].length,
-               IsExec(w) ? "system calls" : "steps", c.subjects[w].want.size());
-    for (const auto& mode : o.modes) {
-      for (const auto& method : o.methods) {
+               IsSsr(w)    ? "calls"
+               : IsExec(w) ? "system calls"
+                           : "steps",
+               c.subjects[w].want.size());
+    // kv's cell has no mode or method: its clients call one server, over gRPC.
+    const std::vector<std::string> none{"-"};
+    for (const auto& mode : IsSsr(w) ? std::vector<std::string>{"ssr"} : o.modes) {
+      for (const auto& method : IsSsr(w) ? none : o.methods) {
         for (const auto& kind : KindsOf(w, method)) {
           if (!o.kinds.empty() &&
               std::find(o.kinds.begin(), o.kinds.end(), kind) == o.kinds.end()) {
@@ -408,7 +425,7 @@ int RunFaultsBench(const FaultsBenchOptions& o) {
     t.n[static_cast<int>(*outcome)]++;
     t.wall_ms +=
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
-    if (*outcome == Outcome::kSdc || *outcome == Outcome::kFailedClosed) {
+    if (*outcome == Outcome::kSdc || (*outcome == Outcome::kFailedClosed && !IsSsr(inj.workload))) {
       notable.push_back(
           fmt::format("{}: {}", kOutcomeNames[static_cast<int>(*outcome)], Reproduce(o, inj)));
     }

@@ -148,8 +148,8 @@ int main(int argc, char** argv) {
   faults_cmd->add_option("--seed", faults.seed, "campaign seed: every injection derives from it")
       ->capture_default_str();
   faults_cmd->add_option("--only", faults.only, "run only injection N of the campaign (reproduce)");
-  AddList(faults_cmd, "--workloads", faults.workloads, "crc32,susan,sha256sum,sort,gzip",
-          {"crc32", "susan", "sha256sum", "sort", "gzip"});
+  AddList(faults_cmd, "--workloads", faults.workloads, "crc32,susan,sha256sum,sort,gzip,kv",
+          {"crc32", "susan", "sha256sum", "sort", "gzip", "kv"});
   AddList(faults_cmd, "--modes", faults.modes, "dmr,tmr", {"dmr", "tmr"});
   AddList(faults_cmd, "--methods", faults.methods, "Signalling methods: polling,notify,rpc",
           {"polling", "notify", "rpc"});
@@ -157,10 +157,10 @@ int main(int argc, char** argv) {
       ->add_option("--kinds", faults.kinds,
                    "fault kinds (default: all that fit): state, crash, hang (crc32, susan); "
                    "data, result, register, memory (programs); record-corrupt, record-drop "
-                   "(every workload; polling and notify)")
+                   "(replicated workloads; polling and notify); ssr-slot (kv)")
       ->delimiter(',')
       ->check(CLI::IsMember({"state", "crash", "hang", "data", "result", "register", "memory",
-                             "record-corrupt", "record-drop"}));
+                             "record-corrupt", "record-drop", "ssr-slot"}));
   faults_cmd->add_option("--input-kib", faults.input_kib, "crc32's and the programs' input size")
       ->check(CLI::Range(1u, 1048576u))
       ->capture_default_str();

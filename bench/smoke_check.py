@@ -5,7 +5,7 @@ only on a crash.
   smoke_check.py latency JSON ITERATIONS [--baseline]   transport / channel round trips
   smoke_check.py ssr JSON                               SSR call latency with and without SSR
   smoke_check.py run JSON ROWS                          vigil-run vs plain programs
-  smoke_check.py faults JSON CELLS                      a fault campaign
+  smoke_check.py faults JSON CELLS [PNG]                a fault campaign (and its chart)
 
 latency: every size has a round-trip summary over ITERATIONS samples with 0 < p50 <= p99 <= max;
 with --baseline every size also has its baseline measured in the same run and both ratios.
@@ -85,6 +85,13 @@ def main():
         if fired < len(rows):
             fail(f"only {fired} faults fired over {len(rows)} cells")
         print(f"faults: {fired} fired over {len(rows)} cells, 0 silent data corruptions")
+        if len(sys.argv) > 4:  # the chart, drawn by plot_faults.py
+            import plot_faults
+            png = sys.argv[4]
+            plot_faults.plot(path, png)
+            with open(png, "rb") as f:
+                if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                    fail(f"{png} is not a PNG")
     else:
         fail(f"unknown kind '{kind}'")
     print(f"ok: {path}")

@@ -9,7 +9,7 @@ VIGIL_PACKAGES=(
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libxxhash-dev libisal-dev
   libgtest-dev libgmock-dev libseccomp-dev
   qemu-system-x86 busybox-static cpio kmod
-  dpkg-dev ansible ansible-lint
+  dpkg-dev ansible ansible-lint python3-matplotlib
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
 )
 
