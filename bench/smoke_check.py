@@ -88,7 +88,7 @@ def main():
         if len(sys.argv) > 4:  # the chart, drawn by plot_faults.py
             import plot_faults
             png = sys.argv[4]
-            plot_faults.plot(path, png)
+            plot_faults.plot([path], png)
             with open(png, "rb") as f:
                 if f.read(8) != b"\x89PNG\r\n\x1a\n":
                     fail(f"{png} is not a PNG")
