@@ -34,6 +34,8 @@ std::string_view StatusCodeName(StatusCode code) {
       return "UNIMPLEMENTED";
     case StatusCode::kInternal:
       return "INTERNAL";
+    case StatusCode::kUnauthenticated:
+      return "UNAUTHENTICATED";
   }
   return "UNKNOWN";
 }
@@ -68,6 +70,7 @@ Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
 Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
 Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+Status Unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
 
 Status ErrnoStatus(StatusCode code, std::string_view what, int err) {
   char buf[256];

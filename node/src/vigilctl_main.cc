@@ -1,20 +1,26 @@
 // vigilctl: operator's tool. Talks to vigil-node agents (list their replicas, inject faults) and
-// to the SSR store (its arena, services and server sessions).
+// to the SSR store (its arena, services and server sessions), and makes the cluster's
+// certificates (certs init, certs issue).
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
 #include "vigil/common/cli.h"
 #include "vigil/node/v1/node.grpc.pb.h"
+#include "vigil/security/certs.h"
+#include "vigil/security/tls.h"
 #include "vigil/ssr/v1/store.grpc.pb.h"
 
 namespace pb = vigil::node::v1;
 
 int main(int argc, char** argv) {
   using namespace vigil;
-  CLI::App app{"vigilctl: inspect vigil-node agents and inject faults into replicas"};
+  CLI::App app{
+      "vigilctl: inspect vigil-node agents, inject faults into replicas, make certificates"};
   app.require_subcommand(1);
   cli::CommonOptions common;
   cli::AddCommonOptions(app, common);
+  security::TlsOptions tls;
+  security::AddTlsOptions(app, tls);
   std::string node = "127.0.0.1:7720", fault;
   uint32_t group = 1, replica = 0, incarnation = 0;
   uint64_t bit = 0;
@@ -37,10 +43,65 @@ int main(int argc, char** argv) {
   inject->add_option("--replica", replica, "replica index")->check(CLI::Range(0u, 2u));
   inject->add_option("--incarnation", incarnation, "incarnation (see 'status')");
   inject->add_option("--bit", bit, "bitflip: which bit of the state region (modulo its size)");
+  auto* certs = app.add_subcommand("certs", "Make the cluster's certificates for mutual TLS");
+  certs->require_subcommand(1);
+  std::string ca_dir, out_dir, role_name, identity_name;
+  int days = 0;
+  std::vector<std::string> hosts;
+  auto* certs_init = certs->add_subcommand(
+      "init", "Create the cluster CA in DIR (ca.pem, and ca-key.pem: keep it off the cluster)");
+  certs_init->add_option("dir", ca_dir, "Directory for the CA")->required();
+  certs_init->add_option("--days", days, "Validity in days (default 3650)")
+      ->check(CLI::Range(1, 36500));
+  auto* certs_issue = certs->add_subcommand(
+      "issue", "Issue a certificate for vigil://ROLE/NAME into --out (cert.pem, key.pem, ca.pem)");
+  certs_issue->add_option("ca-dir", ca_dir, "The CA's directory (from certs init)")->required();
+  certs_issue->add_option("role", role_name, "voter, node, store, server, operator or client")
+      ->required()
+      ->check(CLI::IsMember({"voter", "node", "store", "server", "operator", "client"}));
+  certs_issue->add_option("name", identity_name, "The holder's name (a server: its service)")
+      ->required();
+  certs_issue->add_option("--out", out_dir, "Directory to write (used as --tls-dir)")->required();
+  certs_issue->add_option("--host", hosts, "A host name or IP address the holder serves on");
+  certs_issue->add_option("--days", days, "Validity in days (default 365)")
+      ->check(CLI::Range(1, 36500));
   return cli::Run(app, common, argc, argv, [&]() -> int {
+    if (*certs) {
+      Status st;
+      if (*certs_init) {
+        st = security::InitCa(ca_dir, days > 0 ? days : 3650);
+        if (st.ok()) fmt::print("CA created in {}\n", ca_dir);
+      } else {
+        security::IssueOptions o;
+        o.identity.role = *security::ParseRole(role_name);
+        o.identity.name = identity_name;
+        o.hosts = hosts;
+        if (days > 0) o.days = days;
+        st = security::IssueCertificate(ca_dir, o, out_dir);
+        if (st.ok()) fmt::print("{} issued into {}\n", o.identity.Uri(), out_dir);
+      }
+      if (!st.ok()) {
+        fmt::print(stderr, "error: {}\n", st.message());
+        return st.code() == StatusCode::kInvalidArgument ? 2 : 1;
+      }
+      return 0;
+    }
+    if (Status st = security::UseTlsOptions(tls); !st.ok()) {
+      fmt::print(stderr, "error: {}\n", st.message());
+      return 2;
+    }
+    const auto channel = [&](const std::string& target) -> std::shared_ptr<grpc::Channel> {
+      auto ch = security::Channel(tls, target);
+      if (!ch.ok()) {
+        fmt::print(stderr, "error: {}\n", ch.status().message());
+        return nullptr;
+      }
+      return *ch;
+    };
     if (*store_cmd) {
-      auto s = vigil::ssr::v1::SsrStore::NewStub(
-          grpc::CreateChannel(store, grpc::InsecureChannelCredentials()));
+      auto ch = channel(store);
+      if (!ch) return 2;
+      auto s = vigil::ssr::v1::SsrStore::NewStub(ch);
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
       vigil::ssr::v1::StatusResponse r;
@@ -70,8 +131,9 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    auto stub =
-        pb::NodeAgent::NewStub(grpc::CreateChannel(node, grpc::InsecureChannelCredentials()));
+    auto node_channel = channel(node);
+    if (!node_channel) return 2;
+    auto stub = pb::NodeAgent::NewStub(node_channel);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
     if (*status) {

@@ -29,6 +29,7 @@ enum class StatusCode {
   kAborted,             // the operation was cancelled (peer gone, queue flushed)
   kUnimplemented,
   kInternal,
+  kUnauthenticated,  // the caller could not prove who it is (no or a bad certificate)
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -74,6 +75,7 @@ Status DataLoss(std::string message);
 Status Aborted(std::string message);
 Status Unimplemented(std::string message);
 Status Internal(std::string message);
+Status Unauthenticated(std::string message);
 
 // A Status whose message ends with strerror(err) and the errno name, e.g.
 // "ibv_reg_mr(4096 bytes) on rxe0: Cannot allocate memory (errno 12)". Pass a saved errno: a

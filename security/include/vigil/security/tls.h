@@ -1,0 +1,73 @@
+// TLS for every gRPC port: mutual authentication with certificates issued by the cluster's CA
+// (`vigilctl certs`). A server requires and verifies its callers' certificates; a client verifies
+// that the server's certificate comes from the same CA and presents its own.
+//
+// Plaintext exists behind an explicit `insecure`, on loopback addresses only. Without either
+// (no --tls-dir, no --insecure) a process still speaks plaintext on any address, as vigil did
+// before TLS, and logs a warning for every port: the next release refuses that.
+#pragma once
+
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "vigil/common/status.h"
+
+namespace grpc {
+class Channel;
+}
+
+namespace vigil::security {
+
+// Every certificate vigilctl issues carries this DNS name, and clients verify servers against
+// it: a server is accepted when its certificate chains to the cluster's CA. (Which role a server
+// has is not checked by clients; servers check their callers' roles.)
+inline constexpr char kClusterDnsName[] = "vigil.cluster";
+
+struct TlsOptions {
+  std::string dir;            // holds ca.pem, cert.pem and key.pem
+  std::string ca, cert, key;  // each, when set, instead of the file in `dir`
+  bool insecure = false;      // plaintext, refused on any address but loopback
+
+  bool configured() const { return insecure || !dir.empty() || !cert.empty(); }
+  bool tls() const { return !insecure && configured(); }
+};
+
+// The PEM texts of the CA, the certificate and its key.
+struct TlsMaterial {
+  std::string ca, cert, key;
+};
+
+// Reads the three files. A key file readable or writable by its group or others is refused (the
+// error names the file and its mode), as is a missing or empty file.
+Result<TlsMaterial> LoadTls(const TlsOptions& options);
+
+// True for 127.0.0.0/8, ::1 and localhost (with a port or without), and unix: sockets.
+bool IsLoopback(std::string_view address);
+
+// Credentials for a server listening on `listen` / a client of `target`. Errors: bad files, or
+// insecure on an address that is not loopback (the message says how to get certificates).
+Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const TlsOptions& options,
+                                                                   std::string_view listen);
+// A channel to `target`, with `args` (the TLS target name is set here).
+Result<std::shared_ptr<grpc::Channel>> Channel(const TlsOptions& options, const std::string& target,
+                                               grpc::ChannelArguments args = {});
+
+// The process's own TLS settings (from --tls-dir / --insecure): the default of every
+// component's options, so every port it opens and every channel it dials uses them unless a
+// component is given others.
+void SetProcessTls(TlsOptions options);
+TlsOptions ProcessTls();
+
+// --tls-dir, --tls-ca, --tls-cert, --tls-key and --insecure on `app`.
+void AddTlsOptions(CLI::App& app, TlsOptions& options);
+// After parsing: reads the files once (a bad or exposed key fails at start-up, not at the first
+// call) and makes the options the process's.
+Status UseTlsOptions(const TlsOptions& options);
+
+}  // namespace vigil::security

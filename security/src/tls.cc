@@ -1,0 +1,171 @@
+#include "vigil/security/tls.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <grpcpp/create_channel.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "vigil/common/logging.h"
+#include "vigil/common/text.h"
+
+namespace vigil::security {
+namespace {
+
+constexpr std::string_view kHowToGetCertificates =
+    "create certificates with `vigilctl certs init DIR` and `vigilctl certs issue DIR ROLE NAME`, "
+    "then pass --tls-dir";
+
+Result<std::string> ReadPem(const std::string& path, bool secret) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return ErrnoStatus(StatusCode::kNotFound, fmt::format("TLS file '{}'", Escaped(path)), errno);
+  }
+  if (secret && (st.st_mode & 077) != 0) {
+    return PermissionDenied(fmt::format(
+        "TLS key '{}' has mode {:04o}: it must not be readable or writable by its group or "
+        "others (chmod 600 '{}')",
+        Escaped(path), st.st_mode & 07777, Escaped(path)));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) return InvalidArgument(fmt::format("cannot read TLS file '{}'", Escaped(path)));
+  if (text.str().find("-----BEGIN ") == std::string::npos) {
+    return InvalidArgument(fmt::format("TLS file '{}' holds no PEM block", Escaped(path)));
+  }
+  return text.str();
+}
+
+// The host part of "host:port", "[v6]:port", "host" or "unix:path".
+std::string_view HostOf(std::string_view address) {
+  if (address.starts_with("ipv4:")) address.remove_prefix(5);
+  if (address.starts_with("ipv6:")) address.remove_prefix(5);
+  if (address.starts_with("[")) {
+    const size_t end = address.find(']');
+    return end == std::string_view::npos ? address : address.substr(1, end - 1);
+  }
+  if (std::count(address.begin(), address.end(), ':') == 1) {
+    return address.substr(0, address.find(':'));
+  }
+  return address;
+}
+
+Status RefuseInsecure(std::string_view what, std::string_view address) {
+  return PermissionDenied(fmt::format(
+      "{} '{}' without TLS: --insecure is allowed on loopback addresses only, since anyone who "
+      "can reach the port could drive it; {}",
+      what, Escaped(address), kHowToGetCertificates));
+}
+
+// Neither TLS nor --insecure: plaintext as before, said once per address.
+void WarnPlaintext(std::string_view what, std::string_view address) {
+  static std::mutex mu;
+  static std::set<std::string> said;
+  std::lock_guard lock(mu);
+  if (said.size() < 256 && said.insert(std::string(address)).second) {
+    log::Get("security")
+        ->warn(
+            "{} '{}' in plaintext without --tls-dir or --insecure: anyone who can reach it can "
+            "drive it ({})",
+            what, Escaped(address), kHowToGetCertificates);
+  }
+}
+
+std::mutex process_mu;
+TlsOptions process_tls;
+
+}  // namespace
+
+Result<TlsMaterial> LoadTls(const TlsOptions& o) {
+  const auto path = [&](const std::string& explicit_path, const char* file) {
+    return !explicit_path.empty() ? explicit_path : o.dir + "/" + file;
+  };
+  if (o.dir.empty() && (o.ca.empty() || o.cert.empty() || o.key.empty())) {
+    return FailedPrecondition(
+        fmt::format("no TLS certificates configured: {}", kHowToGetCertificates));
+  }
+  TlsMaterial m;
+  VIGIL_ASSIGN_OR_RETURN(m.ca, ReadPem(path(o.ca, "ca.pem"), false));
+  VIGIL_ASSIGN_OR_RETURN(m.cert, ReadPem(path(o.cert, "cert.pem"), false));
+  VIGIL_ASSIGN_OR_RETURN(m.key, ReadPem(path(o.key, "key.pem"), true));
+  return m;
+}
+
+bool IsLoopback(std::string_view address) {
+  if (address.starts_with("unix:") || address.starts_with("unix-abstract:")) return true;
+  const std::string host(HostOf(address));
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const TlsOptions& o,
+                                                                   std::string_view listen) {
+  if (!o.configured()) WarnPlaintext("listening on", listen);
+  if (!o.tls()) {
+    if (o.insecure && !IsLoopback(listen)) return RefuseInsecure("listening on", listen);
+    return grpc::InsecureServerCredentials();
+  }
+  VIGIL_ASSIGN_OR_RETURN(TlsMaterial m, LoadTls(o));
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = m.ca;
+  ssl.pem_key_cert_pairs.push_back({m.key, m.cert});
+  return grpc::SslServerCredentials(ssl);
+}
+
+Result<std::shared_ptr<grpc::Channel>> Channel(const TlsOptions& o, const std::string& target,
+                                               grpc::ChannelArguments args) {
+  if (!o.configured()) WarnPlaintext("connecting to", target);
+  if (!o.tls()) {
+    if (o.insecure && !IsLoopback(target)) return RefuseInsecure("connecting to", target);
+    return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  }
+  VIGIL_ASSIGN_OR_RETURN(TlsMaterial m, LoadTls(o));
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = m.ca;
+  ssl.pem_private_key = m.key;
+  ssl.pem_cert_chain = m.cert;
+  args.SetSslTargetNameOverride(kClusterDnsName);
+  return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
+}
+
+void SetProcessTls(TlsOptions options) {
+  std::lock_guard lock(process_mu);
+  process_tls = std::move(options);
+}
+
+TlsOptions ProcessTls() {
+  std::lock_guard lock(process_mu);
+  return process_tls;
+}
+
+void AddTlsOptions(CLI::App& app, TlsOptions& o) {
+  app.add_option("--tls-dir", o.dir,
+                 "Directory with ca.pem, cert.pem and key.pem for mutual TLS on every port "
+                 "(make them with `vigilctl certs`)");
+  app.add_option("--tls-ca", o.ca, "The cluster CA's certificate, instead of TLS_DIR/ca.pem");
+  app.add_option("--tls-cert", o.cert, "This process's certificate, instead of TLS_DIR/cert.pem");
+  app.add_option("--tls-key", o.key, "Its private key (mode 0600), instead of TLS_DIR/key.pem");
+  app.add_flag("--insecure", o.insecure,
+               "Plaintext, no authentication: refused on any address but loopback");
+}
+
+Status UseTlsOptions(const TlsOptions& o) {
+  if (o.insecure && (!o.dir.empty() || !o.cert.empty() || !o.key.empty() || !o.ca.empty())) {
+    return InvalidArgument("--insecure and the --tls-* options exclude each other");
+  }
+  if (o.tls()) VIGIL_RETURN_IF_ERROR(LoadTls(o).status());
+  SetProcessTls(o);
+  return Status::Ok();
+}
+
+}  // namespace vigil::security
