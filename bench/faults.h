@@ -15,9 +15,10 @@ inline constexpr int kOutcomes = 7;
 
 // The SSR cell (workload kv, fault ssr-slot): an SSR store and a kv server in this process, on the
 // campaign's transport; each injection runs three model-checking clients and flips one bit of one
-// client's SSR (in the header or the record of either slot) before one of their calls. Outcomes: masked (every answer right), failed closed (the server found the
-// corruption and reset that client's session: DATA_LOSS, the client starts over; every other
-// answer right), SDC (any answer the clients' models disagree with, without a reset).
+// client's SSR (in the header or the record of either slot) before one of their calls.
+// Outcomes: masked (every answer right), failed closed (the server found the corruption and reset
+// that client's session: DATA_LOSS, the client starts over; every other answer right), SDC (any
+// answer the clients' models disagree with, without a reset).
 class SsrCell {
  public:
   static Result<std::unique_ptr<SsrCell>> Start(BenchSetup& setup);
