@@ -25,6 +25,7 @@
 #include "environment.h"
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
+#include "vigil/security/tls.h"
 #include "vigil/server/client.h"
 #include "vigil/server/v1/restartable.grpc.pb.h"
 
@@ -313,8 +314,12 @@ int RunKillLoop(const SsrBenchOptions& opts) {
     t->name = name;
     t->address = address;
     t->call_deadline = std::chrono::milliseconds(opts.call_deadline_ms);
-    t->health = server::v1::Restartable::NewStub(
-        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto channel = security::Channel(security::ProcessTls(), address);
+    if (!channel.ok()) {
+      fmt::print(stderr, "error: {}\n", channel.status().message());
+      return 2;
+    }
+    t->health = server::v1::Restartable::NewStub(*channel);
     tallies.push_back(std::move(t));
   }
   PrintEnvironment(Environment("servers: " + opts.kv + " " + opts.lock));

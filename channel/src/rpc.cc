@@ -10,6 +10,8 @@
 #include <mutex>
 
 #include "vigil/channel/channel.h"
+#include "vigil/security/permissions.h"
+#include "vigil/security/tls.h"
 #include "vigil/signal/v1/signal.grpc.pb.h"
 
 namespace vigil::channel {
@@ -56,7 +58,9 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
 
   Status Start(const std::string& listen) {
     grpc::ServerBuilder b;
-    b.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port_);
+    VIGIL_ASSIGN_OR_RETURN(auto credentials,
+                           security::ServerCredentials(security::ProcessTls(), listen));
+    b.AddListeningPort(listen, credentials, &port_);
     b.RegisterService(this);
     server_ = b.BuildAndStart();
     if (!server_ || port_ == 0) {
@@ -72,6 +76,10 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
   // gRPC handler thread: queue the event, park until the voter replies (or the caller gives up).
   grpc::Status Signal(grpc::ServerContext* ctx, const pb::EventRecord* req,
                       pb::EventRecord* resp) override {
+    if (grpc::Status st = security::AuthorizeCall(*ctx, "/vigil.signal.v1.Voter/Signal");
+        !st.ok()) {
+      return st;
+    }
     if (Status st = CheckWire(*req, max_payload_, "rpc event"); !st.ok()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, st.message());
     }
@@ -150,8 +158,8 @@ class RpcReplicaImpl final : public ReplicaChannel {
   RpcReplicaImpl(const std::string& target, size_t max_payload)
       : target_(target),
         max_payload_(max_payload),
-        stub_(pb::Voter::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
-  }
+        channel_(security::Channel(security::ProcessTls(), target)),
+        stub_(channel_.ok() ? pb::Voter::NewStub(*channel_) : nullptr) {}
 
   std::string_view method() const override { return "rpc"; }
   size_t max_payload() const override { return max_payload_; }
@@ -163,6 +171,7 @@ class RpcReplicaImpl final : public ReplicaChannel {
           fmt::format("event payload of {} bytes exceeds the rpc capacity of {} bytes",
                       payload.size(), max_payload_));
     }
+    if (!channel_.ok()) return channel_.status();
     pb::EventRecord req, resp;
     const uint64_t seq = next_++;  // every attempt gets its own sequence, even if it fails
     req.set_seq(seq);
@@ -190,6 +199,7 @@ class RpcReplicaImpl final : public ReplicaChannel {
  private:
   std::string target_;
   size_t max_payload_;
+  Result<std::shared_ptr<grpc::Channel>> channel_;  // the process's TLS settings
   std::unique_ptr<pb::Voter::Stub> stub_;
   uint64_t next_ = 1;
 };

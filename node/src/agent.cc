@@ -6,6 +6,7 @@
 
 #include "vigil/common/logging.h"
 #include "vigil/node/v1/node.grpc.pb.h"
+#include "vigil/security/permissions.h"
 
 namespace vigil::node {
 namespace {
@@ -34,8 +35,12 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
  public:
   explicit Service(NodeAgent& owner) : owner_(owner) {}
 
-  grpc::Status StartReplica(grpc::ServerContext*, const pb::StartReplicaRequest* req,
+  grpc::Status StartReplica(grpc::ServerContext* ctx, const pb::StartReplicaRequest* req,
                             pb::StartReplicaResponse* resp) override {
+    if (auto st = security::AuthorizeCall(*ctx, "/vigil.node.v1.NodeAgent/StartReplica");
+        !st.ok()) {
+      return st;
+    }
     auto key = KeyFrom(req->id());
     if (!key.ok()) return ToGrpc(key.status());
     ReplicaLaunch l;
@@ -48,6 +53,7 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
     l.susan_mode = req->susan_mode().empty() ? "edges" : req->susan_mode();
     l.device = owner_.options_.device;
     l.log_level = owner_.options_.replica_log_level;
+    l.tls = owner_.options_.tls;
     if (!owner_.options_.cpus.empty()) {
       l.cpu = owner_.options_.cpus[owner_.next_cpu_++ % owner_.options_.cpus.size()];
     }
@@ -69,8 +75,11 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status StopReplica(grpc::ServerContext*, const pb::StopReplicaRequest* req,
+  grpc::Status StopReplica(grpc::ServerContext* ctx, const pb::StopReplicaRequest* req,
                            pb::StopReplicaResponse*) override {
+    if (auto st = security::AuthorizeCall(*ctx, "/vigil.node.v1.NodeAgent/StopReplica"); !st.ok()) {
+      return st;
+    }
     auto key = KeyFrom(req->id());
     if (!key.ok()) return ToGrpc(key.status());
     owner_.processes_->Kill(*key);
@@ -78,8 +87,11 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status InjectFault(grpc::ServerContext*, const pb::InjectFaultRequest* req,
+  grpc::Status InjectFault(grpc::ServerContext* ctx, const pb::InjectFaultRequest* req,
                            pb::InjectFaultResponse* resp) override {
+    if (auto st = security::AuthorizeCall(*ctx, "/vigil.node.v1.NodeAgent/InjectFault"); !st.ok()) {
+      return st;
+    }
     auto key = KeyFrom(req->id());
     if (!key.ok()) return ToGrpc(key.status());
     Status st;
@@ -116,8 +128,11 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Health(grpc::ServerContext*, const pb::HealthRequest*,
+  grpc::Status Health(grpc::ServerContext* ctx, const pb::HealthRequest*,
                       pb::HealthResponse* resp) override {
+    if (auto st = security::AuthorizeCall(*ctx, "/vigil.node.v1.NodeAgent/Health"); !st.ok()) {
+      return st;
+    }
     resp->set_node(owner_.options_.node_name);
     for (const ProcessStatus& p : owner_.processes_->List()) {
       auto* r = resp->add_replicas();
@@ -157,7 +172,8 @@ Status NodeAgent::Supervise(SupervisedProgram program) {
 Status NodeAgent::Start(const std::string& address) {
   service_ = std::make_unique<Service>(*this);
   grpc::ServerBuilder b;
-  b.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
+  VIGIL_ASSIGN_OR_RETURN(auto credentials, security::ServerCredentials(options_.tls, address));
+  b.AddListeningPort(address, credentials, &port_);
   b.RegisterService(service_.get());
   server_ = b.BuildAndStart();
   if (!server_ || port_ == 0) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
+#include "vigil/security/tls.h"
 #include "vigil/server/v1/restartable.grpc.pb.h"
 
 namespace vigil::node {
@@ -14,8 +15,11 @@ struct HealthProbe::Stub {
 HealthProbe::HealthProbe(const std::string& target, const ProbePolicy& policy,
                          Clock::time_point started)
     : stub_(std::make_unique<Stub>()), target_(target), policy_(policy), started_(started) {
-  stub_->stub = server::v1::Restartable::NewStub(
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  // The node's TLS options; the address was checked when the node started (a channel that cannot
+  // be made leaves the stub null, and every probe misses).
+  auto channel = security::Channel(security::ProcessTls(), target);
+  if (channel.ok()) stub_->stub = server::v1::Restartable::NewStub(*channel);
+  error_ = channel.ok() ? "" : channel.status().message();
 }
 
 HealthProbe::~HealthProbe() = default;
@@ -24,7 +28,9 @@ std::string HealthProbe::Check(Clock::time_point now) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + policy_.deadline);
   server::v1::HealthReply r;
-  const grpc::Status st = stub_->stub->Health(&ctx, server::v1::HealthRequest{}, &r);
+  const grpc::Status st = stub_->stub == nullptr
+                              ? grpc::Status(grpc::StatusCode::UNAVAILABLE, error_)
+                              : stub_->stub->Health(&ctx, server::v1::HealthRequest{}, &r);
   if (!st.ok()) {
     // Misses count once it has answered, or once it had its start-up grace to begin answering.
     if (answered_ || now - started_ >= policy_.grace) ++missed_;

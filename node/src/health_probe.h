@@ -31,6 +31,7 @@ class HealthProbe {
   uint32_t missed_ = 0;  // in a row
   uint64_t completed_ = 0;
   std::optional<Clock::time_point> stalled_since_;  // calls in flight, none completed since
+  std::string error_;                               // why there is no stub
 };
 
 }  // namespace vigil::node

@@ -11,12 +11,15 @@
 #include "vigil/common/logging.h"
 #include "vigil/node/agent.h"
 #include "vigil/node/supervisor.h"
+#include "vigil/security/tls.h"
 
 int main(int argc, char** argv) {
   using namespace vigil;
   CLI::App app{"vigil-node: worker-node agent that runs replicas for vigil-voter"};
   cli::CommonOptions common;
   cli::AddCommonOptions(app, common);
+  vigil::security::TlsOptions tls;
+  vigil::security::AddTlsOptions(app, tls);
   node::AgentOptions o;
   std::string listen = "127.0.0.1:7720";
   app.add_option("--listen", listen, "host:port to serve on (port 0: any; printed)");
@@ -83,6 +86,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{100}, int64_t{86400000}))
       ->capture_default_str();
   return cli::Run(app, common, argc, argv, [&]() -> int {
+    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
+      fmt::print(stderr, "error: {}\n", st.message());
+      return 2;
+    }
     probe.interval = std::chrono::milliseconds(probe_interval_ms);
     probe.deadline = std::chrono::milliseconds(probe_deadline_ms);
     probe.grace = std::chrono::milliseconds(probe_grace_ms);

@@ -155,6 +155,8 @@ std::vector<std::string> ReplicaArgv(const std::string& binary, const ReplicaLau
                                 l.log_level};
   if (!l.rpc_target.empty()) a.insert(a.end(), {"--rpc-target", l.rpc_target});
   if (!l.device.empty()) a.insert(a.end(), {"--device", l.device});
+  const std::vector<std::string> tls = security::TlsArgs(l.tls);
+  a.insert(a.end(), tls.begin(), tls.end());
   if (!l.fault.empty()) {
     a.insert(a.end(), {"--fault", l.fault, "--fault-step", std::to_string(l.fault_step),
                        "--flip-bit", std::to_string(l.flip_bit)});

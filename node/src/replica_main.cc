@@ -12,6 +12,7 @@
 #include "vigil/common/registers.h"
 #include "vigil/replica/runner.h"
 #include "vigil/run/program.h"
+#include "vigil/security/tls.h"
 #include "vigil/transport/verbs.h"
 #include "vigil/workloads/workloads.h"
 
@@ -37,6 +38,8 @@ int main(int argc, char** argv) {
       "vigil-voter or vigil-node), or the workload unreplicated (--unreplicated)"};
   cli::CommonOptions common;
   cli::AddCommonOptions(app, common);
+  vigil::security::TlsOptions tls;
+  vigil::security::AddTlsOptions(app, tls);
   replica::ReplicaRunOptions o;
   std::string workload = "crc32", susan_mode = "edges", method = "polling", device;
   bool unreplicated = false;
@@ -87,6 +90,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
   app.add_option("--flip-bit", flip_bit, "fault injection: which bit of the state region");
   return cli::Run(app, common, argc, argv, [&]() -> int {
+    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
+      fmt::print(stderr, "error: {}\n", st.message());
+      return 2;
+    }
     if ((workload == "exec") != !exec_argv.empty()) {
       fmt::print(stderr, "error: --workload exec needs the program after --, and only it\n");
       return 2;

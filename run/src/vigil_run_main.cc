@@ -15,6 +15,7 @@
 #include "vigil/node/process.h"
 #include "vigil/run/executor.h"
 #include "vigil/run/intercept.h"
+#include "vigil/security/tls.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/verbs.h"
 #include "vigil/voter/group.h"
@@ -170,6 +171,8 @@ int main(int argc, char** argv) {
   cli::CommonOptions common;
   common.log_level = "warn";
   cli::AddCommonOptions(app, common);
+  vigil::security::TlsOptions tls;
+  vigil::security::AddTlsOptions(app, tls);
   RunOptions o;
   app.add_option("--mode", o.mode,
                  "tmr (out-vote a faulty replica and replace it), dmr (detect, restart both from "
@@ -215,6 +218,10 @@ int main(int argc, char** argv) {
   app.footer("Usage: vigil-run [OPTIONS] -- PROGRAM [ARGS...]");
   o.argv = cli::TakeProgramArguments(argc, argv);
   return cli::Run(app, common, argc, argv, [&]() -> int {
+    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
+      fmt::print(stderr, "error: {}\n", st.message());
+      return 2;
+    }
     if (o.argv.empty()) {
       fmt::print(stderr, "vigil-run: no program given: vigil-run [OPTIONS] -- PROGRAM [ARGS...]\n");
       return 2;

@@ -159,6 +159,16 @@ void AddTlsOptions(CLI::App& app, TlsOptions& o) {
                "Plaintext, no authentication: refused on any address but loopback");
 }
 
+std::vector<std::string> TlsArgs(const TlsOptions& o) {
+  std::vector<std::string> a;
+  if (o.insecure) a.push_back("--insecure");
+  if (!o.dir.empty()) a.insert(a.end(), {"--tls-dir", o.dir});
+  if (!o.ca.empty()) a.insert(a.end(), {"--tls-ca", o.ca});
+  if (!o.cert.empty()) a.insert(a.end(), {"--tls-cert", o.cert});
+  if (!o.key.empty()) a.insert(a.end(), {"--tls-key", o.key});
+  return a;
+}
+
 Status UseTlsOptions(const TlsOptions& o) {
   if (o.insecure && (!o.dir.empty() || !o.cert.empty() || !o.key.empty() || !o.ca.empty())) {
     return InvalidArgument("--insecure and the --tls-* options exclude each other");

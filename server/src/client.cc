@@ -45,8 +45,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 10);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 50);
   c->stub_ = std::make_unique<Stub>();
-  c->stub_->channel =
-      grpc::CreateCustomChannel(options.server, grpc::InsecureChannelCredentials(), args);
+  VIGIL_ASSIGN_OR_RETURN(c->stub_->channel, security::Channel(options.tls, options.server, args));
   c->stub_->stub = pb::Restartable::NewStub(c->stub_->channel);
   return c;
 }
@@ -89,8 +88,12 @@ Result<std::string> Client::Call(std::string_view body) {
       return std::move(*resp.mutable_body());
     }
     if (!Transient(st.error_code())) {
-      return InvalidArgument(
-          fmt::format("server {} refused the call: {}", options_.server, st.error_message()));
+      const StatusCode code =
+          st.error_code() == grpc::StatusCode::PERMISSION_DENIED ? StatusCode::kPermissionDenied
+          : st.error_code() == grpc::StatusCode::UNAUTHENTICATED ? StatusCode::kUnauthenticated
+                                                                 : StatusCode::kInvalidArgument;
+      return Status(
+          code, fmt::format("server {} refused the call: {}", options_.server, st.error_message()));
     }
     if (first_failure == Clock::time_point{}) {
       first_failure = Clock::now();

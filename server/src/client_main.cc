@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "vigil/common/cli.h"
+#include "vigil/security/tls.h"
 #include "vigil/server/client.h"
 
 int main(int argc, char** argv) {
@@ -10,6 +11,8 @@ int main(int argc, char** argv) {
   CLI::App app{"vigil-client: send requests to a restartable vigil server"};
   cli::CommonOptions common;
   cli::AddCommonOptions(app, common);
+  vigil::security::TlsOptions tls;
+  vigil::security::AddTlsOptions(app, tls);
   server::ClientOptions o;
   o.server = "127.0.0.1:7750";
   std::vector<std::string> requests;
@@ -25,6 +28,10 @@ int main(int argc, char** argv) {
   app.add_option("requests", requests, "requests, e.g. 'put k v' 'get k' or 'acquire L'")
       ->required();
   return cli::Run(app, common, argc, argv, [&]() -> int {
+    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
+      fmt::print(stderr, "error: {}\n", st.message());
+      return 2;
+    }
     o.deadline = std::chrono::milliseconds(deadline_ms);
     auto c = server::Client::Connect(o);
     if (!c.ok()) {

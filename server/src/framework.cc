@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "vigil/common/logging.h"
+#include "vigil/security/permissions.h"
 #include "vigil/server/v1/restartable.grpc.pb.h"
 #include "vigil/ssr/slot.h"
 
@@ -92,12 +93,31 @@ size_t StateLimit(uint32_t capacity) {
   return capacity > fixed ? capacity - fixed : 0;
 }
 
+namespace {
+
+// With TLS, a client acts only as the client its certificate names: vigil://client/42 is client
+// 42. (Without TLS nobody is authenticated, and any id is taken as given.)
+grpc::Status BindClient(const grpc::ServerContext& ctx, std::string_view method, uint64_t client) {
+  security::Identity who;
+  if (grpc::Status st = security::AuthorizeCall(ctx, method, &who); !st.ok()) return st;
+  if (who.unauthenticated || who.name == std::to_string(client)) return grpc::Status::OK;
+  return grpc::Status(
+      grpc::PERMISSION_DENIED,
+      fmt::format("the certificate {} may act only as client {}", who.Uri(), who.name));
+}
+
+}  // namespace
+
 class RestartableServer::Rpc final : public pb::Restartable::Service {
  public:
   explicit Rpc(RestartableServer& owner) : owner_(owner) {}
 
-  grpc::Status Call(grpc::ServerContext*, const pb::CallRequest* req,
+  grpc::Status Call(grpc::ServerContext* ctx, const pb::CallRequest* req,
                     pb::CallReply* resp) override {
+    if (grpc::Status st = BindClient(*ctx, "/vigil.server.v1.Restartable/Call", req->client_id());
+        !st.ok()) {
+      return st;
+    }
     if (req->client_id() == 0 || req->request_id() == 0) {
       return grpc::Status(grpc::INVALID_ARGUMENT, "client_id and request_id must be non-zero");
     }
@@ -123,7 +143,11 @@ class RestartableServer::Rpc final : public pb::Restartable::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Bye(grpc::ServerContext*, const pb::ByeRequest* req, pb::ByeReply*) override {
+  grpc::Status Bye(grpc::ServerContext* ctx, const pb::ByeRequest* req, pb::ByeReply*) override {
+    if (grpc::Status st = BindClient(*ctx, "/vigil.server.v1.Restartable/Bye", req->client_id());
+        !st.ok()) {
+      return st;
+    }
     Status st = owner_.Bye(req->client_id());
     if (!st.ok() && st.code() != StatusCode::kNotFound) {
       return grpc::Status(grpc::UNAVAILABLE, st.ToString());
@@ -131,8 +155,12 @@ class RestartableServer::Rpc final : public pb::Restartable::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Health(grpc::ServerContext*, const pb::HealthRequest*,
+  grpc::Status Health(grpc::ServerContext* ctx, const pb::HealthRequest*,
                       pb::HealthReply* resp) override {
+    if (grpc::Status st = security::AuthorizeCall(*ctx, "/vigil.server.v1.Restartable/Health");
+        !st.ok()) {
+      return st;
+    }
     resp->set_epoch(owner_.epoch());
     resp->set_completed(owner_.completed_.load(std::memory_order_relaxed));
     resp->set_in_flight(owner_.in_flight_.load(std::memory_order_relaxed));
@@ -186,7 +214,9 @@ Result<std::unique_ptr<RestartableServer>> RestartableServer::Start(
 Status RestartableServer::Listen() {
   rpc_ = std::make_unique<Rpc>(*this);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  VIGIL_ASSIGN_OR_RETURN(auto credentials,
+                         security::ServerCredentials(options_.tls, options_.listen));
+  builder.AddListeningPort(options_.listen, credentials, &port_);
   builder.RegisterService(rpc_.get());
   grpc_ = builder.BuildAndStart();
   if (!grpc_ || port_ == 0) {

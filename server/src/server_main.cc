@@ -8,6 +8,7 @@
 
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
+#include "vigil/security/tls.h"
 #include "vigil/server/framework.h"
 #include "vigil/server/services.h"
 #include "vigil/transport/verbs.h"
@@ -17,6 +18,8 @@ int main(int argc, char** argv) {
   CLI::App app{"vigil-server: a restartable server (kv or lock) with state in the SSR store"};
   cli::CommonOptions common;
   cli::AddCommonOptions(app, common);
+  vigil::security::TlsOptions tls;
+  vigil::security::AddTlsOptions(app, tls);
   std::string service_name = "kv";
   std::string device;
   server::ServerOptions o;
@@ -42,6 +45,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 100.0))
       ->capture_default_str();
   return cli::Run(app, common, argc, argv, [&]() -> int {
+    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
+      fmt::print(stderr, "error: {}\n", st.message());
+      return 2;
+    }
     auto service = server::MakeService(service_name);
     if (!service.ok()) {
       fmt::print(stderr, "error: --service: {}\n", service.status().message());

@@ -29,6 +29,7 @@ Result<std::unique_ptr<StoreSession>> StoreSession::Open(transport::Transport& t
   dial.node_name = fmt::format("{}/{}", options.service, options.instance);
   dial.connection = options.connection;
   dial.timeout = options.timeout;
+  dial.tls = options.tls;
   auto* raw = s.get();
   dial.before_connect = [raw](transport::Connection& conn) -> Status {
     for (size_t i = 0; i < kSlots; ++i) {

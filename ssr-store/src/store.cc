@@ -17,6 +17,8 @@
 
 #include "vigil/common/adaptive_wait.h"
 #include "vigil/common/logging.h"
+#include "vigil/common/text.h"
+#include "vigil/security/permissions.h"
 #include "vigil/ssr/slot.h"
 #include "vigil/ssr/v1/store.grpc.pb.h"
 #include "vigil/ssr/wire.h"
@@ -94,10 +96,11 @@ class Store::Session {
     std::unique_ptr<transport::MemoryRegion> mr;
   };
 
-  Session(Store& store, uint64_t id, std::string peer,
+  Session(Store& store, uint64_t id, std::string peer, security::Identity who,
           std::unique_ptr<transport::ProtectionDomain> domain,
           std::unique_ptr<transport::Connection> conn)
-      : store_(store),
+      : caller(std::move(who)),
+        store_(store),
         id_(id),
         peer_(std::move(peer)),
         domain_(std::move(domain)),
@@ -130,6 +133,8 @@ class Store::Session {
   uint64_t id() const { return id_; }
   const std::string& peer() const { return peer_; }
 
+  // Who opened the session (its TLS certificate): a server may serve only its own service.
+  const security::Identity caller;
   // Guarded by the store's mutex.
   uint32_t service_id = 0;
   std::string service_name;
@@ -228,8 +233,12 @@ class Store::Session {
 class Store::Control final : public v1::SsrStore::Service {
  public:
   explicit Control(Store& store) : store_(store) {}
-  grpc::Status Status(grpc::ServerContext*, const v1::StatusRequest*,
+  grpc::Status Status(grpc::ServerContext* ctx, const v1::StatusRequest*,
                       v1::StatusResponse* out) override {
+    if (grpc::Status st = security::AuthorizeCall(*ctx, "/vigil.ssr.v1.SsrStore/Status");
+        !st.ok()) {
+      return st;
+    }
     const StoreStats s = store_.Stats();
     out->set_name(store_.options_.node_name);
     out->set_arena_bytes(s.arena_bytes);
@@ -468,8 +477,8 @@ Result<std::vector<transport::RemoteRegion>> Store::Accept(
       }
     }
     const uint64_t id = next_session_++;
-    auto session =
-        std::make_unique<Session>(*this, id, peer.node_name, std::move(domain), std::move(conn));
+    auto session = std::make_unique<Session>(*this, id, peer.node_name, peer.caller,
+                                             std::move(domain), std::move(conn));
     VIGIL_RETURN_IF_ERROR(session->Init());
     raw = session.get();
     sessions_.emplace(id, std::move(session));
@@ -586,6 +595,11 @@ Status Store::Dispatch(Session& s, const wire::Request& req, wire::Reply& r) {
     if (s.service_id != 0) {
       return FailedPrecondition(
           fmt::format("session already serves '{}' as '{}'", s.service_name, s.instance));
+    }
+    if (!s.caller.unauthenticated &&
+        (s.caller.role != security::Role::kServer || s.caller.name != req.name)) {
+      return PermissionDenied(
+          fmt::format("a session of {} may not serve '{}'", s.caller.Uri(), Escaped(req.name)));
     }
     ServiceRow* rows = ServiceRows();
     size_t row = options_.max_services;

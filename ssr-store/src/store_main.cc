@@ -7,6 +7,7 @@
 
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
+#include "vigil/security/tls.h"
 #include "vigil/ssr/store.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/verbs.h"
@@ -16,6 +17,8 @@ int main(int argc, char** argv) {
   CLI::App app{"vigil-ssr-store: remote Server State Regions for restartable servers, over RDMA"};
   cli::CommonOptions common;
   cli::AddCommonOptions(app, common);
+  vigil::security::TlsOptions tls;
+  vigil::security::AddTlsOptions(app, tls);
   ssr::StoreOptions o;
   std::string listen = "127.0.0.1:7740";
   std::string device;
@@ -40,6 +43,10 @@ int main(int argc, char** argv) {
       ->check(cli::PrintableName(transport::kMaxNodeNameLength))
       ->capture_default_str();
   return cli::Run(app, common, argc, argv, [&]() -> int {
+    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
+      fmt::print(stderr, "error: {}\n", st.message());
+      return 2;
+    }
     o.arena_bytes = arena_mib << 20;
     auto t = transport::VerbsTransport::Open({.device = device});
     if (!t.ok()) {

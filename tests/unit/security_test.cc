@@ -6,11 +6,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <map>
 #include <mutex>
 
+#include "test_ca.h"
 #include "vigil/bootstrap/v1/bootstrap.grpc.pb.h"
 #include "vigil/node/v1/node.grpc.pb.h"
 #include "vigil/security/certs.h"
@@ -23,7 +22,6 @@
 namespace vigil::security {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 TEST(Identity, ParsesVigilUrisAndRefusesEverythingElse) {
@@ -111,25 +109,14 @@ TEST(Tls, LoopbackIsLoopbackAndNothingElse) {
 
 class Certs : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/vigil-security-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    ASSERT_TRUE(InitCa(dir_ + "/ca").ok());
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  // Issues a certificate for ROLE/NAME and returns its --tls-dir.
+  void SetUp() override { ASSERT_TRUE(ca_.status().ok()) << ca_.status(); }
   TlsOptions Issue(Role role, const std::string& name, const std::string& ca = "ca") {
-    IssueOptions o;
-    o.identity = {role, name};
-    const std::string out = dir_ + "/" + std::string(RoleName(role)) + "-" + name + "-" + ca;
-    Status st = IssueCertificate(dir_ + "/" + ca, o, out);
-    EXPECT_TRUE(st.ok()) << st;
-    TlsOptions t;
-    t.dir = out;
+    TlsOptions t = ca_.Issue(role, name, ca);
+    EXPECT_TRUE(ca_.status().ok()) << ca_.status();
     return t;
   }
-  std::string dir_;
+  vigil::testing::TestCa ca_;
+  const std::string& dir_ = ca_.dir();
 };
 
 TEST_F(Certs, KeysArePrivateAndAKeyOthersCanReadIsRefused) {
@@ -215,7 +202,6 @@ TEST_F(Certs, MutualTlsAuthenticatesCallersAndTheTableAuthorisesThem) {
     vigil::node::v1::HealthResponse resp;
     EXPECT_EQ(stub->Health(&ctx, {}, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
   }
-  ASSERT_TRUE(InitCa(dir_ + "/other").ok());
   EXPECT_EQ(health(Issue(Role::kOperator, "mallory", "other"), nullptr).error_code(),
             grpc::StatusCode::UNAVAILABLE);
   // A plaintext caller gets nowhere either.

@@ -8,6 +8,7 @@
 #include "vigil/bootstrap/v1/bootstrap.grpc.pb.h"
 #include "vigil/common/logging.h"
 #include "vigil/common/text.h"
+#include "vigil/security/permissions.h"
 
 namespace vigil::transport {
 
@@ -166,7 +167,13 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
 
   grpc::Status Connect(grpc::ServerContext* ctx, const pb::ConnectRequest* req,
                        pb::ConnectResponse* resp) override {
-    Result<std::vector<RemoteRegion>> regions = Handle(*req, resp);
+    security::Identity caller;
+    if (grpc::Status st =
+            security::AuthorizeCall(*ctx, "/vigil.bootstrap.v1.Bootstrap/Connect", &caller);
+        !st.ok()) {
+      return st;
+    }
+    Result<std::vector<RemoteRegion>> regions = Handle(*req, caller, resp);
     if (!regions.ok()) {
       log::Get("bootstrap")
           ->warn("rejected connection from {}: {}", ctx->peer(), regions.status().ToString());
@@ -177,6 +184,7 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
 
  private:
   Result<std::vector<RemoteRegion>> Handle(const pb::ConnectRequest& req,
+                                           const security::Identity& caller,
                                            pb::ConnectResponse* resp) {
     Acceptor accept = owner_.FindService(req.service());
     if (!accept.plain && !accept.with_domain) {
@@ -184,6 +192,7 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
                                   owner_.node_name_));
     }
     VIGIL_ASSIGN_OR_RETURN(PeerInfo peer, FromProto(req.hello(), owner_.transport_.kind()));
+    peer.caller = caller;
     ConnectionOptions opts = owner_.options_;
     opts.name = fmt::format("{}<-{}", req.service(), peer.node_name);
     std::unique_ptr<ProtectionDomain> domain;
@@ -238,7 +247,8 @@ BootstrapServer::Acceptor BootstrapServer::FindService(const std::string& servic
 Status BootstrapServer::Start(const std::string& address) {
   service_ = std::make_unique<Service>(*this);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
+  VIGIL_ASSIGN_OR_RETURN(auto credentials, security::ServerCredentials(tls_, address));
+  builder.AddListeningPort(address, credentials, &port_);
   builder.RegisterService(service_.get());
   for (grpc::Service* extra : extra_services_) builder.RegisterService(extra);
   server_ = builder.BuildAndStart();
@@ -270,7 +280,7 @@ Result<Dialed> Dial(Transport& transport, const DialOptions& options) {
   req.set_service(options.service);
   ToProto(options.node_name, transport.kind(), conn->local_endpoint(), options.regions,
           *req.mutable_hello());
-  auto channel = grpc::CreateChannel(options.target, grpc::InsecureChannelCredentials());
+  VIGIL_ASSIGN_OR_RETURN(auto channel, security::Channel(options.tls, options.target));
   auto stub = pb::Bootstrap::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + options.timeout);

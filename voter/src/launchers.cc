@@ -7,6 +7,7 @@
 #include "vigil/common/logging.h"
 #include "vigil/node/v1/node.grpc.pb.h"
 #include "vigil/replica/context.h"
+#include "vigil/security/tls.h"
 
 namespace vigil::voter {
 
@@ -75,7 +76,8 @@ bool LocalLauncher::Alive(uint16_t replica, uint32_t incarnation) {
 
 struct NodeLauncher::Stub {
   std::string address;
-  std::unique_ptr<pb::NodeAgent::Stub> stub;
+  std::unique_ptr<pb::NodeAgent::Stub> stub;  // null when no channel could be made (error)
+  Status error;
 };
 
 namespace {
@@ -99,7 +101,12 @@ NodeLauncher::NodeLauncher(std::vector<std::string> nodes, ReplicaProgram progra
   for (auto& a : nodes) {
     auto s = std::make_unique<Stub>();
     s->address = a;
-    s->stub = pb::NodeAgent::NewStub(grpc::CreateChannel(a, grpc::InsecureChannelCredentials()));
+    auto channel = security::Channel(security::ProcessTls(), a);
+    if (channel.ok()) {
+      s->stub = pb::NodeAgent::NewStub(*channel);
+    } else {
+      s->error = channel.status().WithContext(fmt::format("node {}", a));
+    }
     nodes_.push_back(std::move(s));
   }
 }
@@ -123,6 +130,7 @@ Status NodeLauncher::Start(const LaunchSpec& spec) {
   req.set_flip_bit(l.flip_bit);
   for (const auto& a : l.exec_argv) req.add_exec_argv(a);
   for (const auto& e : l.exec_env) req.add_exec_env(e);
+  if (!nodes_[n]->stub) return nodes_[n]->error;
   pb::StartReplicaResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(ctx);
@@ -152,7 +160,9 @@ bool NodeLauncher::Alive(uint16_t replica, uint32_t incarnation) {
   pb::HealthResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  if (!nodes_[n]->stub->Health(&ctx, pb::HealthRequest{}, &resp).ok()) return false;
+  if (!nodes_[n]->stub || !nodes_[n]->stub->Health(&ctx, pb::HealthRequest{}, &resp).ok()) {
+    return false;
+  }
   for (const auto& r : resp.replicas()) {
     if (r.id().group() == group_ && r.id().replica() == replica &&
         r.id().incarnation() == incarnation) {
@@ -178,6 +188,7 @@ void NodeLauncher::Stop(uint16_t replica, uint32_t incarnation) {
   }
   pb::StopReplicaRequest req;
   SetId(req.mutable_id(), group_, replica, incarnation);
+  if (!nodes_[n]->stub) return;
   pb::StopReplicaResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(ctx);
@@ -207,6 +218,7 @@ Status NodeLauncher::Inject(uint16_t replica, uint32_t incarnation, Fault fault,
                : fault == Fault::kCont ? pb::FAULT_CONT
                                        : pb::FAULT_BITFLIP);
   req.set_bit(bit);
+  if (!nodes_[n]->stub) return nodes_[n]->error;
   pb::InjectFaultResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(ctx);

@@ -16,6 +16,7 @@
 #include "vigil/common/output_file.h"
 #include "vigil/node/process.h"
 #include "vigil/replica/context.h"
+#include "vigil/security/tls.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/verbs.h"
 #include "vigil/voter/group.h"
@@ -193,6 +194,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   cli::CommonOptions common;
   cli::AddCommonOptions(app, common);
+  vigil::security::TlsOptions tls;
+  vigil::security::AddTlsOptions(app, tls);
   JobOptions j;
   auto* run = app.add_subcommand("run", "Run one replicated job with replicas on this host");
   run->add_option("--mode", j.mode,
@@ -226,5 +229,11 @@ int main(int argc, char** argv) {
   run->add_option("--inject-hang", j.hang, "REPLICA:STEP the replica SIGSTOPs itself then");
   run->add_option("--inject-kill", j.kill, "REPLICA:MS SIGKILL the replica after MS ms");
   run->add_option("--inject-stop", j.stop, "REPLICA:MS SIGSTOP (hang) the replica after MS ms");
-  return cli::Run(app, common, argc, argv, [&]() -> int { return RunJob(j); });
+  return cli::Run(app, common, argc, argv, [&]() -> int {
+    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
+      fmt::print(stderr, "error: {}\n", st.message());
+      return 2;
+    }
+    return RunJob(j);
+  });
 }

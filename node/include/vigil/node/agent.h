@@ -25,6 +25,7 @@ struct AgentOptions {
   std::string replica_log_level = "warn";
   // CPUs to pin replica processes to, one per replica in turn (empty: not pinned).
   std::vector<int> cpus;
+  security::TlsOptions tls = security::ProcessTls();  // the port's, and the replicas'
 };
 
 class NodeAgent {

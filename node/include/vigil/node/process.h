@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "vigil/common/status.h"
+#include "vigil/security/tls.h"
 
 namespace vigil::node {
 
@@ -39,7 +40,8 @@ struct ReplicaLaunch {
   std::string signal = "polling", workload = "crc32", susan_mode = "edges";
   std::string device;  // empty: first ACTIVE port
   std::string log_level = "warn";
-  int cpu = -1;  // pin the process to this CPU (-1: not pinned)
+  security::TlsOptions tls;  // the node's: the replica dials its voter with them
+  int cpu = -1;              // pin the process to this CPU (-1: not pinned)
   // Fault armed at start-up: "flip" (state bit flip_bit), "crash" (SIGKILL) or "hang"
   // (SIGSTOP) before step fault_step; "" = none. Workload exec: "flip" (a bit of the data a
   // read returns) or "flip-result" (a bit of a call's result register) at call fault_step.

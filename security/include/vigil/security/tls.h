@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vigil/common/status.h"
 
@@ -66,6 +67,8 @@ TlsOptions ProcessTls();
 
 // --tls-dir, --tls-ca, --tls-cert, --tls-key and --insecure on `app`.
 void AddTlsOptions(CLI::App& app, TlsOptions& options);
+// The flags that give a child process (a replica the node starts) these options.
+std::vector<std::string> TlsArgs(const TlsOptions& options);
 // After parsing: reads the files once (a bad or exposed key fails at start-up, not at the first
 // call) and makes the options the process's.
 Status UseTlsOptions(const TlsOptions& options);

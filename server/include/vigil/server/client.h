@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "vigil/common/status.h"
+#include "vigil/security/tls.h"
 
 namespace vigil::server {
 
@@ -19,6 +20,8 @@ struct ClientOptions {
   uint64_t client_id = 0;                     // 0: a random one
   std::chrono::milliseconds deadline{30000};  // per call, waiting out restarts included
   std::chrono::milliseconds attempt_timeout{5000};
+  // With TLS, client_id must be the number the certificate names (vigil://client/42).
+  security::TlsOptions tls = security::ProcessTls();
 };
 
 // What the last call went through.

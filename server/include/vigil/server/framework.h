@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "vigil/common/status.h"
+#include "vigil/security/tls.h"
 #include "vigil/ssr/session.h"
 #include "vigil/transport/transport.h"
 
@@ -82,6 +83,7 @@ struct ServerOptions {
   // that the server SIGKILLs itself right after a call's new record reached the client's SSR and
   // before the reply leaves, the window in which exactly-once rests on the recorded reply.
   double crash_after_save = 0;
+  security::TlsOptions tls = security::ProcessTls();  // the listening port's
 };
 
 struct ServerStats {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "vigil/common/status.h"
+#include "vigil/security/tls.h"
 #include "vigil/ssr/slot.h"
 #include "vigil/ssr/wire.h"
 #include "vigil/transport/transport.h"
@@ -27,6 +28,8 @@ struct SessionOptions {
   transport::ConnectionOptions connection;
   std::chrono::milliseconds timeout{10000};  // per request to the store, and per RDMA operation
   uint32_t spin_us = 20;                     // poll this long before sleeping on a completion
+  // With TLS the certificate must be vigil://server/SERVICE: a session serves only its own.
+  security::TlsOptions tls = security::ProcessTls();
 };
 
 // The right to reach one client's SSR until it is released (or revoked by the store).

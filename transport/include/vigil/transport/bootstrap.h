@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "vigil/security/identity.h"
+#include "vigil/security/tls.h"
 #include "vigil/transport/transport.h"
 
 namespace grpc {
@@ -30,6 +32,9 @@ inline constexpr size_t kMaxPurposeLength = 64;
 inline constexpr size_t kMaxNodeNameLength = 255;
 
 struct PeerInfo {
+  // Who called, from its TLS certificate: set by the BootstrapServer, never taken from the wire
+  // (`unauthenticated` on a server without TLS). Empty on the dialing side.
+  security::Identity caller;
   std::string node_name;
   Endpoint endpoint;
   std::vector<RemoteRegion> regions;
@@ -57,6 +62,8 @@ using DomainAcceptFn = std::function<Result<std::vector<RemoteRegion>>(
 class BootstrapServer {
  public:
   BootstrapServer(Transport& transport, std::string node_name, ConnectionOptions options);
+  // The port's TLS (default: the process's). Before Start.
+  void set_tls(security::TlsOptions tls) { tls_ = std::move(tls); }
   ~BootstrapServer();
 
   // Registers the acceptor for connections that ask for `service` (before or after Start; a
@@ -90,6 +97,7 @@ class BootstrapServer {
   std::vector<grpc::Service*> extra_services_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  security::TlsOptions tls_ = security::ProcessTls();
 };
 
 struct DialOptions {
@@ -101,6 +109,7 @@ struct DialOptions {
   // Called on the new connection before the request goes out: post receives here.
   std::function<Status(Connection&)> before_connect;
   std::chrono::milliseconds timeout{10000};
+  security::TlsOptions tls = security::ProcessTls();
 };
 
 struct Dialed {
