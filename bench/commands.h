@@ -75,8 +75,8 @@ struct FaultsBenchOptions {
   std::vector<std::string> kinds;  // empty: every kind that fits each workload
   uint64_t injections = 1000;
   uint64_t seed = 1;
-  int64_t only = -1;        // >= 0: run only this injection (to reproduce it)
-  uint32_t input_kib = 64;  // crc32's and the programs' input
+  std::vector<uint64_t> only;  // not empty: run only these injections (to reproduce them)
+  uint32_t input_kib = 64;     // crc32's and the programs' input
   uint32_t deadline_ms = 5000;
 };
 

@@ -350,7 +350,7 @@ std::string Reproduce(const FaultsBenchOptions& o, const Injection& i) {
   return fmt::format(
       "injection {} ({} {} {} {}: {}{} {}, bit {}{}); reproduce: vigil-bench faults "
       "--transport {} --seed {} --injections {} --only {} --workloads {} --modes {} --methods {} "
-      "--kinds {} --input-kib {}",
+      "{}--input-kib {}",
       i.index, i.workload, i.mode, i.method, i.kind,
       IsRecordKind(i.kind) ? "" : fmt::format("replica {}, ", i.victim),
       IsRecordKind(i.kind) ? "record operation"
@@ -358,7 +358,8 @@ std::string Reproduce(const FaultsBenchOptions& o, const Injection& i) {
                            : "step",
       i.at, i.bit, i.kind == "register" ? " of " + i.reg : "", o.common.transport, o.seed,
       o.injections, i.index, fmt::join(o.workloads, ","), fmt::join(o.modes, ","),
-      fmt::join(o.methods, ","), fmt::join(o.kinds, ","), o.input_kib);
+      fmt::join(o.methods, ","),
+      o.kinds.empty() ? "" : fmt::format("--kinds {} ", fmt::join(o.kinds, ",")), o.input_kib);
 }
 
 }  // namespace
@@ -413,7 +414,7 @@ int RunFaultsBench(const FaultsBenchOptions& o) {
   std::vector<std::string> notable;
   const auto t0 = std::chrono::steady_clock::now();
   for (uint64_t i = 0; i < o.injections; ++i) {
-    if (o.only >= 0 && i != static_cast<uint64_t>(o.only)) continue;
+    if (!o.only.empty() && std::find(o.only.begin(), o.only.end(), i) == o.only.end()) continue;
     const Injection inj = Draw(o, cells, c.subjects, i);
     const auto s0 = std::chrono::steady_clock::now();
     auto outcome = c.Run(c.subjects[inj.workload], inj.mode, inj.method, &inj, nullptr);

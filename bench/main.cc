@@ -147,7 +147,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   faults_cmd->add_option("--seed", faults.seed, "campaign seed: every injection derives from it")
       ->capture_default_str();
-  faults_cmd->add_option("--only", faults.only, "run only injection N of the campaign (reproduce)");
+  faults_cmd
+      ->add_option("--only", faults.only,
+                   "run only these injections of the campaign (N[,N...]: to reproduce them)")
+      ->delimiter(',');
   AddList(faults_cmd, "--workloads", faults.workloads, "crc32,susan,sha256sum,sort,gzip,kv",
           {"crc32", "susan", "sha256sum", "sort", "gzip", "kv"});
   AddList(faults_cmd, "--modes", faults.modes, "dmr,tmr", {"dmr", "tmr"});

@@ -170,6 +170,42 @@ TEST_P(Ring, OverrunningWriterIsDetected) {
       << r.status();
 }
 
+TEST_P(Ring, ACorruptedCreditIsNotBelievedAndIsReported) {
+  Build({.slots = 4, .slot_bytes = 64, .credit_batch = 1});
+  auto src = transport::RegisteredBuffer::Allocate(*t_.b, 8, transport::kLocalWrite);
+  ASSERT_TRUE(src.ok());
+  auto forge = [&](uint64_t credit) {  // the reader's connection writes the writer's credit word
+    std::memcpy(src->data(), &credit, 8);
+    ASSERT_TRUE(rconn_->PostWrite(src->mr().All(), *writer_->credit_region().At(0, 8), 9).ok());
+    ASSERT_TRUE(transport::WaitSendOk(*rconn_, kWait).ok());
+  };
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(*writer_->TryWrite(1, 0, Payload(i, 8)));
+  // Past what was written: believed, it would let the writer overwrite four unread slots.
+  forge(1000);
+  auto full = writer_->TryWrite(1, 0, Payload(4, 8));
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_FALSE(*full) << "a credit for records never written was believed";
+  Status st = writer_->Write(1, 0, Payload(4, 8), kWait);
+  ASSERT_EQ(st.code(), StatusCode::kDataLoss) << st;
+  EXPECT_NE(st.message().find("credit word holds 1000, but 4 records were written and 0 already "
+                              "consumed"),
+            std::string::npos)
+      << st;
+  // The reader's next credit replaces it and the stream goes on.
+  for (uint64_t seq = 1; seq <= 2; ++seq) {
+    auto rec = reader_->Read(buf_, kWait);
+    ASSERT_TRUE(rec.ok()) << rec.status();
+    EXPECT_EQ(rec->seq, seq);
+    ASSERT_TRUE(reader_->Release().ok());
+  }
+  ASSERT_TRUE(writer_->Write(1, 0, Payload(4, 8), kWait).ok());
+  // Backwards (2 consumed, the word says 0): the last good count stands, so one more slot is free.
+  forge(0);
+  auto again = writer_->TryWrite(1, 0, Payload(5, 8));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(*again);
+}
+
 TEST(RingConfigTest, RejectsBadGeometry) {
   EXPECT_EQ(channel::ValidateRingConfig({.slots = 3}).message(),
             "ring slots = 3 must be a power of two in [2, 65536]");

@@ -83,6 +83,13 @@ Result<bool> VoterChannel::TryNextEvent(std::span<std::byte> buf, Record& out) {
   return r.status();
 }
 
+Result<bool> VoterChannel::TryReply(uint16_t kind, std::span<const std::byte> payload) {
+  Status st = Reply(kind, payload, std::chrono::nanoseconds(0));
+  if (st.ok()) return true;
+  if (st.code() == StatusCode::kDeadlineExceeded) return false;
+  return st;
+}
+
 namespace {
 
 class PollingVoterImpl final : public VoterChannel {
@@ -103,6 +110,9 @@ class PollingVoterImpl final : public VoterChannel {
   Status Reply(uint16_t kind, std::span<const std::byte> payload,
                std::chrono::nanoseconds timeout) override {
     return verdicts_.Write(kind, 0, payload, timeout);
+  }
+  Result<bool> TryReply(uint16_t kind, std::span<const std::byte> payload) override {
+    return verdicts_.TryWrite(kind, 0, payload);
   }
 
  private:

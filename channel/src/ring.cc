@@ -216,8 +216,21 @@ Result<bool> RingWriter::TryWrite(uint16_t kind, uint16_t flags,
     return OutOfRange(fmt::format("event payload of {} bytes exceeds the slot capacity of {} bytes",
                                   payload.size(), max_payload()));
   }
-  const uint64_t consumed = transport::LoadPolled64(credit_->data());
-  if (next_ - 1 - consumed >= config_.slots) {
+  // The reader's count only grows, and never past what was written. Anything else is a corrupted
+  // (or forged) credit word, or one caught mid-write: the last good count stands, and a value
+  // that persists is reported.
+  const uint64_t credit = transport::LoadPolled64(credit_->data());
+  if (credit >= consumed_ && credit <= next_ - 1) {
+    consumed_ = credit;
+    credit_anomalies_ = 0;
+  } else if (++credit_anomalies_ >= kAnomalyPolls) {
+    credit_anomalies_ = 0;
+    return DataLoss(fmt::format(
+        "signal ring credit word holds {}, but {} records were written and {} already consumed: "
+        "the credit is corrupted",
+        credit, next_ - 1, consumed_));
+  }
+  if (next_ - 1 - consumed_ >= config_.slots) {
     VIGIL_RETURN_IF_ERROR(transport::DrainSendCompletions(*conn_));
     return false;
   }

@@ -109,6 +109,25 @@ TEST_F(FaultInjection, CorruptOffsetWrapsAroundThePayloadAndPostsAreCounted) {
   EXPECT_EQ(injector_->injected(FaultAction::kCorrupt), 1u);
 }
 
+TEST_F(FaultInjection, MaxBytesMatchesOnlySmallOperations) {
+  // Only writes of at most 8 bytes match: the 16-byte one passes untouched, the 8-byte one is
+  // corrupted (and counted as the rule's first match: skip counts matching operations only).
+  ASSERT_TRUE(injector_
+                  ->Add({.ops = kOpWrite,
+                         .action = FaultAction::kCorrupt,
+                         .max_bytes = 8,
+                         .corrupt_offset = 0,
+                         .corrupt_mask = 0x01})
+                  .ok());
+  ASSERT_TRUE(a_->PostWrite(abuf_->mr().Slice(0, 16), B(0), 1).ok());
+  ASSERT_TRUE(WaitSendOk(*a_, 1s).ok());
+  EXPECT_EQ(BText(0), "0123456789abcdef");
+  ASSERT_TRUE(a_->PostWrite(abuf_->mr().Slice(0, 8), B(0), 2).ok());
+  ASSERT_TRUE(WaitSendOk(*a_, 1s).ok());
+  EXPECT_EQ(BText(0), "1123456789abcdef");
+  EXPECT_EQ(injector_->injected(FaultAction::kCorrupt), 1u);
+}
+
 TEST_F(FaultInjection, DelayHoldsTheOperationBack) {
   ASSERT_TRUE(injector_->Add({.ops = kOpWrite, .action = FaultAction::kDelay, .delay = 50ms}).ok());
   const auto start = std::chrono::steady_clock::now();

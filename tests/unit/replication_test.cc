@@ -413,6 +413,35 @@ TEST_F(ReplicationTest, CorruptedEventRecordIsRejectedAndTheReplicaReplaced) {
   }
 }
 
+// A replica's credit word (how many verdicts it consumed) corrupted in flight to a count the voter
+// never wrote: believed, it stalled that replica's verdicts and, behind them, the whole group's
+// (the campaign's TMR runs that failed closed). Now it is not believed and the job goes on.
+TEST_F(ReplicationTest, ACorruptedCreditWordHoldsUpNoReplica) {
+  const std::string input = Crc32Input(300000);
+  for (Mode mode : {Mode::kTmr, Mode::kDmr}) {
+    SCOPED_TRACE(voter::ModeName(mode));
+    auto injector = std::make_shared<transport::FaultInjector>();
+    ASSERT_TRUE(injector
+                    ->Add({.ops = transport::kOpWrite,
+                           .action = transport::FaultAction::kCorrupt,
+                           .max_bytes = 8,  // a credit write, not an event slot
+                           .corrupt_offset = 6,
+                           .corrupt_mask = 0x80})
+                    .ok());
+    transport::FaultInjectingTransport faulty(replica_t_, injector);
+    JobSpec s = Spec(mode, channel::Method::kPolling);
+    s.input = input;
+    s.group.deadline = 2s;
+    auto got = RunReplicatedJob(voter_t_, faulty, s);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(injector->injected(transport::FaultAction::kCorrupt), 1u);
+    EXPECT_TRUE(got->report.completed) << got->report.failure;
+    EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
+    EXPECT_EQ(got->report.replacements, 0u);
+    EXPECT_EQ(got->report.missed_deadlines, 0u);
+  }
+}
+
 // The voter's input: read once, kept from the last agreed checkpoint on for re-execution.
 TEST(InputSource, ReadsOnceKeepsWhatARollbackNeedsAndRefusesWhatWasTrimmed) {
   const std::string text = Crc32Input(1000000);  // several of InputSource's 64 KiB reads

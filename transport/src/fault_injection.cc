@@ -36,11 +36,12 @@ uint64_t FaultInjector::posted(OpMask op) const {
   return posted_[std::countr_zero(static_cast<uint32_t>(op)) & 3].load(std::memory_order_relaxed);
 }
 
-std::optional<FaultRule> FaultInjector::Next(uint32_t op) {
+std::optional<FaultRule> FaultInjector::Next(uint32_t op, size_t bytes) {
   posted_[std::countr_zero(op) & 3].fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
   for (auto& live : rules_) {
     if ((live.rule.ops & op) == 0 || live.applied >= live.rule.count) continue;
+    if (bytes > live.rule.max_bytes) continue;
     if (live.seen++ < live.rule.skip) continue;
     live.applied++;
     counts_[static_cast<int>(live.rule.action)].fetch_add(1, std::memory_order_relaxed);
@@ -78,7 +79,7 @@ std::unique_ptr<FaultInjectingConnection> FaultInjectingConnection::Make(
 Status FaultInjectingConnection::Apply(uint32_t op, LocalSlice& src, uint64_t wr_id, bool signaled,
                                        Opcode opcode, bool& forward) {
   forward = true;
-  auto rule = injector_->Next(op);
+  auto rule = injector_->Next(op, src.length);
   if (!rule) return Status::Ok();
   auto logger = log::Get("fault");
   switch (rule->action) {

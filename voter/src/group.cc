@@ -276,15 +276,14 @@ bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::
   return true;
 }
 
-bool Group::DeliverVerdict(uint16_t slot, uint32_t inc, Link& link) {
-  uint16_t kind = 0;
-  {
-    std::lock_guard lock(mu_);
-    link.has_verdict.store(false, std::memory_order_relaxed);
-    kind = link.verdict_kind;
-    link.sending.swap(link.verdict);
-  }
-  Status st = link.end->channel().Reply(kind, link.sending, kReplyTimeout);
+uint16_t Group::TakeVerdict(Link& link) {
+  std::lock_guard lock(mu_);
+  link.has_verdict.store(false, std::memory_order_relaxed);
+  link.sending.swap(link.verdict);
+  return link.verdict_kind;
+}
+
+bool Group::Sent(uint16_t slot, uint32_t inc, const Link& link, uint16_t kind, const Status& st) {
   if (!st.ok()) {
     FailMember(slot, inc, "cannot deliver verdict: " + st.ToString(), false);
     return false;
@@ -293,6 +292,11 @@ bool Group::DeliverVerdict(uint16_t slot, uint32_t inc, Link& link) {
   return kind != static_cast<uint16_t>(VerdictKind::kAbort) &&
          !(link.last_kind == EventKind::kExit &&
            kind == static_cast<uint16_t>(VerdictKind::kProceed));
+}
+
+bool Group::DeliverVerdict(uint16_t slot, uint32_t inc, Link& link) {
+  const uint16_t kind = TakeVerdict(link);
+  return Sent(slot, inc, link, kind, link.end->channel().Reply(kind, link.sending, kReplyTimeout));
 }
 
 // notify and rpc: one thread per replica, which sleeps in NextEvent.
@@ -324,6 +328,8 @@ void Group::PollerLoop() {
     uint32_t inc = 0;
     std::shared_ptr<Link> link;
     bool awaiting = false;  // its event is in; its verdict not yet sent
+    bool unsent = false;    // its verdict is taken (in link->sending) but did not fit yet
+    uint16_t kind = 0;      // of that verdict
     bool finished = false;
     std::vector<std::byte> buf;
   };
@@ -331,9 +337,23 @@ void Group::PollerLoop() {
   uint64_t seen = ~uint64_t{0};
   AdaptiveWait wait(o_.channel.spin_us);
   uint32_t idle_passes = 0;
+  // Sends p's verdict without waiting: one replica whose verdict ring is full (its credit word
+  // stale or corrupted) must not hold up the others' verdicts. false: not sent yet, try again;
+  // the replica's deadline bounds how long (it is replaced, and its link let go, when it passes).
   auto deliver = [&](Polled& p) {
+    if (!p.unsent) {
+      p.kind = TakeVerdict(*p.link);
+      p.unsent = true;
+    }
+    Result<bool> sent = p.link->end->channel().TryReply(p.kind, p.link->sending);
+    if (sent.ok() && !*sent) return false;
+    p.unsent = false;
     p.awaiting = false;
-    if (!DeliverVerdict(p.slot, p.inc, *p.link)) p.finished = true;
+    if (!Sent(p.slot, p.inc, *p.link, p.kind, sent.status())) p.finished = true;
+    return true;
+  };
+  auto has_verdict = [](const Polled& p) {
+    return p.unsent || p.link->has_verdict.load(std::memory_order_acquire);
   };
   while (!poller_stop_.load(std::memory_order_relaxed)) {
     if (links_gen_.load(std::memory_order_acquire) != seen) {
@@ -364,17 +384,14 @@ void Group::PollerLoop() {
       // Links let go (their replica was replaced): one waiting for a verdict gets the abort
       // Replace left for it.
       for (Polled& p : retired) {
-        if (p.awaiting && !p.finished && p.link->has_verdict.load()) deliver(p);
+        if (p.awaiting && !p.finished && has_verdict(p)) deliver(p);
       }
     }
     bool progress = false;
     for (Polled& p : polled) {
       if (p.finished) continue;
       if (p.awaiting) {
-        if (p.link->has_verdict.load(std::memory_order_acquire)) {
-          deliver(p);
-          progress = true;
-        }
+        if (has_verdict(p) && deliver(p)) progress = true;
         continue;
       }
       if (p.link->stop.load(std::memory_order_relaxed)) continue;
@@ -410,9 +427,11 @@ void Group::PollerLoop() {
       wait.Pause(Clock::now());
     }
   }
-  // Last verdicts (the exit, an abort) still go out.
+  // Last verdicts (the exit, an abort) still go out, given the time a blocking reply has.
+  const auto until = Clock::now() + kReplyTimeout;
   for (Polled& p : polled) {
-    if (p.awaiting && !p.finished && p.link->has_verdict.load()) deliver(p);
+    if (!p.awaiting || p.finished || !has_verdict(p)) continue;
+    while (!deliver(p) && Clock::now() < until) std::this_thread::sleep_for(50us);
   }
 }
 

@@ -41,6 +41,10 @@ class VoterChannel {
   // The verdict for the event NextEvent returned last.
   virtual Status Reply(uint16_t kind, std::span<const std::byte> payload,
                        std::chrono::nanoseconds timeout) = 0;
+  // Non-blocking Reply: false when the verdict cannot go out yet (no room toward the replica);
+  // the caller tries again. One thread can answer many channels this way. Default: Reply with a
+  // zero timeout.
+  virtual Result<bool> TryReply(uint16_t kind, std::span<const std::byte> payload);
 };
 
 // polling: the replica writes events into the voter's ring and polls its own ring for verdicts.

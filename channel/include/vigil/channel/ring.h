@@ -7,7 +7,9 @@
 // expected sequence, the slot has arrived. The reader then copies the slot out, and validates the
 // copy (header seq == trailer, len <= S-32, crc32c over header and payload) before anyone sees it:
 // nothing from the wire is trusted. Credits: the reader RDMA-WRITEs its consumed count into the
-// writer's memory; the writer never has more than `slots` records outstanding.
+// writer's memory; the writer never has more than `slots` records outstanding. A credit word that
+// goes backwards or past what was written is not believed (the last good one stands), and is an
+// error once it persists: a corrupted credit must not stall or overrun the ring.
 //
 // Threads: one thread drives a RingWriter, one a RingReader. Their polling paths take no lock,
 // allocate nothing and do not log.
@@ -85,8 +87,9 @@ class RingWriter {
   void Attach(transport::Connection* conn, transport::RemoteRegion ring);
 
   size_t max_payload() const { return config_.slot_bytes - kSlotOverhead; }
-  // Non-blocking. true: posted. false: no credit (the ring is full). Error: bad payload size, or
-  // the connection failed.
+  // Non-blocking. true: posted. false: no credit (the ring is full). Error: bad payload size, the
+  // connection failed, or the credit word has held an impossible count for kAnomalyPolls looks
+  // (kDataLoss naming it).
   Result<bool> TryWrite(uint16_t kind, uint16_t flags, std::span<const std::byte> payload);
   // Spins for credit until `timeout` (kDeadlineExceeded), then writes.
   Status Write(uint16_t kind, uint16_t flags, std::span<const std::byte> payload,
@@ -102,6 +105,8 @@ class RingWriter {
   transport::Connection* conn_ = nullptr;
   transport::RemoteRegion ring_;
   uint64_t next_ = 1;
+  uint64_t consumed_ = 0;          // the last credit believed
+  uint32_t credit_anomalies_ = 0;  // consecutive looks at an impossible credit word
 };
 
 }  // namespace vigil::channel

@@ -1,6 +1,7 @@
 // A Connection wrapper that injects faults on command, for protocol tests (works over the fake
 // and the verbs transport alike). Rules are added at any time from any thread; each rule matches
-// operations by kind, lets `skip` of them pass, then applies its action to the next `count`.
+// operations by kind (and, optionally, payload size), lets `skip` of them pass, then applies its
+// action to the next `count`.
 //
 //   kFail     the post returns kUnavailable ("injected fault") and nothing is sent
 //   kDrop     nothing is sent, but the post succeeds and, if signaled, a successful completion is
@@ -13,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -37,6 +39,8 @@ struct FaultRule {
   FaultAction action = FaultAction::kFail;
   uint32_t skip = 0;   // matching operations to let through first
   uint32_t count = 1;  // matching operations to apply the action to
+  // Only operations moving at most this many bytes match (8: the polling ring's credit writes).
+  size_t max_bytes = SIZE_MAX;
   std::chrono::microseconds delay{0};
   size_t corrupt_offset = 0;
   uint8_t corrupt_mask = 0x01;
@@ -51,8 +55,9 @@ class FaultInjector {
   // How many operations of kind `op` (one OpMask bit) were posted so far, with or without a rule.
   uint64_t posted(OpMask op) const;
 
-  // Decides for one operation of kind `op` (an OpMask bit). Returns the rule to apply, if any.
-  std::optional<FaultRule> Next(uint32_t op);
+  // Decides for one operation of kind `op` (an OpMask bit) moving `bytes`. Returns the rule to
+  // apply, if any.
+  std::optional<FaultRule> Next(uint32_t op, size_t bytes);
 
  private:
   mutable std::mutex mu_;

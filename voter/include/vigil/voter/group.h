@@ -212,6 +212,10 @@ class Group {
   bool SubmitEvent(uint16_t slot, uint32_t incarnation, Link& link, const channel::Record& rec);
   // Sends the verdict waiting in `link`; false when the replica is finished or failed.
   bool DeliverVerdict(uint16_t slot, uint32_t incarnation, Link& link);
+  // Moves the verdict waiting in `link` to link.sending; returns its kind.
+  uint16_t TakeVerdict(Link& link);
+  // After sending a verdict of `kind` (status `st`): false when the replica is finished or failed.
+  bool Sent(uint16_t slot, uint32_t incarnation, const Link& link, uint16_t kind, const Status& st);
   bool WaitForVerdict(Link& link);  // false: the link was stopped
   void CheckLiveness(std::unique_lock<std::mutex>& lock);
   void FailMember(uint16_t slot, uint32_t incarnation, const std::string& why, bool rejected);
