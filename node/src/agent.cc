@@ -18,6 +18,7 @@ grpc::Status ToGrpc(const Status& st) {
   const auto code = st.code() == StatusCode::kInvalidArgument      ? grpc::INVALID_ARGUMENT
                     : st.code() == StatusCode::kNotFound           ? grpc::NOT_FOUND
                     : st.code() == StatusCode::kFailedPrecondition ? grpc::FAILED_PRECONDITION
+                    : st.code() == StatusCode::kPermissionDenied   ? grpc::PERMISSION_DENIED
                                                                    : grpc::UNAVAILABLE;
   return grpc::Status(code, st.message());
 }
@@ -62,6 +63,15 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
     l.flip_bit = req->flip_bit();
     l.exec_argv.assign(req->exec_argv().begin(), req->exec_argv().end());
     l.exec_env.assign(req->exec_env().begin(), req->exec_env().end());
+    if (l.workload == "exec" && !l.exec_argv.empty()) {
+      Result<std::string> path = owner_.options_.exec_allow.Check(l.exec_argv[0]);
+      if (!path.ok()) {
+        log::Get("node")->warn("refused to start replica {}/{}/{}: {}", l.key.group, l.key.replica,
+                               l.key.incarnation, path.status().ToString());
+        return ToGrpc(path.status());
+      }
+      l.exec_path = *path;
+    }
     Result<pid_t> pid = owner_.processes_->Start(l);
     if (!pid.ok()) {
       log::Get("node")->warn("refused to start replica {}/{}/{}: {}", l.key.group, l.key.replica,

@@ -32,6 +32,11 @@ int main(int argc, char** argv) {
   app.add_option("--cpus", o.cpus,
                  "CPUs to pin replicas to, one per replica in turn (e.g. 2,3,4; default: none)")
       ->delimiter(',');
+  std::vector<std::string> exec_allow;
+  app.add_option("--exec-allow", exec_allow,
+                 "a program (absolute path) the voter may run here as a vigil-run replica, or "
+                 "DIR/ for any program directly in DIR; repeat. Matched after resolving links. "
+                 "Default: none (exec refused)");
   app.add_option("--replica-log-level", o.replica_log_level, "replicas' --log-level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   std::vector<std::string> servers;
@@ -120,6 +125,12 @@ int main(int argc, char** argv) {
       char host[256] = {};
       gethostname(host, sizeof(host) - 1);
       o.node_name = host[0] != 0 ? host : "node";
+    }
+    if (auto allow = node::ExecAllowList::Make(exec_allow); allow.ok()) {
+      o.exec_allow = std::move(*allow);
+    } else {
+      fmt::print(stderr, "error: --exec-allow: {}\n", allow.status().message());
+      return 2;
     }
     for (int cpu : o.cpus) {
       if (Status st = node::CheckCpu(cpu); !st.ok()) {

@@ -162,6 +162,7 @@ std::vector<std::string> ReplicaArgv(const std::string& binary, const ReplicaLau
                        "--flip-bit", std::to_string(l.flip_bit)});
   }
   for (const auto& e : l.exec_env) a.insert(a.end(), {"--exec-env", e});
+  if (!l.exec_path.empty()) a.insert(a.end(), {"--exec-path", l.exec_path});
   if (!l.exec_argv.empty()) {
     a.push_back("--");
     a.insert(a.end(), l.exec_argv.begin(), l.exec_argv.end());

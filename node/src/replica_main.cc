@@ -47,12 +47,16 @@ int main(int argc, char** argv) {
   uint64_t fault_step = 0, flip_bit = 0;
   uint32_t verdict_timeout_ms = 120000;
   std::vector<std::string> exec_argv, exec_env;
+  std::string exec_path;
   app.add_option("--workload", workload,
                  "crc32, susan, or exec (vigil-run: the unmodified program given after --)")
       ->check(CLI::IsMember({"crc32", "susan", "exec"}));
   app.add_option("--exec-env", exec_env,
                  "exec: one NAME=value of the program's environment (repeat; the program gets "
                  "exactly these)");
+  app.add_option("--exec-path", exec_path,
+                 "exec: the file to execute (default: the program's name, looked up in PATH); "
+                 "vigil-node passes what its --exec-allow list resolved");
   app.footer("exec: vigil-replica [OPTIONS] --workload exec -- PROGRAM [ARGS...]");
   exec_argv = cli::TakeProgramArguments(argc, argv);
   app.add_option("--susan-mode", susan_mode, "susan: smooth, edges or corners")
@@ -99,6 +103,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     run::ExecOptions exec{.argv = exec_argv,
+                          .program = exec_path,
                           .env = exec_env,
                           .flip_at = fault.empty() ? 0 : fault_step,
                           .flip_bit = flip_bit};

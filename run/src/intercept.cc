@@ -178,31 +178,6 @@ bool SendToParent(int sock, int fd, ChildFailure failure) {
 
 }  // namespace
 
-Result<std::string> FindProgram(const std::string& name) {
-  if (name.find('/') != std::string::npos) {
-    if (access(name.c_str(), X_OK) != 0) {
-      return ErrnoStatus(StatusCode::kNotFound, fmt::format("cannot execute '{}'", name), errno);
-    }
-    return name;
-  }
-  const char* env = std::getenv("PATH");
-  const std::string path = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
-  int err = ENOENT;
-  for (size_t start = 0; start <= path.size();) {
-    size_t end = path.find(':', start);
-    if (end == std::string::npos) end = path.size();
-    std::string dir = path.substr(start, end - start);
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    struct stat st {};
-    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-      if (access(candidate.c_str(), X_OK) == 0) return candidate;
-      err = EACCES;
-    }
-    start = end + 1;
-  }
-  return ErrnoStatus(StatusCode::kNotFound, fmt::format("cannot execute '{}'", name), err);
-}
-
 Result<InterceptedProcess> InterceptedProcess::Spawn(const SpawnOptions& o) {
   if (o.argv.empty() || o.argv[0].empty()) return InvalidArgument("no program to run (empty argv)");
   for (int nr : o.intercept) {
@@ -211,7 +186,8 @@ Result<InterceptedProcess> InterceptedProcess::Spawn(const SpawnOptions& o) {
           fmt::format("{} cannot be intercepted: starting the program needs it", SyscallName(nr)));
     }
   }
-  VIGIL_ASSIGN_OR_RETURN(const std::string program, FindProgram(o.argv[0]));
+  VIGIL_ASSIGN_OR_RETURN(const std::string program,
+                         o.program.empty() ? FindProgram(o.argv[0]) : FindProgram(o.program));
   std::vector<std::string> args = o.argv;
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

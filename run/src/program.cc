@@ -89,6 +89,7 @@ Result<bool> ExecProgram::Step(replica::ReplicaContext& ctx) {
   if (devnull < 0) return ErrnoStatus(StatusCode::kInternal, "opening /dev/null", errno);
   SpawnOptions so;
   so.argv = o_.argv;
+  so.program = o_.program;
   so.env = o_.env;
   so.intercept_all = true;
   so.disable_aslr = true;

@@ -4,12 +4,15 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -107,19 +110,36 @@ class NodeAgentTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
     script_ = dir_ + "/fake-replica";
-    std::ofstream(script_) << "#!/bin/sh\nexec sleep 30\n";
+    // The fake replica records its command line, then waits to be stopped.
+    std::ofstream(script_) << "#!/bin/sh\nprintf '%s\\n' \"$@\" > " << dir_ << "/args\n"
+                           << "exec sleep 30\n";
     chmod(script_.c_str(), 0755);
+    StartAgent({});
+  }
+  void StartAgent(node::ExecAllowList allow) {
+    agent_.reset();
     node::AgentOptions o;
     o.node_name = "worker-t";
     o.replica_binary = script_;
+    o.exec_allow = std::move(allow);
     agent_ = std::make_unique<node::NodeAgent>(o);
     ASSERT_TRUE(agent_->Start("127.0.0.1:0").ok());
     stub_ = pb::NodeAgent::NewStub(grpc::CreateChannel(
         "127.0.0.1:" + std::to_string(agent_->port()), grpc::InsecureChannelCredentials()));
   }
+  std::vector<std::string> ReplicaArgs() {  // what the fake replica was started with
+    std::vector<std::string> args;
+    for (int i = 0; i < 200 && args.empty(); ++i) {
+      std::ifstream in(dir_ + "/args");
+      for (std::string line; std::getline(in, line);) args.push_back(line);
+      if (args.empty()) std::this_thread::sleep_for(10ms);
+    }
+    return args;
+  }
   void TearDown() override {
     agent_.reset();
     std::remove(script_.c_str());
+    std::remove((dir_ + "/args").c_str());
     rmdir(dir_.c_str());
   }
   pb::StartReplicaRequest Valid() {
@@ -180,6 +200,90 @@ TEST_F(NodeAgentTest, RefusesBadStartRequestsWithTheReason) {
   EXPECT_EQ(StateOf(), "");  // nothing was started
   EXPECT_EQ(Inject(pb::FAULT_KILL).error_code(), grpc::NOT_FOUND);
   EXPECT_EQ(Inject(pb::FAULT_UNSPECIFIED).error_code(), grpc::INVALID_ARGUMENT);
+}
+
+TEST_F(NodeAgentTest, ExecIsRefusedUnlessTheResolvedProgramIsAllowed) {
+  auto req = Valid();
+  req.set_workload("exec");
+  req.add_exec_argv("sh");
+  req.add_exec_argv("-c");
+  req.add_exec_argv("id");
+  pb::StartReplicaResponse resp;
+  grpc::ClientContext c1;
+  grpc::Status st = stub_->StartReplica(&c1, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::PERMISSION_DENIED);
+  EXPECT_NE(st.error_message().find("this node executes no programs (exec of 'sh' refused)"),
+            std::string::npos)
+      << st.error_message();
+  EXPECT_EQ(StateOf(), "");
+  // Allowed: cat only. sh is refused, by name or by a path with '..' in it.
+  auto allow = node::ExecAllowList::Make({"/bin/cat"});
+  ASSERT_TRUE(allow.ok()) << allow.status();
+  StartAgent(std::move(*allow));
+  for (const char* program : {"sh", "/usr/bin/../bin/sh"}) {
+    req.set_exec_argv(0, program);
+    grpc::ClientContext c;
+    st = stub_->StartReplica(&c, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::PERMISSION_DENIED) << program;
+    EXPECT_NE(st.error_message().find("is not in this node's --exec-allow list"), std::string::npos)
+        << st.error_message();
+  }
+  EXPECT_EQ(StateOf(), "");
+  // cat by name: started, and told to execute the resolved file (argv[0] stays as asked).
+  req.set_exec_argv(0, "cat");
+  grpc::ClientContext c2;
+  st = stub_->StartReplica(&c2, req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const auto args = ReplicaArgs();
+  char resolved[PATH_MAX];
+  ASSERT_NE(realpath("/bin/cat", resolved), nullptr);
+  auto at = std::find(args.begin(), args.end(), "--exec-path");
+  ASSERT_NE(at, args.end());
+  ASSERT_NE(at + 1, args.end());
+  EXPECT_EQ(*(at + 1), resolved);
+  auto dd = std::find(args.begin(), args.end(), "--");
+  ASSERT_NE(dd, args.end());
+  EXPECT_EQ(*(dd + 1), "cat");
+}
+
+TEST(ExecAllowList, EntriesAreCheckedAndProgramsMatchedAfterResolving) {
+  EXPECT_EQ(node::ExecAllowList::Make({"bin/cat"}).status().message(),
+            "exec allow-list entry 'bin/cat' is not an absolute path");
+  EXPECT_EQ(node::ExecAllowList::Make({"/nonexistent/x"}).status().code(), StatusCode::kNotFound);
+  EXPECT_NE(node::ExecAllowList::Make({"/etc/passwd"})
+                .status()
+                .message()
+                .find("is not an executable file"),
+            std::string::npos);
+  EXPECT_NE(node::ExecAllowList::Make({"/bin/cat/"})
+                .status()
+                .message()
+                .find("ends in '/' but is not a directory"),
+            std::string::npos);
+  // A directory entry: any program directly in it, nothing below it.
+  char dir[] = "/tmp/vigil-allow-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string d = dir;
+  ASSERT_EQ(mkdir((d + "/sub").c_str(), 0755), 0);
+  for (const std::string& f : {d + "/tool", d + "/sub/deeper"}) {
+    std::ofstream(f) << "#!/bin/sh\n";
+    chmod(f.c_str(), 0755);
+  }
+  ASSERT_EQ(symlink((d + "/tool").c_str(), (d + "/sub/link-to-tool").c_str()), 0);
+  auto list = node::ExecAllowList::Make({d + "/"});
+  ASSERT_TRUE(list.ok()) << list.status();
+  char real[PATH_MAX];
+  ASSERT_NE(realpath(d.c_str(), real), nullptr);
+  const std::string r = real;
+  EXPECT_EQ(*list->Check(d + "/tool"), r + "/tool");
+  EXPECT_EQ(*list->Check(d + "/sub/../tool"), r + "/tool");
+  EXPECT_EQ(*list->Check(d + "/sub/link-to-tool"), r + "/tool");  // a link to an allowed file
+  EXPECT_EQ(list->Check(d + "/sub/deeper").status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(list->Check(d + "/missing").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(list->Check("/bin/sh").status().code(), StatusCode::kPermissionDenied);
+  for (const char* f : {"/sub/link-to-tool", "/sub/deeper", "/tool"}) std::remove((d + f).c_str());
+  rmdir((d + "/sub").c_str());
+  rmdir(dir);
 }
 
 TEST_F(NodeAgentTest, StartsReplicasAndInjectsStopContKill) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "vigil/common/status.h"
+#include "vigil/node/exec_allow.h"
 #include "vigil/node/process.h"
 #include "vigil/node/supervisor.h"
 
@@ -26,6 +27,7 @@ struct AgentOptions {
   // CPUs to pin replica processes to, one per replica in turn (empty: not pinned).
   std::vector<int> cpus;
   security::TlsOptions tls = security::ProcessTls();  // the port's, and the replicas'
+  ExecAllowList exec_allow;  // programs replicas may execute (empty: exec refused)
 };
 
 class NodeAgent {

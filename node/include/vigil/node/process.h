@@ -47,8 +47,10 @@ struct ReplicaLaunch {
   // read returns) or "flip-result" (a bit of a call's result register) at call fault_step.
   std::string fault;
   uint64_t fault_step = 0, flip_bit = 0;
-  // workload "exec" (vigil-run): the unmodified program and its environment ("NAME=value").
+  // workload "exec" (vigil-run): the unmodified program and its environment ("NAME=value"),
+  // and the file to execute (the node's allow-list resolved argv[0] to it).
   std::vector<std::string> exec_argv, exec_env;
+  std::string exec_path;
   Status Check() const;  // names the field and value that is wrong
 };
 

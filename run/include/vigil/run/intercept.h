@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vigil/common/find_program.h"
 #include "vigil/common/status.h"
 
 namespace vigil::run {
@@ -39,7 +40,8 @@ struct SyscallStop {
 };
 
 struct SpawnOptions {
-  std::vector<std::string> argv;  // argv[0] is looked up in PATH
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH, unless `program` is given
+  std::string program = {};       // the file to execute (empty: argv[0] looked up)
   std::vector<int> intercept;     // system call numbers to stop at (others run freely)
   // Stop at every system call instead (`intercept` is ignored), except the two the start-up
   // makes after the filter is in place: sendmsg on the hand-over socket and the execve of the
@@ -115,9 +117,7 @@ class InterceptedProcess {
   bool exited_ = false;
 };
 
-// argv[0] as execvp would find it: itself if it contains '/', else the first executable file of
-// that name in PATH. kNotFound names the program and the reason.
-Result<std::string> FindProgram(const std::string& name);
+using vigil::FindProgram;  // common/find_program.h
 
 // "write", "openat", ... for an x86_64 system call number ("syscall 999" when unknown here).
 std::string SyscallName(int nr);
