@@ -22,7 +22,7 @@ namespace vigil::run {
 
 struct ExecOptions {
   std::vector<std::string> argv;
-  std::string program = {};  // the file to execute (empty: argv[0], looked up in PATH)
+  std::string program = {};      // the file to execute (empty: argv[0], looked up in PATH)
   std::vector<std::string> env;  // the program's whole environment (same in every replica)
   // Fault injection, first execution only, at intercepted call `flip_at` (1 = the first call;
   // 0 = none):
