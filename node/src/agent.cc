@@ -6,6 +6,7 @@
 
 #include "vigil/common/logging.h"
 #include "vigil/node/v1/node.grpc.pb.h"
+#include "vigil/security/address.h"
 #include "vigil/security/permissions.h"
 
 namespace vigil::node {
@@ -44,6 +45,17 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
     }
     auto key = KeyFrom(req->id());
     if (!key.ok()) return ToGrpc(key.status());
+    // The replicas dial back whatever the request names: only the calling voter's own host, so
+    // that a request cannot point them (and their state) at a third party.
+    for (const auto& [what, address] : {std::pair{"voter address", req->voter()},
+                                        std::pair{"rpc signalling target", req->rpc_target()}}) {
+      if (address.empty()) continue;
+      if (Status st = security::CheckCallersAddress(what, address, ctx->peer()); !st.ok()) {
+        log::Get("node")->warn("refused to start replica {}/{}/{}: {}", key->group, key->replica,
+                               key->incarnation, st.ToString());
+        return ToGrpc(st);
+      }
+    }
     ReplicaLaunch l;
     l.key = *key;
     l.voter = req->voter();

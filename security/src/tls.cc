@@ -13,6 +13,7 @@
 
 #include "vigil/common/logging.h"
 #include "vigil/common/text.h"
+#include "vigil/security/address.h"
 
 namespace vigil::security {
 namespace {
@@ -40,20 +41,6 @@ Result<std::string> ReadPem(const std::string& path, bool secret) {
     return InvalidArgument(fmt::format("TLS file '{}' holds no PEM block", Escaped(path)));
   }
   return text.str();
-}
-
-// The host part of "host:port", "[v6]:port", "host" or "unix:path".
-std::string_view HostOf(std::string_view address) {
-  if (address.starts_with("ipv4:")) address.remove_prefix(5);
-  if (address.starts_with("ipv6:")) address.remove_prefix(5);
-  if (address.starts_with("[")) {
-    const size_t end = address.find(']');
-    return end == std::string_view::npos ? address : address.substr(1, end - 1);
-  }
-  if (std::count(address.begin(), address.end(), ':') == 1) {
-    return address.substr(0, address.find(':'));
-  }
-  return address;
 }
 
 Status RefuseInsecure(std::string_view what, std::string_view address) {
@@ -95,17 +82,6 @@ Result<TlsMaterial> LoadTls(const TlsOptions& o) {
   VIGIL_ASSIGN_OR_RETURN(m.cert, ReadPem(path(o.cert, "cert.pem"), false));
   VIGIL_ASSIGN_OR_RETURN(m.key, ReadPem(path(o.key, "key.pem"), true));
   return m;
-}
-
-bool IsLoopback(std::string_view address) {
-  if (address.starts_with("unix:") || address.starts_with("unix-abstract:")) return true;
-  const std::string host(HostOf(address));
-  if (host == "localhost") return true;
-  in_addr v4{};
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
-  return false;
 }
 
 Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const TlsOptions& o,

@@ -198,6 +198,25 @@ TEST_F(NodeAgentTest, RefusesBadStartRequestsWithTheReason) {
   EXPECT_EQ(st.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("replica index 7"), std::string::npos);
   EXPECT_EQ(StateOf(), "");  // nothing was started
+  // Replicas dial back only the caller's own host.
+  for (bool rpc : {false, true}) {
+    req = Valid();
+    if (rpc) {
+      req.set_rpc_target("198.18.0.99:7000");
+    } else {
+      req.set_voter("198.18.0.99:9");
+    }
+    grpc::ClientContext c;
+    st = stub_->StartReplica(&c, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::PERMISSION_DENIED);
+    EXPECT_NE(st.error_message().find(rpc ? "rpc signalling target '198.18.0.99:7000' is not the "
+                                            "caller's own host"
+                                          : "voter address '198.18.0.99:9' is not the caller's "
+                                            "own host"),
+              std::string::npos)
+        << st.error_message();
+  }
+  EXPECT_EQ(StateOf(), "");
   EXPECT_EQ(Inject(pb::FAULT_KILL).error_code(), grpc::NOT_FOUND);
   EXPECT_EQ(Inject(pb::FAULT_UNSPECIFIED).error_code(), grpc::INVALID_ARGUMENT);
 }

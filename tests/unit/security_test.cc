@@ -1,11 +1,13 @@
 // The trust boundary's parts: identities, the permission table, certificates made by vigilctl's
 // code, and mutual TLS between a real gRPC server and clients holding certificates of different
 // roles (or none, or from another CA).
+#include <fmt/format.h>
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <initializer_list>
 #include <map>
 #include <mutex>
 
@@ -80,6 +82,38 @@ TEST(Permissions, EachRoleMayCallExactlyItsMethods) {
     }
   }
   EXPECT_FALSE(Allowed(Role::kOperator, "/vigil.node.v1.NodeAgent/NoSuchMethod"));
+}
+
+TEST(Address, AnAddressHandedOverMustBeTheCallersOwnHost) {
+  struct Case {
+    const char* address;
+    const char* peer;
+    bool ok;
+  };
+  for (const Case& c : std::initializer_list<Case>{
+           {"127.0.0.1:9", "ipv4:127.0.0.1:5000", true},
+           {"localhost:9", "ipv4:127.0.0.1:5000", true},
+           {"127.0.0.1:9", "unix:/run/x.sock", true},
+           {"198.18.0.5:9", "ipv4:127.0.0.1:5000", false},  // a local caller names a third party
+           {"198.18.0.5:7", "ipv4:198.18.0.5:41000", true},
+           {"198.18.0.6:7", "ipv4:198.18.0.5:41000", false},
+           {"127.0.0.1:7", "ipv4:198.18.0.5:41000", false},  // the node's own loopback
+           {"localhost:7", "ipv4:198.18.0.5:41000", false},
+           {"[::1]:9", "ipv6:[::1]:5000", true},
+           {"[2001:db8::1]:9", "ipv6:[2001:db8::1]:5000", true},
+           {"[2001:db8::2]:9", "ipv6:[2001:db8::1]:5000", false},
+           {"no-such-host.invalid:9", "ipv4:198.18.0.5:41000", false},
+       }) {
+    const Status st = CheckCallersAddress("voter address", c.address, c.peer);
+    EXPECT_EQ(st.ok(), c.ok) << c.address << " from " << c.peer << ": " << st;
+    if (!c.ok) {
+      EXPECT_EQ(st.code(), StatusCode::kPermissionDenied);
+      EXPECT_NE(st.message().find(fmt::format(
+                    "voter address '{}' is not the caller's own host ({})", c.address, c.peer)),
+                std::string::npos)
+          << st;
+    }
+  }
 }
 
 TEST(Tls, LoopbackIsLoopbackAndNothingElse) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "vigil/common/status.h"
+#include "vigil/security/address.h"
 
 namespace grpc {
 class Channel;
@@ -47,9 +48,6 @@ struct TlsMaterial {
 // Reads the three files. A key file readable or writable by its group or others is refused (the
 // error names the file and its mode), as is a missing or empty file.
 Result<TlsMaterial> LoadTls(const TlsOptions& options);
-
-// True for 127.0.0.0/8, ::1 and localhost (with a port or without), and unix: sockets.
-bool IsLoopback(std::string_view address);
 
 // Credentials for a server listening on `listen` / a client of `target`. Errors: bad files, or
 // insecure on an address that is not loopback (the message says how to get certificates).
