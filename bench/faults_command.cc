@@ -262,8 +262,8 @@ Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
     };
   } else {
     factory = [name = s.name, inj, fired, steps, deadline = g.deadline](
-                  const voter::LaunchSpec& spec,
-                  auto) -> Result<std::unique_ptr<replica::Program>> {
+                  const voter::LaunchSpec& spec, std::shared_ptr<std::atomic<bool>> killed)
+        -> Result<std::unique_ptr<replica::Program>> {
       VIGIL_ASSIGN_OR_RETURN(auto program, workloads::MakeWorkload(name, "edges"));
       const bool victim = inj != nullptr && !IsRecordKind(inj->kind) &&
                           spec.replica == inj->victim && spec.incarnation == 0;
@@ -271,8 +271,8 @@ Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
       if (!victim && !count) return program;
       return std::unique_ptr<replica::Program>(std::make_unique<replica::HookedProgram>(
           std::move(program),
-          [inj, fired, steps, victim, deadline](uint64_t step,
-                                                replica::ReplicaContext& ctx) -> Status {
+          [inj, fired, steps, victim, deadline, killed](uint64_t step,
+                                                        replica::ReplicaContext& ctx) -> Status {
             if (!victim) {
               steps->store(step);
               return Status::Ok();
@@ -281,7 +281,11 @@ Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
             fired->store(true);
             if (inj->kind == "crash") return Aborted("injected crash");
             if (inj->kind == "hang") {
-              std::this_thread::sleep_for(3 * deadline);  // then it carries on, replaced
+              // Three deadlines, or until the voter has it stopped (it is replaced by then).
+              const auto until = std::chrono::steady_clock::now() + 3 * deadline;
+              while (!killed->load() && std::chrono::steady_clock::now() < until) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+              }
               return Status::Ok();
             }
             auto* channel_ctx = dynamic_cast<replica::ChannelContext*>(&ctx);

@@ -2,10 +2,12 @@
 // verbs in the rxe tier), including corrupted, dropped and overrunning writes.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rdma_env.h"
@@ -204,6 +206,28 @@ TEST_P(Ring, ACorruptedCreditIsNotBelievedAndIsReported) {
   auto again = writer_->TryWrite(1, 0, Payload(5, 8));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(*again);
+}
+
+TEST_P(Ring, ARaisedCancelFlagEndsBlockingWaits) {
+  std::atomic<bool> cancel{false};
+  Build({.slots = 2, .slot_bytes = 64, .credit_batch = 1, .cancel = &cancel});
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(*writer_->TryWrite(1, 0, Payload(i, 8)));
+  std::thread raise([&] {
+    std::this_thread::sleep_for(50ms);
+    cancel = true;
+  });
+  // Both would wait out their 30-s timeout (DEADLINE_EXCEEDED) without the flag.
+  Status write = writer_->Write(1, 0, Payload(2, 8), kWait);  // the ring is full
+  raise.join();
+  EXPECT_EQ(write.code(), StatusCode::kAborted) << write;
+  ASSERT_TRUE(reader_->Read(buf_, kWait).ok());
+  ASSERT_TRUE(reader_->Release().ok());
+  ASSERT_TRUE(reader_->Read(buf_, kWait).ok());
+  ASSERT_TRUE(reader_->Release().ok());
+  auto read = reader_->Read(buf_, kWait);  // nothing more was written
+  EXPECT_EQ(read.status().code(), StatusCode::kAborted) << read.status();
+  EXPECT_NE(read.status().message().find("wait for sequence 3 cancelled"), std::string::npos)
+      << read.status();
 }
 
 TEST(RingConfigTest, RejectsBadGeometry) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <optional>
 
 #include "vigil/common/adaptive_wait.h"
 
@@ -22,6 +23,9 @@ constexpr uint32_t kAnomalyPolls = 1024;
 constexpr uint32_t kPollsPerCheck = 256;
 constexpr uint32_t kPollsPerDrain = 1024;
 
+// How long a cancelled blocking read still waits for its record.
+constexpr auto kCancelGrace = std::chrono::milliseconds(200);
+
 // The wait of a blocking read or write that did not succeed at once. The clock is first read
 // at the first check, kPollsPerCheck polls in, and the timeout runs from there: a record or a
 // credit that is already there, or arrives within those polls, costs no clock read.
@@ -40,6 +44,10 @@ class LateWait {
   AdaptiveWait wait_;
   LazyDeadline deadline_;
 };
+
+bool Cancelled(const RingConfig& c) {
+  return c.cancel != nullptr && c.cancel->load(std::memory_order_relaxed);
+}
 
 // Posts an unsignaled WRITE, waiting for room in the send queue.
 Status PostQuiet(transport::Connection& conn, const transport::LocalSlice& src,
@@ -148,12 +156,23 @@ Result<bool> RingReader::TryRead(std::span<std::byte> buf, Record& out) {
 Result<Record> RingReader::Read(std::span<std::byte> buf, std::chrono::nanoseconds timeout) {
   Record r;
   LateWait late(config_.spin_us, timeout);
+  std::optional<Clock::time_point> cancelled_at;
   for (uint32_t spins = 1;; ++spins) {
     VIGIL_ASSIGN_OR_RETURN(bool got, TryRead(buf, r));
     if (got) return r;
     if (spins % kPollsPerCheck != 0) continue;
     if (conn_ != nullptr && spins % kPollsPerDrain == 0) {
       VIGIL_RETURN_IF_ERROR(transport::DrainSendCompletions(*conn_));
+    }
+    // Cancelled: a record already on its way (a stopped replica's abort verdict, saying why)
+    // still gets kCancelGrace to arrive.
+    if (Cancelled(config_)) {
+      const auto now = Clock::now();
+      if (!cancelled_at) {
+        cancelled_at = now;
+      } else if (now - *cancelled_at > kCancelGrace) {
+        return Aborted(fmt::format("signal ring: wait for sequence {} cancelled", next_));
+      }
     }
     if (late.Expired()) {
       return DeadlineExceeded(
@@ -253,6 +272,9 @@ Status RingWriter::Write(uint16_t kind, uint16_t flags, std::span<const std::byt
     VIGIL_ASSIGN_OR_RETURN(bool posted, TryWrite(kind, flags, payload));
     if (posted) return Status::Ok();
     if (spins % kPollsPerCheck != 0) continue;
+    if (Cancelled(config_)) {
+      return Aborted(fmt::format("signal ring: wait for credit for sequence {} cancelled", next_));
+    }
     if (late.Expired()) {
       return DeadlineExceeded(fmt::format(
           "signal ring: no credit for sequence {} within {} ms "

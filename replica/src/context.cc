@@ -243,6 +243,10 @@ Result<size_t> ChannelContext::Externalize(EventKind kind, uint64_t arg0, uint64
   h.arg0 = arg0;
   h.arg1 = arg1;
   VIGIL_ASSIGN_OR_RETURN(size_t n, EncodeEvent(send_, h, out));
+  if (stopped_ != nullptr && stopped_->load(std::memory_order_relaxed)) {
+    return Aborted(fmt::format("replica {} of group {} was stopped before event {}", id_.replica,
+                               id_.group, h.event_seq));
+  }
   const auto t0 = measure_ ? Clock::now() : Clock::time_point{};
   Result<channel::Record> rec =
       channel_.Signal(static_cast<uint16_t>(kind), std::span(send_).first(n), recv_, timeout_);

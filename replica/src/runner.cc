@@ -17,7 +17,9 @@ Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& o, P
   const auto t0 = std::chrono::steady_clock::now();
   VIGIL_ASSIGN_OR_RETURN(ReplicaMemory memory,
                          ReplicaMemory::Allocate(transport, program.state_bytes(), o.input_bytes));
-  VIGIL_ASSIGN_OR_RETURN(auto end, channel::ReplicaEnd::Create(transport, o.channel, o.rpc_target));
+  channel::ChannelOptions channel = o.channel;
+  channel.cancel = o.stopped.get();
+  VIGIL_ASSIGN_OR_RETURN(auto end, channel::ReplicaEnd::Create(transport, channel, o.rpc_target));
   transport::DialOptions dial;
   dial.target = o.voter;
   dial.service = o.service;
@@ -34,6 +36,7 @@ Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& o, P
   log::Get("replica")->info("replica {} of group {} (incarnation {}) connected to {} over {}",
                             o.replica, o.group, o.incarnation, o.voter,
                             channel::MethodName(o.channel.method));
+  ctx.set_stopped(o.stopped.get());
   if (on_ready) on_ready(ctx);
   const auto setup = std::chrono::steady_clock::now() - t0;
   ctx.set_measure(o.measure);

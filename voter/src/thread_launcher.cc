@@ -34,7 +34,7 @@ Status ThreadLauncher::Start(const LaunchSpec& s) {
   VIGIL_ASSIGN_OR_RETURN(std::unique_ptr<replica::Program> program, factory_(s, killed));
   std::lock_guard lock(mu_);
   killed_[{s.replica, s.incarnation}] = killed;
-  threads_.emplace_back([this, s, program = std::move(program)]() mutable {
+  threads_.emplace_back([this, s, killed, program = std::move(program)]() mutable {
     replica::ReplicaRunOptions o;
     o.voter = voter_;
     o.service = s.service;
@@ -46,6 +46,7 @@ Status ThreadLauncher::Start(const LaunchSpec& s) {
     o.verdict_timeout = verdict_timeout_;
     o.input_bytes = input_bytes_;
     o.measure = measure_;
+    o.stopped = killed;
     ThreadReplicaResult r;
     r.spec = s;
     if (!cpus_.empty()) {

@@ -26,6 +26,8 @@ struct ChannelOptions {
   // rpc: where the voter's gRPC server listens ("host:0" picks a port); the replica calls
   // rpc_target() of the voter end.
   std::string rpc_listen = "127.0.0.1:0";
+  // polling: a flag that, raised, ends blocking ring waits (RingConfig::cancel).
+  const std::atomic<bool>* cancel = nullptr;
 };
 Status ValidateChannelOptions(const ChannelOptions& o);
 

@@ -15,6 +15,7 @@
 // allocate nothing and do not log.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -36,6 +37,11 @@ struct RingConfig {
   // checks, so pollers share cores when there are more of them than cores. 0 = always spin
   // (every poller has a dedicated core).
   uint32_t spin_us = 20;
+  // When set and raised, a blocking Write gives up at its next clock check, a blocking Read
+  // 200 ms later (a record on its way, such as the abort telling a stopped replica why, still
+  // arrives); both kAborted. A replica thread stopped by its launcher so ends without waiting
+  // out its timeout.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 Status ValidateRingConfig(const RingConfig& config);

@@ -15,6 +15,7 @@
 // as one replica of a group over a signalling channel. The output is byte-identical.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -238,6 +239,9 @@ class ChannelContext final : public ReplicaContext {
   Status Join();
   // Test API (fault injection): flips bit `bit` (modulo the region's bits) of the state region.
   void FlipStateBit(uint64_t bit);
+  // A flag that, once raised, makes the next event fail with kAborted instead of being sent
+  // (a thread replica stopped by its launcher). nullptr: none.
+  void set_stopped(const std::atomic<bool>* stopped) { stopped_ = stopped; }
   std::span<std::byte> aside() override { return {memory_.input->data(), memory_.input->size()}; }
 
  private:
@@ -255,6 +259,7 @@ class ChannelContext final : public ReplicaContext {
   std::vector<std::byte> send_;
   std::vector<std::byte> recv_;
   StateDigester digester_;
+  const std::atomic<bool>* stopped_ = nullptr;
 };
 
 }  // namespace vigil::replica

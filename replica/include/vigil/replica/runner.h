@@ -3,8 +3,10 @@
 // the state regions, joins if it replaces an earlier incarnation, and runs the program.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "vigil/channel/endpoints.h"
@@ -25,6 +27,9 @@ struct ReplicaRunOptions {
   std::chrono::milliseconds verdict_timeout{120000};
   size_t input_bytes = kDefaultInputBytes;  // the input buffer: the most one Read returns
   bool measure = false;  // fill ReplicaRunStats' signal_wait_ns and CPU times (benchmarks)
+  // Raised by the launcher of a thread replica (which cannot be killed) to stop it: the replica
+  // sends no further event, and a polling verdict wait ends at its next check (kAborted).
+  std::shared_ptr<const std::atomic<bool>> stopped;
 };
 
 // The bootstrap service name of one replica incarnation.

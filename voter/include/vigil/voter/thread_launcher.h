@@ -1,8 +1,10 @@
 // Replicas as threads of the voter's process, each with the replica runtime's full path (its
 // own bootstrap connection, channel end and registered state regions on `transport`). For tests
 // and vigil-bench, where separate processes would add nothing but start-up time. A thread cannot
-// be killed: Stop() raises the incarnation's `killed` flag, which the program (made by the
-// factory) is expected to check, and the replica's verdict wait times out.
+// be killed: Stop() raises the incarnation's `killed` flag. The replica runtime then sends no
+// further event and (polling) ends a verdict wait at once; a program (made by the factory) that
+// runs long between events is expected to check the flag too. notify and rpc verdict waits still
+// run to their timeout.
 #pragma once
 
 #include <atomic>
