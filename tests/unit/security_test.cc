@@ -94,6 +94,8 @@ TEST(Address, AnAddressHandedOverMustBeTheCallersOwnHost) {
            {"127.0.0.1:9", "ipv4:127.0.0.1:5000", true},
            {"localhost:9", "ipv4:127.0.0.1:5000", true},
            {"127.0.0.1:9", "unix:/run/x.sock", true},
+           {"127.0.0.1:9", "ipv6:[::ffff:127.0.0.1]:5000", true},  // a dual-stack listener
+           {"198.18.0.5:7", "ipv6:[::ffff:198.18.0.5]:41000", true},
            {"198.18.0.5:9", "ipv4:127.0.0.1:5000", false},  // a local caller names a third party
            {"198.18.0.5:7", "ipv4:198.18.0.5:41000", true},
            {"198.18.0.6:7", "ipv4:198.18.0.5:41000", false},

@@ -13,7 +13,8 @@ namespace vigil::security {
 // "unix:path" (returned whole).
 std::string_view HostOf(std::string_view address);
 
-// True for 127.0.0.0/8, ::1 and localhost (with a port or without), and unix: sockets.
+// True for 127.0.0.0/8 (also v4-mapped, ::ffff:127.0.0.1), ::1 and localhost (with a port or
+// without), and unix: sockets.
 bool IsLoopback(std::string_view address);
 
 // Whether `address` ("host:port" that the caller asks this daemon to hand to others, e.g. the
