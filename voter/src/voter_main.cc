@@ -82,6 +82,15 @@ int RunJob(const JobOptions& j) {
     }
     *out = *f;
   }
+  // Killing or stopping a replica on a node is InjectFault, which a node with TLS grants only to
+  // operators: say so now rather than fail in the middle of the job.
+  if (!j.nodes.empty() && (kill.second != 0 || stop.second != 0) && security::ProcessTls().tls()) {
+    fmt::print(stderr,
+               "error: --inject-kill and --inject-stop on worker nodes need an operator's "
+               "certificate, not this voter's: inject with `vigilctl --tls-dir OPERATOR_DIR --node "
+               "HOST:PORT inject kill|stop ...` instead\n");
+    return 2;
+  }
   // One fault armed at start-up (at a step); kill/stop are sent from outside at a time.
   std::string armed;
   std::pair<uint16_t, uint64_t> armed_at{0, 0};
