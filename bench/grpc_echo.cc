@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "vigil/security/tls.h"
 #include "vigil/signal/v1/signal.grpc.pb.h"
 
 namespace vigil::bench {
@@ -29,13 +30,17 @@ class EchoVoter final : public vigil::signal::v1::Voter::Service {
 Result<LatencySummary> MeasureGrpcEcho(uint64_t warmup, uint64_t iterations, uint32_t bytes) {
   EchoVoter service;
   int port = 0;
+  // Plaintext on loopback, through the one place that allows it (security::TlsOptions::insecure).
+  security::TlsOptions plain;
+  plain.insecure = true;
+  VIGIL_ASSIGN_OR_RETURN(auto creds, security::ServerCredentials(plain, "127.0.0.1:0"));
   grpc::ServerBuilder b;
-  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.AddListeningPort("127.0.0.1:0", creds, &port);
   b.RegisterService(&service);
   auto server = b.BuildAndStart();
   if (!server || port == 0) return Unavailable("gRPC echo baseline cannot listen on 127.0.0.1");
-  auto stub = vigil::signal::v1::Voter::NewStub(
-      grpc::CreateChannel(fmt::format("127.0.0.1:{}", port), grpc::InsecureChannelCredentials()));
+  VIGIL_ASSIGN_OR_RETURN(auto channel, security::Channel(plain, fmt::format("127.0.0.1:{}", port)));
+  auto stub = vigil::signal::v1::Voter::NewStub(channel);
   vigil::signal::v1::EventRecord req, resp;
   req.set_kind(kEvent);
   req.set_payload(std::string(bytes, 'Z'));

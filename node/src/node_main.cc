@@ -11,7 +11,7 @@
 #include "vigil/common/logging.h"
 #include "vigil/node/agent.h"
 #include "vigil/node/supervisor.h"
-#include "vigil/security/tls.h"
+#include "vigil/security/tls_flags.h"
 
 int main(int argc, char** argv) {
   using namespace vigil;
@@ -91,10 +91,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{100}, int64_t{86400000}))
       ->capture_default_str();
   return cli::Run(app, common, argc, argv, [&]() -> int {
-    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
-      fmt::print(stderr, "error: {}\n", st.message());
-      return 2;
-    }
+    if (int rc = vigil::security::UseTlsFlags(tls); rc != 0) return rc;
     probe.interval = std::chrono::milliseconds(probe_interval_ms);
     probe.deadline = std::chrono::milliseconds(probe_deadline_ms);
     probe.grace = std::chrono::milliseconds(probe_grace_ms);

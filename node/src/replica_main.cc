@@ -12,7 +12,7 @@
 #include "vigil/common/registers.h"
 #include "vigil/replica/runner.h"
 #include "vigil/run/program.h"
-#include "vigil/security/tls.h"
+#include "vigil/security/tls_flags.h"
 #include "vigil/transport/verbs.h"
 #include "vigil/workloads/workloads.h"
 
@@ -94,10 +94,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
   app.add_option("--flip-bit", flip_bit, "fault injection: which bit of the state region");
   return cli::Run(app, common, argc, argv, [&]() -> int {
-    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
-      fmt::print(stderr, "error: {}\n", st.message());
-      return 2;
-    }
+    if (int rc = vigil::security::UseTlsFlags(tls); rc != 0) return rc;
     if ((workload == "exec") != !exec_argv.empty()) {
       fmt::print(stderr, "error: --workload exec needs the program after --, and only it\n");
       return 2;

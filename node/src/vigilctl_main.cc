@@ -7,7 +7,7 @@
 #include "vigil/common/cli.h"
 #include "vigil/node/v1/node.grpc.pb.h"
 #include "vigil/security/certs.h"
-#include "vigil/security/tls.h"
+#include "vigil/security/tls_flags.h"
 #include "vigil/ssr/v1/store.grpc.pb.h"
 
 namespace pb = vigil::node::v1;
@@ -86,10 +86,7 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    if (Status st = security::UseTlsOptions(tls); !st.ok()) {
-      fmt::print(stderr, "error: {}\n", st.message());
-      return 2;
-    }
+    if (int rc = security::UseTlsFlags(tls); rc != 0) return rc;
     const auto channel = [&](const std::string& target) -> std::shared_ptr<grpc::Channel> {
       auto ch = security::Channel(tls, target);
       if (!ch.ok()) {

@@ -15,7 +15,7 @@
 #include "vigil/node/process.h"
 #include "vigil/run/executor.h"
 #include "vigil/run/intercept.h"
-#include "vigil/security/tls.h"
+#include "vigil/security/tls_flags.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/verbs.h"
 #include "vigil/voter/group.h"
@@ -218,10 +218,7 @@ int main(int argc, char** argv) {
   app.footer("Usage: vigil-run [OPTIONS] -- PROGRAM [ARGS...]");
   o.argv = cli::TakeProgramArguments(argc, argv);
   return cli::Run(app, common, argc, argv, [&]() -> int {
-    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
-      fmt::print(stderr, "error: {}\n", st.message());
-      return 2;
-    }
+    if (int rc = vigil::security::UseTlsFlags(tls); rc != 0) return rc;
     if (o.argv.empty()) {
       fmt::print(stderr, "vigil-run: no program given: vigil-run [OPTIONS] -- PROGRAM [ARGS...]\n");
       return 2;

@@ -14,6 +14,7 @@
 #include "vigil/common/logging.h"
 #include "vigil/common/text.h"
 #include "vigil/security/address.h"
+#include "vigil/security/tls_flags.h"
 
 namespace vigil::security {
 namespace {
@@ -152,6 +153,14 @@ Status UseTlsOptions(const TlsOptions& o) {
   if (o.tls()) VIGIL_RETURN_IF_ERROR(LoadTls(o).status());
   SetProcessTls(o);
   return Status::Ok();
+}
+
+int UseTlsFlags(const TlsOptions& options) {
+  if (Status st = UseTlsOptions(options); !st.ok()) {
+    fmt::print(stderr, "error: {}\n", st.message());
+    return 2;
+  }
+  return 0;
 }
 
 }  // namespace vigil::security

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "vigil/common/cli.h"
-#include "vigil/security/tls.h"
+#include "vigil/security/tls_flags.h"
 #include "vigil/server/client.h"
 
 int main(int argc, char** argv) {
@@ -28,10 +28,7 @@ int main(int argc, char** argv) {
   app.add_option("requests", requests, "requests, e.g. 'put k v' 'get k' or 'acquire L'")
       ->required();
   return cli::Run(app, common, argc, argv, [&]() -> int {
-    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
-      fmt::print(stderr, "error: {}\n", st.message());
-      return 2;
-    }
+    if (int rc = vigil::security::UseTlsFlags(tls); rc != 0) return rc;
     o.deadline = std::chrono::milliseconds(deadline_ms);
     auto c = server::Client::Connect(o);
     if (!c.ok()) {

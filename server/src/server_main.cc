@@ -8,7 +8,7 @@
 
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
-#include "vigil/security/tls.h"
+#include "vigil/security/tls_flags.h"
 #include "vigil/server/framework.h"
 #include "vigil/server/services.h"
 #include "vigil/transport/verbs.h"
@@ -45,10 +45,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 100.0))
       ->capture_default_str();
   return cli::Run(app, common, argc, argv, [&]() -> int {
-    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
-      fmt::print(stderr, "error: {}\n", st.message());
-      return 2;
-    }
+    if (int rc = vigil::security::UseTlsFlags(tls); rc != 0) return rc;
     auto service = server::MakeService(service_name);
     if (!service.ok()) {
       fmt::print(stderr, "error: --service: {}\n", service.status().message());

@@ -7,7 +7,7 @@
 
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
-#include "vigil/security/tls.h"
+#include "vigil/security/tls_flags.h"
 #include "vigil/ssr/store.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/verbs.h"
@@ -43,10 +43,7 @@ int main(int argc, char** argv) {
       ->check(cli::PrintableName(transport::kMaxNodeNameLength))
       ->capture_default_str();
   return cli::Run(app, common, argc, argv, [&]() -> int {
-    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
-      fmt::print(stderr, "error: {}\n", st.message());
-      return 2;
-    }
+    if (int rc = vigil::security::UseTlsFlags(tls); rc != 0) return rc;
     o.arena_bytes = arena_mib << 20;
     auto t = transport::VerbsTransport::Open({.device = device});
     if (!t.ok()) {

@@ -16,7 +16,7 @@
 #include "vigil/common/output_file.h"
 #include "vigil/node/process.h"
 #include "vigil/replica/context.h"
-#include "vigil/security/tls.h"
+#include "vigil/security/tls_flags.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/verbs.h"
 #include "vigil/voter/group.h"
@@ -239,10 +239,7 @@ int main(int argc, char** argv) {
   run->add_option("--inject-kill", j.kill, "REPLICA:MS SIGKILL the replica after MS ms");
   run->add_option("--inject-stop", j.stop, "REPLICA:MS SIGSTOP (hang) the replica after MS ms");
   return cli::Run(app, common, argc, argv, [&]() -> int {
-    if (vigil::Status st = vigil::security::UseTlsOptions(tls); !st.ok()) {
-      fmt::print(stderr, "error: {}\n", st.message());
-      return 2;
-    }
+    if (int rc = vigil::security::UseTlsFlags(tls); rc != 0) return rc;
     return RunJob(j);
   });
 }
