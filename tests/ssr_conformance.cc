@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "transport_conformance.h"
 #include "vigil/ssr/session.h"
@@ -57,13 +58,18 @@ class SsrStoreTest : public TransportFixture {
     server_.reset();
   }
 
-  StoreSession* Open(const std::string& instance, const std::string& service = "kv") {
+  Result<std::unique_ptr<StoreSession>> TryOpen(const std::string& instance,
+                                                const std::string& service) {
     ssr::SessionOptions o;
     o.store = "127.0.0.1:" + std::to_string(server_->port());
     o.service = service;
     o.instance = instance;
     o.timeout = 20s;
-    auto s = StoreSession::Open(*t_.b, o);
+    return StoreSession::Open(*t_.b, o);
+  }
+
+  StoreSession* Open(const std::string& instance, const std::string& service = "kv") {
+    auto s = TryOpen(instance, service);
     EXPECT_TRUE(s.ok()) << s.status();
     if (!s.ok()) return nullptr;
     sessions_.push_back(std::move(*s));
@@ -292,6 +298,58 @@ TEST_P(SsrStoreTest, FullArenaRefusesWithAClearError) {
   EXPECT_EQ(g.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(g.status().message().find("arena full"), std::string::npos) << g.status();
   EXPECT_FALSE(s->broken());
+}
+
+TEST_P(SsrStoreTest, AServiceBeyondItsQuotaIsRefusedAndEveryoneElseIsServed) {
+  StopStore();
+  ssr::StoreOptions opts;
+  opts.max_ssrs_per_service = 3;
+  StartStore(opts);
+  StoreSession* kv = Open("kv-0", "kv");
+  StoreSession* lock = Open("lock-0", "lock");
+  ASSERT_TRUE(kv && lock);
+  for (uint64_t c = 1; c <= 3; ++c) Put(*kv, c, "kv " + std::to_string(c));
+  auto g = kv->Acquire(4, true);
+  EXPECT_EQ(g.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(g.status().message().find("max_ssrs_per_service"), std::string::npos) << g.status();
+  EXPECT_FALSE(kv->broken());
+  EXPECT_EQ(Get(*kv, 2), "kv 2");                           // its existing clients are still served
+  for (uint64_t c = 1; c <= 3; ++c) Put(*lock, c, "lock");  // the quota is per service
+  ASSERT_TRUE(kv->Free(1).ok());
+  Put(*kv, 4, "kv 4");  // room again after a free
+  EXPECT_EQ(Get(*kv, 4), "kv 4");
+}
+
+TEST_P(SsrStoreTest, AServiceRowIsReusedOnlyWhenItHoldsNoSsrAndServesNoSession) {
+  StopStore();
+  ssr::StoreOptions opts;
+  opts.max_services = 2;
+  StartStore(opts);
+  auto a = TryOpen("a-0", "a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  Put(**a, 1, "a's state");
+  auto b = TryOpen("b-0", "b");
+  ASSERT_TRUE(b.ok()) << b.status();
+  auto full = TryOpen("c-0", "c");
+  EXPECT_EQ(full.status().code(), StatusCode::kResourceExhausted) << full.status();
+  EXPECT_NE(full.status().message().find("max_services"), std::string::npos) << full.status();
+  // Sessions end on the store's side shortly after the server's side closes.
+  auto closed = [&](size_t left) {
+    for (int i = 0; i < 500 && store_->Stats().sessions > left; ++i)
+      std::this_thread::sleep_for(10ms);
+    return store_->Stats().sessions == left;
+  };
+  b->reset();  // b held no SSR: its row is free once its session is gone
+  ASSERT_TRUE(closed(1));
+  auto c = TryOpen("c-0", "c");
+  ASSERT_TRUE(c.ok()) << c.status();
+  a->reset();  // a's row still holds an SSR: never reused
+  ASSERT_TRUE(closed(1));
+  auto d = TryOpen("d-0", "d");
+  EXPECT_EQ(d.status().code(), StatusCode::kResourceExhausted) << d.status();
+  auto again = TryOpen("a-1", "a");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(Get(**again, 1), "a's state");
 }
 
 TEST_P(SsrStoreTest, FileBackedArenaSurvivesAStoreRestart) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "vigil/common/adaptive_wait.h"
 #include "vigil/common/logging.h"
 #include "vigil/transport/bootstrap.h"
@@ -68,7 +70,21 @@ Result<std::unique_ptr<StoreSession>> StoreSession::Open(transport::Transport& t
   return s;
 }
 
-StoreSession::~StoreSession() = default;
+StoreSession::~StoreSession() {
+  if (conn_ == nullptr || !broken_.ok()) return;
+  if (Status st = Close(); !st.ok())
+    log::Get("ssr")->debug("closing the session: {}", st.ToString());
+}
+
+Status StoreSession::Close(std::chrono::milliseconds timeout) {
+  options_.timeout = std::min(options_.timeout, timeout);
+  wire::Request req;
+  req.op = wire::Op::kClose;
+  auto r = Call(req);
+  (void)Fail(FailedPrecondition("the SSR store session was closed"));
+  if (!r.ok()) return r.status();
+  return r->ToStatus();
+}
 
 Status StoreSession::Fail(Status st) {
   if (broken_.ok()) broken_ = st;

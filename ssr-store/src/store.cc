@@ -129,6 +129,12 @@ class Store::Session {
     thread_ = std::thread([this] { Run(); });
   }
   void Stop() { stop_ = true; }
+  // Ends the session after the answer being sent; `why` is what its closing log line says.
+  void Stop(std::string why) {
+    std::lock_guard lock(why_mu_);
+    stop_why_ = std::move(why);
+    stop_ = true;
+  }
   bool finished() const { return finished_; }
   uint64_t id() const { return id_; }
   const std::string& peer() const { return peer_; }
@@ -214,6 +220,10 @@ class Store::Session {
         break;
       }
     }
+    {
+      std::lock_guard lock(why_mu_);
+      if (!stop_why_.empty()) why = stop_why_;
+    }
     store_.SessionEnded(*this, why);
     finished_ = true;
   }
@@ -226,6 +236,8 @@ class Store::Session {
   std::unique_ptr<transport::RegisteredBuffer> recv_;
   std::unique_ptr<transport::RegisteredBuffer> send_;
   std::atomic<bool> stop_{false};
+  std::mutex why_mu_;
+  std::string stop_why_;  // guarded by why_mu_
   std::atomic<bool> finished_{false};
   std::thread thread_;
 };
@@ -381,6 +393,7 @@ Status Store::Map() {
     arena_ = static_cast<std::byte*>(p);
   }
   holders_.assign(entries_, nullptr);
+  ssrs_.assign(options_.max_services, 0);
   return existing ? Load() : Format();
 }
 
@@ -440,7 +453,9 @@ Status Store::Load() {
       std::memset(&e, 0, sizeof(e));
       std::memset(RegionAt(i - 1), 0, region_bytes_);
       free_.push_back(i - 1);
+      continue;
     }
+    ssrs_[e.service_id - 1]++;
   }
   restored_ = true;
   return Status::Ok();
@@ -516,6 +531,30 @@ uint32_t Store::FindService(std::string_view name) const {
     }
   }
   return 0;
+}
+
+size_t Store::TakeServiceRow(std::string_view name) {
+  ServiceRow* rows = ServiceRows();
+  size_t row = options_.max_services;
+  for (size_t i = 0; i < options_.max_services && row == options_.max_services; ++i) {
+    if (rows[i].in_use != 1) row = i;
+  }
+  for (size_t i = 0; i < options_.max_services && row == options_.max_services; ++i) {
+    const auto id = static_cast<uint32_t>(i + 1);
+    if (ssrs_[i] != 0 || std::any_of(sessions_.begin(), sessions_.end(),
+                                     [&](const auto& kv) { return kv.second->service_id == id; })) {
+      continue;
+    }
+    Log()->info("service row {} of '{}' reclaimed for '{}': it holds no SSR and serves no session",
+                id, std::string_view(rows[i].name, strnlen(rows[i].name, sizeof(rows[i].name))),
+                Escaped(name));
+    row = i;
+  }
+  if (row == options_.max_services) return row;
+  std::memset(&rows[row], 0, sizeof(ServiceRow));
+  std::memcpy(rows[row].name, name.data(), name.size());
+  rows[row].in_use = 1;
+  return row;
 }
 
 void Store::SessionEnded(Session& s, const std::string& why) {
@@ -604,20 +643,10 @@ Status Store::Dispatch(Session& s, const wire::Request& req, wire::Reply& r) {
     ServiceRow* rows = ServiceRows();
     size_t row = options_.max_services;
     if (const uint32_t id = FindService(req.name); id != 0) row = id - 1;
+    if (row == options_.max_services) row = TakeServiceRow(req.name);
     if (row == options_.max_services) {
-      for (size_t i = 0; i < options_.max_services; ++i) {
-        if (rows[i].in_use != 1) {
-          row = i;
-          std::memset(&rows[i], 0, sizeof(ServiceRow));
-          std::memcpy(rows[i].name, req.name.data(), req.name.size());
-          rows[i].in_use = 1;
-          break;
-        }
-      }
-    }
-    if (row == options_.max_services) {
-      return ResourceExhausted(
-          fmt::format("all {} service rows are in use", options_.max_services));
+      return ResourceExhausted(fmt::format(
+          "all {} service rows (max_services) hold SSRs or serve sessions", options_.max_services));
     }
     rows[row].epoch++;
     s.service_id = static_cast<uint32_t>(row + 1);
@@ -639,6 +668,11 @@ Status Store::Dispatch(Session& s, const wire::Request& req, wire::Reply& r) {
                 req.instance, r.epoch);
     return Status::Ok();
   }
+  if (req.op == wire::Op::kClose) {
+    RevokeAll(s);
+    s.Stop("closed by its server");  // the answer still goes out; then the session ends
+    return Status::Ok();
+  }
   if (s.service_id == 0) {
     return FailedPrecondition(fmt::format("{} before open", wire::OpName(req.op)));
   }
@@ -658,11 +692,18 @@ Status Store::Dispatch(Session& s, const wire::Request& req, wire::Reply& r) {
         if (free_.empty()) {
           return ResourceExhausted(fmt::format("arena full: all {} SSRs are in use", entries_));
         }
+        if (options_.max_ssrs_per_service != 0 &&
+            ssrs_[s.service_id - 1] >= options_.max_ssrs_per_service) {
+          return ResourceExhausted(
+              fmt::format("service '{}' holds {} SSRs, its quota (max_ssrs_per_service)",
+                          s.service_name, ssrs_[s.service_id - 1]));
+        }
         entry = free_.back();
         free_.pop_back();
         std::memset(RegionAt(entry), 0, region_bytes_);
         entries[entry] = EntryRow{s.service_id, 0, req.client_id, {0, 0}};
         index_.emplace(key, entry);
+        ssrs_[s.service_id - 1]++;
         r.created = true;
       }
       if (holders_[entry] != nullptr) {
@@ -707,6 +748,7 @@ Status Store::Dispatch(Session& s, const wire::Request& req, wire::Reply& r) {
       std::memset(&entries[entry], 0, sizeof(EntryRow));
       std::memset(RegionAt(entry), 0, region_bytes_);
       index_.erase(it);
+      ssrs_[s.service_id - 1]--;
       free_.push_back(entry);
       return Status::Ok();
     }
@@ -721,6 +763,7 @@ Status Store::Dispatch(Session& s, const wire::Request& req, wire::Reply& r) {
       }
       return Status::Ok();
     }
+    case wire::Op::kClose:
     case wire::Op::kOpen:
       break;
   }
@@ -749,10 +792,7 @@ StoreStats Store::Stats() const {
     st.name.assign(rows[i].name, strnlen(rows[i].name, sizeof(rows[i].name)));
     st.id = static_cast<uint32_t>(i + 1);
     st.epoch = rows[i].epoch;
-    for (auto it = index_.lower_bound({st.id, 0}); it != index_.end() && it->first.first == st.id;
-         ++it) {
-      st.clients++;
-    }
+    st.clients = ssrs_[i];
     s.services.push_back(std::move(st));
   }
   return s;

@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-services", o.max_services, "services the arena can hold")
       ->check(CLI::Range(1u, 4096u))
       ->capture_default_str();
+  app.add_option("--max-ssrs-per-service", o.max_ssrs_per_service,
+                 "SSRs one service may hold; more is refused with RESOURCE_EXHAUSTED (0: no quota "
+                 "but the arena's size)")
+      ->capture_default_str();
   app.add_option("--arena-file", o.arena_file,
                  "keep the arena in this file (mapped shared) so SSRs survive a store restart; "
                  "default: anonymous memory");

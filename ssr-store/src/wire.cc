@@ -37,7 +37,7 @@ void PutText(std::byte* base, size_t off, size_t cap, std::string_view s) {
   std::memcpy(base + off, s.data(), n);
 }
 
-bool KnownOp(uint16_t op) { return op >= 1 && op <= 5; }
+bool KnownOp(uint16_t op) { return op >= 1 && op <= 6; }
 
 }  // namespace
 
@@ -53,6 +53,8 @@ std::string_view OpName(Op op) {
       return "free";
     case Op::kList:
       return "list";
+    case Op::kClose:
+      return "close";
   }
   return "unknown";
 }

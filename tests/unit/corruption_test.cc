@@ -239,7 +239,8 @@ std::vector<ssr::wire::Request> ValidRequests() {
   ssr::wire::Request release{Op::kRelease, 3, 0, 17, false, true, "", ""};
   ssr::wire::Request forget{Op::kFree, 4, 42, 0, false, false, "", ""};
   ssr::wire::Request list{Op::kList, 5, 40, 0, false, false, "", ""};
-  return {open, grant, release, forget, list};
+  ssr::wire::Request close{Op::kClose, 6, 0, 0, false, false, "", ""};
+  return {open, grant, release, forget, list, close};
 }
 
 // A request (kRequestBytes) or a reply (kReplyBytes), encoded.

@@ -44,7 +44,12 @@ class StoreSession {
  public:
   static Result<std::unique_ptr<StoreSession>> Open(transport::Transport& transport,
                                                     const SessionOptions& options);
+  // Closes the session if it still works (waiting at most a second for the store).
   ~StoreSession();
+  // Tells the store this session is done: its grants are revoked and the store ends it at once
+  // (a server that simply disappears keeps its session at the store until its instance opens a
+  // new one). Waits at most `timeout` for the answer; the session is unusable afterwards.
+  Status Close(std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
 
   uint32_t service_id() const { return service_id_; }
   uint64_t epoch() const { return epoch_; }  // grows with every session the service opens

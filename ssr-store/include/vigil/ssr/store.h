@@ -37,6 +37,9 @@ struct StoreOptions {
   size_t arena_bytes = 64ull << 20;  // the whole arena, tables included
   uint32_t capacity = 4096;          // payload bytes per slot of every SSR
   uint32_t max_services = 64;
+  // SSRs one service may hold (a grant that would create one more is RESOURCE_EXHAUSTED);
+  // 0: no quota but the arena's size.
+  uint32_t max_ssrs_per_service = 0;
   std::string arena_file;  // empty: anonymous memory (lost when the store stops)
   std::string node_name = "ssr-store";
   // After each request, a session polls for the next one this long before it sleeps on the
@@ -119,6 +122,9 @@ class Store {
   ServiceRow* ServiceRows() const;
   // The id of the service called `name`, or 0.
   uint32_t FindService(std::string_view name) const;
+  // With mu_ held: a service row for `name`, new or reclaimed (one that holds no SSR and serves
+  // no session); the table's size if every row is taken.
+  size_t TakeServiceRow(std::string_view name);
   std::byte* RegionAt(size_t index) const;
 
   transport::Transport& transport_;
@@ -140,6 +146,7 @@ class Store {
   std::map<std::pair<uint32_t, uint64_t>, size_t> index_;  // (service, client) -> entry
   std::vector<size_t> free_;                               // free entries (stack)
   std::vector<Session*> holders_;                          // per entry: session holding a grant
+  std::vector<size_t> ssrs_;                               // per service row: SSRs it holds
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> closed_;  // joined lazily, outside the lock
   uint64_t next_session_ = 1;

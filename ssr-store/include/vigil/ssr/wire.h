@@ -37,7 +37,8 @@ inline constexpr size_t kMaxName = 47;          // service and instance names
 inline constexpr size_t kMaxListed = 16;        // client ids per kList reply
 inline constexpr size_t kMaxReplyMessage = 96;  // error text carried back
 
-enum class Op : uint16_t { kOpen = 1, kGrant = 2, kRelease = 3, kFree = 4, kList = 5 };
+// kClose: the server is done; the store answers, revokes the session's grants and ends it.
+enum class Op : uint16_t { kOpen = 1, kGrant = 2, kRelease = 3, kFree = 4, kList = 5, kClose = 6 };
 std::string_view OpName(Op op);
 
 struct Request {
