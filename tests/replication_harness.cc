@@ -31,11 +31,12 @@ Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Tra
   std::rewind(in);
   JobResult result;
   {
+    const std::string voter = fmt::format("127.0.0.1:{}", server.port());
     voter::ThreadLauncher launcher(
-        replica_t, fmt::format("127.0.0.1:{}", server.port()), spec.group.channel,
-        spec.verdict_timeout,
-        [&spec](const voter::LaunchSpec& s, std::shared_ptr<std::atomic<bool>> killed)
+        replica_t, voter, spec.group.channel, spec.verdict_timeout,
+        [&spec, &voter](const voter::LaunchSpec& s, std::shared_ptr<std::atomic<bool>> killed)
             -> Result<std::unique_ptr<replica::Program>> {
+          if (spec.before_launch) spec.before_launch(s, voter);
           std::unique_ptr<replica::Program> program;
           if (spec.program) {
             program = spec.program(s.replica, s.incarnation);

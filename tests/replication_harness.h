@@ -35,6 +35,9 @@ struct JobSpec {
   // Optional: builds each replica incarnation's program instead of `workload`.
   std::function<std::unique_ptr<replica::Program>(uint16_t replica, uint32_t incarnation)> program;
   std::function<void(voter::Group&)> while_running;  // optional, runs on its own thread
+  // Optional: runs before each incarnation is started, with the voter's bootstrap address
+  // (e.g. an impostor trying to take the incarnation's slot first).
+  std::function<void(const voter::LaunchSpec&, const std::string& voter)> before_launch;
   std::chrono::milliseconds verdict_timeout{10000};
   // Small input buffers: many input events per job, as a program reading in small pieces would.
   size_t input_bytes = 16 * 1024;

@@ -177,7 +177,7 @@ Result<std::unique_ptr<VoterEnd>> VoterEnd::Create(transport::Transport& t,
       return std::unique_ptr<VoterEnd>(new NotifyVoterEnd(std::move(e)));
     }
     case Method::kRpc: {
-      VIGIL_ASSIGN_OR_RETURN(auto ch, RpcVoter(o.rpc_listen, o.max_payload));
+      VIGIL_ASSIGN_OR_RETURN(auto ch, RpcVoter(o.rpc_listen, o.max_payload, o.token));
       const std::string host = o.rpc_listen.substr(0, o.rpc_listen.rfind(':'));
       const std::string target = fmt::format("{}:{}", host, RpcVoterPort(*ch));
       return std::unique_ptr<VoterEnd>(new RpcVoterEnd(std::move(ch), target));
@@ -201,7 +201,7 @@ Result<std::unique_ptr<ReplicaEnd>> ReplicaEnd::Create(transport::Transport& t,
     }
     case Method::kRpc: {
       if (rpc_target.empty()) return InvalidArgument("rpc method: no voter address to call");
-      VIGIL_ASSIGN_OR_RETURN(auto ch, RpcReplica(rpc_target, o.max_payload));
+      VIGIL_ASSIGN_OR_RETURN(auto ch, RpcReplica(rpc_target, o.max_payload, o.token));
       return std::unique_ptr<ReplicaEnd>(new RpcReplicaEnd(std::move(ch)));
     }
   }

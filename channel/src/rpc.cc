@@ -10,6 +10,9 @@
 #include <mutex>
 
 #include "vigil/channel/channel.h"
+#include "vigil/common/logging.h"
+#include "vigil/common/text.h"
+#include "vigil/security/nonce.h"
 #include "vigil/security/permissions.h"
 #include "vigil/security/tls.h"
 #include "vigil/signal/v1/signal.grpc.pb.h"
@@ -45,7 +48,8 @@ Result<Record> ToRecord(const pb::EventRecord& r, std::span<std::byte> buf) {
 
 class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
  public:
-  explicit RpcVoterImpl(size_t max_payload) : max_payload_(max_payload) {}
+  RpcVoterImpl(size_t max_payload, std::string token)
+      : max_payload_(max_payload), token_(std::move(token)) {}
   ~RpcVoterImpl() override {
     {
       std::lock_guard lock(mu_);
@@ -79,6 +83,13 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
     if (grpc::Status st = security::AuthorizeCall(*ctx, "/vigil.signal.v1.Voter/Signal");
         !st.ok()) {
       return st;
+    }
+    if (!token_.empty() && !security::SameNonce(token_, req->token())) {
+      const std::string why =
+          fmt::format("rpc event sequence {} from {} refused: {} replica nonce", req->seq(),
+                      Escaped(ctx->peer(), 128), req->token().empty() ? "no" : "wrong");
+      log::Get("channel")->warn("{}", why);
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
     }
     if (Status st = CheckWire(*req, max_payload_, "rpc event"); !st.ok()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, st.message());
@@ -143,6 +154,7 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
     bool done;
   };
   const size_t max_payload_;
+  const std::string token_;  // the incarnation's nonce; empty: not checked
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::mutex mu_;
@@ -155,9 +167,10 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
 
 class RpcReplicaImpl final : public ReplicaChannel {
  public:
-  RpcReplicaImpl(const std::string& target, size_t max_payload)
+  RpcReplicaImpl(const std::string& target, size_t max_payload, std::string token)
       : target_(target),
         max_payload_(max_payload),
+        token_(std::move(token)),
         channel_(security::Channel(security::ProcessTls(), target)),
         stub_(channel_.ok() ? pb::Voter::NewStub(*channel_) : nullptr) {}
 
@@ -175,6 +188,7 @@ class RpcReplicaImpl final : public ReplicaChannel {
     pb::EventRecord req, resp;
     const uint64_t seq = next_++;  // every attempt gets its own sequence, even if it fails
     req.set_seq(seq);
+    req.set_token(token_);
     req.set_kind(kind);
     req.set_payload(payload.data(), payload.size());
     grpc::ClientContext ctx;
@@ -199,6 +213,7 @@ class RpcReplicaImpl final : public ReplicaChannel {
  private:
   std::string target_;
   size_t max_payload_;
+  std::string token_;
   Result<std::shared_ptr<grpc::Channel>> channel_;  // the process's TLS settings
   std::unique_ptr<pb::Voter::Stub> stub_;
   uint64_t next_ = 1;
@@ -206,8 +221,9 @@ class RpcReplicaImpl final : public ReplicaChannel {
 
 }  // namespace
 
-Result<std::unique_ptr<VoterChannel>> RpcVoter(const std::string& listen, size_t max_payload) {
-  auto v = std::make_unique<RpcVoterImpl>(max_payload);
+Result<std::unique_ptr<VoterChannel>> RpcVoter(const std::string& listen, size_t max_payload,
+                                               const std::string& token) {
+  auto v = std::make_unique<RpcVoterImpl>(max_payload, token);
   VIGIL_RETURN_IF_ERROR(v->Start(listen));
   return std::unique_ptr<VoterChannel>(std::move(v));
 }
@@ -217,8 +233,10 @@ int RpcVoterPort(const VoterChannel& voter) {
   return v ? v->port() : 0;
 }
 
-Result<std::unique_ptr<ReplicaChannel>> RpcReplica(const std::string& target, size_t max_payload) {
-  return std::unique_ptr<ReplicaChannel>(std::make_unique<RpcReplicaImpl>(target, max_payload));
+Result<std::unique_ptr<ReplicaChannel>> RpcReplica(const std::string& target, size_t max_payload,
+                                                   const std::string& token) {
+  return std::unique_ptr<ReplicaChannel>(
+      std::make_unique<RpcReplicaImpl>(target, max_payload, token));
 }
 
 }  // namespace vigil::channel

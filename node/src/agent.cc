@@ -7,6 +7,7 @@
 #include "vigil/common/logging.h"
 #include "vigil/node/v1/node.grpc.pb.h"
 #include "vigil/security/address.h"
+#include "vigil/security/grpc_status.h"
 #include "vigil/security/permissions.h"
 
 namespace vigil::node {
@@ -14,15 +15,7 @@ namespace {
 
 namespace pb = vigil::node::v1;
 
-grpc::Status ToGrpc(const Status& st) {
-  if (st.ok()) return grpc::Status::OK;
-  const auto code = st.code() == StatusCode::kInvalidArgument      ? grpc::INVALID_ARGUMENT
-                    : st.code() == StatusCode::kNotFound           ? grpc::NOT_FOUND
-                    : st.code() == StatusCode::kFailedPrecondition ? grpc::FAILED_PRECONDITION
-                    : st.code() == StatusCode::kPermissionDenied   ? grpc::PERMISSION_DENIED
-                                                                   : grpc::UNAVAILABLE;
-  return grpc::Status(code, st.message());
-}
+using security::ToGrpc;
 
 Result<ReplicaKey> KeyFrom(const pb::ReplicaId& id) {
   if (id.replica() > 2) {
@@ -61,6 +54,7 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
     l.voter = req->voter();
     l.service = req->service();
     l.rpc_target = req->rpc_target();
+    l.nonce = req->nonce();
     l.signal = req->signal();
     l.workload = req->workload();
     l.susan_mode = req->susan_mode().empty() ? "edges" : req->susan_mode();

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "vigil/common/registers.h"
+#include "vigil/security/nonce.h"
 
 namespace vigil::node {
 namespace {
@@ -92,6 +93,7 @@ Status ReplicaLaunch::Check() const {
     return InvalidArgument(
         fmt::format("replica launch: signal '{}' (polling, notify, rpc)", signal.substr(0, 32)));
   }
+  VIGIL_RETURN_IF_ERROR(security::CheckNonce("replica launch", nonce));
   if (!OneOf(workload, {"crc32", "susan", "exec"})) {
     return InvalidArgument(
         fmt::format("replica launch: workload '{}' (crc32, susan, exec)", workload.substr(0, 32)));
@@ -205,6 +207,19 @@ Result<pid_t> ProcessTable::Start(const ReplicaLaunch& launch) {
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
+  // This process's environment plus the nonce, built before fork (the child only calls execve).
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, kNonceEnv, std::strlen(kNonceEnv)) == 0 &&
+        (*e)[std::strlen(kNonceEnv)] == '=') {
+      continue;
+    }
+    env_strings.emplace_back(*e);
+  }
+  env_strings.push_back(fmt::format("{}={}", kNonceEnv, launch.nonce));
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
   std::lock_guard lock(mu_);
   ReapLocked();
   if (auto it = procs_.find(launch.key); it != procs_.end() && !it->second.exited) {
@@ -221,7 +236,7 @@ Result<pid_t> ProcessTable::Start(const ReplicaLaunch& launch) {
       CPU_SET(launch.cpu, &set);
       sched_setaffinity(0, sizeof(set), &set);  // checked above: the CPU is available
     }
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     std::fprintf(stderr, "cannot run %s: %s\n", argv[0], std::strerror(errno));
     _exit(127);
   }

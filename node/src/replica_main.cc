@@ -6,12 +6,15 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
 #include "vigil/common/registers.h"
+#include "vigil/node/process.h"
 #include "vigil/replica/runner.h"
 #include "vigil/run/program.h"
+#include "vigil/security/nonce.h"
 #include "vigil/security/tls_flags.h"
 #include "vigil/transport/verbs.h"
 #include "vigil/workloads/workloads.h"
@@ -57,7 +60,11 @@ int main(int argc, char** argv) {
   app.add_option("--exec-path", exec_path,
                  "exec: the file to execute (default: the program's name, looked up in PATH); "
                  "vigil-node passes what its --exec-allow list resolved");
-  app.footer("exec: vigil-replica [OPTIONS] --workload exec -- PROGRAM [ARGS...]");
+  app.footer(
+      "exec: vigil-replica [OPTIONS] --workload exec -- PROGRAM [ARGS...]\n"
+      "Environment: VIGIL_REPLICA_NONCE, the voter's nonce for this incarnation (vigil-node and "
+      "vigil-voter set it; the replica presents it to the voter and removes it from its "
+      "environment).");
   exec_argv = cli::TakeProgramArguments(argc, argv);
   app.add_option("--susan-mode", susan_mode, "susan: smooth, edges or corners")
       ->check(CLI::IsMember({"smooth", "edges", "corners"}));
@@ -133,6 +140,16 @@ int main(int argc, char** argv) {
     }
     if (o.voter.empty() || o.service.empty()) {
       fmt::print(stderr, "error: --voter and --service are required (or --unreplicated)\n");
+      return 2;
+    }
+    // The voter's nonce for this incarnation comes in the environment (not on the command line,
+    // which every local user can read), and leaves it at once.
+    if (const char* nonce = std::getenv(node::kNonceEnv); nonce != nullptr) o.nonce = nonce;
+    unsetenv(node::kNonceEnv);
+    if (Status st = security::CheckNonce(node::kNonceEnv, o.nonce); !st.ok()) {
+      fmt::print(stderr,
+                 "error: {} (vigil-node and vigil-voter set it when they start a replica)\n",
+                 st.ToString());
       return 2;
     }
     auto m = channel::ParseMethod(method);

@@ -19,10 +19,12 @@ Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& o, P
                          ReplicaMemory::Allocate(transport, program.state_bytes(), o.input_bytes));
   channel::ChannelOptions channel = o.channel;
   channel.cancel = o.stopped.get();
+  channel.token = o.nonce;
   VIGIL_ASSIGN_OR_RETURN(auto end, channel::ReplicaEnd::Create(transport, channel, o.rpc_target));
   transport::DialOptions dial;
   dial.target = o.voter;
   dial.service = o.service;
+  dial.token = o.nonce;
   dial.node_name = fmt::format("replica-{}-{}-{}", o.group, o.replica, o.incarnation);
   dial.connection = o.connection;
   dial.connection.name = dial.node_name;

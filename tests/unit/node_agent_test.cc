@@ -29,12 +29,22 @@ namespace {
 namespace pb = vigil::node::v1;
 using namespace std::chrono_literals;
 
+const std::string kNonce = "0123456789abcdef0123456789abcdef";
+
 TEST(ReplicaLaunch, CheckNamesTheBadField) {
   node::ReplicaLaunch l;
   l.voter = "127.0.0.1:1";
   l.service = "replica/1/0/0";
+  l.nonce = kNonce;
   EXPECT_TRUE(l.Check().ok());
   auto bad = l;
+  for (const char* nonce : {"", "0123456789ABCDEF0123456789ABCDEF", "0123"}) {
+    bad.nonce = nonce;
+    EXPECT_NE(bad.Check().message().find("nonce must be 32 lowercase hex digits"),
+              std::string::npos)
+        << nonce;
+  }
+  bad = l;
   bad.key.replica = 3;
   EXPECT_NE(bad.Check().message().find("replica index 3"), std::string::npos);
   bad = l;
@@ -55,12 +65,14 @@ TEST(ReplicaLaunch, CheckNamesTheBadField) {
   const auto argv = node::ReplicaArgv("/x/vigil-replica", l);
   EXPECT_EQ(argv.front(), "/x/vigil-replica");
   EXPECT_NE(std::find(argv.begin(), argv.end(), "replica/1/0/0"), argv.end());
+  for (const auto& a : argv) EXPECT_EQ(a.find(kNonce), std::string::npos) << a;
 }
 
 TEST(ReplicaLaunch, ExecLaunchesCarryTheProgramAfterDoubleDash) {
   node::ReplicaLaunch l;
   l.voter = "127.0.0.1:1";
   l.service = "replica/1/0/0";
+  l.nonce = kNonce;
   l.workload = "exec";
   EXPECT_NE(l.Check().message().find("program arguments"), std::string::npos);
   l.exec_argv = {"sort", "--parallel=1", "a file with spaces"};
@@ -110,8 +122,9 @@ class NodeAgentTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
     script_ = dir_ + "/fake-replica";
-    // The fake replica records its command line, then waits to be stopped.
-    std::ofstream(script_) << "#!/bin/sh\nprintf '%s\\n' \"$@\" > " << dir_ << "/args\n"
+    // The fake replica records its nonce and command line, then waits to be stopped.
+    std::ofstream(script_) << "#!/bin/sh\nprintf '%s' \"$VIGIL_REPLICA_NONCE\" > " << dir_
+                           << "/nonce\nprintf '%s\\n' \"$@\" > " << dir_ << "/args\n"
                            << "exec sleep 30\n";
     chmod(script_.c_str(), 0755);
     StartAgent({});
@@ -140,6 +153,7 @@ class NodeAgentTest : public ::testing::Test {
     agent_.reset();
     std::remove(script_.c_str());
     std::remove((dir_ + "/args").c_str());
+    std::remove((dir_ + "/nonce").c_str());
     rmdir(dir_.c_str());
   }
   pb::StartReplicaRequest Valid() {
@@ -148,6 +162,7 @@ class NodeAgentTest : public ::testing::Test {
     r.mutable_id()->set_replica(2);
     r.set_voter("127.0.0.1:9");
     r.set_service("replica/1/2/0");
+    r.set_nonce(kNonce);
     r.set_signal("polling");
     r.set_workload("crc32");
     return r;
@@ -197,6 +212,13 @@ TEST_F(NodeAgentTest, RefusesBadStartRequestsWithTheReason) {
   st = stub_->StartReplica(&c2, req, &resp);
   EXPECT_EQ(st.error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("replica index 7"), std::string::npos);
+  req = Valid();
+  req.set_nonce("not-a-nonce");
+  grpc::ClientContext c3;
+  st = stub_->StartReplica(&c3, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("nonce must be"), std::string::npos) << st.error_message();
+  EXPECT_EQ(st.error_message().find("not-a-nonce"), std::string::npos) << st.error_message();
   EXPECT_EQ(StateOf(), "");  // nothing was started
   // Replicas dial back only the caller's own host.
   for (bool rpc : {false, true}) {
@@ -309,6 +331,13 @@ TEST_F(NodeAgentTest, StartsReplicasAndInjectsStopContKill) {
   pb::StartReplicaResponse resp;
   grpc::ClientContext c1;
   ASSERT_TRUE(stub_->StartReplica(&c1, Valid(), &resp).ok());
+  // The nonce reaches the replica in its environment, never on its command line.
+  const auto args = ReplicaArgs();
+  ASSERT_FALSE(args.empty());
+  for (const auto& a : args) EXPECT_EQ(a.find(kNonce), std::string::npos) << a;
+  std::string nonce;
+  std::getline(std::ifstream(dir_ + "/nonce"), nonce);
+  EXPECT_EQ(nonce, kNonce);
   EXPECT_GT(resp.pid(), 0u);
   EXPECT_EQ(resp.node(), "worker-t");
   grpc::ClientContext c2;

@@ -9,6 +9,8 @@
 
 #include "replication_harness.h"
 #include "replication_params.h"
+#include "vigil/security/tls.h"
+#include "vigil/signal/v1/signal.grpc.pb.h"
 #include "vigil/transport/fake.h"
 #include "vigil/transport/fault_injection.h"
 
@@ -439,6 +441,55 @@ TEST_F(ReplicationTest, ACorruptedCreditWordHoldsUpNoReplica) {
     EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
     EXPECT_EQ(got->report.replacements, 0u);
     EXPECT_EQ(got->report.missed_deadlines, 0u);
+  }
+}
+
+// Before every incarnation starts, an impostor that knows the voter's address, the incarnation's
+// service name and its rpc target (all of which a network peer can guess) tries to take its
+// slot without the nonce, or with a wrong one, and to signal a huge sequence number in its
+// name. All are refused, and the real replicas, which hold the nonce, run the job to the end.
+TEST_F(ReplicationTest, OnlyTheIncarnationWithItsNonceTakesTheSlotOrSignals) {
+  const std::string input = Crc32Input(50000);
+  for (channel::Method method : {channel::Method::kPolling, channel::Method::kRpc}) {
+    SCOPED_TRACE(channel::MethodName(method));
+    std::atomic<int> dials_refused{0}, signals_refused{0};
+    JobSpec s = Spec(Mode::kTmr, method);
+    s.input = input;
+    s.before_launch = [&](const voter::LaunchSpec& l, const std::string& voter) {
+      ASSERT_EQ(l.nonce.size(), 32u);
+      for (const std::string& token : {std::string(), std::string(32, '0'), l.nonce + "0"}) {
+        transport::DialOptions d;
+        d.target = voter;
+        d.service = l.service;
+        d.node_name = "impostor";
+        d.token = token;
+        d.timeout = 5s;
+        auto dialed = transport::Dial(replica_t_, d);
+        ASSERT_FALSE(dialed.ok());
+        EXPECT_EQ(dialed.status().code(), StatusCode::kPermissionDenied) << dialed.status();
+        dials_refused++;
+      }
+      if (l.rpc_target.empty()) return;
+      auto ch = security::Channel(security::ProcessTls(), l.rpc_target);
+      ASSERT_TRUE(ch.ok()) << ch.status();
+      auto stub = signal::v1::Voter::NewStub(*ch);
+      signal::v1::EventRecord ev, verdict;
+      ev.set_seq(uint64_t{1} << 62);  // would lock the real replica out if it were believed
+      ev.set_token(std::string(32, 'f'));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+      const grpc::Status st = stub->Signal(&ctx, ev, &verdict);
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+      EXPECT_NE(st.error_message().find("wrong replica nonce"), std::string::npos);
+      signals_refused++;
+    };
+    auto got = Run(s);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_TRUE(got->report.completed) << got->report.failure;
+    EXPECT_EQ(got->output, *RunUnreplicated("crc32", "", input));
+    EXPECT_EQ(got->report.replacements, 0u);
+    EXPECT_EQ(dials_refused.load(), 9);  // three tries for each of the three incarnations
+    EXPECT_EQ(signals_refused.load(), method == channel::Method::kRpc ? 3 : 0);
   }
 }
 

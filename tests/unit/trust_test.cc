@@ -57,6 +57,7 @@ TEST_F(TrustTest, TheNodeAgentTakesReplicasFromVotersAndFaultsFromOperatorsOnly)
   start.mutable_id()->set_replica(2);
   start.set_voter("127.0.0.1:9");
   start.set_service("replica/1/2/0");
+  start.set_nonce("0123456789abcdef0123456789abcdef");
   start.set_signal("polling");
   start.set_workload("crc32");
   pb::InjectFaultRequest kill;

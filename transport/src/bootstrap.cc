@@ -8,6 +8,8 @@
 #include "vigil/bootstrap/v1/bootstrap.grpc.pb.h"
 #include "vigil/common/logging.h"
 #include "vigil/common/text.h"
+#include "vigil/security/grpc_status.h"
+#include "vigil/security/nonce.h"
 #include "vigil/security/permissions.h"
 
 namespace vigil::transport {
@@ -111,56 +113,6 @@ Result<PeerInfo> FromProto(const pb::Hello& hello, std::string_view expected_kin
   return info;
 }
 
-namespace {
-grpc::Status ToGrpc(const Status& st) {
-  grpc::StatusCode code = grpc::StatusCode::INTERNAL;
-  switch (st.code()) {
-    case StatusCode::kInvalidArgument:
-      code = grpc::StatusCode::INVALID_ARGUMENT;
-      break;
-    case StatusCode::kNotFound:
-      code = grpc::StatusCode::NOT_FOUND;
-      break;
-    case StatusCode::kFailedPrecondition:
-      code = grpc::StatusCode::FAILED_PRECONDITION;
-      break;
-    case StatusCode::kResourceExhausted:
-      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
-      break;
-    case StatusCode::kUnavailable:
-      code = grpc::StatusCode::UNAVAILABLE;
-      break;
-    default:
-      break;
-  }
-  return grpc::Status(code, st.message());
-}
-
-Status FromGrpc(const grpc::Status& st, const std::string& target) {
-  StatusCode code = StatusCode::kUnavailable;
-  switch (st.error_code()) {
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      code = StatusCode::kInvalidArgument;
-      break;
-    case grpc::StatusCode::NOT_FOUND:
-      code = StatusCode::kNotFound;
-      break;
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      code = StatusCode::kFailedPrecondition;
-      break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      code = StatusCode::kResourceExhausted;
-      break;
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      code = StatusCode::kDeadlineExceeded;
-      break;
-    default:
-      break;
-  }
-  return Status(code, fmt::format("bootstrap with {}: {}", target, st.error_message()));
-}
-}  // namespace
-
 class BootstrapServer::Service final : public pb::Bootstrap::Service {
  public:
   explicit Service(BootstrapServer& owner) : owner_(owner) {}
@@ -177,7 +129,7 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
     if (!regions.ok()) {
       log::Get("bootstrap")
           ->warn("rejected connection from {}: {}", ctx->peer(), regions.status().ToString());
-      return ToGrpc(regions.status());
+      return security::ToGrpc(regions.status());
     }
     return grpc::Status::OK;
   }
@@ -188,8 +140,18 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
                                            pb::ConnectResponse* resp) {
     Acceptor accept = owner_.FindService(req.service());
     if (!accept.plain && !accept.with_domain) {
-      return NotFound(fmt::format("no service '{}' on node '{}'", req.service().substr(0, 64),
+      return NotFound(fmt::format("no service '{}' on node '{}'", Escaped(req.service(), 64),
                                   owner_.node_name_));
+    }
+    if (req.token().size() > kMaxTokenLength) {
+      return InvalidArgument(fmt::format("token of {} bytes for service '{}' (at most {})",
+                                         req.token().size(), Escaped(req.service(), 64),
+                                         kMaxTokenLength));
+    }
+    if (!accept.token.empty() && !security::SameNonce(accept.token, req.token())) {
+      return PermissionDenied(fmt::format("service '{}' refused: {} token",
+                                          Escaped(req.service(), 64),
+                                          req.token().empty() ? "no" : "wrong"));
     }
     VIGIL_ASSIGN_OR_RETURN(PeerInfo peer, FromProto(req.hello(), owner_.transport_.kind()));
     peer.caller = caller;
@@ -223,14 +185,14 @@ BootstrapServer::BootstrapServer(Transport& transport, std::string node_name,
 
 BootstrapServer::~BootstrapServer() { Shutdown(); }
 
-void BootstrapServer::AddService(const std::string& service, AcceptFn accept) {
+void BootstrapServer::AddService(const std::string& service, AcceptFn accept, std::string token) {
   std::lock_guard lock(services_mu_);
-  services_[service] = Acceptor{std::move(accept), nullptr};
+  services_[service] = Acceptor{std::move(accept), nullptr, std::move(token)};
 }
 
 void BootstrapServer::AddService(const std::string& service, DomainAcceptFn accept) {
   std::lock_guard lock(services_mu_);
-  services_[service] = Acceptor{nullptr, std::move(accept)};
+  services_[service] = Acceptor{nullptr, std::move(accept), {}};
 }
 
 void BootstrapServer::RemoveService(const std::string& service) {
@@ -278,6 +240,7 @@ Result<Dialed> Dial(Transport& transport, const DialOptions& options) {
 
   pb::ConnectRequest req;
   req.set_service(options.service);
+  req.set_token(options.token);
   ToProto(options.node_name, transport.kind(), conn->local_endpoint(), options.regions,
           *req.mutable_hello());
   VIGIL_ASSIGN_OR_RETURN(auto channel, security::Channel(options.tls, options.target));
@@ -287,7 +250,7 @@ Result<Dialed> Dial(Transport& transport, const DialOptions& options) {
   ctx.set_wait_for_ready(true);  // ride out a server that is still starting, within the deadline
   pb::ConnectResponse resp;
   grpc::Status st = stub->Connect(&ctx, req, &resp);
-  if (!st.ok()) return FromGrpc(st, options.target);
+  if (!st.ok()) return security::FromGrpc(st, "bootstrap with " + options.target);
   VIGIL_ASSIGN_OR_RETURN(PeerInfo peer, FromProto(resp.hello(), transport.kind()));
   VIGIL_RETURN_IF_ERROR(conn->Connect(peer.endpoint));
   return Dialed{std::move(conn), std::move(peer)};

@@ -14,6 +14,7 @@
 #include "vigil/replica/context.h"
 #include "vigil/replica/runner.h"
 #include "vigil/replica/state_digest.h"
+#include "vigil/security/nonce.h"
 
 namespace vigil::voter {
 
@@ -159,16 +160,24 @@ void Group::Cancel() {
 
 Status Group::StartIncarnation(uint16_t slot) {
   Member& m = *members_[slot];
+  // Only the process this incarnation is launched as learns its nonce: without it, nothing that
+  // reaches the voter's ports can take the replica's slot or signal in its name.
+  VIGIL_ASSIGN_OR_RETURN(std::string nonce, security::NewNonce());
+  channel::ChannelOptions channel = o_.channel;
+  channel.token = nonce;
   VIGIL_ASSIGN_OR_RETURN(std::shared_ptr<channel::VoterEnd> end,
-                         channel::VoterEnd::Create(transport_, o_.channel));
+                         channel::VoterEnd::Create(transport_, channel));
   const uint32_t inc = m.incarnation;
   const std::string service = replica::ServiceName(o_.group, slot, inc);
-  server_.AddService(service, [this, slot, inc, end](std::unique_ptr<transport::Connection> conn,
-                                                     const transport::PeerInfo& peer) {
-    return Accept(slot, inc, end, std::move(conn), peer);
-  });
+  server_.AddService(
+      service,
+      [this, slot, inc, end](std::unique_ptr<transport::Connection> conn,
+                             const transport::PeerInfo& peer) {
+        return Accept(slot, inc, end, std::move(conn), peer);
+      },
+      nonce);
   m.since = Clock::now();
-  LaunchSpec spec{o_.group, slot, inc, service, end->rpc_target()};
+  LaunchSpec spec{o_.group, slot, inc, service, end->rpc_target(), nonce};
   Status st = launcher_.Start(spec);
   if (!st.ok()) server_.RemoveService(service);
   return st;

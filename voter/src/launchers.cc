@@ -19,6 +19,7 @@ node::ReplicaLaunch MakeLaunch(const LaunchSpec& s, const ReplicaProgram& p) {
   l.voter = p.voter;
   l.service = s.service;
   l.rpc_target = s.rpc_target;
+  l.nonce = s.nonce;
   l.signal = p.signal;
   l.workload = p.workload;
   l.susan_mode = p.susan_mode;
@@ -122,6 +123,7 @@ Status NodeLauncher::Start(const LaunchSpec& spec) {
   req.set_voter(l.voter);
   req.set_service(l.service);
   req.set_rpc_target(l.rpc_target);
+  req.set_nonce(l.nonce);
   req.set_signal(l.signal);
   req.set_workload(l.workload);
   req.set_susan_mode(l.susan_mode);

@@ -39,6 +39,7 @@ Status ThreadLauncher::Start(const LaunchSpec& s) {
     o.voter = voter_;
     o.service = s.service;
     o.rpc_target = s.rpc_target;
+    o.nonce = s.nonce;
     o.group = s.group;
     o.replica = s.replica;
     o.incarnation = s.incarnation;

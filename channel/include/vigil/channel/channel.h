@@ -57,9 +57,13 @@ std::unique_ptr<ReplicaChannel> NotifyReplica(NotifyEndpoint& endpoint);
 std::unique_ptr<VoterChannel> NotifyVoter(NotifyEndpoint& endpoint);
 
 // rpc: the voter serves vigil.signal.v1.Voter on `listen` ("host:port", port 0 = any; the bound
-// port is reported by RpcVoterPort); the replica calls it at `target`.
-Result<std::unique_ptr<VoterChannel>> RpcVoter(const std::string& listen, size_t max_payload);
+// port is reported by RpcVoterPort); the replica calls it at `target`. With a `token` (a replica
+// incarnation's nonce) the voter takes events only from calls that carry it: any other call is
+// PERMISSION_DENIED, logged, and changes nothing (the expected sequence stays).
+Result<std::unique_ptr<VoterChannel>> RpcVoter(const std::string& listen, size_t max_payload,
+                                               const std::string& token = {});
 int RpcVoterPort(const VoterChannel& voter);
-Result<std::unique_ptr<ReplicaChannel>> RpcReplica(const std::string& target, size_t max_payload);
+Result<std::unique_ptr<ReplicaChannel>> RpcReplica(const std::string& target, size_t max_payload,
+                                                   const std::string& token = {});
 
 }  // namespace vigil::channel

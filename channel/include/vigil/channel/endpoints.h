@@ -28,6 +28,8 @@ struct ChannelOptions {
   std::string rpc_listen = "127.0.0.1:0";
   // polling: a flag that, raised, ends blocking ring waits (RingConfig::cancel).
   const std::atomic<bool>* cancel = nullptr;
+  // rpc: the replica incarnation's nonce, sent with every event and required by the voter end.
+  std::string token = {};
 };
 Status ValidateChannelOptions(const ChannelOptions& o);
 

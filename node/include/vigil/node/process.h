@@ -37,6 +37,9 @@ inline constexpr size_t kMaxProgramString = 4096;
 struct ReplicaLaunch {
   ReplicaKey key;
   std::string voter, service, rpc_target;
+  // The incarnation's nonce from the voter: handed to vigil-replica in its environment
+  // (kNonceEnv), never on its command line, which every local user can read.
+  std::string nonce;
   std::string signal = "polling", workload = "crc32", susan_mode = "edges";
   std::string device;  // empty: first ACTIVE port
   std::string log_level = "warn";
@@ -53,6 +56,9 @@ struct ReplicaLaunch {
   std::string exec_path;
   Status Check() const;  // names the field and value that is wrong
 };
+
+// The variable that carries ReplicaLaunch::nonce to vigil-replica (which unsets it).
+inline constexpr const char* kNonceEnv = "VIGIL_REPLICA_NONCE";
 
 // The vigil-replica command line for `launch`.
 std::vector<std::string> ReplicaArgv(const std::string& binary, const ReplicaLaunch& launch);

@@ -19,6 +19,7 @@ struct ReplicaRunOptions {
   std::string voter;       // "host:port" of the voter's bootstrap server
   std::string service;     // the voter's name for this incarnation (ServiceName)
   std::string rpc_target;  // rpc method: where to call the voter
+  std::string nonce;  // the incarnation's nonce from the voter: its hello and rpc events carry it
   uint32_t group = 0;
   uint16_t replica = 0;
   uint32_t incarnation = 0;  // > 0: a replacement, which joins the running group

@@ -30,6 +30,7 @@ inline constexpr uint32_t kBootstrapProtocolVersion = 1;
 inline constexpr size_t kMaxAdvertisedRegions = 64;
 inline constexpr size_t kMaxPurposeLength = 64;
 inline constexpr size_t kMaxNodeNameLength = 255;
+inline constexpr size_t kMaxTokenLength = 64;
 
 struct PeerInfo {
   // Who called, from its TLS certificate: set by the BootstrapServer, never taken from the wire
@@ -67,8 +68,10 @@ class BootstrapServer {
   ~BootstrapServer();
 
   // Registers the acceptor for connections that ask for `service` (before or after Start; a
-  // later registration of the same name replaces the earlier one).
-  void AddService(const std::string& service, AcceptFn accept);
+  // later registration of the same name replaces the earlier one). With a `token`, a dialer must
+  // present exactly it (DialOptions::token): any other is refused with PERMISSION_DENIED before
+  // a queue pair is made, and the service stays registered for the rightful dialer.
+  void AddService(const std::string& service, AcceptFn accept, std::string token = {});
   void AddService(const std::string& service, DomainAcceptFn accept);
   // Refuses further connections for `service` (kNotFound to the dialer).
   void RemoveService(const std::string& service);
@@ -88,6 +91,7 @@ class BootstrapServer {
   struct Acceptor {
     AcceptFn plain;
     DomainAcceptFn with_domain;
+    std::string token;  // empty: none required
   };
   Acceptor FindService(const std::string& service) const;
 
@@ -108,6 +112,7 @@ struct DialOptions {
   std::vector<RemoteRegion> regions;  // what this side exposes to the peer
   // Called on the new connection before the request goes out: post receives here.
   std::function<Status(Connection&)> before_connect;
+  std::string token = {};  // what the service requires (BootstrapServer::AddService), if anything
   std::chrono::milliseconds timeout{10000};
   security::TlsOptions tls = security::ProcessTls();
 };

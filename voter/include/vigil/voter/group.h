@@ -82,6 +82,9 @@ struct LaunchSpec {
   uint32_t incarnation = 0;
   std::string service;     // bootstrap service to dial
   std::string rpc_target;  // rpc method only
+  // The incarnation's nonce (security/nonce.h): the replica must present it in its bootstrap
+  // hello and rpc events; a launcher hands it over without logging it.
+  std::string nonce;
 };
 
 // Starts and stops replica incarnations (processes on worker nodes, or threads in tests).
