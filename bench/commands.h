@@ -54,6 +54,9 @@ struct SsrBenchOptions {
   uint32_t call_deadline_ms = 60000;  // kill loop: how long a client call may stay suspended
   uint32_t kills = 0;                 // kill loop: stop after this many strikes (0: duration only)
   uint32_t hang_percent = 0;          // kill loop: strikes that SIGSTOP instead of SIGKILL
+  // Kill loop with TLS: one --tls-dir per client thread, each a client certificate
+  // (vigil://client/ID) whose ID the thread acts as (the same ones serve kv and lock).
+  std::vector<std::string> client_tls_dirs;
   uint32_t spin_us = 20;  // latency: the server polls the store's answers this long, then sleeps
 };
 

@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "vigil/common/cli.h"
+#include "vigil/security/tls_flags.h"
 
 namespace {
 
@@ -198,6 +199,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(10u, 3600000u))
       ->capture_default_str();
   ssr_cmd->add_flag("!--no-kill", ssr.kill, "run the clients without killing servers");
+  // The kill loop talks to daemons elsewhere: with TLS, it probes their Health with its own
+  // certificate (an operator's) and its client threads call as clients.
+  vigil::security::TlsOptions ssr_tls;
+  vigil::security::AddTlsOptions(*ssr_cmd, ssr_tls);
+  ssr_cmd->add_option("--client-tls-dir", ssr.client_tls_dirs,
+                      "kill loop with TLS: a client certificate's directory (ca.pem, cert.pem, "
+                      "key.pem; vigil://client/ID) per client thread, the thread acting as ID; "
+                      "repeat --clients times (--tls-dir: the bench's own, an operator's, for "
+                      "the servers' Health)");
   ssr_cmd
       ->add_option("--call-deadline-ms", ssr.call_deadline_ms,
                    "kill loop: how long a client call may stay suspended before it is an error")
@@ -228,6 +238,12 @@ int main(int argc, char** argv) {
                    ssr.kill_min_ms);
         return 2;
       }
+      if (ssr.kv.empty() && ssr.lock.empty() &&
+          (ssr_tls.configured() || !ssr.client_tls_dirs.empty())) {
+        fmt::print(stderr, "error: the TLS flags are for the kill loop (--kv/--lock)\n");
+        return 2;
+      }
+      if (int rc = vigil::security::UseTlsFlags(ssr_tls); rc != 0) return rc;
       return vigil::bench::RunSsrBench(ssr);
     }
     if (signal->parsed()) {

@@ -13,6 +13,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -25,6 +26,7 @@
 #include "environment.h"
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
+#include "vigil/security/certs.h"
 #include "vigil/security/tls.h"
 #include "vigil/server/client.h"
 #include "vigil/server/v1/restartable.grpc.pb.h"
@@ -105,17 +107,71 @@ struct ServiceTally {
   }
 };
 
+// Who a client thread is: with TLS, the id its certificate names; without, a random id.
+struct ClientIdentity {
+  security::TlsSetting tls;  // unset: the process's
+  uint64_t id = 0;
+};
+
 Result<std::unique_ptr<server::Client>> Connect(const std::string& address,
-                                                std::chrono::milliseconds deadline) {
+                                                std::chrono::milliseconds deadline,
+                                                const ClientIdentity& who) {
   server::ClientOptions o;
   o.server = address;
   o.deadline = deadline;
+  o.tls = who.tls;
+  o.client_id = who.id;
   return server::Client::Connect(o);
 }
 
+// One identity per client thread: from --client-tls-dir (each a distinct vigil://client/ID), or,
+// without TLS, random ids. With TLS and too few certificates: an error naming the numbers.
+Result<std::vector<ClientIdentity>> ClientIdentities(const SsrBenchOptions& opts) {
+  std::vector<ClientIdentity> out(opts.clients);
+  if (opts.client_tls_dirs.empty()) {
+    if (security::ProcessTls().tls()) {
+      return InvalidArgument(fmt::format(
+          "with TLS each of the {} client threads needs its own client certificate: give "
+          "--client-tls-dir {} times",
+          opts.clients, opts.clients));
+    }
+    return out;
+  }
+  if (opts.client_tls_dirs.size() != opts.clients) {
+    return InvalidArgument(fmt::format("{} --client-tls-dir given for {} client threads",
+                                       opts.client_tls_dirs.size(), opts.clients));
+  }
+  std::set<uint64_t> ids;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::string& dir = opts.client_tls_dirs[i];
+    security::TlsOptions tls;
+    tls.dir = dir;
+    VIGIL_ASSIGN_OR_RETURN(security::TlsMaterial pem, security::LoadTls(tls));
+    out[i].tls = tls;
+    auto who = security::CertificateIdentity(pem.cert);
+    if (!who.ok()) {
+      return InvalidArgument(fmt::format("--client-tls-dir '{}': {}", dir, who.status().message()));
+    }
+    uint64_t id = 0;
+    const char* end = who->name.data() + who->name.size();
+    if (who->role != security::Role::kClient ||
+        std::from_chars(who->name.data(), end, id).ptr != end || id == 0) {
+      return InvalidArgument(fmt::format(
+          "--client-tls-dir '{}' holds {}, not a client certificate (vigil://client/ID)", dir,
+          who->Uri()));
+    }
+    if (!ids.insert(id).second) {
+      return InvalidArgument(fmt::format("--client-tls-dir '{}': client {} twice", dir, id));
+    }
+    out[i].id = id;
+  }
+  return out;
+}
+
 // One kv client: its own counters and keys; every answer is predicted by the model.
-void KvClient(ServiceTally& t, uint32_t seed, const std::atomic<bool>& stop) {
-  auto c = Connect(t.address, t.call_deadline);
+void KvClient(ServiceTally& t, const ClientIdentity& who, uint32_t seed,
+              const std::atomic<bool>& stop) {
+  auto c = Connect(t.address, t.call_deadline, who);
   if (!c.ok()) return t.Error(c.status().ToString());
   std::mt19937 rng(seed);
   std::map<std::string, int64_t> counters;
@@ -173,8 +229,9 @@ struct LockModel {
   std::map<std::string, uint64_t> owner;
 };
 
-void LockClient(ServiceTally& t, LockModel& m, uint32_t seed, const std::atomic<bool>& stop) {
-  auto c = Connect(t.address, t.call_deadline);
+void LockClient(ServiceTally& t, LockModel& m, const ClientIdentity& who, uint32_t seed,
+                const std::atomic<bool>& stop) {
+  auto c = Connect(t.address, t.call_deadline, who);
   if (!c.ok()) return t.Error(c.status().ToString());
   const uint64_t me = (*c)->id();
   std::mt19937 rng(seed);
@@ -307,6 +364,11 @@ uint64_t Strike(const SsrBenchOptions& opts, std::vector<std::unique_ptr<Service
 }  // namespace
 
 int RunKillLoop(const SsrBenchOptions& opts) {
+  auto identities = ClientIdentities(opts);
+  if (!identities.ok()) {
+    fmt::print(stderr, "error: {}\n", identities.status().message());
+    return 2;
+  }
   std::vector<std::unique_ptr<ServiceTally>> tallies;
   for (const auto& [name, address] : {std::pair{"kv", opts.kv}, {"lock", opts.lock}}) {
     if (address.empty()) continue;
@@ -336,10 +398,12 @@ int RunKillLoop(const SsrBenchOptions& opts) {
   for (auto& t : tallies) {
     for (uint32_t i = 0; i < opts.clients; ++i) {
       const uint32_t seed = opts.seed + i * 7919 + (t->name == "kv" ? 0 : 104729);
+      const ClientIdentity& who = (*identities)[i];
       if (t->name == "kv") {
-        threads.emplace_back([&t = *t, seed, &stop] { KvClient(t, seed, stop); });
+        threads.emplace_back([&t = *t, &who, seed, &stop] { KvClient(t, who, seed, stop); });
       } else {
-        threads.emplace_back([&t = *t, &model, seed, &stop] { LockClient(t, model, seed, stop); });
+        threads.emplace_back(
+            [&t = *t, &model, &who, seed, &stop] { LockClient(t, model, who, seed, stop); });
       }
     }
   }

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "loopback_channel.h"
 #include "transport_conformance.h"
 #include "vigil/ssr/session.h"
 #include "vigil/ssr/store.h"
@@ -320,6 +321,29 @@ TEST_P(SsrStoreTest, AServiceBeyondItsQuotaIsRefusedAndEveryoneElseIsServed) {
   EXPECT_EQ(Get(*kv, 4), "kv 4");
 }
 
+TEST_P(SsrStoreTest, SessionsBeyondTheCapAreRefusedAndTheOpenOnesServed) {
+  StopStore();
+  ssr::StoreOptions opts;
+  opts.max_sessions = 2;
+  StartStore(opts);
+  StoreSession* kv = Open("kv-0", "kv");
+  auto other = TryOpen("lock-0", "lock");
+  ASSERT_TRUE(kv && other.ok());
+  for (int i = 0; i < 20; ++i) {  // a peer that keeps trying
+    auto more = TryOpen("kv-" + std::to_string(i + 1), "kv");
+    ASSERT_FALSE(more.ok());
+    EXPECT_EQ(more.status().code(), StatusCode::kResourceExhausted) << more.status();
+    EXPECT_NE(more.status().message().find("max_sessions"), std::string::npos) << more.status();
+  }
+  EXPECT_EQ(store_->Stats().sessions, 2u);
+  Put(*kv, 1, "still served");
+  EXPECT_EQ(Get(*kv, 1), "still served");
+  other->reset();  // a closed session makes room
+  for (int i = 0; i < 500 && store_->Stats().sessions > 1; ++i) std::this_thread::sleep_for(10ms);
+  auto again = TryOpen("lock-1", "lock");
+  EXPECT_TRUE(again.ok()) << again.status();
+}
+
 TEST_P(SsrStoreTest, AServiceRowIsReusedOnlyWhenItHoldsNoSsrAndServesNoSession) {
   StopStore();
   ssr::StoreOptions opts;
@@ -395,8 +419,8 @@ TEST_P(SsrStoreTest, ControlServiceReportsServicesAndSessions) {
   ASSERT_NE(s, nullptr);
   Put(*s, 1, "one");
   Put(*s, 2, "two");
-  auto stub = ssr::v1::SsrStore::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+  auto stub = ssr::v1::SsrStore::NewStub(
+      vigil::testing::LoopbackChannel("127.0.0.1:" + std::to_string(server_->port())));
   grpc::ClientContext ctx;
   ssr::v1::StatusResponse r;
   ASSERT_TRUE(stub->Status(&ctx, ssr::v1::StatusRequest{}, &r).ok());

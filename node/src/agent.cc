@@ -60,7 +60,7 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
     l.susan_mode = req->susan_mode().empty() ? "edges" : req->susan_mode();
     l.device = owner_.options_.device;
     l.log_level = owner_.options_.replica_log_level;
-    l.tls = owner_.options_.tls;
+    l.tls = security::OrProcessTls(owner_.options_.tls);
     if (!owner_.options_.cpus.empty()) {
       l.cpu = owner_.options_.cpus[owner_.next_cpu_++ % owner_.options_.cpus.size()];
     }
@@ -174,7 +174,7 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
 
 NodeAgent::NodeAgent(AgentOptions options) : options_(std::move(options)) {
   if (options_.replica_binary.empty()) options_.replica_binary = DefaultReplicaBinary();
-  processes_ = std::make_unique<ProcessTable>(options_.replica_binary);
+  processes_ = std::make_unique<ProcessTable>(options_.replica_binary, options_.max_replicas);
 }
 
 NodeAgent::~NodeAgent() { Shutdown(); }
@@ -188,7 +188,8 @@ Status NodeAgent::Supervise(SupervisedProgram program) {
 Status NodeAgent::Start(const std::string& address) {
   service_ = std::make_unique<Service>(*this);
   grpc::ServerBuilder b;
-  VIGIL_ASSIGN_OR_RETURN(auto credentials, security::ServerCredentials(options_.tls, address));
+  VIGIL_ASSIGN_OR_RETURN(
+      auto credentials, security::ServerCredentials(security::OrProcessTls(options_.tls), address));
   b.AddListeningPort(address, credentials, &port_);
   b.RegisterService(service_.get());
   server_ = b.BuildAndStart();

@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
                  "a program (absolute path) the voter may run here as a vigil-run replica, or "
                  "DIR/ for any program directly in DIR; repeat. Matched after resolving links. "
                  "Default: none (exec refused)");
+  app.add_option("--max-replicas", o.max_replicas,
+                 "replica processes this node runs at once; one more is refused with "
+                 "RESOURCE_EXHAUSTED (0: no cap)")
+      ->capture_default_str();
   app.add_option("--replica-log-level", o.replica_log_level, "replicas' --log-level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   std::vector<std::string> servers;

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -222,10 +223,19 @@ Result<pid_t> ProcessTable::Start(const ReplicaLaunch& launch) {
   envp.push_back(nullptr);
   std::lock_guard lock(mu_);
   ReapLocked();
+  PruneLocked();
   if (auto it = procs_.find(launch.key); it != procs_.end() && !it->second.exited) {
     return FailedPrecondition(fmt::format("replica {}/{}/{} is already running as pid {}",
                                           launch.key.group, launch.key.replica,
                                           launch.key.incarnation, it->second.pid));
+  }
+  if (max_live_ != 0) {
+    const auto live = static_cast<size_t>(std::count_if(
+        procs_.begin(), procs_.end(), [](const auto& kv) { return !kv.second.exited; }));
+    if (live >= max_live_) {
+      return ResourceExhausted(fmt::format(
+          "{} replicas are running on this node: its cap (max_replicas) is {}", live, max_live_));
+    }
   }
   const pid_t pid = fork();
   if (pid < 0) return ErrnoStatus(StatusCode::kUnavailable, "fork for a replica", errno);
@@ -240,8 +250,18 @@ Result<pid_t> ProcessTable::Start(const ReplicaLaunch& launch) {
     std::fprintf(stderr, "cannot run %s: %s\n", argv[0], std::strerror(errno));
     _exit(127);
   }
-  procs_[launch.key] = Entry{pid};
+  procs_[launch.key] = Entry{.pid = pid, .started = next_start_++};
   return pid;
+}
+
+void ProcessTable::PruneLocked() {
+  std::vector<std::pair<uint64_t, ReplicaKey>> exited;
+  for (const auto& [key, e] : procs_) {
+    if (e.exited) exited.emplace_back(e.started, key);
+  }
+  if (exited.size() <= kKeptExited) return;
+  std::sort(exited.begin(), exited.end());
+  for (size_t i = 0; i + kKeptExited < exited.size(); ++i) procs_.erase(exited[i].second);
 }
 
 void ProcessTable::ReapLocked() {

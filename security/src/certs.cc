@@ -206,4 +206,23 @@ Status IssueCertificate(const std::string& ca_dir, const IssueOptions& o,
   return WriteNew(out_dir + "/ca.pem", ca_pem.ca, 0644);
 }
 
+Result<Identity> CertificateIdentity(std::string_view pem) {
+  Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  Cert cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!cert) return InvalidArgument("the certificate is not a PEM X.509 certificate");
+  std::vector<std::string> uris;
+  auto* names = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    if (n->type != GEN_URI) continue;
+    const ASN1_IA5STRING* s = n->d.uniformResourceIdentifier;
+    uris.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                      static_cast<size_t>(ASN1_STRING_length(s)));
+  }
+  GENERAL_NAMES_free(names);
+  const std::vector<std::string_view> views(uris.begin(), uris.end());
+  return OneIdentity(views, "the certificate");
+}
+
 }  // namespace vigil::security

@@ -5,6 +5,9 @@
 #include <grpcpp/security/auth_context.h>
 #include <grpcpp/server_context.h>
 
+#include <optional>
+#include <vector>
+
 #include "vigil/common/text.h"
 
 namespace vigil::security {
@@ -75,20 +78,24 @@ Result<Identity> PeerIdentity(const grpc::ServerContext& context) {
     }
     return Unauthenticated("the caller presented no client certificate");
   }
-  std::optional<Identity> found;
+  std::vector<std::string_view> uris;
   for (const grpc::string_ref& v : auth->FindPropertyValues(GRPC_PEER_URI_PROPERTY_NAME)) {
-    const std::string_view uri(v.data(), v.size());
+    uris.emplace_back(v.data(), v.size());
+  }
+  auto id = OneIdentity(uris, "the caller's certificate");
+  if (!id.ok()) return Unauthenticated(id.status().message());
+  return id;
+}
+
+Result<Identity> OneIdentity(std::span<const std::string_view> uris, std::string_view whose) {
+  std::optional<Identity> found;
+  for (std::string_view uri : uris) {
     if (!uri.starts_with(kScheme)) continue;
-    auto id = ParseIdentityUri(uri);
-    if (!id.ok()) return Unauthenticated(id.status().message());
-    if (found) {
-      return Unauthenticated("the caller's certificate names more than one vigil identity");
-    }
-    found = std::move(*id);
+    VIGIL_ASSIGN_OR_RETURN(Identity id, ParseIdentityUri(uri));
+    if (found) return InvalidArgument(fmt::format("{} names more than one vigil identity", whose));
+    found = std::move(id);
   }
-  if (!found) {
-    return Unauthenticated("the caller's certificate has no vigil://ROLE/NAME identity");
-  }
+  if (!found) return InvalidArgument(fmt::format("{} has no vigil://ROLE/NAME identity", whose));
   return *found;
 }
 

@@ -19,7 +19,10 @@ constexpr Role kClients[] = {Role::kClient};
 // the nonce their voter gave them); servers open sessions at their store.
 constexpr Role kDialers[] = {Role::kNode, Role::kServer};
 constexpr Role kReplicas[] = {Role::kNode};
-constexpr Role kNodeWatchers[] = {Role::kVoter, Role::kOperator};
+// Read-only health and status: besides voters and operators, the daemon's own kind, so a
+// deployment checks a node or a store on its host with that host's own certificate.
+constexpr Role kNodeWatchers[] = {Role::kVoter, Role::kOperator, Role::kNode};
+constexpr Role kStoreWatchers[] = {Role::kOperator, Role::kStore};
 constexpr Role kServerWatchers[] = {Role::kNode, Role::kOperator};
 
 constexpr Permission kTable[] = {
@@ -36,8 +39,8 @@ constexpr Permission kTable[] = {
     {"/vigil.server.v1.Restartable/Health", kServerWatchers},
     // The voter's rpc signalling method: replicas send events.
     {"/vigil.signal.v1.Voter/Signal", kReplicas},
-    // The SSR store's status, for operators (vigilctl store).
-    {"/vigil.ssr.v1.SsrStore/Status", kOperators},
+    // The SSR store's status (vigilctl store).
+    {"/vigil.ssr.v1.SsrStore/Status", kStoreWatchers},
 };
 
 }  // namespace

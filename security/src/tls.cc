@@ -44,14 +44,16 @@ Result<std::string> ReadPem(const std::string& path, bool secret) {
   return text.str();
 }
 
-Status RefuseInsecure(std::string_view what, std::string_view address) {
+// Plaintext is for loopback only, with --insecure or (for now, with a warning) with neither flag.
+Status RefusePlaintext(const TlsOptions& o, std::string_view what, std::string_view address) {
   return PermissionDenied(fmt::format(
-      "{} '{}' without TLS: --insecure is allowed on loopback addresses only, since anyone who "
+      "{} '{}' without TLS{}: plaintext is allowed on loopback addresses only, since anyone who "
       "can reach the port could drive it; {}",
-      what, Escaped(address), kHowToGetCertificates));
+      what, Escaped(address), o.insecure ? " (--insecure)" : " (no --tls-dir)",
+      kHowToGetCertificates));
 }
 
-// Neither TLS nor --insecure: plaintext as before, said once per address.
+// Neither TLS nor --insecure, on loopback: plaintext as before, said once per address.
 void WarnPlaintext(std::string_view what, std::string_view address) {
   static std::mutex mu;
   static std::set<std::string> said;
@@ -59,10 +61,17 @@ void WarnPlaintext(std::string_view what, std::string_view address) {
   if (said.size() < 256 && said.insert(std::string(address)).second) {
     log::Get("security")
         ->warn(
-            "{} '{}' in plaintext without --tls-dir or --insecure: anyone who can reach it can "
-            "drive it ({})",
+            "{} '{}' in plaintext without --tls-dir or --insecure: any local process can drive "
+            "it ({})",
             what, Escaped(address), kHowToGetCertificates);
   }
+}
+
+// Plaintext to or on `address`: refused unless it is loopback.
+Status CheckPlaintext(const TlsOptions& o, std::string_view what, std::string_view address) {
+  if (!IsLoopback(address)) return RefusePlaintext(o, what, address);
+  if (!o.configured()) WarnPlaintext(what, address);
+  return Status::Ok();
 }
 
 std::mutex process_mu;
@@ -87,9 +96,8 @@ Result<TlsMaterial> LoadTls(const TlsOptions& o) {
 
 Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const TlsOptions& o,
                                                                    std::string_view listen) {
-  if (!o.configured()) WarnPlaintext("listening on", listen);
   if (!o.tls()) {
-    if (o.insecure && !IsLoopback(listen)) return RefuseInsecure("listening on", listen);
+    VIGIL_RETURN_IF_ERROR(CheckPlaintext(o, "listening on", listen));
     return grpc::InsecureServerCredentials();
   }
   VIGIL_ASSIGN_OR_RETURN(TlsMaterial m, LoadTls(o));
@@ -101,9 +109,8 @@ Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const TlsOpti
 
 Result<std::shared_ptr<grpc::Channel>> Channel(const TlsOptions& o, const std::string& target,
                                                grpc::ChannelArguments args) {
-  if (!o.configured()) WarnPlaintext("connecting to", target);
   if (!o.tls()) {
-    if (o.insecure && !IsLoopback(target)) return RefuseInsecure("connecting to", target);
+    VIGIL_RETURN_IF_ERROR(CheckPlaintext(o, "connecting to", target));
     return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   }
   VIGIL_ASSIGN_OR_RETURN(TlsMaterial m, LoadTls(o));

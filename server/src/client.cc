@@ -45,7 +45,8 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 10);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 50);
   c->stub_ = std::make_unique<Stub>();
-  VIGIL_ASSIGN_OR_RETURN(c->stub_->channel, security::Channel(options.tls, options.server, args));
+  VIGIL_ASSIGN_OR_RETURN(c->stub_->channel, security::Channel(security::OrProcessTls(options.tls),
+                                                              options.server, args));
   c->stub_->stub = pb::Restartable::NewStub(c->stub_->channel);
   return c;
 }

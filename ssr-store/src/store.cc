@@ -304,6 +304,7 @@ Result<std::unique_ptr<Store>> Store::Create(transport::Transport& transport,
     return InvalidArgument(
         fmt::format("SSR capacity {} bytes is out of range [1, 64 MiB]", options.capacity));
   }
+  if (options.max_sessions == 0) return InvalidArgument("max_sessions must be at least 1");
   if (options.max_services == 0 || options.max_services > 4096) {
     return InvalidArgument(
         fmt::format("max_services {} is out of range [1, 4096]", options.max_services));
@@ -483,6 +484,11 @@ Result<std::vector<transport::RemoteRegion>> Store::Accept(
   {
     std::lock_guard lock(mu_);
     if (shut_down_) return Unavailable("SSR store is shutting down");
+    if (sessions_.size() >= options_.max_sessions) {
+      return ResourceExhausted(
+          fmt::format("{} sessions are open: the store's cap (max_sessions) is {}",
+                      sessions_.size(), options_.max_sessions));
+    }
     for (auto it = closed_.begin(); it != closed_.end();) {
       if ((*it)->finished()) {
         finished.push_back(std::move(*it));

@@ -40,6 +40,11 @@ int main(int argc, char** argv) {
                  "SSRs one service may hold; more is refused with RESOURCE_EXHAUSTED (0: no quota "
                  "but the arena's size)")
       ->capture_default_str();
+  app.add_option("--max-sessions", o.max_sessions,
+                 "server sessions open at once (each a queue pair and a thread); more are refused "
+                 "with RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(1u, 65536u))
+      ->capture_default_str();
   app.add_option("--arena-file", o.arena_file,
                  "keep the arena in this file (mapped shared) so SSRs survive a store restart; "
                  "default: anonymous memory");

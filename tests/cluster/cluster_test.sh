@@ -2,7 +2,9 @@
 # The cluster tier: the local cluster in network namespaces (scripts/vigil-local) deployed with the
 # Ansible playbooks, one step per ctest test (they share the cluster through a ctest fixture):
 #   up          namespaces + site.yml: every host ok, the daemons run from the installed package,
-#               whose systemd units pass systemd-analyze verify
+#               whose systemd units pass systemd-analyze verify; every port speaks mutual TLS
+#               with the certificates the playbook issued (keys 0600): no certificate, or one of
+#               the wrong role, is refused
 #   tmr         a TMR crc32 job from the voter's namespace, one replica per worker namespace,
 #               an injected bit flip out-voted, output equal to the unreplicated run
 #   run         vigil-run from the voter's namespace: sha256sum, cksum, sort, gzip as TMR
@@ -22,6 +24,10 @@ L=$(cd "$(dirname "$0")/../.." && pwd)/scripts/vigil-local
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 NODES=198.18.1.11:7720,198.18.1.12:7720,198.18.1.13:7720
+# The voter host's certificates, issued by site.yml (scripts/vigil-local).
+TLS=/etc/vigil/voter/tls
+VOTER=(--tls-dir $TLS/voter)
+OPERATOR=(--tls-dir $TLS/operator-admin)
 fail() { echo "FAIL: $*"; exit 1; }
 # every_host_recap LOG PATTERN: all five hosts' recap lines match PATTERN.
 every_host_recap() {
@@ -50,12 +56,38 @@ case "$STEP" in
     systemd-analyze verify vigil-node.service vigil-ssr-store.service > "$W/units" 2>&1 ||
       { cat "$W/units"; fail "systemd-analyze verify failed"; }
     [[ ! -s $W/units ]] || { cat "$W/units"; fail "systemd-analyze verify reported problems"; }
-    echo "PASS: cluster deployed with site.yml"
+    # TLS: every daemon was given its certificate; keys are private; a caller without a
+    # certificate, or with one whose role may not call the method, is refused.
+    for d in /etc/vigil/w1/tls/node /etc/vigil/w1/tls/server-kv /etc/vigil/w1/tls/server-lock \
+             /etc/vigil/ssr/tls/store $TLS/voter $TLS/operator-admin $TLS/client-1; do
+      [[ $(stat -c %a "$d/key.pem") == 600 ]] || fail "$d/key.pem has mode $(stat -c %a "$d/key.pem")"
+      openssl verify -CAfile "$d/ca.pem" "$d/cert.pem" > /dev/null || fail "$d/cert.pem does not verify"
+    done
+    grep -q -- "--tls-dir /etc/vigil/w1/tls/node" /etc/vigil/w1/vigil-node ||
+      fail "vigil-node runs without TLS: $(cat /etc/vigil/w1/vigil-node)"
+    "$L" exec voter vigilctl "${OPERATOR[@]}" --node 198.18.1.11:7720 status > /dev/null ||
+      fail "the operator's certificate was refused by vigil-node"
+    # A certificate of the right role from another CA: the handshake fails.
+    vigilctl certs init "$W/rogue-ca" > /dev/null
+    vigilctl certs issue "$W/rogue-ca" operator admin --out "$W/rogue" > /dev/null
+    if "$L" exec voter vigilctl --tls-dir "$W/rogue" --node 198.18.1.11:7720 --timeout-ms 2000 \
+         status > "$W/rogue.log" 2>&1; then
+      fail "vigil-node answered a certificate from another CA"
+    fi
+    # No certificate at all: vigilctl refuses plaintext to a routable address itself.
+    if "$L" exec voter vigilctl --node 198.18.1.11:7720 --timeout-ms 2000 status > "$W/plain" 2>&1; then
+      fail "vigilctl spoke plaintext to vigil-node"
+    fi
+    if "$L" exec voter vigilctl --tls-dir $TLS/client-1 --store 198.18.1.20:7740 store > "$W/client" 2>&1; then
+      fail "the store answered a client's certificate"
+    fi
+    grep -q "PERMISSION_DENIED\|may not call" "$W/client" || { cat "$W/client"; fail "no refusal naming the role"; }
+    echo "PASS: cluster deployed with site.yml, mutual TLS on every port"
     ;;
   tmr)
     head -c 3000000 /dev/zero | tr '\0' 'n' > "$W/in.bin"
     vigil-replica --unreplicated --workload crc32 < "$W/in.bin" > "$W/want"
-    "$L" exec voter vigil-voter run --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
+    "$L" exec voter vigil-voter run "${VOTER[@]}" --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
       --signal polling --input "$W/in.bin" --output "$W/got" --inject-bitflip 1:2 > "$W/job.log" 2>&1 ||
       { cat "$W/job.log"; fail "TMR job failed"; }
     grep -E "placed on node|outvoted|^job:" "$W/job.log"
@@ -76,14 +108,14 @@ case "$STEP" in
       for prog in "sha256sum" "cksum $W/in.txt" "sort --parallel=1" "gzip -c -n"; do
         read -ra argv <<< "$prog"
         "${argv[@]}" < "$W/in.txt" > "$W/want"
-        "$L" exec voter vigil-run --report --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
+        "$L" exec voter vigil-run "${VOTER[@]}" --report --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
           --signal "$signal" -- "${argv[@]}" < "$W/in.txt" > "$W/got" 2> "$W/run.log" ||
           { cat "$W/run.log"; fail "vigil-run $signal $prog failed"; }
         cmp -s "$W/want" "$W/got" || { cat "$W/run.log"; fail "vigil-run $signal $prog: output differs"; }
         grep '^vigil-run:' "$W/run.log"
       done
     done
-    "$L" exec voter vigil-run --report --listen 198.18.1.10:0 --nodes "$NODES" --mode dmr \
+    "$L" exec voter vigil-run "${VOTER[@]}" --report --listen 198.18.1.10:0 --nodes "$NODES" --mode dmr \
       --signal notify --inject-flip 1:30 -- sha256sum < "$W/in.txt" > "$W/got" 2> "$W/run.log" ||
       { cat "$W/run.log"; fail "vigil-run with a flip failed"; }
     sha256sum < "$W/in.txt" | cmp -s - "$W/got" || fail "DMR vigil-run with a flip: output differs"
@@ -94,7 +126,10 @@ case "$STEP" in
     log=/var/log/vigil/w1/vigil-node.log
     before=$(grep -c "restarting in" "$log" || true)
     set +e
-    "$L" exec voter vigil-bench ssr --kv 198.18.1.11:7750 --lock 198.18.1.11:7751 \
+    # The clients act as clients 1-3 (their certificates); the bench itself probes the servers'
+    # Health as the operator.
+    "$L" exec voter vigil-bench ssr "${OPERATOR[@]}" --kv 198.18.1.11:7750 --lock 198.18.1.11:7751 \
+      --client-tls-dir $TLS/client-1 --client-tls-dir $TLS/client-2 --client-tls-dir $TLS/client-3 \
       --clients 3 --duration-s "${VIGIL_SSR_KILL_S:-40}" --kill-min-ms 1500 --kill-max-ms 3000 \
       --seed "$RANDOM" --json "$B/ssr-kill.json" 2> "$W/bench.log"
     rc=$?

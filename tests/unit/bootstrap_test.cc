@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 
+#include "loopback_channel.h"
 #include "vigil/bootstrap/v1/bootstrap.grpc.pb.h"
 #include "vigil/common/text.h"
 #include "vigil/transport/fake.h"
@@ -217,8 +218,7 @@ TEST_F(BootstrapOverGrpc, UnknownServiceIsNotFound) {
 }
 
 TEST_F(BootstrapOverGrpc, ServerRejectsAnIncompatibleVersion) {
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_.port()),
-                                     grpc::InsecureChannelCredentials());
+  auto channel = vigil::testing::LoopbackChannel("127.0.0.1:" + std::to_string(server_.port()));
   auto stub = pb::Bootstrap::NewStub(channel);
   pb::ConnectRequest req;
   req.set_service("echo");
@@ -252,9 +252,9 @@ TEST(Bootstrap, ListeningOnABadAddressIsAnError) {
   auto fabric = std::make_shared<FakeFabric>();
   FakeTransport t(fabric, "s");
   BootstrapServer s(t, "s", ConnectionOptions{});
-  Status st = s.Start("not-an-address:99999");
+  Status st = s.Start("unix:/nonexistent/vigil-test.sock");
   EXPECT_EQ(st.code(), StatusCode::kUnavailable);
-  EXPECT_NE(st.message().find("not-an-address:99999"), std::string::npos) << st;
+  EXPECT_NE(st.message().find("unix:/nonexistent/vigil-test.sock"), std::string::npos) << st;
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <future>
 #include <memory>
 
+#include "loopback_channel.h"
+
 namespace vigil::testing {
 namespace {
 
@@ -100,7 +102,7 @@ HostileStats SendHostileBytes(const std::string& target, const std::string& serv
   HostileStats stats;
   const pb::ServiceDescriptor* s = pb::DescriptorPool::generated_pool()->FindServiceByName(service);
   if (s == nullptr) return stats;
-  grpc::GenericStub stub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::GenericStub stub(vigil::testing::LoopbackChannel(target));
   pb::DynamicMessageFactory factory;
   for (int m = 0; m < s->method_count(); ++m) {
     const pb::MethodDescriptor* md = s->method(m);

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <thread>
 
+#include "loopback_channel.h"
 #include "vigil/node/agent.h"
 #include "vigil/node/supervisor.h"
 #include "vigil/node/v1/node.grpc.pb.h"
@@ -129,16 +130,17 @@ class NodeAgentTest : public ::testing::Test {
     chmod(script_.c_str(), 0755);
     StartAgent({});
   }
-  void StartAgent(node::ExecAllowList allow) {
+  void StartAgent(node::ExecAllowList allow, size_t max_replicas = 64) {
     agent_.reset();
     node::AgentOptions o;
+    o.max_replicas = max_replicas;
     o.node_name = "worker-t";
     o.replica_binary = script_;
     o.exec_allow = std::move(allow);
     agent_ = std::make_unique<node::NodeAgent>(o);
     ASSERT_TRUE(agent_->Start("127.0.0.1:0").ok());
-    stub_ = pb::NodeAgent::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(agent_->port()), grpc::InsecureChannelCredentials()));
+    stub_ = pb::NodeAgent::NewStub(
+        vigil::testing::LoopbackChannel("127.0.0.1:" + std::to_string(agent_->port())));
   }
   std::vector<std::string> ReplicaArgs() {  // what the fake replica was started with
     std::vector<std::string> args;
@@ -352,6 +354,24 @@ TEST_F(NodeAgentTest, StartsReplicasAndInjectsStopContKill) {
   EXPECT_TRUE(WaitFor("killed by signal 9"));
 }
 
+TEST_F(NodeAgentTest, ReplicasBeyondTheCapAreRefusedUntilOneEnds) {
+  StartAgent({}, /*max_replicas=*/1);
+  pb::StartReplicaResponse resp;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(stub_->StartReplica(&c1, Valid(), &resp).ok());
+  auto second = Valid();
+  second.mutable_id()->set_replica(1);
+  grpc::ClientContext c2;
+  grpc::Status st = stub_->StartReplica(&c2, second, &resp);
+  EXPECT_EQ(st.error_code(), grpc::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_NE(st.error_message().find("max_replicas"), std::string::npos) << st.error_message();
+  ASSERT_TRUE(Inject(pb::FAULT_KILL).ok());  // the first one ends: room for another
+  ASSERT_TRUE(WaitFor("killed by signal 9"));
+  grpc::ClientContext c3;
+  st = stub_->StartReplica(&c3, second, &resp);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+}
+
 TEST_F(NodeAgentTest, PinsReplicasToTheConfiguredCpus) {
   node::AgentOptions o;
   o.node_name = "worker-p";
@@ -359,8 +379,8 @@ TEST_F(NodeAgentTest, PinsReplicasToTheConfiguredCpus) {
   o.cpus = {0};
   node::NodeAgent pinned(o);
   ASSERT_TRUE(pinned.Start("127.0.0.1:0").ok());
-  auto stub = pb::NodeAgent::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(pinned.port()), grpc::InsecureChannelCredentials()));
+  auto stub = pb::NodeAgent::NewStub(
+      vigil::testing::LoopbackChannel("127.0.0.1:" + std::to_string(pinned.port())));
   pb::StartReplicaResponse resp;
   grpc::ClientContext ctx;
   ASSERT_TRUE(stub->StartReplica(&ctx, Valid(), &resp).ok());
@@ -479,8 +499,8 @@ TEST(Supervisor, TheAgentReportsItsSupervisedServers) {
   ASSERT_TRUE(program.ok());
   ASSERT_TRUE(agent.Supervise(*program).ok());
   ASSERT_TRUE(agent.Start("127.0.0.1:0").ok());
-  auto stub = pb::NodeAgent::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(agent.port()), grpc::InsecureChannelCredentials()));
+  auto stub = pb::NodeAgent::NewStub(
+      vigil::testing::LoopbackChannel("127.0.0.1:" + std::to_string(agent.port())));
   grpc::ClientContext ctx;
   pb::HealthResponse resp;
   ASSERT_TRUE(stub->Health(&ctx, pb::HealthRequest{}, &resp).ok());
@@ -583,8 +603,7 @@ TEST(Supervisor, AHungServerIsKilledAndRestartedWithinItsProbeDeadline) {
   const pid_t pid = WaitForPid(**s, 0);
   ASSERT_NE(pid, 0);
   // Wait until it serves: the probe answered at least once.
-  auto stub = server::v1::Restartable::NewStub(
-      grpc::CreateChannel(listen, grpc::InsecureChannelCredentials()));
+  auto stub = server::v1::Restartable::NewStub(vigil::testing::LoopbackChannel(listen));
   bool serving = false;
   for (int i = 0; i < 200 && !serving; ++i) {
     grpc::ClientContext ctx;

@@ -69,12 +69,12 @@ TEST(Permissions, EachRoleMayCallExactlyItsMethods) {
       {"/vigil.node.v1.NodeAgent/StartReplica", {Role::kVoter}},
       {"/vigil.node.v1.NodeAgent/StopReplica", {Role::kVoter}},
       {"/vigil.node.v1.NodeAgent/InjectFault", {Role::kOperator}},
-      {"/vigil.node.v1.NodeAgent/Health", {Role::kVoter, Role::kOperator}},
+      {"/vigil.node.v1.NodeAgent/Health", {Role::kVoter, Role::kOperator, Role::kNode}},
       {"/vigil.server.v1.Restartable/Call", {Role::kClient}},
       {"/vigil.server.v1.Restartable/Bye", {Role::kClient}},
       {"/vigil.server.v1.Restartable/Health", {Role::kNode, Role::kOperator}},
       {"/vigil.signal.v1.Voter/Signal", {Role::kNode}},
-      {"/vigil.ssr.v1.SsrStore/Status", {Role::kOperator}},
+      {"/vigil.ssr.v1.SsrStore/Status", {Role::kOperator, Role::kStore}},
   };
   for (const auto& [method, roles] : want) {
     for (Role r : kAllRoles) {
@@ -132,8 +132,19 @@ TEST(Tls, LoopbackIsLoopbackAndNothingElse) {
   EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
   EXPECT_NE(refused.status().message().find("loopback"), std::string::npos) << refused.status();
   EXPECT_EQ(Channel(insecure, "0.0.0.0:7000").status().code(), StatusCode::kPermissionDenied);
-  // Neither: plaintext as before TLS (with a warning), on any address.
-  EXPECT_TRUE(ServerCredentials(TlsOptions{}, "198.18.0.1:7000").ok());
+  // Neither: plaintext (with a warning) on loopback only; any other address is refused, naming
+  // it, both for listening and for dialling.
+  EXPECT_TRUE(ServerCredentials(TlsOptions{}, "127.0.0.1:0").ok());
+  auto plain = ServerCredentials(TlsOptions{}, "198.18.0.1:7000");
+  EXPECT_EQ(plain.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(plain.status().message().find("'198.18.0.1:7000' without TLS (no --tls-dir)"),
+            std::string::npos)
+      << plain.status();
+  EXPECT_EQ(ServerCredentials(TlsOptions{}, "0.0.0.0:7000").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(Channel(TlsOptions{}, "198.18.0.1:7000").status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_TRUE(Channel(TlsOptions{}, "localhost:7000").ok());
   TlsOptions half;
   half.cert = "/nonexistent/cert.pem";
   EXPECT_EQ(ServerCredentials(half, "127.0.0.1:0").status().code(),
@@ -177,6 +188,20 @@ TEST_F(Certs, KeysArePrivateAndAKeyOthersCanReadIsRefused) {
   bad_host.hosts = {"not a host"};
   EXPECT_EQ(IssueCertificate(dir_ + "/ca", bad_host, dir_ + "/x").code(),
             StatusCode::kInvalidArgument);
+}
+
+TEST_F(Certs, ACertificateSaysWhoItsHolderIs) {
+  const TlsOptions t = Issue(Role::kClient, "42");
+  auto pem = LoadTls(t);
+  ASSERT_TRUE(pem.ok()) << pem.status();
+  auto id = CertificateIdentity(pem->cert);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, (Identity{Role::kClient, "42"}));
+  // The CA's own certificate names no identity; bytes that are no certificate are refused.
+  EXPECT_EQ(CertificateIdentity(pem->ca).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(CertificateIdentity("-----BEGIN CERTIFICATE-----\nAAAA\n").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(CertificateIdentity("").status().code(), StatusCode::kInvalidArgument);
 }
 
 // A node agent's Health, authorised from the table; it remembers who called.

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "hostile_rpc.h"
+#include "loopback_channel.h"
 #include "vigil/common/proc_maps.h"
 #include "vigil/server/client.h"
 #include "vigil/server/framework.h"
@@ -247,8 +248,7 @@ TEST_F(ServerTest, AMemoryFaultWhileServingBLeavesAsSsrAndAnswersIntact) {
 
 TEST_F(ServerTest, ARetriedRequestIsAnsweredFromItsRecordNotExecutedAgain) {
   StartServer("kv");
-  auto channel =
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials());
+  auto channel = vigil::testing::LoopbackChannel("127.0.0.1:" + std::to_string(port_));
   auto stub = v1::Restartable::NewStub(channel);
   auto call = [&](uint64_t request) {
     grpc::ClientContext ctx;
@@ -454,8 +454,7 @@ TEST_F(ServerTest, MalformedCallsAreRefusedByName) {
   EXPECT_EQ(c->Call("put bad\tkey v").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(c->Call("put k " + std::string(300, 'x')).status().code(),
             StatusCode::kInvalidArgument);
-  auto channel =
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials());
+  auto channel = vigil::testing::LoopbackChannel("127.0.0.1:" + std::to_string(port_));
   auto stub = v1::Restartable::NewStub(channel);
   grpc::ClientContext ctx;
   v1::CallRequest req;

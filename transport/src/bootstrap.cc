@@ -209,7 +209,8 @@ BootstrapServer::Acceptor BootstrapServer::FindService(const std::string& servic
 Status BootstrapServer::Start(const std::string& address) {
   service_ = std::make_unique<Service>(*this);
   grpc::ServerBuilder builder;
-  VIGIL_ASSIGN_OR_RETURN(auto credentials, security::ServerCredentials(tls_, address));
+  VIGIL_ASSIGN_OR_RETURN(auto credentials,
+                         security::ServerCredentials(security::OrProcessTls(tls_), address));
   builder.AddListeningPort(address, credentials, &port_);
   builder.RegisterService(service_.get());
   for (grpc::Service* extra : extra_services_) builder.RegisterService(extra);
@@ -243,7 +244,8 @@ Result<Dialed> Dial(Transport& transport, const DialOptions& options) {
   req.set_token(options.token);
   ToProto(options.node_name, transport.kind(), conn->local_endpoint(), options.regions,
           *req.mutable_hello());
-  VIGIL_ASSIGN_OR_RETURN(auto channel, security::Channel(options.tls, options.target));
+  VIGIL_ASSIGN_OR_RETURN(auto channel,
+                         security::Channel(security::OrProcessTls(options.tls), options.target));
   auto stub = pb::Bootstrap::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + options.timeout);

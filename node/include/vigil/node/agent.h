@@ -26,8 +26,9 @@ struct AgentOptions {
   std::string replica_log_level = "warn";
   // CPUs to pin replica processes to, one per replica in turn (empty: not pinned).
   std::vector<int> cpus;
-  security::TlsOptions tls = security::ProcessTls();  // the port's, and the replicas'
+  security::TlsSetting tls;  // the port's, and the replicas' (unset: the process's)
   ExecAllowList exec_allow;  // programs replicas may execute (empty: exec refused)
+  size_t max_replicas = 64;  // replica processes running at once (0: no cap)
 };
 
 class NodeAgent {

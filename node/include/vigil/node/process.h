@@ -75,7 +75,9 @@ struct ProcessStatus {
 
 class ProcessTable {
  public:
-  explicit ProcessTable(std::string binary) : binary_(std::move(binary)) {}
+  // At most `max_live` replicas run at once (0: no cap): one more is RESOURCE_EXHAUSTED.
+  explicit ProcessTable(std::string binary, size_t max_live = 0)
+      : binary_(std::move(binary)), max_live_(max_live) {}
   // Waits up to 5 s for the children to exit on their own, then SIGKILLs what is left.
   ~ProcessTable();
 
@@ -99,15 +101,21 @@ class ProcessTable {
     bool exited = false;
     bool stopped = false;
     int status = 0;
+    uint64_t started = 0;  // order of Start calls: the oldest exited entries are forgotten first
   };
+  // Exited entries kept for List() (their exit status); older ones are forgotten.
+  static constexpr size_t kKeptExited = 256;
   Entry* Find(const ReplicaKey& key);  // reaps first
   // kill(), or sigqueue() carrying *value.
   Status Send(const ReplicaKey& key, int sig, const uint64_t* value);
   void ReapLocked();
+  void PruneLocked();  // forgets the oldest exited entries beyond kKeptExited
 
   std::string binary_;
+  size_t max_live_ = 0;
   std::mutex mu_;
   std::map<ReplicaKey, Entry> procs_;
+  uint64_t next_start_ = 1;
 };
 
 }  // namespace vigil::node

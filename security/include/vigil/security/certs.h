@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vigil/common/status.h"
@@ -26,5 +27,9 @@ Status InitCa(const std::string& ca_dir, int days = 3650);
 // needed): cert.pem, key.pem and a copy of ca.pem, the layout --tls-dir expects.
 Status IssueCertificate(const std::string& ca_dir, const IssueOptions& o,
                         const std::string& out_dir);
+
+// The identity a PEM certificate carries (its one vigil://ROLE/NAME URI): how a process learns
+// who its own certificate says it is (e.g. the client id a client certificate binds).
+Result<Identity> CertificateIdentity(std::string_view pem);
 
 }  // namespace vigil::security

@@ -2,6 +2,7 @@
 // name vigil://ROLE/NAME (e.g. vigil://voter/v1, vigil://server/kv, vigil://client/42).
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -40,5 +41,8 @@ Result<Identity> ParseIdentityUri(std::string_view uri);
 // subject alternative names. UNAUTHENTICATED when there is none or more than one; on a server
 // without TLS (--insecure), an identity with `unauthenticated` set.
 Result<Identity> PeerIdentity(const grpc::ServerContext& context);
+
+// The one vigil:// URI among a certificate's URI names (`whose` names the certificate in errors).
+Result<Identity> OneIdentity(std::span<const std::string_view> uris, std::string_view whose);
 
 }  // namespace vigil::security

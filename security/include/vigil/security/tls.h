@@ -2,9 +2,9 @@
 // (`vigilctl certs`). A server requires and verifies its callers' certificates; a client verifies
 // that the server's certificate comes from the same CA and presents its own.
 //
-// Plaintext exists behind an explicit `insecure`, on loopback addresses only. Without either
-// (no --tls-dir, no --insecure) a process still speaks plaintext on any address, as vigil did
-// before TLS, and logs a warning for every port: the next release refuses that.
+// Plaintext is for loopback addresses only: behind an explicit `insecure`, or, for now, with
+// neither --tls-dir nor --insecure (a warning per address; a later release will require
+// --insecure). Plaintext on or to any other address is refused, naming it.
 #pragma once
 
 #include <grpcpp/security/credentials.h>
@@ -13,6 +13,7 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,6 +63,13 @@ Result<std::shared_ptr<grpc::Channel>> Channel(const TlsOptions& options, const 
 // component is given others.
 void SetProcessTls(TlsOptions options);
 TlsOptions ProcessTls();
+// A component's TLS setting: its own when set, else the process's as it is when used. (Options
+// structs hold it unset by default: a struct made before the flags were parsed still follows
+// them.)
+using TlsSetting = std::optional<TlsOptions>;
+inline TlsOptions OrProcessTls(const TlsSetting& setting) {
+  return setting ? *setting : ProcessTls();
+}
 
 // --tls-dir, --tls-ca, --tls-cert, --tls-key and --insecure on `app`.
 void AddTlsOptions(CLI::App& app, TlsOptions& options);

@@ -21,7 +21,7 @@ struct ClientOptions {
   std::chrono::milliseconds deadline{30000};  // per call, waiting out restarts included
   std::chrono::milliseconds attempt_timeout{5000};
   // With TLS, client_id must be the number the certificate names (vigil://client/42).
-  security::TlsOptions tls = security::ProcessTls();
+  security::TlsSetting tls;  // unset: the process's
 };
 
 // What the last call went through.

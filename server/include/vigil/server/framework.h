@@ -83,7 +83,7 @@ struct ServerOptions {
   // that the server SIGKILLs itself right after a call's new record reached the client's SSR and
   // before the reply leaves, the window in which exactly-once rests on the recorded reply.
   double crash_after_save = 0;
-  security::TlsOptions tls = security::ProcessTls();  // the listening port's
+  security::TlsSetting tls;  // the listening port's (unset: the process's)
 };
 
 struct ServerStats {

@@ -29,7 +29,7 @@ struct SessionOptions {
   std::chrono::milliseconds timeout{10000};  // per request to the store, and per RDMA operation
   uint32_t spin_us = 20;                     // poll this long before sleeping on a completion
   // With TLS the certificate must be vigil://server/SERVICE: a session serves only its own.
-  security::TlsOptions tls = security::ProcessTls();
+  security::TlsSetting tls;  // unset: the process's
 };
 
 // The right to reach one client's SSR until it is released (or revoked by the store).

@@ -40,6 +40,9 @@ struct StoreOptions {
   // SSRs one service may hold (a grant that would create one more is RESOURCE_EXHAUSTED);
   // 0: no quota but the arena's size.
   uint32_t max_ssrs_per_service = 0;
+  // Server sessions open at once (each holds a queue pair and a thread); one more is refused
+  // with RESOURCE_EXHAUSTED naming the cap.
+  uint32_t max_sessions = 256;
   std::string arena_file;  // empty: anonymous memory (lost when the store stops)
   std::string node_name = "ssr-store";
   // After each request, a session polls for the next one this long before it sleeps on the

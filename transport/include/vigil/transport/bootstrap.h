@@ -101,7 +101,7 @@ class BootstrapServer {
   std::vector<grpc::Service*> extra_services_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
-  security::TlsOptions tls_ = security::ProcessTls();
+  security::TlsSetting tls_;  // unset: the process's
 };
 
 struct DialOptions {
@@ -114,7 +114,7 @@ struct DialOptions {
   std::function<Status(Connection&)> before_connect;
   std::string token = {};  // what the service requires (BootstrapServer::AddService), if anything
   std::chrono::milliseconds timeout{10000};
-  security::TlsOptions tls = security::ProcessTls();
+  security::TlsSetting tls;  // unset: the process's
 };
 
 struct Dialed {
