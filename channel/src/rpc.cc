@@ -62,9 +62,7 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
 
   Status Start(const std::string& listen) {
     grpc::ServerBuilder b;
-    VIGIL_ASSIGN_OR_RETURN(auto credentials,
-                           security::ServerCredentials(security::ProcessTls(), listen));
-    b.AddListeningPort(listen, credentials, &port_);
+    VIGIL_RETURN_IF_ERROR(security::AddPort(b, security::ProcessTls(), listen, &port_));
     b.RegisterService(this);
     server_ = b.BuildAndStart();
     if (!server_ || port_ == 0) {
@@ -96,6 +94,14 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
     }
     Pending p{*req, {}, false};
     std::unique_lock lock(mu_);
+    // A replica has one event in flight (and an abandoned attempt or two being cleaned up): a
+    // caller parking more is refused, so it cannot pin the port's threads.
+    if (queue_.size() >= kMaxParked) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          fmt::format("{} rpc events are parked: the cap (max parked rpc events) "
+                                      "is {}",
+                                      queue_.size(), kMaxParked));
+    }
     // Sequences only grow: an attempt the replica abandoned leaves a gap, a replay is refused.
     if (req->seq() < expected_) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
@@ -153,6 +159,7 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
     pb::EventRecord verdict;
     bool done;
   };
+  static constexpr size_t kMaxParked = 8;
   const size_t max_payload_;
   const std::string token_;  // the incarnation's nonce; empty: not checked
   std::unique_ptr<grpc::Server> server_;

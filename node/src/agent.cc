@@ -188,9 +188,8 @@ Status NodeAgent::Supervise(SupervisedProgram program) {
 Status NodeAgent::Start(const std::string& address) {
   service_ = std::make_unique<Service>(*this);
   grpc::ServerBuilder b;
-  VIGIL_ASSIGN_OR_RETURN(
-      auto credentials, security::ServerCredentials(security::OrProcessTls(options_.tls), address));
-  b.AddListeningPort(address, credentials, &port_);
+  VIGIL_RETURN_IF_ERROR(
+      security::AddPort(b, security::OrProcessTls(options_.tls), address, &port_));
   b.RegisterService(service_.get());
   server_ = b.BuildAndStart();
   if (!server_ || port_ == 0) {

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/server_builder.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -105,6 +107,17 @@ Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const TlsOpti
   ssl.pem_root_certs = m.ca;
   ssl.pem_key_cert_pairs.push_back({m.key, m.cert});
   return grpc::SslServerCredentials(ssl);
+}
+
+Status AddPort(grpc::ServerBuilder& builder, const TlsOptions& options, const std::string& address,
+               int* port, const PortLimits& limits) {
+  VIGIL_ASSIGN_OR_RETURN(auto credentials, ServerCredentials(options, address));
+  builder.AddListeningPort(address, credentials, port);
+  grpc::ResourceQuota quota("vigil-port");
+  quota.SetMaxThreads(limits.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.SetMaxReceiveMessageSize(limits.max_message_bytes);
+  return Status::Ok();
 }
 
 Result<std::shared_ptr<grpc::Channel>> Channel(const TlsOptions& o, const std::string& target,

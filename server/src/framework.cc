@@ -214,10 +214,8 @@ Result<std::unique_ptr<RestartableServer>> RestartableServer::Start(
 Status RestartableServer::Listen() {
   rpc_ = std::make_unique<Rpc>(*this);
   grpc::ServerBuilder builder;
-  VIGIL_ASSIGN_OR_RETURN(
-      auto credentials,
-      security::ServerCredentials(security::OrProcessTls(options_.tls), options_.listen));
-  builder.AddListeningPort(options_.listen, credentials, &port_);
+  VIGIL_RETURN_IF_ERROR(
+      security::AddPort(builder, security::OrProcessTls(options_.tls), options_.listen, &port_));
   builder.RegisterService(rpc_.get());
   grpc_ = builder.BuildAndStart();
   if (!grpc_ || port_ == 0) {

@@ -7,9 +7,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <condition_variable>
 #include <initializer_list>
 #include <map>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "test_ca.h"
 #include "vigil/bootstrap/v1/bootstrap.grpc.pb.h"
@@ -272,6 +275,71 @@ TEST_F(Certs, MutualTlsAuthenticatesCallersAndTheTableAuthorisesThem) {
   // And the legitimate peer is still served.
   EXPECT_TRUE(health(Issue(Role::kVoter, "v1"), &who).ok());
   EXPECT_EQ(who, "vigil://voter/v1");
+  server->Shutdown();
+}
+
+// A node agent whose Health holds its thread until released: callers pile up on the port.
+class SlowHealth final : public vigil::node::v1::NodeAgent::Service {
+ public:
+  grpc::Status Health(grpc::ServerContext*, const vigil::node::v1::HealthRequest*,
+                      vigil::node::v1::HealthResponse*) override {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, 5s, [&] { return released_; });
+    return grpc::Status::OK;
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+};
+
+// Every port caps its handler threads (gRPC's thread quota): callers beyond the cap are
+// RESOURCE_EXHAUSTED at once instead of each pinning a thread; the port serves again afterwards.
+TEST(PortLimits, CallersBeyondTheThreadCapAreRefusedAndThePortServesAfterwards) {
+  SlowHealth service;
+  grpc::ServerBuilder b;
+  int port = 0;
+  TlsOptions plain;
+  plain.insecure = true;
+  PortLimits limits;
+  limits.max_threads = 4;
+  ASSERT_TRUE(AddPort(b, plain, "127.0.0.1:0", &port, limits).ok());
+  b.RegisterService(&service);
+  auto server = b.BuildAndStart();
+  ASSERT_TRUE(server && port != 0);
+  auto channel = Channel(plain, "127.0.0.1:" + std::to_string(port));
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  auto stub = vigil::node::v1::NodeAgent::NewStub(*channel);
+  auto health = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    vigil::node::v1::HealthRequest req;
+    vigil::node::v1::HealthResponse resp;
+    return stub->Health(&ctx, req, &resp);
+  };
+  constexpr int kCallers = 12;
+  std::vector<grpc::Status> got(kCallers);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCallers; ++i) callers.emplace_back([&, i] { got[i] = health(); });
+  std::this_thread::sleep_for(1s);
+  service.Release();
+  for (auto& t : callers) t.join();
+  int refused = 0;
+  for (const grpc::Status& st : got) {
+    if (st.error_code() == grpc::RESOURCE_EXHAUSTED) {
+      refused++;
+    } else {
+      EXPECT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+    }
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_TRUE(health().ok());
   server->Shutdown();
 }
 

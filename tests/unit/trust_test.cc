@@ -7,13 +7,19 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <thread>
+#include <vector>
 
+#include "loopback_channel.h"
 #include "test_ca.h"
+#include "vigil/channel/channel.h"
 #include "vigil/node/agent.h"
 #include "vigil/node/v1/node.grpc.pb.h"
+#include "vigil/security/nonce.h"
 #include "vigil/server/client.h"
 #include "vigil/server/framework.h"
 #include "vigil/server/services.h"
+#include "vigil/signal/v1/signal.grpc.pb.h"
 #include "vigil/ssr/store.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/fake.h"
@@ -182,6 +188,51 @@ TEST_F(TrustedKv, AClientActsOnlyAsTheClientItsCertificateNames) {
   auto again = c42->Call("get k");
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(*again, "mine");
+}
+
+// A caller holding a replica's nonce (the replica itself, gone wrong) cannot park more than a few
+// rpc events at the voter's end: the rest are RESOURCE_EXHAUSTED naming the cap, and once the
+// parked calls end, the end takes events again.
+TEST(RpcVoterCaps, ParkedEventsBeyondTheCapAreRefused) {
+  auto made = security::NewNonce();
+  ASSERT_TRUE(made.ok()) << made.status();
+  const std::string nonce = *made;
+  auto voter = channel::RpcVoter("127.0.0.1:0", 256, nonce);
+  ASSERT_TRUE(voter.ok()) << voter.status();
+  auto stub = vigil::signal::v1::Voter::NewStub(vigil::testing::LoopbackChannel(
+      "127.0.0.1:" + std::to_string(channel::RpcVoterPort(**voter))));
+  auto call = [&](uint64_t seq, std::chrono::milliseconds deadline) {
+    vigil::signal::v1::EventRecord req, resp;
+    req.set_kind(1);
+    req.set_seq(seq);
+    req.set_token(nonce);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+    return stub->Signal(&ctx, req, &resp);
+  };
+  constexpr int kCalls = 16;
+  std::vector<grpc::Status> got(kCalls);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCalls; ++i) {  // in sequence order: each parks before the next comes
+    callers.emplace_back([&, i] { got[i] = call(static_cast<uint64_t>(i + 1), 3000ms); });
+    std::this_thread::sleep_for(50ms);
+  }
+  for (auto& t : callers) t.join();
+  int refused = 0, parked = 0;
+  for (const grpc::Status& st : got) {
+    if (st.error_code() == grpc::RESOURCE_EXHAUSTED) {
+      refused++;
+      EXPECT_NE(st.error_message().find("max parked rpc events"), std::string::npos)
+          << st.error_message();
+    } else {
+      EXPECT_EQ(st.error_code(), grpc::DEADLINE_EXCEEDED) << st.error_message();
+      parked++;
+    }
+  }
+  EXPECT_EQ(parked, 8);
+  EXPECT_EQ(refused, kCalls - 8);
+  // The parked calls gave up and were dropped: a new event parks again (no one answers it).
+  EXPECT_EQ(call(1000, 300ms).error_code(), grpc::DEADLINE_EXCEEDED);
 }
 
 }  // namespace

@@ -209,9 +209,7 @@ BootstrapServer::Acceptor BootstrapServer::FindService(const std::string& servic
 Status BootstrapServer::Start(const std::string& address) {
   service_ = std::make_unique<Service>(*this);
   grpc::ServerBuilder builder;
-  VIGIL_ASSIGN_OR_RETURN(auto credentials,
-                         security::ServerCredentials(security::OrProcessTls(tls_), address));
-  builder.AddListeningPort(address, credentials, &port_);
+  VIGIL_RETURN_IF_ERROR(security::AddPort(builder, security::OrProcessTls(tls_), address, &port_));
   builder.RegisterService(service_.get());
   for (grpc::Service* extra : extra_services_) builder.RegisterService(extra);
   server_ = builder.BuildAndStart();

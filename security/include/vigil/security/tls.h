@@ -23,7 +23,8 @@
 
 namespace grpc {
 class Channel;
-}
+class ServerBuilder;
+}  // namespace grpc
 
 namespace vigil::security {
 
@@ -54,6 +55,17 @@ Result<TlsMaterial> LoadTls(const TlsOptions& options);
 // insecure on an address that is not loopback (the message says how to get certificates).
 Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const TlsOptions& options,
                                                                    std::string_view listen);
+// What every vigil gRPC port allows a caller at most.
+struct PortLimits {
+  int max_threads = 256;            // handler threads at once (gRPC's thread quota)
+  int max_message_bytes = 4 << 20;  // a request's size
+};
+
+// Adds a listening port on `address` to `builder`: the credentials of ServerCredentials, and the
+// limits (the builder's resource quota). `port` receives the bound port after BuildAndStart.
+Status AddPort(grpc::ServerBuilder& builder, const TlsOptions& options, const std::string& address,
+               int* port, const PortLimits& limits = {});
+
 // A channel to `target`, with `args` (the TLS target name is set here).
 Result<std::shared_ptr<grpc::Channel>> Channel(const TlsOptions& options, const std::string& target,
                                                grpc::ChannelArguments args = {});
