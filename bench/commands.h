@@ -60,6 +60,12 @@ struct SsrBenchOptions {
   uint32_t spin_us = 20;  // latency: the server polls the store's answers this long, then sleeps
 };
 
+struct TlsBenchOptions {
+  CommonBenchOptions common;
+  std::vector<uint32_t> sizes{64};  // rpc payload bytes
+  uint32_t connects = 200;          // bootstrap connections per mode
+};
+
 struct RunBenchOptions {
   CommonBenchOptions common;
   std::vector<std::string> methods{"polling", "notify", "rpc"};
@@ -90,5 +96,6 @@ int RunKillLoop(const SsrBenchOptions& options);  // ssr with --kv/--lock (ssr_k
 int RunTransportBench(const TransportBenchOptions& options);
 int RunSignalBench(const SignalBenchOptions& options);
 int RunChannelBench(const ChannelBenchOptions& options);
+int RunTlsBench(const TlsBenchOptions& options);
 
 }  // namespace vigil::bench

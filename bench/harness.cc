@@ -42,12 +42,12 @@ void PinToCore(unsigned core) {
   pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+}  // namespace
+
 nlohmann::json SummaryJson(const LatencySummary& s) {
   return {{"count", s.count},     {"min_us", s.min_us}, {"p50_us", s.p50_us},  {"p99_us", s.p99_us},
           {"p999_us", s.p999_us}, {"max_us", s.max_us}, {"mean_us", s.mean_us}};
 }
-
-}  // namespace
 
 std::string Describe(const BenchSetup& setup) {
   return setup.transport ? setup.transport->Describe()

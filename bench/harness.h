@@ -105,6 +105,9 @@ Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode
                           std::FILE* out, voter::SyscallExecutor* syscalls = nullptr,
                           Measure measure = Measure::kNothing);
 
+// A latency summary as JSON (count, min/p50/p99/p999/max/mean in microseconds).
+nlohmann::json SummaryJson(const LatencySummary& s);
+
 // Writes `doc` to `path` (pretty-printed) and says so; an error (printed) gives exit code 1.
 int WriteJson(const std::string& path, const nlohmann::json& doc);
 

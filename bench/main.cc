@@ -55,6 +55,23 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->capture_default_str();
 
+  vigil::bench::TlsBenchOptions tls_bench;
+  tls_bench.common.iterations = 2000;
+  tls_bench.common.warmup = 200;
+  auto* tls_cmd = app.add_subcommand(
+      "tls",
+      "What mutual TLS costs the control plane: bootstrap connects and gRPC round trips, "
+      "plaintext vs TLS in turn in the same run (the RDMA data path never passes through TLS)");
+  AddCommon(tls_cmd, tls_bench.common);
+  tls_cmd->remove_option(tls_cmd->get_option("--perftest"));  // its baseline is plaintext
+  tls_cmd->add_option("--sizes", tls_bench.sizes, "rpc payload sizes in bytes")
+      ->delimiter(',')
+      ->check(CLI::Range(1u, 65536u))
+      ->capture_default_str();
+  tls_cmd->add_option("--connects", tls_bench.connects, "bootstrap connects per mode")
+      ->check(CLI::Range(1u, 100000u))
+      ->capture_default_str();
+
   vigil::bench::ChannelBenchOptions ch;
   auto* channel = app.add_subcommand(
       "channel",
@@ -253,6 +270,7 @@ int main(int argc, char** argv) {
     if (run_cmd->parsed()) return vigil::bench::RunRunBench(run);
     if (faults_cmd->parsed()) return vigil::bench::RunFaultsBench(faults);
     if (transport->parsed()) return vigil::bench::RunTransportBench(t);
+    if (tls_cmd->parsed()) return vigil::bench::RunTlsBench(tls_bench);
     if (channel->parsed()) return vigil::bench::RunChannelBench(ch);
     return 2;
   });

@@ -6,10 +6,13 @@ only on a crash.
   smoke_check.py ssr JSON                               SSR call latency with and without SSR
   smoke_check.py run JSON ROWS                          vigil-run vs plain programs
   smoke_check.py faults JSON CELLS [PNG]                a fault campaign (and its chart)
+  smoke_check.py tls JSON CONNECTS ITERATIONS ROWS      plaintext vs mutual TLS
 
 latency: every size has a round-trip summary over ITERATIONS samples with 0 < p50 <= p99 <= max;
 with --baseline every size also has its baseline measured in the same run and both ratios.
 run: exactly ROWS replicated rows (besides the plain runs), every replicated output equal to the plain run's.
+tls: ROWS rows (bootstrap connects, then one per rpc size), each with a plaintext and a TLS
+summary over CONNECTS / ITERATIONS samples and their p50 ratio.
 faults: CELLS rows, at least as many faults fired, no silent data corruption anywhere, and every
 fired fault classified.
 A latency target that is missed is reported (printed), not failed: this machine's numbers are
@@ -92,6 +95,19 @@ def main():
             with open(png, "rb") as f:
                 if f.read(8) != b"\x89PNG\r\n\x1a\n":
                     fail(f"{png} is not a PNG")
+    elif kind == "tls":
+        connects, iterations, want = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        rows = d.get("results", [])
+        if len(rows) != want:
+            fail(f"{len(rows)} rows, expected {want}")
+        for i, r in enumerate(rows):
+            n = connects if i == 0 else iterations
+            summary(r["plaintext"], f"{r['what']} {r['bytes']} plaintext", n)
+            summary(r["tls"], f"{r['what']} {r['bytes']} TLS", n)
+            if not r.get("tls_over_plaintext_p50", 0) > 0:
+                fail(f"{r['what']}: no ratio")
+            print(f"{r['what']} {r['bytes']}: TLS {r['tls_over_plaintext_p50']:.2f}x plaintext at p50 "
+                  "(reported, not judged here)")
     else:
         fail(f"unknown kind '{kind}'")
     print(f"ok: {path}")
