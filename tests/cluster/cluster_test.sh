@@ -59,7 +59,7 @@ case "$STEP" in
     # TLS: every daemon was given its certificate; keys are private; a caller without a
     # certificate, or with one whose role may not call the method, is refused.
     for d in /etc/vigil/w1/tls/node /etc/vigil/w1/tls/server-kv /etc/vigil/w1/tls/server-lock \
-             /etc/vigil/ssr/tls/store $TLS/voter $TLS/operator-admin $TLS/client-1; do
+             /etc/vigil/ssr/tls/store $TLS/voter $TLS/operator-admin; do
       [[ $(stat -c %a "$d/key.pem") == 600 ]] || fail "$d/key.pem has mode $(stat -c %a "$d/key.pem")"
       openssl verify -CAfile "$d/ca.pem" "$d/cert.pem" > /dev/null || fail "$d/cert.pem does not verify"
     done
@@ -78,16 +78,23 @@ case "$STEP" in
     if "$L" exec voter vigilctl --node 198.18.1.11:7720 --timeout-ms 2000 status > "$W/plain" 2>&1; then
       fail "vigilctl spoke plaintext to vigil-node"
     fi
-    if "$L" exec voter vigilctl --tls-dir $TLS/client-1 --store 198.18.1.20:7740 store > "$W/client" 2>&1; then
+    vigilctl certs issue "${VIGIL_LOCAL_STATE:-/run/vigil-local}/ca" client 9 --out "$W/client-9" > /dev/null
+    if "$L" exec voter vigilctl --tls-dir "$W/client-9" --store 198.18.1.20:7740 store > "$W/client" 2>&1; then
       fail "the store answered a client's certificate"
     fi
     grep -q "PERMISSION_DENIED\|may not call" "$W/client" || { cat "$W/client"; fail "no refusal naming the role"; }
+    # The supervised servers serve a client over TLS (certificate issued from the cluster CA).
+    vigilctl certs issue "${VIGIL_LOCAL_STATE:-/run/vigil-local}/ca" client 7 --out "$W/client-7" > /dev/null
+    "$L" exec voter vigil-client --tls-dir "$W/client-7" --client-id 7 --deadline-ms 60000 \
+      --server 198.18.1.11:7750 'put k v' 'get k' > "$W/kv.log" 2>&1 ||
+      { cat "$W/kv.log" /etc/vigil/w1/servers.conf; tail -40 /var/log/vigil/w1/vigil-node.log; fail "kv client failed"; }
+    grep -q "get k -> v" "$W/kv.log" || { cat "$W/kv.log"; fail "kv did not answer 'v'"; }
     echo "PASS: cluster deployed with site.yml, mutual TLS on every port"
     ;;
   tmr)
     head -c 3000000 /dev/zero | tr '\0' 'n' > "$W/in.bin"
     vigil-replica --unreplicated --workload crc32 < "$W/in.bin" > "$W/want"
-    "$L" exec voter vigil-voter run "${VOTER[@]}" --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
+    "$L" exec voter vigil-voter "${VOTER[@]}" run --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
       --signal polling --input "$W/in.bin" --output "$W/got" --inject-bitflip 1:2 > "$W/job.log" 2>&1 ||
       { cat "$W/job.log"; fail "TMR job failed"; }
     grep -E "placed on node|outvoted|^job:" "$W/job.log"
@@ -126,10 +133,13 @@ case "$STEP" in
     log=/var/log/vigil/w1/vigil-node.log
     before=$(grep -c "restarting in" "$log" || true)
     set +e
-    # The clients act as clients 1-3 (their certificates); the bench itself probes the servers'
-    # Health as the operator.
+    # The clients act as clients 1-3, with certificates issued here from the cluster CA (as an
+    # operator issues them); the bench itself probes the servers' Health as the operator.
+    for i in 1 2 3; do
+      vigilctl certs issue "${VIGIL_LOCAL_STATE:-/run/vigil-local}/ca" client $i --out "$W/client-$i" > /dev/null
+    done
     "$L" exec voter vigil-bench ssr "${OPERATOR[@]}" --kv 198.18.1.11:7750 --lock 198.18.1.11:7751 \
-      --client-tls-dir $TLS/client-1 --client-tls-dir $TLS/client-2 --client-tls-dir $TLS/client-3 \
+      --client-tls-dir "$W/client-1" --client-tls-dir "$W/client-2" --client-tls-dir "$W/client-3" \
       --clients 3 --duration-s "${VIGIL_SSR_KILL_S:-40}" --kill-min-ms 1500 --kill-max-ms 3000 \
       --seed "$RANDOM" --json "$B/ssr-kill.json" 2> "$W/bench.log"
     rc=$?
