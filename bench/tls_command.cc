@@ -7,7 +7,6 @@
 // The RDMA data path (polling and notify signalling, SSR reads and writes) never passes through
 // gRPC, so TLS cannot change it: `vigil-bench transport` and `signal` measure it.
 #include <fmt/format.h>
-#include <grpcpp/grpcpp.h>
 #include <stdlib.h>
 
 #include <chrono>
@@ -16,10 +15,10 @@
 #include <vector>
 
 #include "environment.h"
+#include "grpc_echo.h"
 #include "harness.h"
 #include "vigil/security/certs.h"
 #include "vigil/security/tls.h"
-#include "vigil/signal/v1/signal.grpc.pb.h"
 
 namespace vigil::bench {
 namespace {
@@ -60,23 +59,12 @@ class TempCerts {
   std::string dir_;
 };
 
-class Echo final : public vigil::signal::v1::Voter::Service {
-  grpc::Status Signal(grpc::ServerContext*, const vigil::signal::v1::EventRecord* req,
-                      vigil::signal::v1::EventRecord* resp) override {
-    *resp = *req;
-    return grpc::Status::OK;
-  }
-};
-
 // One mode's ends: a bootstrap server and an echo server, with the same credentials.
 struct Ends {
   std::string name;
   security::TlsOptions tls;
   std::unique_ptr<transport::BootstrapServer> bootstrap;
-  Echo echo;
-  std::unique_ptr<grpc::Server> echo_server;
-  std::unique_ptr<vigil::signal::v1::Voter::Stub> stub;
-  int echo_port = 0;
+  std::unique_ptr<EchoServer> echo;
   std::mutex mu;
   std::vector<std::unique_ptr<transport::Connection>> accepted;
 
@@ -94,19 +82,11 @@ struct Ends {
           return std::vector<transport::RemoteRegion>{};
         });
     VIGIL_RETURN_IF_ERROR(bootstrap->Start("127.0.0.1:0"));
-    VIGIL_ASSIGN_OR_RETURN(auto creds, security::ServerCredentials(tls, "127.0.0.1:0"));
-    grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:0", creds, &echo_port);
-    b.RegisterService(&echo);
-    echo_server = b.BuildAndStart();
-    if (!echo_server || echo_port == 0) return Unavailable("the echo server cannot listen");
-    VIGIL_ASSIGN_OR_RETURN(auto channel,
-                           security::Channel(tls, fmt::format("127.0.0.1:{}", echo_port)));
-    stub = vigil::signal::v1::Voter::NewStub(channel);
+    VIGIL_ASSIGN_OR_RETURN(echo, EchoServer::Start(tls));
     return Status::Ok();
   }
   void Stop() {
-    if (echo_server) echo_server->Shutdown(std::chrono::system_clock::now() + 500ms);
+    echo.reset();
     if (bootstrap) bootstrap->Shutdown();
   }
 
@@ -125,14 +105,9 @@ struct Ends {
     return ns;
   }
 
-  Result<uint64_t> Call(vigil::signal::v1::EventRecord& req) {
-    vigil::signal::v1::EventRecord resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + 20s);
-    const auto t0 = Clock::now();
-    grpc::Status st = stub->Signal(&ctx, req, &resp);
-    const uint64_t ns = NsSince(t0);
-    if (!st.ok()) return Unavailable(fmt::format("{} echo: {}", name, st.error_message()));
+  Result<uint64_t> Call(const vigil::signal::v1::EventRecord& req) {
+    auto ns = echo->Call(req);
+    if (!ns.ok()) return Unavailable(fmt::format("{}: {}", name, ns.status().message()));
     return ns;
   }
 };
