@@ -28,6 +28,7 @@ NODES=198.18.1.11:7720,198.18.1.12:7720,198.18.1.13:7720
 TLS=/etc/vigil/voter/tls
 VOTER=(--tls-dir $TLS/voter)
 OPERATOR=(--tls-dir $TLS/operator-admin)
+CA=${VIGIL_LOCAL_STATE:-/run/vigil-local}/ca  # the cluster CA: clients' certificates come from it
 fail() { echo "FAIL: $*"; exit 1; }
 # every_host_recap LOG PATTERN: all five hosts' recap lines match PATTERN.
 every_host_recap() {
@@ -78,13 +79,13 @@ case "$STEP" in
     if "$L" exec voter vigilctl --node 198.18.1.11:7720 --timeout-ms 2000 status > "$W/plain" 2>&1; then
       fail "vigilctl spoke plaintext to vigil-node"
     fi
-    vigilctl certs issue "${VIGIL_LOCAL_STATE:-/run/vigil-local}/ca" client 9 --out "$W/client-9" > /dev/null
+    vigilctl certs issue "$CA" client 9 --out "$W/client-9" > /dev/null
     if "$L" exec voter vigilctl --tls-dir "$W/client-9" --store 198.18.1.20:7740 store > "$W/client" 2>&1; then
       fail "the store answered a client's certificate"
     fi
     grep -q "PERMISSION_DENIED\|may not call" "$W/client" || { cat "$W/client"; fail "no refusal naming the role"; }
     # The supervised servers serve a client over TLS (certificate issued from the cluster CA).
-    vigilctl certs issue "${VIGIL_LOCAL_STATE:-/run/vigil-local}/ca" client 7 --out "$W/client-7" > /dev/null
+    vigilctl certs issue "$CA" client 7 --out "$W/client-7" > /dev/null
     "$L" exec voter vigil-client --tls-dir "$W/client-7" --client-id 7 --deadline-ms 60000 \
       --server 198.18.1.11:7750 'put k v' 'get k' > "$W/kv.log" 2>&1 ||
       { cat "$W/kv.log" /etc/vigil/w1/servers.conf; tail -40 /var/log/vigil/w1/vigil-node.log; fail "kv client failed"; }
@@ -136,7 +137,7 @@ case "$STEP" in
     # The clients act as clients 1-3, with certificates issued here from the cluster CA (as an
     # operator issues them); the bench itself probes the servers' Health as the operator.
     for i in 1 2 3; do
-      vigilctl certs issue "${VIGIL_LOCAL_STATE:-/run/vigil-local}/ca" client $i --out "$W/client-$i" > /dev/null
+      vigilctl certs issue "$CA" client $i --out "$W/client-$i" > /dev/null
     done
     "$L" exec voter vigil-bench ssr "${OPERATOR[@]}" --kv 198.18.1.11:7750 --lock 198.18.1.11:7751 \
       --client-tls-dir "$W/client-1" --client-tls-dir "$W/client-2" --client-tls-dir "$W/client-3" \
