@@ -303,7 +303,12 @@ Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
   std::rewind(in);
   const int err = open("/dev/null", O_WRONLY | O_CLOEXEC);
   std::optional<run::HostExecutor> executor;
-  if (exec) executor.emplace(fileno(in), fileno(out), err);
+  if (exec) {
+    // The programs' files are in the campaign's scratch directory: their sandbox's root.
+    Result<std::unique_ptr<run::Sandbox>> sandbox = run::Sandbox::Open(dir_);
+    if (!sandbox.ok()) return sandbox.status();
+    executor.emplace(fileno(in), fileno(out), err, std::move(*sandbox));
+  }
   // Small input buffers: crc32 and susan read in many events, and take many steps.
   auto r = RunGroupAsIs(setup_, g, factory, exec ? nullptr : in, exec ? nullptr : out,
                         executor ? &*executor : nullptr, Measure::kNothing, false, exec ? 0 : 8192,

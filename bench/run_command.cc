@@ -77,7 +77,12 @@ int RunRunBench(const RunBenchOptions& o) {
       for (const std::string& mode : o.modes) {
         const int in = open(input_path.c_str(), O_RDONLY | O_CLOEXEC), out = TempFd();
         const int err = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        run::HostExecutor executor(in, out, err);
+        Result<std::unique_ptr<run::Sandbox>> sandbox = run::Sandbox::Open(dir->path());
+        if (!sandbox.ok()) {
+          fmt::print(stderr, "error: {}\n", sandbox.status().ToString());
+          return 1;
+        }
+        run::HostExecutor executor(in, out, err, std::move(*sandbox));
         auto group = RunGroup(
             *setup, *channel::ParseMethod(method), *voter::ParseMode(mode),
             4096 + replica::kEventHeaderBytes, o.spin_us, false,

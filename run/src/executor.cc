@@ -61,8 +61,9 @@ Result<std::vector<std::string>> Paths(const SyscallSpec& s, std::span<const std
 
 }  // namespace
 
-HostExecutor::HostExecutor(int stdin_fd, int stdout_fd, int stderr_fd)
-    : std_real_{stdin_fd, stdout_fd, stderr_fd} {
+HostExecutor::HostExecutor(int stdin_fd, int stdout_fd, int stderr_fd,
+                           std::unique_ptr<Sandbox> sandbox)
+    : std_real_{stdin_fd, stdout_fd, stderr_fd}, sandbox_(std::move(sandbox)) {
   umask_at_start_ = umask(022);
   umask(umask_at_start_);
   Reset();
@@ -135,8 +136,8 @@ int HostExecutor::Lowest(int from) const {
   return v;
 }
 
-int64_t HostExecutor::Install(int real, Std std, bool cloexec, int at) {
-  fds_[at] = Fd{real, std, cloexec};
+int64_t HostExecutor::Install(int real, Std std, bool cloexec, int at, bool beneath) {
+  fds_[at] = Fd{real, std, cloexec, beneath};
   return at;
 }
 
@@ -275,58 +276,6 @@ Result<HostExecutor::Outcome> HostExecutor::Execute(uint64_t nr, uint64_t piece,
   return o;
 }
 
-Status HostExecutor::Protect(int nr, const uint64_t* a, const std::vector<std::string>& paths,
-                             const Fd* fd) {
-  using F = FileJournal::Follow;
-  const auto keep = [&](int dir, size_t i, F follow = F::kNo) -> Status {
-    if (dir == INT_MIN) return Status::Ok();  // the call fails with EBADF, changing nothing
-    return journal_.Protect(dir, paths[i], follow);
-  };
-  // A directory renamed takes its contents along: the journal keeps entries, not trees.
-  const auto no_directory = [&](int dir) {
-    struct stat st;
-    if (dir != INT_MIN && fstatat(dir, paths[0].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        S_ISDIR(st.st_mode)) {
-      journal_.Irreversible(
-          fmt::format("the directory '{}' was renamed to '{}'", paths[0], paths[1]));
-    }
-  };
-  switch (nr) {
-    case SYS_open:
-    case SYS_openat: {
-      const bool at = nr == SYS_openat;
-      const int flags = static_cast<int>(a[at ? 2 : 1]);
-      if ((flags & (O_ACCMODE | O_CREAT | O_TRUNC)) == O_RDONLY) return Status::Ok();
-      return keep(at ? DirFd(a[0]) : AT_FDCWD, 0, (flags & O_NOFOLLOW) != 0 ? F::kNo : F::kYes);
-    }
-    case SYS_rename:
-      no_directory(AT_FDCWD);
-      VIGIL_RETURN_IF_ERROR(keep(AT_FDCWD, 0));
-      return keep(AT_FDCWD, 1);
-    case SYS_renameat:
-      no_directory(DirFd(a[0]));
-      VIGIL_RETURN_IF_ERROR(keep(DirFd(a[0]), 0));
-      return keep(DirFd(a[2]), 1);
-    case SYS_mkdir:
-    case SYS_rmdir:
-    case SYS_unlink:
-      return keep(AT_FDCWD, 0);
-    case SYS_mkdirat:
-    case SYS_unlinkat:
-      return keep(DirFd(a[0]), 0);
-    case SYS_fchmod:
-    case SYS_fchown: {
-      // The file's path now (it may have been renamed since it was opened).
-      if (fd == nullptr || fd->std != Std::kNone) return Status::Ok();
-      Result<std::string> p = FileJournal::PathOf(fd->real);
-      if (!p.ok() || p->ends_with(" (deleted)")) return Status::Ok();  // not reachable by a path
-      return journal_.Protect(AT_FDCWD, *p);
-    }
-    default:
-      return Status::Ok();  // writes and truncation go through a descriptor opened for writing
-  }
-}
-
 Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
                                                      std::span<const std::byte> blob,
                                                      std::span<std::byte> result) {
@@ -334,14 +283,13 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
   const auto value = [](int64_t v) { return Outcome{v, 0}; };
   // The result bytes of a call that returns them: the first `n` of `result`.
   const auto bytes = [](int64_t v, size_t n) { return Outcome{v, v < 0 ? 0 : n}; };
-  std::vector<std::string> paths;
-  if (s.in_buf < 0) {
-    VIGIL_ASSIGN_OR_RETURN(paths, Paths(s, blob));
+  if (s.path >= 0) {
+    VIGIL_ASSIGN_OR_RETURN(std::vector<std::string> paths, Paths(s, blob));
+    return DispatchPath(nr, a, paths, result);
   }
   // The descriptor, for the calls whose first argument is one.
   auto fd_it = a[0] <= INT_MAX ? fds_.find(static_cast<int>(a[0])) : fds_.end();
   Fd* fd = fd_it != fds_.end() ? &fd_it->second : nullptr;
-  VIGIL_RETURN_IF_ERROR(Protect(nr, a, paths, fd));
   const size_t room = result.size();
   switch (nr) {
     case SYS_read:
@@ -369,54 +317,16 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
                             : write(fd->real, blob.data(), blob.size());
       return value(Value(n));
     }
-    case SYS_open:
-    case SYS_openat: {
-      const bool at = nr == SYS_openat;
-      const int dir = at ? DirFd(a[0]) : AT_FDCWD;
-      if (dir == INT_MIN) return value(-EBADF);
-      const int flags = static_cast<int>(a[at ? 2 : 1]);
-      const int real =
-          openat(dir, paths[0].c_str(), flags | O_CLOEXEC, static_cast<mode_t>(a[at ? 3 : 2]));
-      if (real < 0) return value(Errno());
-      return value(Install(real, Std::kNone, (flags & O_CLOEXEC) != 0, Lowest(0)));
-    }
     case SYS_close:
       return value(a[0] <= INT_MAX ? CloseVirtual(static_cast<int>(a[0])) : -EBADF);
     case SYS_fstat:
       if (fd == nullptr) return value(-EBADF);
       return bytes(Value(fstat(fd->real, reinterpret_cast<struct stat*>(result.data()))),
                    sizeof(struct stat));
-    case SYS_stat:
-    case SYS_lstat:
-    case SYS_newfstatat: {
-      const bool at = nr == SYS_newfstatat;
-      const int dir = at ? DirFd(a[0]) : AT_FDCWD;
-      if (dir == INT_MIN) return value(-EBADF);
-      const int flags = at ? static_cast<int>(a[3]) : nr == SYS_lstat ? AT_SYMLINK_NOFOLLOW : 0;
-      return bytes(Value(fstatat(dir, paths[0].c_str(),
-                                 reinterpret_cast<struct stat*>(result.data()), flags)),
-                   sizeof(struct stat));
-    }
-    case SYS_statx: {
-      const int dir = DirFd(a[0]);
-      if (dir == INT_MIN) return value(-EBADF);
-      return bytes(Value(syscall(SYS_statx, dir, paths[0].c_str(), static_cast<int>(a[2]),
-                                 static_cast<unsigned>(a[3]), result.data())),
-                   256);
-    }
     case SYS_lseek:
       if (fd == nullptr) return value(-EBADF);
       if (fd->std != Std::kNone) return value(-ESPIPE);
       return value(Value(lseek(fd->real, static_cast<off_t>(a[1]), static_cast<int>(a[2]))));
-    case SYS_access:
-      return value(Value(access(paths[0].c_str(), static_cast<int>(a[1]))));
-    case SYS_faccessat:
-    case SYS_faccessat2: {
-      const int dir = DirFd(a[0]);
-      if (dir == INT_MIN) return value(-EBADF);
-      return value(Value(faccessat(dir, paths[0].c_str(), static_cast<int>(a[2]),
-                                   nr == SYS_faccessat2 ? static_cast<int>(a[3]) : 0)));
-    }
     case SYS_dup:
     case SYS_dup2:
     case SYS_dup3:
@@ -467,7 +377,7 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
         if (real < 0) return value(Errno());
       }
       if (fds_.count(target) != 0) CloseVirtual(target);
-      return value(Install(real, src.std, cloexec, target));
+      return value(Install(real, src.std, cloexec, target, src.beneath));
     }
     case SYS_ioctl: {
       if (fd == nullptr) return value(-EBADF);
@@ -491,43 +401,10 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
       const int64_t v = Value(syscall(SYS_getdents64, fd->real, result.data(), n));
       return bytes(v, static_cast<size_t>(std::max<int64_t>(v, 0)));
     }
-    case SYS_readlink:
-    case SYS_readlinkat: {
-      const bool at = nr == SYS_readlinkat;
-      const int dir = at ? DirFd(a[0]) : AT_FDCWD;
-      if (dir == INT_MIN) return value(-EBADF);
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(a[at ? 3 : 2], room));
-      const int64_t v =
-          Value(readlinkat(dir, paths[0].c_str(), reinterpret_cast<char*>(result.data()), n));
-      return bytes(v, static_cast<size_t>(std::max<int64_t>(v, 0)));
-    }
     case SYS_getcwd: {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(a[1], room));
       const int64_t v = Value(syscall(SYS_getcwd, result.data(), n));
       return bytes(v, static_cast<size_t>(std::max<int64_t>(v, 0)));
-    }
-    case SYS_rename:
-      return value(Value(rename(paths[0].c_str(), paths[1].c_str())));
-    case SYS_renameat: {
-      const int d1 = DirFd(a[0]), d2 = DirFd(a[2]);
-      if (d1 == INT_MIN || d2 == INT_MIN) return value(-EBADF);
-      return value(Value(renameat(d1, paths[0].c_str(), d2, paths[1].c_str())));
-    }
-    case SYS_mkdir:
-      return value(Value(mkdir(paths[0].c_str(), static_cast<mode_t>(a[1]))));
-    case SYS_mkdirat: {
-      const int dir = DirFd(a[0]);
-      if (dir == INT_MIN) return value(-EBADF);
-      return value(Value(mkdirat(dir, paths[0].c_str(), static_cast<mode_t>(a[2]))));
-    }
-    case SYS_rmdir:
-      return value(Value(rmdir(paths[0].c_str())));
-    case SYS_unlink:
-      return value(Value(unlink(paths[0].c_str())));
-    case SYS_unlinkat: {
-      const int dir = DirFd(a[0]);
-      if (dir == INT_MIN) return value(-EBADF);
-      return value(Value(unlinkat(dir, paths[0].c_str(), static_cast<int>(a[2]))));
     }
     case SYS_fchmod:
     case SYS_fchown:
@@ -536,6 +413,17 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
     case SYS_fdatasync:
     case SYS_fadvise64:
       if (fd == nullptr) return value(-EBADF);
+      if ((nr == SYS_fchmod || nr == SYS_fchown) && (fd->std != Std::kNone || !fd->beneath)) {
+        return value(-sandbox_->Refuse(fmt::format("descriptor {}", a[0]),
+                                       "changing the mode or owner of a file that is not "
+                                       "beneath the root (or is the job's stdio)"));
+      }
+      if (nr == SYS_fchmod || nr == SYS_fchown) {
+        // The file's path now (it may have been renamed since it was opened).
+        Result<std::string> p = FileJournal::PathOf(fd->real);
+        if (p.ok() && !p->ends_with(" (deleted)"))
+          VIGIL_RETURN_IF_ERROR(journal_.Protect(AT_FDCWD, *p));
+      }
       switch (nr) {
         case SYS_fchmod:
           return value(Value(fchmod(fd->real, static_cast<mode_t>(a[1]))));

@@ -166,7 +166,10 @@ void VotedArguments(int nr, const uint64_t (&args)[6], uint64_t (&voted)[6]) {
   const SyscallSpec* s = FindSyscall(nr);
   const int n = s != nullptr ? s->args : 0;
   for (int i = 0; i < 6; ++i) voted[i] = i < n ? args[i] : 0;
-  const auto creates = [](uint64_t flags) { return (flags & (O_CREAT | O_TMPFILE)) != 0; };
+  // O_TMPFILE includes O_DIRECTORY's bit: a directory opened is not a file created.
+  const auto creates = [](uint64_t flags) {
+    return (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE;
+  };
   switch (nr) {
     case SYS_open:
       if (!creates(voted[1])) voted[2] = 0;

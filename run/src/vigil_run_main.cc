@@ -33,6 +33,7 @@ constexpr int kNotFound = 127;
 
 struct RunOptions {
   std::string mode = "tmr", method = "polling", listen = "127.0.0.1:0", device, replica_binary;
+  std::string root = ".";
   uint32_t deadline_ms = 30000;
   uint64_t catch_up_mib = 256;
   std::vector<std::string> nodes;
@@ -121,7 +122,12 @@ int RunProgram(const RunOptions& o) {
     }
     launcher = std::make_unique<voter::NodeLauncher>(o.nodes, program);
   }
-  run::HostExecutor executor(STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO);
+  Result<std::unique_ptr<run::Sandbox>> sandbox = run::Sandbox::Open(o.root);
+  if (!sandbox.ok()) {
+    fmt::print(stderr, "vigil-run: --root: {}\n", sandbox.status().ToString());
+    return 2;
+  }
+  run::HostExecutor executor(STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, std::move(*sandbox));
   voter::Group group(g, **t, server, *launcher, stdin, stdout);
   group.set_syscall_executor(&executor);
   double secs = 0;
@@ -145,11 +151,12 @@ int RunProgram(const RunOptions& o) {
     fmt::print(stderr,
                "vigil-run: {} {} over {}: {} in {:.2f} s; exit code {}; {} system calls voted "
                "({} rounds), {} mismatches, {} rollbacks, {} replacements, {} caught up ({} "
-               "events replayed), {} crashes, {} missed deadlines, {} rejected records\n",
+               "events replayed), {} crashes, {} missed deadlines, {} rejected records, {} "
+               "accesses refused by the sandbox\n",
                o.mode, o.argv[0], o.method, r->completed ? "completed" : "FAILED", secs,
                r->exit_code, executor.calls(), r->rounds, r->mismatches, r->rollbacks,
                r->replacements, r->catch_ups, r->replayed, r->crashes, r->missed_deadlines,
-               r->rejected_records);
+               r->rejected_records, executor.sandbox().refused());
   }
   if (!r->completed) {
     fmt::print(stderr, "vigil-run: the run failed: {}\n", r->failure);
@@ -214,6 +221,11 @@ int main(int argc, char** argv) {
                    : fmt::format("--flip-target '{}': data, result, memory or a register ({})", t,
                                  fmt::join(kFlippableRegisters, ", "));
       });
+  app.add_option("--root", o.root,
+                 "the directory whose files the program may change (and read); elsewhere it may "
+                 "only read what every user may read, and never /proc, /sys or /dev (refused "
+                 "with EACCES)")
+      ->capture_default_str();
   app.add_flag("--report", o.report, "print what was voted, detected and done to stderr");
   app.footer("Usage: vigil-run [OPTIONS] -- PROGRAM [ARGS...]");
   o.argv = cli::TakeProgramArguments(argc, argv);

@@ -116,7 +116,7 @@ case "$STEP" in
       for prog in "sha256sum" "cksum $W/in.txt" "sort --parallel=1" "gzip -c -n"; do
         read -ra argv <<< "$prog"
         "${argv[@]}" < "$W/in.txt" > "$W/want"
-        "$L" exec voter vigil-run "${VOTER[@]}" --report --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
+        "$L" exec voter vigil-run "${VOTER[@]}" --report --root "$W" --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
           --signal "$signal" -- "${argv[@]}" < "$W/in.txt" > "$W/got" 2> "$W/run.log" ||
           { cat "$W/run.log"; fail "vigil-run $signal $prog failed"; }
         cmp -s "$W/want" "$W/got" || { cat "$W/run.log"; fail "vigil-run $signal $prog: output differs"; }

@@ -26,7 +26,8 @@ check() {
   shift
   local rc=0 want_rc=0
   "$@" < "$W/input.txt" > "$W/$name.want" 2> "$W/$name.want-err" || want_rc=$?
-  "$RUN" --report "${args[@]}" -- "$@" < "$W/input.txt" > "$W/$name.out" 2> "$W/$name.log" || rc=$?
+  # The job's files are in $W (mode 0700, so not readable by every user): the sandbox's root.
+  "$RUN" --report --root "$W" "${args[@]}" -- "$@" < "$W/input.txt" > "$W/$name.out" 2> "$W/$name.log" || rc=$?
   grep '^vigil-run:' "$W/$name.log" || true
   [[ $rc == "$want_rc" ]] || { cat "$W/$name.log"; fail "$name: exit code $rc, plain run $want_rc"; }
   cmp -s "$W/$name.want" "$W/$name.out" || { cat "$W/$name.log"; fail "$name: stdout differs"; }

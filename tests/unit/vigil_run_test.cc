@@ -122,6 +122,8 @@ struct Job {
   std::string flip_register = {};
   // When set: each call the voter executed, as (system call number, first argument).
   std::vector<std::pair<uint64_t, uint64_t>>* calls_seen = nullptr;
+  // The sandbox's root: the tests' files are in TempDirs under /tmp.
+  std::string root = "/tmp";
 };
 
 // Passes every call on to the HostExecutor and notes which it was.
@@ -153,7 +155,8 @@ struct Outcome {
   voter::GroupReport report;
   std::string out, err;
   uint64_t calls = 0;
-  Status finish;  // HostExecutor::Finish, as vigil-run calls it when the job ends
+  Status finish;         // HostExecutor::Finish, as vigil-run calls it when the job ends
+  uint64_t refused = 0;  // accesses the sandbox refused
 };
 
 Result<Outcome> RunReplicated(const Job& j) {
@@ -183,7 +186,9 @@ Result<Outcome> RunReplicated(const Job& j) {
                                                         .flip_register = j.flip_register,
                                                         .killed = killed}));
         });
-    HostExecutor executor(in, out, err);
+    Result<std::unique_ptr<Sandbox>> sandbox = Sandbox::Open(j.root);
+    if (!sandbox.ok()) return sandbox.status();
+    HostExecutor executor(in, out, err, std::move(*sandbox));
     RecordingExecutor recording(executor, j.calls_seen);
     voter::Group group(g, voter_t, server, launcher, nullptr, nullptr);
     group.set_syscall_executor(&recording);
@@ -192,6 +197,7 @@ Result<Outcome> RunReplicated(const Job& j) {
     if (!r.ok()) return r.status();
     o.report = *r;
     o.calls = executor.calls();
+    o.refused = executor.sandbox().refused();
   }
   o.out = ReadFd(out);
   o.err = ReadFd(err);
@@ -536,8 +542,39 @@ TEST(VigilRunTest, AnUnsupportedCallStopsTheRunNamingIt) {
   EXPECT_NE(got->report.failure.find("pipe"), std::string::npos) << got->report.failure;
 }
 
+TEST(VigilRunTest, AProgramReachesOnlyWhatItsSandboxAllows) {
+  // head goes on after an error: each refused file is a "Permission denied" line, the one file
+  // beneath the root is printed, and the exit code says something failed. (cat would copy with
+  // copy_file_range, which vigil-run does not replicate.)
+  TempDir dir;
+  ASSERT_EQ(mkdir((dir.path + "/root").c_str(), 0755), 0);
+  const std::string inside = dir.Write("root/in.txt", "inside the root\n");
+  dir.Write("secret.txt", "outside the root\n");
+  chmod(dir.path.c_str(), 0755);
+  chmod((dir.path + "/secret.txt").c_str(), 0644);
+  const std::vector<std::string> refused = {"/proc/self/mem", "/etc/shadow", "/dev/null",
+                                            dir.path + "/root/../secret.txt"};
+  std::vector<std::string> argv = {"head", "-q", "-n", "5"};
+  argv.insert(argv.end(), refused.begin(), refused.end());
+  argv.push_back(inside);
+  auto got = RunReplicated({.argv = argv, .root = dir.path + "/root"});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->report.exit_code, 1);
+  EXPECT_EQ(got->out, "inside the root\n");
+  for (const std::string& f : refused) {
+    EXPECT_NE(got->err.find("head: cannot open '" + f + "' for reading: Permission denied"),
+              std::string::npos)
+        << f << "\n"
+        << got->err;
+  }
+  EXPECT_EQ(got->refused, refused.size());
+}
+
 TEST(VigilRunTest, MalformedRecordsAreRefusedByName) {
-  HostExecutor e(-1, -1, -1);
+  auto sandbox = Sandbox::Open("/tmp");
+  ASSERT_TRUE(sandbox.ok()) << sandbox.status().ToString();
+  HostExecutor e(-1, -1, -1, std::move(*sandbox));
   std::byte result[64];
   std::vector<std::byte> rec(kSyscallRecordBytes);
   EXPECT_NE(e.Execute(SYS_write, 0, std::span(rec).first(10), {}, result)

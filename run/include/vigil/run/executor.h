@@ -9,24 +9,30 @@
 // a rollback closes them and the re-executed program opens them again (a file opened with
 // O_APPEND would then receive its bytes twice: documented in docs/vigil-run.md).
 //
+// Paths: every path the program names is admitted by the Sandbox first (changes only beneath
+// the root, reads elsewhere only of what every user may read, never /proc, /sys or /dev) and the
+// call then acts through the descriptors the sandbox resolved.
+//
 // Never trusts the record: every length, descriptor, path and request is checked against the
 // call and the room for results.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "vigil/run/file_journal.h"
+#include "vigil/run/sandbox.h"
 #include "vigil/voter/group.h"
 
 namespace vigil::run {
 
 class HostExecutor final : public voter::SyscallExecutor {
  public:
-  // The job's standard descriptors (not owned, not closed).
-  HostExecutor(int stdin_fd, int stdout_fd, int stderr_fd);
+  // The job's standard descriptors (not owned, not closed), and where its paths may reach.
+  HostExecutor(int stdin_fd, int stdout_fd, int stderr_fd, std::unique_ptr<Sandbox> sandbox);
   ~HostExecutor() override;
   HostExecutor(const HostExecutor&) = delete;
   HostExecutor& operator=(const HostExecutor&) = delete;
@@ -44,6 +50,7 @@ class HostExecutor final : public voter::SyscallExecutor {
   // Calls executed (or decided) in all executions of the program (a rollback re-executes it).
   uint64_t calls() const { return total_calls_; }
   const FileJournal& journal() const { return journal_; }
+  const Sandbox& sandbox() const { return *sandbox_; }
 
  private:
   enum class Std { kNone, kIn, kOut, kErr };
@@ -51,22 +58,25 @@ class HostExecutor final : public voter::SyscallExecutor {
     int real = -1;  // this process's descriptor
     Std std = Std::kNone;
     bool cloexec = false;
+    bool beneath = false;  // opened beneath the sandbox's root: may be changed (fchmod, fchown)
   };
   Result<Outcome> Dispatch(int nr, const uint64_t* a, std::span<const std::byte> blob,
                            std::span<std::byte> result);
+  // The calls that name paths (executor_paths.cc).
+  Result<Outcome> DispatchPath(int nr, const uint64_t* a, const std::vector<std::string>& paths,
+                               std::span<std::byte> result);
   Result<int> Real(uint64_t vfd) const;  // EBADF as -1 value is handled by callers
   // A directory argument: AT_FDCWD, this process's descriptor, or INT_MIN when there is none.
   int DirFd(uint64_t vfd) const;
   int Lowest(int from) const;  // the lowest free virtual descriptor >= from
-  int64_t Install(int real, Std std, bool cloexec, int at);
+  int64_t Install(int real, Std std, bool cloexec, int at, bool beneath = false);
   int64_t CloseVirtual(int vfd);
   Result<Outcome> ReadStdin(std::span<std::byte> dst);
   Result<Outcome> WriteStd(Std which, int real, std::span<const std::byte> bytes);
   void Reset();
-  // Keeps the entries a call changes (their state at the job's start) before it runs.
-  Status Protect(int nr, const uint64_t* a, const std::vector<std::string>& paths, const Fd* fd);
 
   int std_real_[3];
+  std::unique_ptr<Sandbox> sandbox_;
   mode_t umask_at_start_ = 0;
   FileJournal journal_;
   std::map<int, Fd> fds_;
