@@ -248,7 +248,18 @@ int main(int argc, char** argv) {
                    "latency: the server polls for the store's answers this long before sleeping")
       ->capture_default_str();
 
+  app.footer(
+      "Every benchmark but the ssr kill loop runs both of its ends in this process: their gRPC "
+      "ports (bootstrap, rpc signalling) listen on 127.0.0.1 only, in plaintext, as with "
+      "--insecure (the RDMA data path never passes through them; `tls` measures what TLS adds). "
+      "The kill loop (ssr --kv/--lock) talks to daemons: it takes --tls-dir or --insecure.");
   return vigil::cli::Run(app, common, argc, argv, [&] {
+    const bool kill_loop = ssr_cmd->parsed() && (!ssr.kv.empty() || !ssr.lock.empty());
+    if (!kill_loop) {
+      vigil::security::TlsOptions loopback;
+      loopback.insecure = true;
+      vigil::security::SetProcessTls(loopback);
+    }
     if (ssr_cmd->parsed()) {
       if (ssr.kill_max_ms < ssr.kill_min_ms) {
         fmt::print(stderr, "error: --kill-max-ms {} is below --kill-min-ms {}\n", ssr.kill_max_ms,
@@ -260,7 +271,9 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "error: the TLS flags are for the kill loop (--kv/--lock)\n");
         return 2;
       }
-      if (int rc = vigil::security::UseTlsFlags(ssr_tls); rc != 0) return rc;
+      if (kill_loop) {
+        if (int rc = vigil::security::UseTlsFlags(ssr_tls); rc != 0) return rc;
+      }
       return vigil::bench::RunSsrBench(ssr);
     }
     if (signal->parsed()) {

@@ -22,7 +22,7 @@ vigil_cluster_start() {
   VIGIL_NODES=""
   for ((i = 1; i <= n; i++)); do
     port=$((7720 + i))
-    "$build/node/vigil-node" --listen "127.0.0.1:$port" --name "worker-$i" --exec-allow /usr/bin/ \
+    "$build/node/vigil-node" --insecure --listen "127.0.0.1:$port" --name "worker-$i" --exec-allow /usr/bin/ \
       > "$logdir/worker-$i.log" 2>&1 &
     VIGIL_NODE_PIDS+=($!)
     VIGIL_NODES+="${VIGIL_NODES:+,}127.0.0.1:$port"

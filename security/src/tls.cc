@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <fstream>
 #include <mutex>
-#include <set>
 #include <sstream>
 
 #include "vigil/common/logging.h"
@@ -46,33 +45,20 @@ Result<std::string> ReadPem(const std::string& path, bool secret) {
   return text.str();
 }
 
-// Plaintext is for loopback only, with --insecure or (for now, with a warning) with neither flag.
-Status RefusePlaintext(const TlsOptions& o, std::string_view what, std::string_view address) {
-  return PermissionDenied(fmt::format(
-      "{} '{}' without TLS{}: plaintext is allowed on loopback addresses only, since anyone who "
-      "can reach the port could drive it; {}",
-      what, Escaped(address), o.insecure ? " (--insecure)" : " (no --tls-dir)",
-      kHowToGetCertificates));
-}
-
-// Neither TLS nor --insecure, on loopback: plaintext as before, said once per address.
-void WarnPlaintext(std::string_view what, std::string_view address) {
-  static std::mutex mu;
-  static std::set<std::string> said;
-  std::lock_guard lock(mu);
-  if (said.size() < 256 && said.insert(std::string(address)).second) {
-    log::Get("security")
-        ->warn(
-            "{} '{}' in plaintext without --tls-dir or --insecure: any local process can drive "
-            "it ({})",
-            what, Escaped(address), kHowToGetCertificates);
-  }
-}
-
-// Plaintext to or on `address`: refused unless it is loopback.
+// Plaintext to or on `address`: only with --insecure, and only on loopback.
 Status CheckPlaintext(const TlsOptions& o, std::string_view what, std::string_view address) {
-  if (!IsLoopback(address)) return RefusePlaintext(o, what, address);
-  if (!o.configured()) WarnPlaintext(what, address);
+  if (!o.insecure) {
+    return PermissionDenied(fmt::format(
+        "{} '{}' without TLS: no --tls-dir (nor --tls-ca/--tls-cert/--tls-key) was given; {}, "
+        "or pass --insecure for plaintext on loopback addresses only",
+        what, Escaped(address), kHowToGetCertificates));
+  }
+  if (!IsLoopback(address)) {
+    return PermissionDenied(fmt::format(
+        "{} '{}' without TLS (--insecure): plaintext is allowed on loopback addresses only, since "
+        "anyone who can reach the port could drive it; {}",
+        what, Escaped(address), kHowToGetCertificates));
+  }
   return Status::Ok();
 }
 

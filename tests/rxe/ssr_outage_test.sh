@@ -26,7 +26,7 @@ trap cleanup EXIT
 STORE=127.0.0.1:7745 NODE=127.0.0.1:7746 KV=127.0.0.1:7747
 
 start_store() {  # start_store LOG
-  "$B/ssr-store/vigil-ssr-store" --listen $STORE --arena-mib 8 \
+  "$B/ssr-store/vigil-ssr-store" --insecure --listen $STORE --arena-mib 8 \
     --arena-file "$W/arena" > "$1" 2>&1 &
   store_pid=$!
   pids+=($store_pid)
@@ -35,7 +35,7 @@ start_store() {  # start_store LOG
 
 start_store "$W/store-1.log"
 # One store per arena file: the second is refused, naming the first.
-if "$B/ssr-store/vigil-ssr-store" --listen 127.0.0.1:0 --arena-mib 8 \
+if "$B/ssr-store/vigil-ssr-store" --insecure --listen 127.0.0.1:0 --arena-mib 8 \
     --arena-file "$W/arena" > "$W/second.log" 2>&1; then
   fail "a second store on the same arena file started"
 fi
@@ -43,8 +43,8 @@ grep -q "in use by another SSR store (pid $store_pid)" "$W/second.log" ||
   { cat "$W/second.log"; fail "the second store's refusal does not name pid $store_pid"; }
 echo "ok: a second store on the arena file is refused, naming pid $store_pid"
 
-"$B/node/vigil-node" --listen $NODE --name outage --restart-max 3 --restart-max-backoff-ms 2000 \
-  --server "kv=$B/server/vigil-server --service kv --listen $KV --store $STORE" \
+"$B/node/vigil-node" --insecure --listen $NODE --name outage --restart-max 3 --restart-max-backoff-ms 2000 \
+  --server "kv=$B/server/vigil-server --insecure --service kv --listen $KV --store $STORE" \
   > "$W/node.log" 2>&1 &
 pids+=($!)
 vigil_wait_listening "$W/node.log" 600 || fail "vigil-node did not start"
@@ -53,7 +53,7 @@ echo "vigil-node up, supervising kv on $KV"
 # Model-checking kv clients (vigil-bench ssr --no-kill: every answer predicted, lost and duplicated
 # operations counted) run across the outage; a call may stay suspended through all of it.
 RUN_S=$((OUTAGE_S + 60))
-"$B/bench/vigil-bench" ssr --kv $KV --no-kill --clients 2 --duration-s $RUN_S \
+"$B/bench/vigil-bench" ssr --insecure --kv $KV --no-kill --clients 2 --duration-s $RUN_S \
   --call-deadline-ms $(( (OUTAGE_S + 300) * 1000 )) --seed 5 --json "$W/clients.json" \
   > "$W/clients.log" 2>&1 &
 clients=$!

@@ -22,7 +22,7 @@ done
 # job NAME INPUT EXPECT_LOG ARGS...: runs a crc32 job and checks output and log.
 job() {
   local name=$1 in=$2 expect=$3; shift 3
-  "$V" run --input "$W/$in.bin" --output "$W/$name.out" "$@" > "$W/$name.log" 2>&1 ||
+  "$V" --insecure run --input "$W/$in.bin" --output "$W/$name.out" "$@" > "$W/$name.log" 2>&1 ||
     { cat "$W/$name.log"; fail "$name: vigil-voter exited with $?"; }
   grep '^job:' "$W/$name.log"
   cmp -s "$W/$in.want" "$W/$name.out" || { cat "$W/$name.log"; fail "$name: output differs"; }
@@ -50,7 +50,7 @@ grep -q "replica 0 incarnation 1 placed on node 'worker-2'" "$W/cluster-tmr-cras
 echo "ok: the replacement of replica 0 went to another node"
 
 # vigilctl: a bit flip injected at run time through the node agent, while the job runs.
-"$V" run --nodes "$VIGIL_NODES" --mode tmr --signal notify --input "$W/big.bin" \
+"$V" --insecure run --nodes "$VIGIL_NODES" --mode tmr --signal notify --input "$W/big.bin" \
   --output "$W/ctl.out" > "$W/ctl.log" 2>&1 &
 vpid=$!
 # Inject once every replica is connected to the voter: a flip that lands while a replica is still
@@ -60,8 +60,8 @@ for _ in $(seq 300); do
   [[ $(grep -c "connected from replica-1-" "$W/ctl.log" || true) -ge 3 ]] && break
   sleep 0.1
 done
-"$B/node/vigilctl" --node 127.0.0.1:7722 status
-"$B/node/vigilctl" --node 127.0.0.1:7722 inject bitflip --group 1 --replica 1 --incarnation 0 --bit 515
+"$B/node/vigilctl" --insecure --node 127.0.0.1:7722 status
+"$B/node/vigilctl" --insecure --node 127.0.0.1:7722 inject bitflip --group 1 --replica 1 --incarnation 0 --bit 515
 wait $vpid || { cat "$W/ctl.log"; fail "vigilctl job failed"; }
 grep '^job:' "$W/ctl.log"
 cmp -s "$W/big.want" "$W/ctl.out" || fail "vigilctl job: output differs"

@@ -591,8 +591,8 @@ int FreePort() {
 TEST(Supervisor, AHungServerIsKilledAndRestartedWithinItsProbeDeadline) {
   // A real vigil-server (kv, state in memory only: no RDMA needed), probed every 100 ms.
   const std::string listen = "127.0.0.1:" + std::to_string(FreePort());
-  auto program = node::ParseSupervised(
-      fmt::format("kv={} --service kv --store none --listen {}", VIGIL_SERVER_PATH, listen));
+  auto program = node::ParseSupervised(fmt::format(
+      "kv={} --insecure --service kv --store none --listen {}", VIGIL_SERVER_PATH, listen));
   ASSERT_TRUE(program.ok()) << program.status();
   EXPECT_EQ(program->probe, listen);
   program->policy.initial_backoff = 10ms;

@@ -2,8 +2,9 @@
 # The shipped binaries honour their TLS flags (a component whose options were made before the
 # flags were parsed once listened in plaintext): vigil-node started with --tls-dir serves an
 # operator's certificate, refuses a client's (PERMISSION_DENIED naming the role), a certificate
-# from another CA and a plaintext caller; without any TLS flag it refuses to listen on a routable
-# address, naming it. Usage: tls_binaries_test.sh BUILD_DIR
+# from another CA and a plaintext caller; without any TLS flag it refuses to listen at all (on
+# loopback: --insecure is required), and with --insecure on a routable address, naming it.
+# Usage: tls_binaries_test.sh BUILD_DIR
 set -euo pipefail
 B=$1
 W=$(mktemp -d)
@@ -46,9 +47,16 @@ kill "$node_pid"
 wait "$node_pid" 2>/dev/null || true
 node_pid=
 
-# No TLS flag, a routable address: refused before listening, naming it.
-if "$B/node/vigil-node" --listen 198.18.0.1:7720 > "$W/routable.log" 2>&1; then
+# No TLS flag: refused before listening, even on loopback, saying what to pass.
+if "$B/node/vigil-node" --listen 127.0.0.1:0 > "$W/noflag.log" 2>&1; then
+  fail "vigil-node listened in plaintext without --insecure"
+fi
+grep -q "'127.0.0.1:0' without TLS: no --tls-dir .*or pass --insecure" "$W/noflag.log" ||
+  { cat "$W/noflag.log"; fail "no reason given without --insecure"; }
+# --insecure, a routable address: refused before listening, naming it.
+if "$B/node/vigil-node" --insecure --listen 198.18.0.1:7720 > "$W/routable.log" 2>&1; then
   fail "vigil-node listened in plaintext on a routable address"
 fi
-grep -q "'198.18.0.1:7720' without TLS" "$W/routable.log" || { cat "$W/routable.log"; fail "no reason given"; }
-echo "vigil-node: TLS flags honoured, wrong role / other CA / plaintext refused, routable plaintext refused"
+grep -q "'198.18.0.1:7720' without TLS (--insecure): plaintext is allowed on loopback" "$W/routable.log" ||
+  { cat "$W/routable.log"; fail "no reason given"; }
+echo "vigil-node: TLS flags honoured, wrong role / other CA / plaintext refused, plaintext without --insecure or off loopback refused"

@@ -2,9 +2,9 @@
 // (`vigilctl certs`). A server requires and verifies its callers' certificates; a client verifies
 // that the server's certificate comes from the same CA and presents its own.
 //
-// Plaintext is for loopback addresses only: behind an explicit `insecure`, or, for now, with
-// neither --tls-dir nor --insecure (a warning per address; a later release will require
-// --insecure). Plaintext on or to any other address is refused, naming it.
+// Plaintext is only behind an explicit `insecure` (--insecure), and only on loopback addresses:
+// with neither TLS nor `insecure`, every port and channel is refused (the error says how to get
+// certificates), and plaintext on or to any other address is refused, naming it.
 #pragma once
 
 #include <grpcpp/security/credentials.h>
@@ -51,8 +51,9 @@ struct TlsMaterial {
 // error names the file and its mode), as is a missing or empty file.
 Result<TlsMaterial> LoadTls(const TlsOptions& options);
 
-// Credentials for a server listening on `listen` / a client of `target`. Errors: bad files, or
-// insecure on an address that is not loopback (the message says how to get certificates).
+// Credentials for a server listening on `listen` / a client of `target`. Errors: bad files, no
+// TLS and no `insecure`, or `insecure` on an address that is not loopback (the messages say how
+// to get certificates).
 Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(const TlsOptions& options,
                                                                    std::string_view listen);
 // What every vigil gRPC port allows a caller at most.
