@@ -15,10 +15,11 @@ namespace {
 constexpr Role kVoters[] = {Role::kVoter};
 constexpr Role kOperators[] = {Role::kOperator};
 constexpr Role kClients[] = {Role::kClient};
-// Replicas run on worker nodes with their node's certificate (and prove their incarnation with
-// the nonce their voter gave them); servers open sessions at their store.
-constexpr Role kDialers[] = {Role::kNode, Role::kServer};
-constexpr Role kReplicas[] = {Role::kNode};
+// Replicas run on worker nodes with their node's certificate, or as a voter's own children
+// (vigil-run and vigil-voter without --nodes) with the voter's; either way they prove their
+// incarnation with the nonce their voter gave them. Servers open sessions at their store.
+constexpr Role kDialers[] = {Role::kNode, Role::kVoter, Role::kServer};
+constexpr Role kReplicas[] = {Role::kNode, Role::kVoter};
 // Read-only health and status: besides voters and operators, the daemon's own kind, so a
 // deployment checks a node or a store on its host with that host's own certificate.
 constexpr Role kNodeWatchers[] = {Role::kVoter, Role::kOperator, Role::kNode};

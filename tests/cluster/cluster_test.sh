@@ -31,10 +31,11 @@ OPERATOR=(--tls-dir $TLS/operator-admin)
 CA=${VIGIL_LOCAL_STATE:-/run/vigil-local}/ca  # the cluster CA: clients' certificates come from it
 fail() { echo "FAIL: $*"; exit 1; }
 # every_host_recap LOG PATTERN: all five hosts' recap lines match PATTERN.
-every_host_recap() {
-  local n
-  n=$(grep -cE "^(voter|w1|w2|w3|ssr) +: $2" "$1" || true)
-  [[ $n -eq 5 ]] || { cat "$1"; fail "$n of 5 hosts' recap match '$2'"; }
+every_host_recap() {  # every_host_recap LOG PATTERN [HOSTS]
+  local hosts=${3:-voter w1 w2 w3 ssr} n want
+  want=$(wc -w <<< "$hosts")
+  n=$(grep -cE "^(${hosts// /|}) +: $2" "$1" || true)
+  [[ $n -eq $want ]] || { cat "$1"; fail "$n of $want hosts' recap match '$2'"; }
 }
 
 case "$STEP" in
@@ -169,9 +170,12 @@ PY
     echo "PASS: bench.yml ran vigil-bench and fetched its results"
     ;;
   idempotent)
-    "$L" deploy | tee "$W/deploy.log"
-    every_host_recap "$W/deploy.log" "ok=[0-9]+ +changed=0 +unreachable=0 +failed=0"
-    echo "PASS: a second site.yml run changed nothing"
+    # One host of each kind (the voter with its operator, the store, a worker with its servers):
+    # w2 and w3 run the same tasks as w1, and each host's tasks take minutes in the emulated
+    # guest. (`scripts/vigil-local deploy` alone runs them all.)
+    "$L" deploy --limit voter,ssr,w1 | tee "$W/deploy.log"
+    every_host_recap "$W/deploy.log" "ok=[0-9]+ +changed=0 +unreachable=0 +failed=0" "voter ssr w1"
+    echo "PASS: a second site.yml run changed nothing (voter, ssr, w1)"
     ;;
   down)
     "$L" down

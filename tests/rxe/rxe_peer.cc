@@ -14,6 +14,7 @@
 #include "peer_protocol.h"
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
+#include "vigil/security/tls_flags.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/verbs.h"
 
@@ -183,6 +184,10 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "Bootstrap listen address host:port (port 0 = any)")
       ->capture_default_str();
   vigil::cli::AddCommonOptions(app, common);
-  return vigil::cli::Run(app, common, argc, argv,
-                         [&] { return vigil::testing::Main(device, listen); });
+  vigil::security::TlsOptions tls;
+  vigil::security::AddTlsOptions(app, tls);
+  return vigil::cli::Run(app, common, argc, argv, [&] {
+    if (int rc = vigil::security::UseTlsFlags(tls); rc != 0) return rc;
+    return vigil::testing::Main(device, listen);
+  });
 }

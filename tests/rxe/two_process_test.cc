@@ -41,7 +41,8 @@ class PeerProcess {
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
     std::string dev = "--device=" + RdmaDevice();
     std::string bin = VIGIL_RXE_PEER_PATH;
-    char* argv[] = {bin.data(), dev.data(), nullptr};
+    std::string insecure = "--insecure";  // its bootstrap port: plaintext on loopback
+    char* argv[] = {bin.data(), dev.data(), insecure.data(), nullptr};
     int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);

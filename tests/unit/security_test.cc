@@ -68,7 +68,7 @@ TEST(Permissions, TheTableCoversEveryMethodOfEveryService) {
 // Every (role, method) pair: allowed exactly where the design says.
 TEST(Permissions, EachRoleMayCallExactlyItsMethods) {
   const std::map<std::string, std::set<Role>> want = {
-      {"/vigil.bootstrap.v1.Bootstrap/Connect", {Role::kNode, Role::kServer}},
+      {"/vigil.bootstrap.v1.Bootstrap/Connect", {Role::kNode, Role::kVoter, Role::kServer}},
       {"/vigil.node.v1.NodeAgent/StartReplica", {Role::kVoter}},
       {"/vigil.node.v1.NodeAgent/StopReplica", {Role::kVoter}},
       {"/vigil.node.v1.NodeAgent/InjectFault", {Role::kOperator}},
@@ -76,7 +76,7 @@ TEST(Permissions, EachRoleMayCallExactlyItsMethods) {
       {"/vigil.server.v1.Restartable/Call", {Role::kClient}},
       {"/vigil.server.v1.Restartable/Bye", {Role::kClient}},
       {"/vigil.server.v1.Restartable/Health", {Role::kNode, Role::kOperator}},
-      {"/vigil.signal.v1.Voter/Signal", {Role::kNode}},
+      {"/vigil.signal.v1.Voter/Signal", {Role::kNode, Role::kVoter}},
       {"/vigil.ssr.v1.SsrStore/Status", {Role::kOperator, Role::kStore}},
   };
   for (const auto& [method, roles] : want) {

@@ -45,6 +45,9 @@ LocalLauncher::LocalLauncher(std::string replica_binary, ReplicaProgram program,
 Status LocalLauncher::Start(const LaunchSpec& spec) {
   group_ = spec.group;
   node::ReplicaLaunch l = MakeLaunch(spec, program_);
+  // The replicas are this process's own: they dial it with its TLS settings (a voter's
+  // certificate, or --insecure on loopback).
+  l.tls = security::ProcessTls();
   l.device = device_;
   if (!cpus_.empty()) l.cpu = cpus_[spec.replica % cpus_.size()];
   return table_.Start(l).status();
