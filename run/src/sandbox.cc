@@ -154,18 +154,22 @@ int Sandbox::Admit(int dir, const std::string& path, Use use, bool follow, Entry
   return 0;
 }
 
-int64_t Sandbox::Object(const Entry& e) {
-  const int fd = OpenAt2(e.base, e.rel, O_PATH | O_CLOEXEC, 0, e.resolve);
+int64_t Sandbox::OpenChecked(const Entry& e, uint64_t flags, mode_t mode, Need need) {
+  const int fd = OpenAt2(e.base, e.rel, flags, mode, e.resolve);
   if (fd < 0) {
     const int err = errno;
     if (err == EXDEV) return -Refuse(e.path, "it leads out of the root");
     return -err;
   }
-  if (int err = Check(fd, e, Need::kPath); err != 0) {
+  if (int err = Check(fd, e, need); err != 0) {
     close(fd);
     return -err;
   }
   return fd;
+}
+
+int64_t Sandbox::Object(const Entry& e) {
+  return OpenChecked(e, O_PATH | O_CLOEXEC, 0, Need::kPath);
 }
 
 int64_t Sandbox::OpenAt(const Entry& e, int flags, mode_t mode) {
@@ -184,18 +188,10 @@ int64_t Sandbox::OpenAt(const Entry& e, int flags, mode_t mode) {
     }
   }
   // Non-blocking while it is checked: what changed since must be refused, not waited on.
-  const int fd =
-      OpenAt2(e.base, e.rel, static_cast<uint64_t>(flags) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode,
-              e.resolve);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == EXDEV) return -Refuse(e.path, "it leads out of the root");
-    return -err;
-  }
-  if (int err = Check(fd, e, Need::kContents); err != 0) {
-    close(fd);
-    return -err;
-  }
+  const int64_t opened = OpenChecked(
+      e, static_cast<uint64_t>(flags) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode, Need::kContents);
+  if (opened < 0) return opened;
+  const int fd = static_cast<int>(opened);
   if ((flags & O_NONBLOCK) == 0 && (flags & O_PATH) == 0) {
     const int now = fcntl(fd, F_GETFL);
     if (now < 0 || fcntl(fd, F_SETFL, now & ~O_NONBLOCK) != 0) {

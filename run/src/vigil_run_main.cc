@@ -36,6 +36,7 @@ struct RunOptions {
   std::string root = ".";
   uint32_t deadline_ms = 30000;
   uint64_t catch_up_mib = 256;
+  uint64_t max_region_mib = 1024;
   std::vector<std::string> nodes;
   std::string flip;  // "R:N"
   uint64_t flip_bit = 3;
@@ -75,6 +76,7 @@ int RunProgram(const RunOptions& o) {
   // is replaced at once; the replacement restarts the program and catches up from the log.
   g.replace_after = 1;
   g.catch_up_bytes = o.catch_up_mib << 20;
+  g.max_region_bytes = o.max_region_mib << 20;
   const auto n = static_cast<uint16_t>(voter::ReplicasOf(g.mode));
   voter::ReplicaProgram program;
   program.signal = o.method;
@@ -196,6 +198,12 @@ int main(int argc, char** argv) {
                  "a replica's deadline for its next system call (also bounds computing between "
                  "two calls)")
       ->check(CLI::Range(10u, 3600000u));
+  app.add_option(
+         "--max-region-mib", o.max_region_mib,
+         "the largest state, checkpoint or input region a replica may advertise when it connects "
+         "(the voter registers a buffer of each size); a larger one is refused")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20))
+      ->capture_default_str();
   app.add_option("--catch-up-mib", o.catch_up_mib,
                  "TMR: MiB of agreed calls (with their result bytes) the voter keeps so that a "
                  "replaced replica restarts the program and catches up; 0, or a run past it: "

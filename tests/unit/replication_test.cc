@@ -316,6 +316,32 @@ TEST_F(ReplicationTest, DmrPersistentFaultFailsTheGroupWithAReport) {
   EXPECT_EQ(got->report.rollbacks, 2u);
 }
 
+TEST_F(ReplicationTest, AHelloWithARegionBeyondTheVotersCapIsRefused) {
+  JobSpec s = Spec(Mode::kTmr, channel::Method::kPolling);
+  s.input = Crc32Input(10000);
+  s.input_bytes = 64 * 1024;             // each replica's input region
+  s.group.max_region_bytes = 32 * 1024;  // this voter's cap
+  s.group.max_incarnations = 1;
+  s.group.start_deadline = std::chrono::milliseconds(5000);
+  auto got = Run(s);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_FALSE(got->report.completed);
+  ASSERT_FALSE(got->replicas.empty());
+  for (const auto& rep : got->replicas) {
+    EXPECT_EQ(rep.status.code(), StatusCode::kResourceExhausted) << rep.status.ToString();
+    EXPECT_NE(rep.status.message().find("input region of 65536 bytes exceeds this voter's cap of "
+                                        "32768 bytes"),
+              std::string::npos)
+        << rep.status.ToString();
+  }
+  // Under the cap, the same job runs.
+  s.group.max_region_bytes = 64 * 1024;
+  s.group.max_incarnations = 8;
+  auto ok = Run(s);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_TRUE(ok->report.completed) << ok->report.failure;
+}
+
 TEST_F(ReplicationTest, TmrKilledReplicaIsReplacedAndRejoins) {
   const std::string input = Crc32Input(400000);
   JobSpec s = Spec(Mode::kTmr, channel::Method::kPolling);

@@ -24,7 +24,6 @@ using replica::VerdictKind;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr uint64_t kMaxStateBytes = uint64_t{1} << 30;
 constexpr auto kCopyTimeout = 10s;
 constexpr auto kReplyTimeout = 10s;
 constexpr auto kPollSlice = 100ms;
@@ -45,6 +44,10 @@ Status ValidateGroupOptions(const GroupOptions& o) {
         fmt::format("group replace_window = {} ms must be > 0", o.replace_window.count()));
   }
   if (o.max_incarnations == 0) return InvalidArgument("group max_incarnations must be >= 1");
+  if (o.max_region_bytes < 4096) {
+    return InvalidArgument(
+        fmt::format("group max_region_bytes = {} must be >= 4096", o.max_region_bytes));
+  }
   if (o.channel.max_payload < replica::kEventHeaderBytes + 64) {
     return InvalidArgument(
         fmt::format("channel max_payload = {} leaves no room for data", o.channel.max_payload));
@@ -185,16 +188,20 @@ Status Group::StartIncarnation(uint16_t slot) {
 
 namespace {
 
-// A replica's region must lie in [min, 1 GiB] and, once the group knows the size (`group`
-// != 0), have exactly that size.
+// A replica's region must lie in [min, max] and, once the group knows the size (`group` != 0),
+// have exactly that size.
 Status CheckRegionLength(uint16_t slot, const char* what, uint64_t length, uint64_t min,
-                         uint64_t group) {
-  if (length >= min && length <= kMaxStateBytes && (group == 0 || length == group)) {
-    return Status::Ok();
+                         uint64_t max, uint64_t group) {
+  if (length > max) {
+    return ResourceExhausted(fmt::format(
+        "replica {}: {} region of {} bytes exceeds this voter's cap of {} bytes per region "
+        "(max_region_bytes, --max-region-mib)",
+        slot, what, length, max));
   }
-  return InvalidArgument(fmt::format(
-      "replica {}: {} region of {} bytes (must be {}..{} bytes{})", slot, what, length, min,
-      kMaxStateBytes, group == 0 ? "" : fmt::format(" and equal the group's {}", group)));
+  if (length >= min && (group == 0 || length == group)) return Status::Ok();
+  return InvalidArgument(
+      fmt::format("replica {}: {} region of {} bytes (must be {}..{} bytes{})", slot, what, length,
+                  min, max, group == 0 ? "" : fmt::format(" and equal the group's {}", group)));
 }
 
 }  // namespace
@@ -225,11 +232,12 @@ Result<std::vector<transport::RemoteRegion>> Group::Accept(
   VIGIL_ASSIGN_OR_RETURN(transport::RemoteRegion ckpt, peer.Region("replica-checkpoint"));
   VIGIL_ASSIGN_OR_RETURN(transport::RemoteRegion input, peer.Region("replica-input"));
   // Everything is checked before anything is allocated for the group.
+  const uint64_t max = o_.max_region_bytes;
   VIGIL_RETURN_IF_ERROR(
-      CheckRegionLength(slot, "state", state.length, replica::kStateMetaBytes, state_bytes_));
+      CheckRegionLength(slot, "state", state.length, replica::kStateMetaBytes, max, state_bytes_));
   VIGIL_RETURN_IF_ERROR(
-      CheckRegionLength(slot, "checkpoint", ckpt.length, state.length, state.length));
-  VIGIL_RETURN_IF_ERROR(CheckRegionLength(slot, "input", input.length, 4096, input_bytes_));
+      CheckRegionLength(slot, "checkpoint", ckpt.length, state.length, max, state.length));
+  VIGIL_RETURN_IF_ERROR(CheckRegionLength(slot, "input", input.length, 4096, max, input_bytes_));
   VIGIL_RETURN_IF_ERROR(StageFor(state.length, state_bytes_, staging_));
   VIGIL_RETURN_IF_ERROR(StageFor(input.length, input_bytes_, input_staging_));
   VIGIL_RETURN_IF_ERROR(end->Attach(*conn, peer));

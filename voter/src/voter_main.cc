@@ -29,6 +29,7 @@ struct JobOptions {
   std::string mode = "tmr", method = "polling", workload = "crc32", susan_mode = "edges";
   std::string input, output, listen = "127.0.0.1:0", device, replica_binary;
   uint32_t deadline_ms = 20000;
+  uint64_t max_region_mib = 1024;
   std::vector<std::string> nodes;  // vigil-node addresses; empty: replicas on this host
   std::vector<int> replica_cpus;   // local replicas: pin replica r to replica_cpus[r % n]
   int voter_cpu = -1;
@@ -57,6 +58,7 @@ int RunJob(const JobOptions& j) {
   g.mode = *voter::ParseMode(j.mode);
   g.channel.method = *channel::ParseMethod(j.method);
   g.deadline = std::chrono::milliseconds(j.deadline_ms);
+  g.max_region_bytes = j.max_region_mib << 20;
   g.voter_cpu = j.voter_cpu;
   for (int cpu : j.replica_cpus) {
     if (Status st = node::CheckCpu(cpu); !st.ok()) {
@@ -223,6 +225,12 @@ int main(int argc, char** argv) {
   run->add_option("--device", j.device, "RDMA device (default: first with an ACTIVE port)");
   run->add_option("--deadline-ms", j.deadline_ms, "a replica's deadline for its next event")
       ->check(CLI::Range(10u, 3600000u));
+  run->add_option(
+         "--max-region-mib", j.max_region_mib,
+         "the largest state, checkpoint or input region a replica may advertise when it connects "
+         "(the voter registers a buffer of each size); a larger one is refused")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20))
+      ->capture_default_str();
   run->add_option("--replica-binary", j.replica_binary,
                   "vigil-replica to start without --nodes (default: next to vigil-voter)");
   run->add_option("--nodes", j.nodes,

@@ -84,6 +84,8 @@ class Sandbox {
   enum class Need { kPath, kSearch, kContents };
   // 0, or EACCES (refused, counted and logged), or the errno of looking at `fd`.
   int Check(int fd, const Entry& e, Need need);
+  // The entry opened with `flags` and checked: a descriptor or -errno.
+  int64_t OpenChecked(const Entry& e, uint64_t flags, mode_t mode, Need need);
 
   std::string root_;  // real path, no trailing slash (except "/")
   std::string cwd_;   // this process's working directory at the start

@@ -68,6 +68,10 @@ struct GroupOptions {
   // even when it shares cores with the others. 0: rounds never wait (on cores of its own, a
   // replay without votes usually outpaces the group).
   uint32_t catch_up_pace = 2;
+  // The largest state, checkpoint or input region a replica's hello may advertise: the first
+  // replica fixes the group's sizes and the voter registers a staging buffer of each. A larger
+  // one is refused (RESOURCE_EXHAUSTED naming the cap) before anything is allocated.
+  uint64_t max_region_bytes = uint64_t{1} << 30;
   int voter_cpu = -1;  // pin the polling method's voter thread here (-1: not pinned)
   // Count GroupReport::voter_ns (benchmarks): two clock reads per decision, so off by default.
   bool measure = false;
