@@ -22,7 +22,12 @@ void OnSignal(int) {
 
 }  // namespace
 
+std::string VersionText() {
+  return fmt::format("vigil {} (commit {})", VIGIL_VERSION, VIGIL_COMMIT);
+}
+
 void AddCommonOptions(CLI::App& app, CommonOptions& options) {
+  app.set_version_flag("--version", VersionText(), "Print vigil's version and commit, then exit");
   app.add_option("--log-level", options.log_level,
                  "Log verbosity: trace, debug, info, warn, error, off")
       ->capture_default_str()

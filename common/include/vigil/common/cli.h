@@ -1,5 +1,6 @@
-// Shared command-line conventions for every vigil binary (CLI11): --help, --log-level, and a
-// process-wide shutdown flag set by SIGINT/SIGTERM so daemons and benchmarks stop gracefully.
+// Shared command-line conventions for every vigil binary (CLI11): --help, --version, --log-level,
+// and a process-wide shutdown flag set by SIGINT/SIGTERM so daemons and benchmarks stop
+// gracefully.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -13,8 +14,10 @@ struct CommonOptions {
   std::string log_level = "info";
 };
 
-// Adds --log-level to `app`.
+// Adds --log-level and --version to `app`.
 void AddCommonOptions(CLI::App& app, CommonOptions& options);
+// "vigil 0.1.0 (commit 0123456789ab)": what --version prints.
+std::string VersionText();
 
 // Parses argv, applies the common options, installs the SIGINT/SIGTERM handler and runs `body`.
 // Returns the process exit code: body's result, 2 for usage errors (message on stderr), 1 when
