@@ -283,9 +283,10 @@ Result<HostExecutor::Outcome> HostExecutor::Dispatch(int nr, const uint64_t* a,
   const auto value = [](int64_t v) { return Outcome{v, 0}; };
   // The result bytes of a call that returns them: the first `n` of `result`.
   const auto bytes = [](int64_t v, size_t n) { return Outcome{v, v < 0 ? 0 : n}; };
-  if (s.path >= 0) {
+  if (s.in_buf < 0) {
+    // The blob holds the path arguments and nothing else (none: it must be empty).
     VIGIL_ASSIGN_OR_RETURN(std::vector<std::string> paths, Paths(s, blob));
-    return DispatchPath(nr, a, paths, result);
+    if (s.path >= 0) return DispatchPath(nr, a, paths, result);
   }
   // The descriptor, for the calls whose first argument is one.
   auto fd_it = a[0] <= INT_MAX ? fds_.find(static_cast<int>(a[0])) : fds_.end();

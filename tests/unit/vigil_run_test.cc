@@ -595,6 +595,9 @@ TEST(VigilRunTest, MalformedRecordsAreRefusedByName) {
             std::string::npos);
   EXPECT_NE(e.Execute(SYS_read, 2, rec, {}, result).status().message().find("in pieces"),
             std::string::npos);
+  // A call that names no path carries no bytes.
+  EXPECT_NE(e.Execute(SYS_getpid, 0, rec, {}, result).status().message().find("3 bytes after"),
+            std::string::npos);
   EXPECT_NE(e.Execute(99999, 0, rec, {}, result).status().message().find("does not support"),
             std::string::npos);
   // A descriptor the program never opened.
