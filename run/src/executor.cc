@@ -30,9 +30,6 @@ static_assert(sizeof(struct stat) == 144 && sizeof(struct utsname) == 390 &&
                   sizeof(struct rlimit) == 16 && sizeof(struct winsize) == 8,
               "the syscall table's result sizes are x86_64's");
 
-int64_t Errno() { return -static_cast<int64_t>(errno); }
-int64_t Value(int64_t rc) { return rc < 0 ? Errno() : rc; }
-
 // The path arguments: NUL-terminated strings, one after the other, filling the blob.
 Result<std::vector<std::string>> Paths(const SyscallSpec& s, std::span<const std::byte> blob) {
   std::vector<std::string> paths;
@@ -60,6 +57,9 @@ Result<std::vector<std::string>> Paths(const SyscallSpec& s, std::span<const std
 }
 
 }  // namespace
+
+int64_t HostExecutor::Errno() { return -static_cast<int64_t>(errno); }
+int64_t HostExecutor::Value(int64_t rc) { return rc < 0 ? Errno() : rc; }
 
 HostExecutor::HostExecutor(int stdin_fd, int stdout_fd, int stderr_fd,
                            std::unique_ptr<Sandbox> sandbox)

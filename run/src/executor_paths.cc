@@ -13,11 +13,6 @@
 #include "vigil/run/executor.h"
 
 namespace vigil::run {
-namespace {
-
-int64_t Value(int64_t rc) { return rc < 0 ? -static_cast<int64_t>(errno) : rc; }
-
-}  // namespace
 
 Result<HostExecutor::Outcome> HostExecutor::DispatchPath(int nr, const uint64_t* a,
                                                          const std::vector<std::string>& paths,

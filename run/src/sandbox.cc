@@ -32,6 +32,10 @@ Status Errno(const std::string& what, int err) {
   return ErrnoStatus(StatusCode::kInvalidArgument, what, err);
 }
 
+// What a program may open: a regular file or a directory (never a device, FIFO or socket).
+bool Openable(mode_t mode) { return S_ISREG(mode) || S_ISDIR(mode); }
+constexpr char kNotOpenable[] = "not a regular file or a directory (a device, FIFO or socket)";
+
 bool Under(std::string_view path, std::string_view dir) {
   if (dir == "/") return !path.empty() && path[0] == '/';
   return path == dir || (path.starts_with(dir) && path[dir.size()] == '/');
@@ -180,12 +184,10 @@ int64_t Sandbox::OpenAt(const Entry& e, int flags, mode_t mode) {
   const int pre = OpenAt2(e.base, e.rel, O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW), 0, e.resolve);
   if (pre >= 0) {
     struct stat st;
-    const bool special = fstat(pre, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
-                         !S_ISLNK(st.st_mode);
+    // (A final link itself, with O_NOFOLLOW: the open fails with ELOOP.)
+    const bool special = fstat(pre, &st) == 0 && !Openable(st.st_mode) && !S_ISLNK(st.st_mode);
     close(pre);
-    if (special) {
-      return -Refuse(e.path, "not a regular file or a directory (a device, FIFO or socket)");
-    }
+    if (special) return -Refuse(e.path, kNotOpenable);
   }
   // Non-blocking while it is checked: what changed since must be refused, not waited on.
   const int64_t opened = OpenChecked(
@@ -214,9 +216,7 @@ int Sandbox::Check(int fd, const Entry& e, Need need) {
   }
   struct stat st;
   if (fstat(fd, &st) != 0) return errno;
-  if (contents && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-    return Refuse(e.path, "not a regular file or a directory (a device, FIFO or socket)");
-  }
+  if (contents && !Openable(st.st_mode)) return Refuse(e.path, kNotOpenable);
   // Judged on where it really is.
   Result<std::string> real = FileJournal::PathOf(fd);
   if (!real.ok()) return Refuse(e.path, "not a file of the file system");

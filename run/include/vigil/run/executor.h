@@ -60,6 +60,9 @@ class HostExecutor final : public voter::SyscallExecutor {
     bool cloexec = false;
     bool beneath = false;  // opened beneath the sandbox's root: may be changed (fchmod, fchown)
   };
+  // -errno; a system call's return value, or -errno when it failed (both files of the executor).
+  static int64_t Errno();
+  static int64_t Value(int64_t rc);
   Result<Outcome> Dispatch(int nr, const uint64_t* a, std::span<const std::byte> blob,
                            std::span<std::byte> result);
   // The calls that name paths (executor_paths.cc).
