@@ -71,6 +71,7 @@ struct RunBenchOptions {
   std::vector<std::string> methods{"polling", "notify", "rpc"};
   std::vector<std::string> modes{"simplex", "dmr", "tmr"};
   std::vector<std::string> programs{"sha256sum", "cksum", "sort", "gzip"};
+  std::vector<std::string> executors{"process", "in-process"};
   uint32_t input_mib = 4;
   uint32_t repeats = 3;  // plain runs (the best one is the reference)
   uint32_t spin_us = 20;

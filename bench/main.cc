@@ -140,6 +140,11 @@ int main(int argc, char** argv) {
   AddList(run_cmd, "--modes", run.modes, "simplex,dmr,tmr", {"simplex", "dmr", "tmr"});
   AddList(run_cmd, "--programs", run.programs, "sha256sum,cksum,sort,gzip",
           {"sha256sum", "cksum", "sort", "gzip"});
+  AddList(run_cmd, "--executors", run.executors,
+          "where the agreed calls run: process (vigil-executor, confined, as vigil-run does; "
+          "run as root it keeps root's uid here, never its capabilities) and in-process (the "
+          "executor in the voter's process: what the separate process costs), interleaved",
+          {"process", "in-process"});
   run_cmd->add_option("--input-mib", run.input_mib, "size of the generated text input")
       ->check(CLI::Range(1u, 1024u))
       ->capture_default_str();

@@ -23,12 +23,37 @@
 #include "programs.h"
 #include "vigil/replica/protocol.h"
 #include "vigil/run/executor.h"
+#include "vigil/run/executor_process.h"
 #include "vigil/run/program.h"
 
 namespace vigil::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The executor of one row: vigil-executor as vigil-run starts it (run as root, it keeps root's
+// uid, not its capabilities: the scratch directory is root's), or a HostExecutor in this process.
+Result<std::unique_ptr<voter::SyscallExecutor>> Executor(const std::string& where,
+                                                         const std::string& root, int in, int out,
+                                                         int err) {
+  if (where == "process") {
+    VIGIL_ASSIGN_OR_RETURN(std::unique_ptr<run::ExecutorProcess> p,
+                           run::ExecutorProcess::Start({.root = root,
+                                                        .user = geteuid() == 0 ? "root" : "",
+                                                        .stdin_fd = in,
+                                                        .stdout_fd = out,
+                                                        .stderr_fd = err}));
+    return std::unique_ptr<voter::SyscallExecutor>(std::move(p));
+  }
+  VIGIL_ASSIGN_OR_RETURN(std::unique_ptr<run::Sandbox> sandbox, run::Sandbox::Open(root));
+  return std::unique_ptr<voter::SyscallExecutor>(
+      std::make_unique<run::HostExecutor>(in, out, err, std::move(sandbox)));
+}
+
+uint64_t Calls(voter::SyscallExecutor& e) {
+  if (auto* p = dynamic_cast<run::ExecutorProcess*>(&e)) return p->calls();
+  return dynamic_cast<run::HostExecutor&>(e).calls();
+}
 
 }  // namespace
 
@@ -53,8 +78,9 @@ int RunRunBench(const RunBenchOptions& o) {
       "= voted calls per second of wall time; voter calls/s = per second the voter spent "
       "deciding and executing (its capacity)\n",
       o.input_mib, o.repeats);
-  fmt::print("{:>9} {:>8} {:>7} | {:>9} {:>8} | {:>6} {:>9} {:>12} | {:>6}\n", "program", "method",
-             "mode", "wall ms", "vs plain", "calls", "calls/s", "voter calls/s", "output");
+  fmt::print("{:>9} {:>8} {:>7} {:>10} | {:>9} {:>8} | {:>6} {:>9} {:>12} | {:>6}\n", "program",
+             "method", "mode", "executor", "wall ms", "vs plain", "calls", "calls/s",
+             "voter calls/s", "output");
   nlohmann::json rows = nlohmann::json::array();
   int rc = 0;
   for (const auto& [name, argv] : programs) {
@@ -70,53 +96,60 @@ int RunRunBench(const RunBenchOptions& o) {
       want = plain->first;
       plain_ms = i == 0 ? plain->second : std::min(plain_ms, plain->second);
     }
-    fmt::print("{:>9} {:>8} {:>7} | {:>9.1f} {:>8} | {:>6} {:>9} {:>12} | {:>6}\n", name, "-",
-               "plain", plain_ms, "1.00x", "-", "-", "-", "-");
+    fmt::print("{:>9} {:>8} {:>7} {:>10} | {:>9.1f} {:>8} | {:>6} {:>9} {:>12} | {:>6}\n", name,
+               "-", "plain", "-", plain_ms, "1.00x", "-", "-", "-", "-");
     rows.push_back({{"program", name}, {"mode", "plain"}, {"wall_ms", plain_ms}});
     for (const std::string& method : o.methods) {
       for (const std::string& mode : o.modes) {
-        const int in = open(input_path.c_str(), O_RDONLY | O_CLOEXEC), out = TempFd();
-        const int err = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        Result<std::unique_ptr<run::Sandbox>> sandbox = run::Sandbox::Open(dir->path());
-        if (!sandbox.ok()) {
-          fmt::print(stderr, "error: {}\n", sandbox.status().ToString());
-          return 1;
+        for (const std::string& where : o.executors) {
+          const int in = open(input_path.c_str(), O_RDONLY | O_CLOEXEC), out = TempFd();
+          const int err = open("/dev/null", O_WRONLY | O_CLOEXEC);
+          Result<std::unique_ptr<voter::SyscallExecutor>> executor =
+              Executor(where, dir->path(), in, out, err);
+          if (!executor.ok()) {
+            fmt::print(stderr, "error: {}\n", executor.status().ToString());
+            return 1;
+          }
+          auto group = RunGroup(
+              *setup, *channel::ParseMethod(method), *voter::ParseMode(mode),
+              4096 + replica::kEventHeaderBytes, o.spin_us, false,
+              [&argv](const voter::LaunchSpec&, std::shared_ptr<std::atomic<bool>> killed)
+                  -> Result<std::unique_ptr<replica::Program>> {
+                return std::unique_ptr<replica::Program>(std::make_unique<run::ExecProgram>(
+                    run::ExecOptions{.argv = argv, .env = ProgramEnvironment(), .killed = killed}));
+              },
+              nullptr, nullptr, executor->get(), Measure::kVoter);
+          const uint64_t executed = Calls(**executor);
+          executor->reset();
+          const std::string got = ReadFd(out);
+          for (int fd : {in, out, err}) close(fd);
+          if (!group.ok()) {
+            fmt::print(stderr, "error: {} {} {} ({}): {}\n", name, method, mode, where,
+                       group.status().ToString());
+            return 1;
+          }
+          const bool same = got == want;
+          const double calls = static_cast<double>(executed);
+          const double per_s = calls / (group->wall_ms / 1e3);
+          const double voter_s = static_cast<double>(group->report.voter_ns) / 1e9;
+          const double voter_per_s = voter_s > 0 ? calls / voter_s : 0;
+          fmt::print(
+              "{:>9} {:>8} {:>7} {:>10} | {:>9.1f} {:>7.2f}x | {:>6.0f} {:>9.0f} {:>12.0f} | "
+              "{:>6}\n",
+              name, method, mode, where, group->wall_ms, group->wall_ms / plain_ms, calls, per_s,
+              voter_per_s, same ? "same" : "DIFFERS");
+          rows.push_back({{"program", name},
+                          {"method", method},
+                          {"mode", mode},
+                          {"executor", where},
+                          {"wall_ms", group->wall_ms},
+                          {"wall_vs_plain", group->wall_ms / plain_ms},
+                          {"syscalls", executed},
+                          {"syscalls_per_s", per_s},
+                          {"voter_syscalls_per_s", voter_per_s},
+                          {"output_matches_plain", same}});
+          if (!same) rc = 1;
         }
-        run::HostExecutor executor(in, out, err, std::move(*sandbox));
-        auto group = RunGroup(
-            *setup, *channel::ParseMethod(method), *voter::ParseMode(mode),
-            4096 + replica::kEventHeaderBytes, o.spin_us, false,
-            [&argv](const voter::LaunchSpec&, std::shared_ptr<std::atomic<bool>> killed)
-                -> Result<std::unique_ptr<replica::Program>> {
-              return std::unique_ptr<replica::Program>(std::make_unique<run::ExecProgram>(
-                  run::ExecOptions{.argv = argv, .env = ProgramEnvironment(), .killed = killed}));
-            },
-            nullptr, nullptr, &executor, Measure::kVoter);
-        const std::string got = ReadFd(out);
-        for (int fd : {in, out, err}) close(fd);
-        if (!group.ok()) {
-          fmt::print(stderr, "error: {} {} {}: {}\n", name, method, mode,
-                     group.status().ToString());
-          return 1;
-        }
-        const bool same = got == want;
-        const double calls = static_cast<double>(executor.calls());
-        const double per_s = calls / (group->wall_ms / 1e3);
-        const double voter_s = static_cast<double>(group->report.voter_ns) / 1e9;
-        const double voter_per_s = voter_s > 0 ? calls / voter_s : 0;
-        fmt::print("{:>9} {:>8} {:>7} | {:>9.1f} {:>7.2f}x | {:>6.0f} {:>9.0f} {:>12.0f} | {:>6}\n",
-                   name, method, mode, group->wall_ms, group->wall_ms / plain_ms, calls, per_s,
-                   voter_per_s, same ? "same" : "DIFFERS");
-        rows.push_back({{"program", name},
-                        {"method", method},
-                        {"mode", mode},
-                        {"wall_ms", group->wall_ms},
-                        {"wall_vs_plain", group->wall_ms / plain_ms},
-                        {"syscalls", executor.calls()},
-                        {"syscalls_per_s", per_s},
-                        {"voter_syscalls_per_s", voter_per_s},
-                        {"output_matches_plain", same}});
-        if (!same) rc = 1;
       }
     }
   }

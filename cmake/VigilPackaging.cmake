@@ -1,5 +1,6 @@
 # `cmake --install` layout and the CPack .deb (scripts/package builds it).
-#   bin/           every vigil binary
+#   bin/           every vigil binary users run
+#   libexec/vigil/ helpers vigil runs itself (vigil-executor)
 #   lib/systemd/system/   vigil-node.service, vigil-ssr-store.service
 #   <sysconfdir>/default/ their flags (/etc/default with CMAKE_INSTALL_PREFIX=/usr)
 #   share/doc/vigil/      README and docs
@@ -11,6 +12,7 @@ set(VIGIL_DEFAULTS_DIR ${CMAKE_INSTALL_FULL_SYSCONFDIR}/default)
 install(TARGETS vigil-voter vigil-node vigil-replica vigil-run vigilctl vigil-ssr-store vigil-server
                 vigil-client vigil-bench
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS vigil-executor RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/vigil)
 foreach(unit vigil-node vigil-ssr-store)
   configure_file(${PROJECT_SOURCE_DIR}/deploy/systemd/${unit}.service.in
                  ${PROJECT_BINARY_DIR}/systemd/${unit}.service @ONLY)

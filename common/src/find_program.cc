@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 
 namespace vigil {
 
@@ -32,6 +33,24 @@ Result<std::string> FindProgram(const std::string& name) {
     start = end + 1;
   }
   return ErrnoStatus(StatusCode::kNotFound, fmt::format("cannot execute '{}'", name), err);
+}
+
+}  // namespace vigil
+
+namespace vigil {
+
+std::string HelperProgram(const std::string& name, const std::string& build_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return name;
+  const fs::path dir = self.parent_path();
+  for (const fs::path& p :
+       {dir / name, dir.parent_path() / "libexec" / "vigil" / name,
+        dir.parent_path() / build_dir / name, dir.parent_path().parent_path() / build_dir / name}) {
+    if (fs::exists(p, ec)) return p.string();
+  }
+  return name;
 }
 
 }  // namespace vigil

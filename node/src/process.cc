@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "vigil/common/find_program.h"
 #include "vigil/common/registers.h"
 #include "vigil/security/nonce.h"
 
@@ -173,17 +174,7 @@ std::vector<std::string> ReplicaArgv(const std::string& binary, const ReplicaLau
   return a;
 }
 
-std::string DefaultReplicaBinary() {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "vigil-replica";
-  for (const fs::path& p : {self.parent_path() / "vigil-replica",
-                            self.parent_path().parent_path() / "node" / "vigil-replica"}) {
-    if (fs::exists(p, ec)) return p.string();
-  }
-  return "vigil-replica";
-}
+std::string DefaultReplicaBinary() { return HelperProgram("vigil-replica", "node"); }
 
 ProcessTable::~ProcessTable() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);

@@ -62,8 +62,10 @@ int64_t HostExecutor::Errno() { return -static_cast<int64_t>(errno); }
 int64_t HostExecutor::Value(int64_t rc) { return rc < 0 ? Errno() : rc; }
 
 HostExecutor::HostExecutor(int stdin_fd, int stdout_fd, int stderr_fd,
-                           std::unique_ptr<Sandbox> sandbox)
-    : std_real_{stdin_fd, stdout_fd, stderr_fd}, sandbox_(std::move(sandbox)) {
+                           std::unique_ptr<Sandbox> sandbox, std::string journal_parent)
+    : std_real_{stdin_fd, stdout_fd, stderr_fd},
+      sandbox_(std::move(sandbox)),
+      journal_(std::move(journal_parent)) {
   umask_at_start_ = umask(022);
   umask(umask_at_start_);
   Reset();
@@ -215,7 +217,7 @@ Result<std::span<const std::byte>> SplitRecord(uint64_t nr, std::span<const std:
 
 }  // namespace
 
-Result<std::optional<voter::SyscallExecutor::Aside>> HostExecutor::BytesAside(
+Result<std::optional<voter::SyscallExecutor::Aside>> HostExecutor::ParseAside(
     std::span<const std::byte> record) {
   SyscallRecord r;
   VIGIL_ASSIGN_OR_RETURN(std::span<const std::byte> blob, SplitRecord(0, record, r));
@@ -225,54 +227,86 @@ Result<std::optional<voter::SyscallExecutor::Aside>> HostExecutor::BytesAside(
   return std::optional<Aside>(Aside{a.bytes, a.digest});
 }
 
+namespace {
+
+// An agreed call, checked: its spec, arguments and the bytes it works on (the blob, or the bytes
+// delivered aside).
+struct Checked {
+  SyscallRecord r;
+  const SyscallSpec* s = nullptr;
+  std::span<const std::byte> blob;
+};
+
+Result<Checked> Check(uint64_t nr, uint64_t piece, std::span<const std::byte> record,
+                      std::span<const std::byte> aside) {
+  Checked c;
+  VIGIL_ASSIGN_OR_RETURN(c.blob, SplitRecord(nr, record, c.r));
+  if (nr > INT_MAX) return DataLoss(fmt::format("system call number {}", nr));
+  c.s = FindSyscall(static_cast<int>(nr));
+  if (c.s == nullptr || c.s->cls == SyscallClass::kUnsupported) {
+    return FailedPrecondition(UnsupportedMessage(static_cast<int>(nr)));
+  }
+  if ((c.r.flags & kRecordBytesAside) != 0) {
+    run::BytesAside a;
+    std::memcpy(&a, c.blob.data(), sizeof(a));
+    if (c.s->in_buf < 0 || aside.size() != a.bytes) {
+      return DataLoss(fmt::format("{} leaves {} bytes aside ({} delivered); only writes may",
+                                  c.s->name, a.bytes, aside.size()));
+    }
+    c.blob = aside;  // the bytes the call writes
+  } else if (!aside.empty()) {
+    return Internal(
+        fmt::format("{}: bytes delivered aside, but its record carries them", c.s->name));
+  }
+  if (piece > 0 && c.s->in_buf < 0) {
+    return DataLoss(fmt::format("{} sent in pieces (piece {})", c.s->name, piece));
+  }
+  return c;
+}
+
+// A call every replica executes itself: nothing to do here, or an error for what replicas may
+// not do themselves.
+Result<voter::SyscallExecutor::Outcome> Local(uint64_t nr, const SyscallRecord& r) {
+  if (nr == SYS_mmap && (r.args[3] & MAP_ANONYMOUS) == 0) {
+    const int fd = static_cast<int>(r.args[4]);
+    if ((r.args[3] & MAP_SHARED) != 0 && (r.args[2] & PROT_WRITE) != 0) {
+      return FailedPrecondition(fmt::format(
+          "the program maps descriptor {} shared and writable: its writes would bypass the "
+          "voter (not supported)",
+          fd));
+    }
+    if ((r.flags & kRecordLocalFd) == 0) {
+      return FailedPrecondition(fmt::format(
+          "the program maps descriptor {}, which replicas do not hold (only files opened "
+          "read-only are mapped in replicas)",
+          fd));
+    }
+  }
+  return voter::SyscallExecutor::Outcome{0, 0};
+}
+
+}  // namespace
+
+Result<std::optional<HostExecutor::Outcome>> HostExecutor::DecideLocal(
+    uint64_t nr, uint64_t piece, std::span<const std::byte> record,
+    std::span<const std::byte> aside) {
+  VIGIL_ASSIGN_OR_RETURN(Checked c, Check(nr, piece, record, aside));
+  if (c.s->cls != SyscallClass::kLocal) return std::optional<Outcome>();
+  VIGIL_ASSIGN_OR_RETURN(Outcome o, Local(nr, c.r));
+  return std::optional<Outcome>(o);
+}
+
 Result<HostExecutor::Outcome> HostExecutor::Execute(uint64_t nr, uint64_t piece,
                                                     std::span<const std::byte> record,
                                                     std::span<const std::byte> aside,
                                                     std::span<std::byte> result) {
-  SyscallRecord r;
-  VIGIL_ASSIGN_OR_RETURN(std::span<const std::byte> blob, SplitRecord(nr, record, r));
-  if (nr > INT_MAX) return DataLoss(fmt::format("system call number {}", nr));
-  const SyscallSpec* s = FindSyscall(static_cast<int>(nr));
-  if (s == nullptr || s->cls == SyscallClass::kUnsupported) {
-    return FailedPrecondition(UnsupportedMessage(static_cast<int>(nr)));
-  }
-  if ((r.flags & kRecordBytesAside) != 0) {
-    run::BytesAside a;
-    std::memcpy(&a, blob.data(), sizeof(a));
-    if (s->in_buf < 0 || aside.size() != a.bytes) {
-      return DataLoss(fmt::format("{} leaves {} bytes aside ({} delivered); only writes may",
-                                  s->name, a.bytes, aside.size()));
-    }
-    blob = aside;  // the bytes the call writes
-  } else if (!aside.empty()) {
-    return Internal(fmt::format("{}: bytes delivered aside, but its record carries them", s->name));
-  }
-  if (piece > 0 && s->in_buf < 0) {
-    return DataLoss(fmt::format("{} sent in pieces (piece {})", s->name, piece));
-  }
+  VIGIL_ASSIGN_OR_RETURN(Checked c, Check(nr, piece, record, aside));
   ++calls_;
   ++total_calls_;
-  if (s->cls == SyscallClass::kLocal) {
-    if (nr == SYS_mmap && (r.args[3] & MAP_ANONYMOUS) == 0) {
-      const int fd = static_cast<int>(r.args[4]);
-      if ((r.args[3] & MAP_SHARED) != 0 && (r.args[2] & PROT_WRITE) != 0) {
-        return FailedPrecondition(fmt::format(
-            "the program maps descriptor {} shared and writable: its writes would bypass the "
-            "voter (not supported)",
-            fd));
-      }
-      if ((r.flags & kRecordLocalFd) == 0) {
-        return FailedPrecondition(fmt::format(
-            "the program maps descriptor {}, which replicas do not hold (only files opened "
-            "read-only are mapped in replicas)",
-            fd));
-      }
-    }
-    return Outcome{0, 0};  // every replica executes it itself
-  }
-  VIGIL_ASSIGN_OR_RETURN(Outcome o, Dispatch(static_cast<int>(nr), r.args, blob, result));
+  if (c.s->cls == SyscallClass::kLocal) return Local(nr, c.r);
+  VIGIL_ASSIGN_OR_RETURN(Outcome o, Dispatch(static_cast<int>(nr), c.r.args, c.blob, result));
   // A NULL result pointer receives nothing.
-  if (s->out_buf >= 0 && r.args[s->out_buf] == 0) o.bytes = 0;
+  if (c.s->out_buf >= 0 && c.r.args[c.s->out_buf] == 0) o.bytes = 0;
   return o;
 }
 

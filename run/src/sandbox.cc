@@ -82,6 +82,12 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Open(const std::string& root) {
   s->root_fd_ =
       s->root_ == "/" ? s->slash_fd_ : open(s->root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (s->root_fd_ < 0) return Errno(fmt::format("the sandbox's root '{}'", s->root_), errno);
+  // Opening it O_PATH needs no permission on it: the user must also be able to list and enter it.
+  if (faccessat(AT_FDCWD, s->root_.c_str(), R_OK | X_OK, AT_EACCESS) != 0) {
+    return Errno(fmt::format("the sandbox's root '{}' (uid {} may not list and enter it)", s->root_,
+                             geteuid()),
+                 errno);
+  }
   for (std::string_view k : kKernelPaths) {
     if (Under(s->root_, k)) {
       return InvalidArgument(fmt::format(

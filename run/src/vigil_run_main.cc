@@ -13,7 +13,7 @@
 #include "vigil/common/logging.h"
 #include "vigil/common/registers.h"
 #include "vigil/node/process.h"
-#include "vigil/run/executor.h"
+#include "vigil/run/executor_process.h"
 #include "vigil/run/intercept.h"
 #include "vigil/security/tls_flags.h"
 #include "vigil/transport/bootstrap.h"
@@ -33,7 +33,7 @@ constexpr int kNotFound = 127;
 
 struct RunOptions {
   std::string mode = "tmr", method = "polling", listen = "127.0.0.1:0", device, replica_binary;
-  std::string root = ".";
+  std::string root = ".", executor_user, log_level;
   uint32_t deadline_ms = 30000;
   uint64_t catch_up_mib = 256;
   uint64_t max_region_mib = 1024;
@@ -124,19 +124,22 @@ int RunProgram(const RunOptions& o) {
     }
     launcher = std::make_unique<voter::NodeLauncher>(o.nodes, program);
   }
-  Result<std::unique_ptr<run::Sandbox>> sandbox = run::Sandbox::Open(o.root);
-  if (!sandbox.ok()) {
-    fmt::print(stderr, "vigil-run: --root: {}\n", sandbox.status().ToString());
-    return 2;
+  // The agreed calls run in an unprivileged, confined helper process (executor_process.h).
+  Result<std::unique_ptr<run::ExecutorProcess>> started = run::ExecutorProcess::Start(
+      {.root = o.root, .user = o.executor_user, .log_level = o.log_level});
+  if (!started.ok()) {
+    fmt::print(stderr, "vigil-run: {}\n", started.status().ToString());
+    return kFailed;
   }
-  run::HostExecutor executor(STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, std::move(*sandbox));
+  run::ExecutorProcess& executor = **started;
+  log::Get("run")->info("executor process {}: {}", executor.pid(), executor.confinement());
   voter::Group group(g, **t, server, *launcher, stdin, stdout);
   group.set_syscall_executor(&executor);
   double secs = 0;
   Result<voter::GroupReport> r = voter::RunUntilShutdown(group, &secs);
   // Files fail closed: a job that did not complete leaves them as they were before it.
   const bool completed = r.ok() && r->completed;
-  const size_t changed = executor.journal().entries();
+  const size_t changed = executor.journal_entries();
   if (Status st = executor.Finish(completed); !st.ok()) {
     fmt::print(stderr, "vigil-run: the run failed and {}\n", st.message());
   } else if (!completed && changed > 0) {
@@ -158,7 +161,8 @@ int RunProgram(const RunOptions& o) {
                o.mode, o.argv[0], o.method, r->completed ? "completed" : "FAILED", secs,
                r->exit_code, executor.calls(), r->rounds, r->mismatches, r->rollbacks,
                r->replacements, r->catch_ups, r->replayed, r->crashes, r->missed_deadlines,
-               r->rejected_records, executor.sandbox().refused());
+               r->rejected_records, executor.refused());
+    fmt::print(stderr, "vigil-run: executor process: {}\n", executor.confinement());
   }
   if (!r->completed) {
     fmt::print(stderr, "vigil-run: the run failed: {}\n", r->failure);
@@ -234,11 +238,16 @@ int main(int argc, char** argv) {
                  "only read what every user may read, and never /proc, /sys or /dev (refused "
                  "with EACCES)")
       ->capture_default_str();
+  app.add_option("--executor-user", o.executor_user,
+                 "vigil-run started as root: the user whose rights the agreed calls run with "
+                 "(default: the owner of --root, or nobody when root owns it); never root's "
+                 "capabilities");
   app.add_flag("--report", o.report, "print what was voted, detected and done to stderr");
   app.footer("Usage: vigil-run [OPTIONS] -- PROGRAM [ARGS...]");
   o.argv = cli::TakeProgramArguments(argc, argv);
   return cli::Run(app, common, argc, argv, [&]() -> int {
     if (int rc = vigil::security::UseTlsFlags(tls); rc != 0) return rc;
+    o.log_level = common.log_level;
     if (o.argv.empty()) {
       fmt::print(stderr, "vigil-run: no program given: vigil-run [OPTIONS] -- PROGRAM [ARGS...]\n");
       return 2;

@@ -110,24 +110,29 @@ case "$STEP" in
   run)
     # vigil-run from the voter's namespace, replicas on the three workers (the package's
     # vigil-node starts vigil-replica --workload exec), every method: outputs equal plain runs.
+    # The job's directory (the sandbox's root) is nobody's: the executor, which vigil-run (root)
+    # starts as the root's owner, carries out the agreed calls as that user.
     export LC_ALL=C
+    R="$W/run" && mkdir -m 0700 "$R" && chown nobody "$R"
     awk 'BEGIN { srand(11); for (i = 0; i < 100000; i++) printf "%05d vigil %d\n", int(rand() * 100000), i }' \
-      > "$W/in.txt"
+      > "$R/in.txt"
     for signal in polling notify rpc; do
-      for prog in "sha256sum" "cksum $W/in.txt" "sort --parallel=1" "gzip -c -n"; do
+      for prog in "sha256sum" "cksum $R/in.txt" "sort --parallel=1" "gzip -c -n"; do
         read -ra argv <<< "$prog"
-        "${argv[@]}" < "$W/in.txt" > "$W/want"
-        "$L" exec voter vigil-run "${VOTER[@]}" --report --root "$W" --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
-          --signal "$signal" -- "${argv[@]}" < "$W/in.txt" > "$W/got" 2> "$W/run.log" ||
+        "${argv[@]}" < "$R/in.txt" > "$W/want"
+        "$L" exec voter vigil-run "${VOTER[@]}" --report --root "$R" --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
+          --signal "$signal" -- "${argv[@]}" < "$R/in.txt" > "$W/got" 2> "$W/run.log" ||
           { cat "$W/run.log"; fail "vigil-run $signal $prog failed"; }
         cmp -s "$W/want" "$W/got" || { cat "$W/run.log"; fail "vigil-run $signal $prog: output differs"; }
         grep '^vigil-run:' "$W/run.log"
       done
     done
+    grep -q "executor process: uid $(id -u nobody) (nobody)" "$W/run.log" ||
+      { cat "$W/run.log"; fail "vigil-run's executor did not run as nobody"; }
     "$L" exec voter vigil-run "${VOTER[@]}" --report --listen 198.18.1.10:0 --nodes "$NODES" --mode dmr \
-      --signal notify --inject-flip 1:30 -- sha256sum < "$W/in.txt" > "$W/got" 2> "$W/run.log" ||
+      --signal notify --inject-flip 1:30 -- sha256sum < "$R/in.txt" > "$W/got" 2> "$W/run.log" ||
       { cat "$W/run.log"; fail "vigil-run with a flip failed"; }
-    sha256sum < "$W/in.txt" | cmp -s - "$W/got" || fail "DMR vigil-run with a flip: output differs"
+    sha256sum < "$R/in.txt" | cmp -s - "$W/got" || fail "DMR vigil-run with a flip: output differs"
     grep -q "1 mismatches, 1 rollbacks" "$W/run.log" || { cat "$W/run.log"; fail "the flip was not rolled back"; }
     echo "PASS: vigil-run across namespaces, every method"
     ;;

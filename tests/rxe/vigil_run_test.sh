@@ -10,6 +10,9 @@ B=$1
 RUN=$B/run/vigil-run
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
+# The job's files are in $W (mode 0700: not readable by every user), the sandbox's root. Run as
+# root, vigil-run starts its executor as the root's owner: nobody, here.
+[[ $(id -u) != 0 ]] || chown nobody "$W"
 fail() { echo "FAIL: $*"; exit 1; }
 export LC_ALL=C
 
@@ -26,7 +29,6 @@ check() {
   shift
   local rc=0 want_rc=0
   "$@" < "$W/input.txt" > "$W/$name.want" 2> "$W/$name.want-err" || want_rc=$?
-  # The job's files are in $W (mode 0700, so not readable by every user): the sandbox's root.
   "$RUN" --insecure --report --root "$W" "${args[@]}" -- "$@" < "$W/input.txt" > "$W/$name.out" 2> "$W/$name.log" || rc=$?
   grep '^vigil-run:' "$W/$name.log" || true
   [[ $rc == "$want_rc" ]] || { cat "$W/$name.log"; fail "$name: exit code $rc, plain run $want_rc"; }
@@ -52,10 +54,17 @@ for mode in dmr tmr; do
   done
 done
 
+if [[ $(id -u) == 0 ]]; then
+  grep -q "executor process: uid $(id -u nobody) (nobody)" "$W/dmr-polling-sha256sum.log" ||
+    { cat "$W/dmr-polling-sha256sum.log"; fail "the executor did not run as nobody"; }
+fi
+
 # An output file, written once by the voter: equal to the plain run's.
 sort --parallel=1 -o "$W/sorted.want" "$W/input.txt"
 check tmr-sort-o "" --mode tmr -- sort --parallel=1 -o "$W/sorted.out" "$W/input.txt"
 cmp -s "$W/sorted.want" "$W/sorted.out" || fail "sort -o: output file differs"
+[[ $(id -u) != 0 || $(stat -c %U "$W/sorted.out") == nobody ]] ||
+  fail "sort -o: the output file belongs to $(stat -c %U "$W/sorted.out"), not the executor's nobody"
 echo "ok: sort -o output file equals the plain run's"
 
 # Exit codes and stderr pass through.

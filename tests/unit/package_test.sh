@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The .deb built from this tree holds every binary, the systemd units and their /etc/default
-# flags, declares its library dependencies, and its binaries run from where they are unpacked.
+# flags, vigil-run's internal helper in libexec/vigil/, declares its library dependencies, and its
+# binaries run from where they are unpacked.
 # Usage: package_test.sh BUILD_DIR
 set -euo pipefail
 B=$1
@@ -20,6 +21,8 @@ for unit in vigil-node vigil-ssr-store; do
   grep -q "lib/systemd/system/$unit.service\$" "$W/contents" || fail "$unit.service missing"
   grep -q "etc/default/$unit\$" "$W/contents" || fail "/etc/default flags of $unit missing"
 done
+grep -q " $prefix/libexec/vigil/vigil-executor\$" "$W/contents" || fail "libexec/vigil/vigil-executor missing"
+grep -q " $prefix/bin/vigil-executor\$" "$W/contents" && fail "vigil-executor (internal) in bin/"
 grep -q "share/doc/vigil/docs/ssr.md\$" "$W/contents" || fail "docs missing"
 dpkg-deb -I "$deb" > "$W/info"
 grep -qE '^ Depends:.*libgrpc\+\+' "$W/info" || { cat "$W/info"; fail "no library dependencies"; }
@@ -29,5 +32,8 @@ unit="$W/root/$prefix/lib/systemd/system/vigil-node.service"
 grep -q "^ExecStart=.*/bin/vigil-node \$VIGIL_NODE_ARGS" "$unit" || fail "unit ExecStart: $(grep ExecStart "$unit")"
 grep -q "^LimitMEMLOCK=infinity" "$unit" || fail "unit lacks LimitMEMLOCK"
 "$W/root/$prefix/bin/vigil-node" --help | grep -q -- "--server" || fail "unpacked vigil-node does not run"
+# vigil-run finds its helper where the package puts it (HelperProgram: ../libexec/vigil/).
+"$W/root/$prefix/libexec/vigil/vigil-executor" --version | grep -q "^vigil " ||
+  fail "unpacked vigil-executor does not run"
 size=$(stat -c %s "$deb")
 echo "package ok: $(basename "$deb"), $size bytes, prefix ${prefix#.}"

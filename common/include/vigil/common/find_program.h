@@ -12,3 +12,12 @@ namespace vigil {
 Result<std::string> FindProgram(const std::string& name);
 
 }  // namespace vigil
+
+namespace vigil {
+
+// One of vigil's own helper programs (vigil-replica, vigil-executor): next to the running
+// program, in its ../libexec/vigil/ (the package's layout), or in the build tree's `build_dir`
+// (for programs and tests run from the build tree); else `name` (looked up in PATH).
+std::string HelperProgram(const std::string& name, const std::string& build_dir);
+
+}  // namespace vigil

@@ -63,8 +63,8 @@ inline constexpr const char* kNonceEnv = "VIGIL_REPLICA_NONCE";
 // The vigil-replica command line for `launch`.
 std::vector<std::string> ReplicaArgv(const std::string& binary, const ReplicaLaunch& launch);
 
-// Where vigil-replica is when it is not given: next to the running executable, or (build tree)
-// in ../node/.
+// Where vigil-replica is when it is not given (HelperProgram: next to the running executable,
+// ../libexec/vigil/, or the build tree's node/).
 std::string DefaultReplicaBinary();
 
 struct ProcessStatus {

@@ -31,17 +31,37 @@ namespace vigil::run {
 
 class HostExecutor final : public voter::SyscallExecutor {
  public:
-  // The job's standard descriptors (not owned, not closed), and where its paths may reach.
-  HostExecutor(int stdin_fd, int stdout_fd, int stderr_fd, std::unique_ptr<Sandbox> sandbox);
+  // The job's standard descriptors (not owned, not closed), where its paths may reach, and where
+  // the undo journal keeps its pre-images (FileJournal).
+  HostExecutor(int stdin_fd, int stdout_fd, int stderr_fd, std::unique_ptr<Sandbox> sandbox,
+               std::string journal_parent = FileJournal::DefaultParent());
   ~HostExecutor() override;
   HostExecutor(const HostExecutor&) = delete;
   HostExecutor& operator=(const HostExecutor&) = delete;
 
-  Result<std::optional<Aside>> BytesAside(std::span<const std::byte> record) override;
+  Result<std::optional<Aside>> BytesAside(std::span<const std::byte> record) override {
+    return ParseAside(record);
+  }
+  // What BytesAside answers, from the record alone.
+  static Result<std::optional<Aside>> ParseAside(std::span<const std::byte> record);
   Result<Outcome> Execute(uint64_t nr, uint64_t piece, std::span<const std::byte> record,
                           std::span<const std::byte> aside, std::span<std::byte> result) override;
   Status Checkpoint() override;
   Status Rollback() override;
+
+  // The decision on a call that every replica executes itself (kLocal in syscalls.h): its
+  // outcome, or nullopt when the call is this executor's to carry out; errors as Execute's. From
+  // the record alone: ExecutorProcess decides these calls without a round trip to its process,
+  // and reports them with CountDecided.
+  static Result<std::optional<Outcome>> DecideLocal(uint64_t nr, uint64_t piece,
+                                                    std::span<const std::byte> record,
+                                                    std::span<const std::byte> aside);
+  // `n` calls decided by DecideLocal count as executed here (calls(), and a rollback's check that
+  // nothing ran since the checkpoint).
+  void CountDecided(uint64_t n) {
+    calls_ += n;
+    total_calls_ += n;
+  }
 
   // The job is over: a completed job keeps its file changes; any other has them undone (the file
   // system as before the job), and an error names what could not be.
