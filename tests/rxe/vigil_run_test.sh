@@ -12,7 +12,12 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 # The job's files are in $W (mode 0700: not readable by every user), the sandbox's root. Run as
 # root, vigil-run starts its executor as the root's owner: nobody, here.
-[[ $(id -u) != 0 ]] || chown nobody "$W"
+# The plain runs (the reference) run as that user too.
+AS=()
+if [[ $(id -u) == 0 ]]; then
+  chown nobody "$W"
+  AS=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups)
+fi
 fail() { echo "FAIL: $*"; exit 1; }
 export LC_ALL=C
 
@@ -28,7 +33,7 @@ check() {
   while [[ $1 != -- ]]; do args+=("$1"); shift; done
   shift
   local rc=0 want_rc=0
-  "$@" < "$W/input.txt" > "$W/$name.want" 2> "$W/$name.want-err" || want_rc=$?
+  "${AS[@]}" "$@" < "$W/input.txt" > "$W/$name.want" 2> "$W/$name.want-err" || want_rc=$?
   "$RUN" --insecure --report --root "$W" "${args[@]}" -- "$@" < "$W/input.txt" > "$W/$name.out" 2> "$W/$name.log" || rc=$?
   grep '^vigil-run:' "$W/$name.log" || true
   [[ $rc == "$want_rc" ]] || { cat "$W/$name.log"; fail "$name: exit code $rc, plain run $want_rc"; }
