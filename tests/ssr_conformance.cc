@@ -344,6 +344,39 @@ TEST_P(SsrStoreTest, SessionsBeyondTheCapAreRefusedAndTheOpenOnesServed) {
   EXPECT_TRUE(again.ok()) << again.status();
 }
 
+TEST_P(SsrStoreTest, AVanishedServersSessionIsProbedAndEndsWhileAnIdleOneLives) {
+  StopStore();
+  ssr::StoreOptions opts;
+  opts.probe_idle_ms = 100;
+  opts.max_sessions = 2;
+  StartStore(opts);
+  StoreSession* idle = Open("lock-0", "lock");
+  StoreSession* gone = Open("kv-0", "kv");
+  ASSERT_TRUE(idle && gone);
+  Put(*gone, 1, "kv's state");
+  auto held = gone->Acquire(2, true);  // a grant the vanished server never releases
+  ASSERT_TRUE(held.ok()) << held.status();
+  gone->Abandon();  // its process died: no close reaches the store
+  // The probe finds it gone (at once on the fake transport; over verbs once the store's
+  // retries to its destroyed queue pair run out): the session ends, its grant is revoked.
+  for (int i = 0; i < 3000 && store_->Stats().sessions > 1; ++i) std::this_thread::sleep_for(10ms);
+  const ssr::StoreStats st = store_->Stats();
+  EXPECT_EQ(st.sessions, 1u);
+  EXPECT_EQ(st.grants, 0u);
+  EXPECT_GE(st.probes_failed, 1u);
+  EXPECT_GE(st.sessions_broken, 1u);
+  // The slot it held under max_sessions is free again, and its state is intact.
+  StoreSession* again = Open("kv-1", "kv");
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(Get(*again, 1), "kv's state");
+  // The idle server was probed too, and still works.
+  std::this_thread::sleep_for(500ms);
+  EXPECT_GE(store_->Stats().probes - store_->Stats().probes_failed, 2u);
+  EXPECT_FALSE(idle->broken());
+  Put(*idle, 5, "still served");
+  EXPECT_EQ(Get(*idle, 5), "still served");
+}
+
 TEST_P(SsrStoreTest, AServiceRowIsReusedOnlyWhenItHoldsNoSsrAndServesNoSession) {
   StopStore();
   ssr::StoreOptions opts;

@@ -76,6 +76,11 @@ StoreSession::~StoreSession() {
     log::Get("ssr")->debug("closing the session: {}", st.ToString());
 }
 
+void StoreSession::Abandon() {
+  (void)Fail(Aborted("the SSR store session was abandoned"));
+  conn_.reset();
+}
+
 Status StoreSession::Close(std::chrono::milliseconds timeout) {
   options_.timeout = std::min(options_.timeout, timeout);
   wire::Request req;

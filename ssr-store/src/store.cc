@@ -56,6 +56,8 @@ constexpr size_t kHeaderBytes = 64;
 constexpr size_t kServiceBytes = 64;
 constexpr size_t kEntryBytes = 32;
 constexpr size_t kRecvSlots = 8;
+// The work request id of a liveness probe (replies use their slot number).
+constexpr uint64_t kProbeWrId = uint64_t{1} << 62;
 
 struct ArenaHeader {
   uint64_t magic;
@@ -180,16 +182,48 @@ class Store::Session {
     return conn_->WaitRecv(200ms);
   }
 
+  // Whether the server's side still answers: a zero-length RDMA WRITE (no memory is touched, so
+  // no key is needed: IB C9-88), acknowledged by the server's NIC without its process doing
+  // anything. An error completion, or none within the connection's peer timeout, means the
+  // server is gone.
+  Status Probe() {
+    transport::SendFlags flags;
+    flags.signaled = true;
+    VIGIL_RETURN_IF_ERROR(
+        conn_->PostWrite(send_->mr().Slice(0, 0), transport::RemoteAddr{0, 0}, kProbeWrId, flags));
+    while (true) {
+      VIGIL_ASSIGN_OR_RETURN(transport::Completion c, conn_->WaitSend(std::chrono::seconds(30)));
+      if (!c.ok()) return c.ToStatus(conn_->name());
+      if (c.wr_id == kProbeWrId) return Status::Ok();
+    }
+  }
+
   void Run() {
     std::string why = "store shutting down";
     const auto poll = std::chrono::microseconds(store_.options_.poll_us);
+    const auto probe_idle = std::chrono::milliseconds(store_.options_.probe_idle_ms);
+    auto last_heard = std::chrono::steady_clock::now();
     while (!stop_) {
       auto c = NextRequest(poll);
       if (!c.ok()) {
-        if (c.status().code() == StatusCode::kDeadlineExceeded) continue;
-        why = c.status().ToString();
-        break;
+        if (c.status().code() != StatusCode::kDeadlineExceeded) {
+          why = c.status().ToString();
+          break;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (probe_idle.count() == 0 || now - last_heard < probe_idle) continue;
+        Status alive = Probe();
+        store_.Probed(alive.ok());
+        if (!alive.ok()) {
+          why = fmt::format("the server did not answer a liveness probe after {} ms idle: {}",
+                            store_.options_.probe_idle_ms, alive.ToString());
+          store_.SessionBroken();
+          break;
+        }
+        last_heard = now;
+        continue;
       }
+      last_heard = std::chrono::steady_clock::now();
       if (!c->ok() || c->wr_id >= kRecvSlots) {
         why = c->ToStatus(conn_->name()).ToString();
         store_.SessionBroken();
@@ -513,6 +547,12 @@ Result<std::vector<transport::RemoteRegion>> Store::Accept(
 void Store::SessionBroken() {
   std::lock_guard lock(mu_);
   counters_.sessions_broken++;
+}
+
+void Store::Probed(bool alive) {
+  std::lock_guard lock(mu_);
+  counters_.probes++;
+  if (!alive) counters_.probes_failed++;
 }
 
 size_t Store::RevokeAll(Session& s) {

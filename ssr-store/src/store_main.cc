@@ -45,6 +45,11 @@ int main(int argc, char** argv) {
                  "with RESOURCE_EXHAUSTED")
       ->check(CLI::Range(1u, 65536u))
       ->capture_default_str();
+  app.add_option("--probe-idle-ms", o.probe_idle_ms,
+                 "probe a session silent this long (a zero-length RDMA WRITE its server's NIC "
+                 "acknowledges); one whose server is gone ends and its grants are revoked (0: "
+                 "never probe)")
+      ->capture_default_str();
   app.add_option("--arena-file", o.arena_file,
                  "keep the arena in this file (mapped shared) so SSRs survive a store restart; "
                  "default: anonymous memory");

@@ -134,9 +134,13 @@ class FakeConnection final : public Connection {
     VIGIL_RETURN_IF_ERROR(CheckPost(src, "RDMA_WRITE"));
     FakeConnection* peer = Peer();
     if (peer == nullptr) return PeerGone(wr_id);
-    std::byte* target = Resolve(*peer, dst, src.length, kRemoteWrite);
-    if (target == nullptr) return AccessError(peer, wr_id);
-    std::memcpy(target, src.mr->data() + src.offset, src.length);
+    // A zero-length WRITE touches no memory, so its key is not checked (IB C9-88): a liveness
+    // probe, acknowledged while the peer's connection exists.
+    if (src.length > 0) {
+      std::byte* target = Resolve(*peer, dst, src.length, kRemoteWrite);
+      if (target == nullptr) return AccessError(peer, wr_id);
+      std::memcpy(target, src.mr->data() + src.offset, src.length);
+    }
     if (flags.imm) peer->Deliver(Inbound{{}, false, true, *flags.imm, 0, 0, false});
     if (flags.signaled) Complete(send_cq_, wr_id, Opcode::kWrite, WcStatus::kSuccess, 0);
     return Status::Ok();

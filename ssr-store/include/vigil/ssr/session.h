@@ -48,8 +48,13 @@ class StoreSession {
   ~StoreSession();
   // Tells the store this session is done: its grants are revoked and the store ends it at once
   // (a server that simply disappears keeps its session at the store until its instance opens a
-  // new one). Waits at most `timeout` for the answer; the session is unusable afterwards.
+  // new one or the store's liveness probe finds it gone). Waits at most `timeout` for the answer;
+  // the session is unusable afterwards.
   Status Close(std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
+
+  // Drops the connection without telling the store, as a server whose process died would (the
+  // store finds out by its liveness probe). The session is unusable afterwards.
+  void Abandon();
 
   uint32_t service_id() const { return service_id_; }
   uint64_t epoch() const { return epoch_; }  // grows with every session the service opens

@@ -11,8 +11,10 @@
 // through its own connection, only between grant and release, and never outside that SSR: the
 // NIC enforces all three. A later grant of the same SSR to another session revokes the earlier
 // one. A session whose connection breaks (a remote access error breaks both ends) is closed and
-// all its grants revoked; the server opens a new session. Nothing a server sends is trusted: the
-// store reads only fixed-size messages, validated field by field.
+// all its grants revoked; the server opens a new session. An idle session is probed now and then
+// (StoreOptions::probe_idle_ms), so that one whose server vanished without closing ends too.
+// Nothing a server sends is trusted: the store reads only fixed-size messages, validated field by
+// field.
 #pragma once
 
 #include <atomic>
@@ -43,6 +45,11 @@ struct StoreOptions {
   // Server sessions open at once (each holds a queue pair and a thread); one more is refused
   // with RESOURCE_EXHAUSTED naming the cap.
   uint32_t max_sessions = 256;
+  // A session that sent nothing for this long is probed: the store posts a zero-length RDMA
+  // WRITE on its queue pair (the server's side does nothing; its NIC acknowledges). A server that
+  // is gone (its process ended without closing, its host died) does not acknowledge: the session
+  // ends and its grants are revoked, freeing its slot under max_sessions. 0: never probe.
+  uint32_t probe_idle_ms = 30000;
   std::string arena_file;  // empty: anonymous memory (lost when the store stops)
   std::string node_name = "ssr-store";
   // After each request, a session polls for the next one this long before it sleeps on the
@@ -74,6 +81,8 @@ struct StoreStats {
   uint64_t grants_total = 0;
   uint64_t revoked_by_steal = 0;  // grants revoked because another session was granted the SSR
   uint64_t sessions_broken = 0;   // sessions closed because their connection failed
+  uint64_t probes = 0;            // liveness probes of idle sessions (probe_idle_ms)
+  uint64_t probes_failed = 0;     // ... that found the server gone (counted in sessions_broken)
   uint64_t bad_requests = 0;
   // Time the store spent handling grants and releases (registration and deregistration).
   std::chrono::nanoseconds grant_time{0}, release_time{0};
@@ -119,6 +128,7 @@ class Store {
   wire::Reply Handle(Session& s, std::span<const std::byte> in, bool& reply_wanted);
   Status Dispatch(Session& s, const wire::Request& req, wire::Reply& r);
   void SessionBroken();
+  void Probed(bool alive);
   void SessionEnded(Session& s, const std::string& why);
   // With mu_ held: every grant of `s` deregistered; returns how many there were.
   size_t RevokeAll(Session& s);
