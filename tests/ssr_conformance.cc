@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -329,12 +330,26 @@ TEST_P(SsrStoreTest, SessionsBeyondTheCapAreRefusedAndTheOpenOnesServed) {
   StoreSession* kv = Open("kv-0", "kv");
   auto other = TryOpen("lock-0", "lock");
   ASSERT_TRUE(kv && other.ok());
-  for (int i = 0; i < 20; ++i) {  // a peer that keeps trying
+  // A peer that keeps trying: 1,000 attempts (200 over verbs, where each costs a queue pair's
+  // set-up). The store's threads and queue pairs (one per session) stay where they were.
+  const int attempts = GetParam().name == "Fake" ? 1000 : 200;
+  const auto threads = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                         std::filesystem::directory_iterator{});
+  };
+  const auto threads_before = threads();
+  for (int i = 0; i < attempts; ++i) {
     auto more = TryOpen("kv-" + std::to_string(i + 1), "kv");
     ASSERT_FALSE(more.ok());
     EXPECT_EQ(more.status().code(), StatusCode::kResourceExhausted) << more.status();
     EXPECT_NE(more.status().message().find("max_sessions"), std::string::npos) << more.status();
   }
+  const auto threads_after = threads();
+  std::printf("%d refused session attempts: %ld threads before, %ld after; %zu sessions\n",
+              attempts, static_cast<long>(threads_before), static_cast<long>(threads_after),
+              store_->Stats().sessions);
+  // (gRPC may keep a few more pollers around; 1,000 leaked sessions would be 1,000 threads.)
+  EXPECT_LE(threads_after, threads_before + 8);
   EXPECT_EQ(store_->Stats().sessions, 2u);
   Put(*kv, 1, "still served");
   EXPECT_EQ(Get(*kv, 1), "still served");
