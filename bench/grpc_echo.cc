@@ -46,7 +46,8 @@ Result<std::unique_ptr<EchoServer>> EchoServer::Start(const security::TlsOptions
   if (!e->impl_->server || port == 0) {
     return Unavailable("gRPC echo baseline cannot listen on 127.0.0.1");
   }
-  VIGIL_ASSIGN_OR_RETURN(auto channel, security::Channel(tls, fmt::format("127.0.0.1:{}", port)));
+  VIGIL_ASSIGN_OR_RETURN(auto channel,
+                         security::Channel(tls, fmt::format("127.0.0.1:{}", port), std::nullopt));
   e->impl_->stub = vigil::signal::v1::Voter::NewStub(channel);
   return e;
 }

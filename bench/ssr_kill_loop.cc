@@ -376,7 +376,7 @@ int RunKillLoop(const SsrBenchOptions& opts) {
     t->name = name;
     t->address = address;
     t->call_deadline = std::chrono::milliseconds(opts.call_deadline_ms);
-    auto channel = security::Channel(security::ProcessTls(), address);
+    auto channel = security::Channel(security::ProcessTls(), address, security::Role::kServer);
     if (!channel.ok()) {
       fmt::print(stderr, "error: {}\n", channel.status().message());
       return 2;

@@ -15,7 +15,7 @@ namespace vigil::testing {
 inline std::shared_ptr<grpc::Channel> LoopbackChannel(const std::string& target) {
   security::TlsOptions plain;
   plain.insecure = true;
-  auto channel = security::Channel(plain, target);
+  auto channel = security::Channel(plain, target, std::nullopt);
   EXPECT_TRUE(channel.ok()) << channel.status();
   return channel.ok() ? *channel : nullptr;
 }

@@ -178,7 +178,7 @@ class RpcReplicaImpl final : public ReplicaChannel {
       : target_(target),
         max_payload_(max_payload),
         token_(std::move(token)),
-        channel_(security::Channel(security::ProcessTls(), target)),
+        channel_(security::Channel(security::ProcessTls(), target, security::Role::kVoter)),
         stub_(channel_.ok() ? pb::Voter::NewStub(*channel_) : nullptr) {}
 
   std::string_view method() const override { return "rpc"; }

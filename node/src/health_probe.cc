@@ -17,7 +17,7 @@ HealthProbe::HealthProbe(const std::string& target, const ProbePolicy& policy,
     : stub_(std::make_unique<Stub>()), target_(target), policy_(policy), started_(started) {
   // The node's TLS options; the address was checked when the node started (a channel that cannot
   // be made leaves the stub null, and every probe misses).
-  auto channel = security::Channel(security::ProcessTls(), target);
+  auto channel = security::Channel(security::ProcessTls(), target, security::Role::kServer);
   if (channel.ok()) stub_->stub = server::v1::Restartable::NewStub(*channel);
   error_ = channel.ok() ? "" : channel.status().message();
 }

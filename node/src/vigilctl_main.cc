@@ -87,8 +87,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (int rc = security::UseTlsFlags(tls); rc != 0) return rc;
-    const auto channel = [&](const std::string& target) -> std::shared_ptr<grpc::Channel> {
-      auto ch = security::Channel(tls, target);
+    // The store's or the node's certificate, as each command expects.
+    const auto channel = [&](const std::string& target,
+                             security::Role role) -> std::shared_ptr<grpc::Channel> {
+      auto ch = security::Channel(tls, target, role);
       if (!ch.ok()) {
         fmt::print(stderr, "error: {}\n", ch.status().message());
         return nullptr;
@@ -96,7 +98,7 @@ int main(int argc, char** argv) {
       return *ch;
     };
     if (*store_cmd) {
-      auto ch = channel(store);
+      auto ch = channel(store, security::Role::kStore);
       if (!ch) return 2;
       auto s = vigil::ssr::v1::SsrStore::NewStub(ch);
       grpc::ClientContext ctx;
@@ -128,7 +130,7 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    auto node_channel = channel(node);
+    auto node_channel = channel(node, security::Role::kNode);
     if (!node_channel) return 2;
     auto stub = pb::NodeAgent::NewStub(node_channel);
     grpc::ClientContext ctx;

@@ -23,6 +23,7 @@ Status RunReplica(transport::Transport& transport, const ReplicaRunOptions& o, P
   VIGIL_ASSIGN_OR_RETURN(auto end, channel::ReplicaEnd::Create(transport, channel, o.rpc_target));
   transport::DialOptions dial;
   dial.target = o.voter;
+  dial.server_role = security::Role::kVoter;
   dial.service = o.service;
   dial.token = o.nonce;
   dial.node_name = fmt::format("replica-{}-{}-{}", o.group, o.replica, o.incarnation);

@@ -179,7 +179,8 @@ Status IssueCertificate(const std::string& ca_dir, const IssueOptions& o,
 
   VIGIL_ASSIGN_OR_RETURN(Key key, NewKey());
   VIGIL_ASSIGN_OR_RETURN(Cert cert, NewCert(key.get(), o.identity.Uri(), o.days, ca.get()));
-  std::string san = fmt::format("URI:{},DNS:{}", o.identity.Uri(), kClusterDnsName);
+  std::string san = fmt::format("URI:{},DNS:{},DNS:{}", o.identity.Uri(), kClusterDnsName,
+                                RoleDnsName(o.identity.role));
   for (const std::string& h : o.hosts) {
     VIGIL_ASSIGN_OR_RETURN(std::string alt, AltName(h));
     san += "," + alt;

@@ -106,7 +106,10 @@ Status AddPort(grpc::ServerBuilder& builder, const TlsOptions& options, const st
   return Status::Ok();
 }
 
+std::string RoleDnsName(Role role) { return fmt::format("{}.{}", RoleName(role), kClusterDnsName); }
+
 Result<std::shared_ptr<grpc::Channel>> Channel(const TlsOptions& o, const std::string& target,
+                                               std::optional<Role> server_role,
                                                grpc::ChannelArguments args) {
   if (!o.tls()) {
     VIGIL_RETURN_IF_ERROR(CheckPlaintext(o, "connecting to", target));
@@ -117,7 +120,7 @@ Result<std::shared_ptr<grpc::Channel>> Channel(const TlsOptions& o, const std::s
   ssl.pem_root_certs = m.ca;
   ssl.pem_private_key = m.key;
   ssl.pem_cert_chain = m.cert;
-  args.SetSslTargetNameOverride(kClusterDnsName);
+  args.SetSslTargetNameOverride(server_role ? RoleDnsName(*server_role) : kClusterDnsName);
   return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
 }
 

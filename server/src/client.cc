@@ -48,8 +48,9 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 50);
   c->stub_ = std::make_unique<Stub>();
-  VIGIL_ASSIGN_OR_RETURN(c->stub_->channel, security::Channel(security::OrProcessTls(options.tls),
-                                                              options.server, args));
+  VIGIL_ASSIGN_OR_RETURN(c->stub_->channel,
+                         security::Channel(security::OrProcessTls(options.tls), options.server,
+                                           security::Role::kServer, args));
   c->stub_->stub = pb::Restartable::NewStub(c->stub_->channel);
   return c;
 }

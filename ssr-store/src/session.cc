@@ -27,6 +27,7 @@ Result<std::unique_ptr<StoreSession>> StoreSession::Open(transport::Transport& t
   s->msgs_ = std::make_unique<transport::RegisteredBuffer>(std::move(msgs));
   transport::DialOptions dial;
   dial.target = options.store;
+  dial.server_role = security::Role::kStore;
   dial.service = std::string(kBootstrapService);
   dial.node_name = fmt::format("{}/{}", options.service, options.instance);
   dial.connection = options.connection;

@@ -496,7 +496,7 @@ TEST_F(ReplicationTest, OnlyTheIncarnationWithItsNonceTakesTheSlotOrSignals) {
         dials_refused++;
       }
       if (l.rpc_target.empty()) return;
-      auto ch = security::Channel(security::ProcessTls(), l.rpc_target);
+      auto ch = security::Channel(security::ProcessTls(), l.rpc_target, security::Role::kVoter);
       ASSERT_TRUE(ch.ok()) << ch.status();
       auto stub = signal::v1::Voter::NewStub(*ch);
       signal::v1::EventRecord ev, verdict;

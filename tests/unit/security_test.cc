@@ -134,7 +134,8 @@ TEST(Tls, LoopbackIsLoopbackAndNothingElse) {
   auto refused = ServerCredentials(insecure, "198.18.0.1:7000");
   EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
   EXPECT_NE(refused.status().message().find("loopback"), std::string::npos) << refused.status();
-  EXPECT_EQ(Channel(insecure, "0.0.0.0:7000").status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(Channel(insecure, "0.0.0.0:7000", std::nullopt).status().code(),
+            StatusCode::kPermissionDenied);
   // Neither TLS nor --insecure: nothing, not even on loopback, both for listening and for
   // dialling; the refusal says what to pass.
   for (const char* a : {"127.0.0.1:0", "localhost:7000", "198.18.0.1:7000", "0.0.0.0:7000"}) {
@@ -146,7 +147,8 @@ TEST(Tls, LoopbackIsLoopbackAndNothingElse) {
     EXPECT_NE(plain.status().message().find("or pass --insecure for plaintext on loopback"),
               std::string::npos)
         << plain.status();
-    EXPECT_EQ(Channel(TlsOptions{}, a).status().code(), StatusCode::kPermissionDenied) << a;
+    EXPECT_EQ(Channel(TlsOptions{}, a, std::nullopt).status().code(), StatusCode::kPermissionDenied)
+        << a;
   }
   TlsOptions half;
   half.cert = "/nonexistent/cert.pem";
@@ -231,8 +233,9 @@ TEST_F(Certs, MutualTlsAuthenticatesCallersAndTheTableAuthorisesThem) {
   auto server = b.BuildAndStart();
   ASSERT_TRUE(server && port > 0);
   const std::string target = "127.0.0.1:" + std::to_string(port);
-  const auto health = [&](const TlsOptions& t, std::string* who) {
-    auto ch = Channel(t, target);
+  const auto health = [&](const TlsOptions& t, std::string* who,
+                          std::optional<Role> server_role = Role::kNode) {
+    auto ch = Channel(t, target, server_role);
     EXPECT_TRUE(ch.ok()) << ch.status();
     auto stub = vigil::node::v1::NodeAgent::NewStub(*ch);
     grpc::ClientContext ctx;
@@ -272,6 +275,14 @@ TEST_F(Certs, MutualTlsAuthenticatesCallersAndTheTableAuthorisesThem) {
   TlsOptions plain;
   plain.insecure = true;
   EXPECT_EQ(health(plain, nullptr).error_code(), grpc::StatusCode::UNAVAILABLE);
+  // A client that expects another role of its server (a store, a voter) refuses this node's
+  // certificate in the handshake: no cluster member stands in for another; one that expects no
+  // particular role accepts any certificate of the CA.
+  EXPECT_EQ(health(Issue(Role::kVoter, "v1"), nullptr, Role::kStore).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(health(Issue(Role::kVoter, "v1"), nullptr, Role::kVoter).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(health(Issue(Role::kVoter, "v1"), nullptr, std::nullopt).ok());
   // And the legitimate peer is still served.
   EXPECT_TRUE(health(Issue(Role::kVoter, "v1"), &who).ok());
   EXPECT_EQ(who, "vigil://voter/v1");
@@ -313,7 +324,7 @@ TEST(PortLimits, CallersBeyondTheThreadCapAreRefusedAndThePortServesAfterwards) 
   b.RegisterService(&service);
   auto server = b.BuildAndStart();
   ASSERT_TRUE(server && port != 0);
-  auto channel = Channel(plain, "127.0.0.1:" + std::to_string(port));
+  auto channel = Channel(plain, "127.0.0.1:" + std::to_string(port), std::nullopt);
   ASSERT_TRUE(channel.ok()) << channel.status();
   auto stub = vigil::node::v1::NodeAgent::NewStub(*channel);
   auto health = [&] {

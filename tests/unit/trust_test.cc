@@ -54,7 +54,7 @@ TEST_F(TrustTest, TheNodeAgentTakesReplicasFromVotersAndFaultsFromOperatorsOnly)
   ASSERT_TRUE(agent.Start("127.0.0.1:0").ok());
   const std::string target = "127.0.0.1:" + std::to_string(agent.port());
   const auto stub = [&](const security::TlsOptions& t) {
-    auto ch = security::Channel(t, target);
+    auto ch = security::Channel(t, target, Role::kNode);
     EXPECT_TRUE(ch.ok()) << ch.status();
     return pb::NodeAgent::NewStub(*ch);
   };

@@ -242,8 +242,8 @@ Result<Dialed> Dial(Transport& transport, const DialOptions& options) {
   req.set_token(options.token);
   ToProto(options.node_name, transport.kind(), conn->local_endpoint(), options.regions,
           *req.mutable_hello());
-  VIGIL_ASSIGN_OR_RETURN(auto channel,
-                         security::Channel(security::OrProcessTls(options.tls), options.target));
+  VIGIL_ASSIGN_OR_RETURN(auto channel, security::Channel(security::OrProcessTls(options.tls),
+                                                         options.target, options.server_role));
   auto stub = pb::Bootstrap::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + options.timeout);

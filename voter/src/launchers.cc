@@ -105,7 +105,7 @@ NodeLauncher::NodeLauncher(std::vector<std::string> nodes, ReplicaProgram progra
   for (auto& a : nodes) {
     auto s = std::make_unique<Stub>();
     s->address = a;
-    auto channel = security::Channel(security::ProcessTls(), a);
+    auto channel = security::Channel(security::ProcessTls(), a, security::Role::kNode);
     if (channel.ok()) {
       s->stub = pb::NodeAgent::NewStub(*channel);
     } else {

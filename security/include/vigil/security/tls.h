@@ -20,6 +20,7 @@
 
 #include "vigil/common/status.h"
 #include "vigil/security/address.h"
+#include "vigil/security/identity.h"
 
 namespace grpc {
 class Channel;
@@ -28,9 +29,12 @@ class ServerBuilder;
 
 namespace vigil::security {
 
-// Every certificate vigilctl issues carries this DNS name, and clients verify servers against
-// it: a server is accepted when its certificate chains to the cluster's CA. (Which role a server
-// has is not checked by clients; servers check their callers' roles.)
+// Every certificate vigilctl (or the Ansible role) issues carries this DNS name and its role's,
+// ROLE.vigil.cluster (RoleDnsName). A client that knows which role its server has (a replica
+// dialling its voter, a server its store, a voter its nodes...) verifies the server against the
+// role's name, so that no other member of the cluster can stand in for it; one that does not,
+// against kClusterDnsName (any certificate of the cluster's CA). Servers check their callers'
+// roles themselves (permissions.h).
 inline constexpr char kClusterDnsName[] = "vigil.cluster";
 
 struct TlsOptions {
@@ -67,8 +71,14 @@ struct PortLimits {
 Status AddPort(grpc::ServerBuilder& builder, const TlsOptions& options, const std::string& address,
                int* port, const PortLimits& limits = {});
 
-// A channel to `target`, with `args` (the TLS target name is set here).
+// "ROLE.vigil.cluster": the name every certificate of that role carries.
+std::string RoleDnsName(Role role);
+
+// A channel to `target`, with `args` (the TLS target name is set here): the server must present
+// a certificate of the cluster's CA and, when `server_role` is given, of that role (refused in
+// the handshake otherwise: the calls fail UNAVAILABLE).
 Result<std::shared_ptr<grpc::Channel>> Channel(const TlsOptions& options, const std::string& target,
+                                               std::optional<Role> server_role,
                                                grpc::ChannelArguments args = {});
 
 // The process's own TLS settings (from --tls-dir / --insecure): the default of every

@@ -115,6 +115,9 @@ struct DialOptions {
   std::string token = {};  // what the service requires (BootstrapServer::AddService), if anything
   std::chrono::milliseconds timeout{10000};
   security::TlsSetting tls;  // unset: the process's
+  // With TLS: the role the server's certificate must have (a replica dials its voter, a server its
+  // store); unset: any certificate of the cluster's CA.
+  std::optional<security::Role> server_role = std::nullopt;
 };
 
 struct Dialed {
