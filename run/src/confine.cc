@@ -8,6 +8,7 @@
 #include <linux/landlock.h>
 #include <pwd.h>
 #include <seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -177,7 +178,7 @@ namespace {
 constexpr const char* kAllowed[] = {
     // descriptors and file I/O
     "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "close", "close_range",
-    "dup", "dup2", "dup3", "fcntl", "ioctl", "fstat", "newfstatat", "statx", "fstatfs", "statfs",
+    "dup", "dup2", "dup3", "fcntl", "fstat", "newfstatat", "statx", "fstatfs", "statfs",
     "getdents64", "ftruncate", "fsync", "fdatasync", "fadvise64", "copy_file_range", "sendfile",
     // paths (resolved beneath the sandbox's descriptors)
     "openat", "openat2", "readlinkat", "faccessat", "faccessat2", "mkdirat", "unlinkat", "renameat",
@@ -194,8 +195,8 @@ constexpr const char* kAllowed[] = {
     "sendmsg", "recvmsg", "sendto", "recvfrom", "poll", "ppoll",
     // running: memory, threads' futexes, its own signals, sleeping, exiting
     "brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "futex", "rt_sigaction",
-    "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "tgkill", "nanosleep", "clock_nanosleep",
-    "sched_yield", "exit", "exit_group"};
+    "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "nanosleep", "clock_nanosleep", "sched_yield",
+    "exit", "exit_group"};
 
 // A call outside the list: say which, then die (vigil-run reports how the executor ended).
 void OnForbidden(int, siginfo_t* info, void*) {
@@ -233,8 +234,21 @@ Result<std::string> RestrictSystemCalls() {
       return Sys(-rc, fmt::format("seccomp: allowing {}", name));
     }
   }
+  // With their arguments checked: ioctl only for the two requests the executor answers (so not,
+  // say, TIOCSTI on a terminal), and signals only to this process (abort).
+  const auto allow = [&](const char* name, int nr, scmp_arg_cmp cmp) {
+    const int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, cmp);
+    return rc == 0 ? Status::Ok() : Sys(-rc, fmt::format("seccomp: allowing {}", name));
+  };
+  VIGIL_RETURN_IF_ERROR(allow("ioctl TCGETS", SCMP_SYS(ioctl), SCMP_A1(SCMP_CMP_EQ, TCGETS)));
+  VIGIL_RETURN_IF_ERROR(
+      allow("ioctl TIOCGWINSZ", SCMP_SYS(ioctl), SCMP_A1(SCMP_CMP_EQ, TIOCGWINSZ)));
+  VIGIL_RETURN_IF_ERROR(
+      allow("tgkill", SCMP_SYS(tgkill), SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(getpid()))));
   if (int rc = seccomp_load(ctx); rc != 0) return Sys(-rc, "seccomp_load");
-  return fmt::format("seccomp allow-list of {} system calls", std::size(kAllowed));
+  return fmt::format(
+      "seccomp allow-list of {} system calls, ioctl (TCGETS, TIOCGWINSZ) and tgkill (itself)",
+      std::size(kAllowed));
 }
 
 }  // namespace vigil::run

@@ -8,10 +8,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -229,6 +231,15 @@ TEST_F(ExecutorProcessTest, SystemCallsOutsideTheAllowListEndTheExecutor) {
             128 + SIGSYS);
   EXPECT_EQ(InChild([] {
               if (!RestrictSystemCalls().ok()) return 1;
+              int pending = 0;
+              ioctl(0, FIONREAD, &pending);  // an ioctl request it does not answer
+              return 0;
+            }),
+            128 + SIGSYS);
+  EXPECT_EQ(InChild([] {
+              if (!RestrictSystemCalls().ok()) return 1;
+              struct termios t {};
+              ioctl(0, TCGETS, &t);                                 // allowed, whatever stdin is
               return getpid() > 0 && write(-1, "", 0) < 0 ? 0 : 2;  // allowed calls work
             }),
             0);
