@@ -95,7 +95,7 @@ case "$STEP" in
     ;;
   tmr)
     head -c 3000000 /dev/zero | tr '\0' 'n' > "$W/in.bin"
-    vigil-replica --unreplicated --workload crc32 < "$W/in.bin" > "$W/want"
+    /usr/libexec/vigil/vigil-replica --unreplicated --workload crc32 < "$W/in.bin" > "$W/want"
     "$L" exec voter vigil-voter "${VOTER[@]}" run --listen 198.18.1.10:0 --nodes "$NODES" --mode tmr \
       --signal polling --input "$W/in.bin" --output "$W/got" --inject-bitflip 1:2 > "$W/job.log" 2>&1 ||
       { cat "$W/job.log"; fail "TMR job failed"; }
@@ -113,6 +113,7 @@ case "$STEP" in
     # The job's directory (the sandbox's root) is nobody's: the executor, which vigil-run (root)
     # starts as the root's owner, carries out the agreed calls as that user.
     export LC_ALL=C
+    chmod 0711 "$W"  # (nobody passes through, lists nothing)
     R="$W/run" && mkdir -m 0700 "$R" && chown nobody "$R"
     awk 'BEGIN { srand(11); for (i = 0; i < 100000; i++) printf "%05d vigil %d\n", int(rand() * 100000), i }' \
       > "$R/in.txt"
