@@ -14,10 +14,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 namespace vigil::run {
 namespace {
@@ -198,6 +200,14 @@ constexpr const char* kAllowed[] = {
     "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "nanosleep", "clock_nanosleep", "sched_yield",
     "exit", "exit_group"};
 
+#if defined(__SANITIZE_ADDRESS__)
+// Sanitizer builds only: UBSan's vptr checks probe memory through a pipe, and the runtime calls
+// prctl as the process exits (IsAccessibleMemoryRange, its exit path).
+constexpr std::array<const char*, 3> kSanitizerRuntime = {"pipe", "pipe2", "prctl"};
+#else
+constexpr std::array<const char*, 0> kSanitizerRuntime = {};
+#endif
+
 // A call outside the list: say which, then die (vigil-run reports how the executor ended).
 void OnForbidden(int, siginfo_t* info, void*) {
   char msg[96] = "vigil-executor: system call ";
@@ -227,7 +237,9 @@ Result<std::string> RestrictSystemCalls() {
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
   if (ctx == nullptr) return Internal("seccomp_init failed");
   const std::unique_ptr<void, void (*)(void*)> release(ctx, seccomp_release);
-  for (const char* name : kAllowed) {
+  std::vector<const char*> names(std::begin(kAllowed), std::end(kAllowed));
+  names.insert(names.end(), std::begin(kSanitizerRuntime), std::end(kSanitizerRuntime));
+  for (const char* name : names) {
     const int nr = seccomp_syscall_resolve_name(name);
     if (nr == __NR_SCMP_ERROR) return Internal(fmt::format("seccomp: unknown call {}", name));
     if (int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0); rc != 0) {
