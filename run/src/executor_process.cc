@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "vigil/common/find_program.h"
+#include "vigil/common/logging.h"
 #include "vigil/run/executor.h"
 #include "vigil/run/executor_wire.h"
 
@@ -165,15 +166,25 @@ Result<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Start(const ExecutorPr
 ExecutorProcess::~ExecutorProcess() {
   if (sock_ >= 0) close(sock_);
   if (pid_ <= 0) return;
-  // It exits when it reads the end of its socket; one that does not within 5 s is killed.
+  // It exits when it reads the end of its socket; one that does not within 5 s is killed. An end
+  // other than a clean exit is logged (e.g. a call outside its allow-list on its way out).
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (waitpid(pid_, nullptr, WNOHANG) == 0) {
+  int ws = 0;
+  pid_t r = 0;
+  while ((r = waitpid(pid_, &ws, WNOHANG)) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      break;
+      waitpid(pid_, &ws, 0);
+      log::Get("run")->warn("the executor process {} did not exit within 5 s: killed", pid_);
+      return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // (One that failed to start has said why: Start returned it.)
+  if (r == pid_ && !confinement_.empty() && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
+    log::Get("run")->warn("the executor process {} ended with {} {} after its last call", pid_,
+                          WIFEXITED(ws) ? "exit status" : "signal",
+                          WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
   }
 }
 
