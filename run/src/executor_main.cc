@@ -24,6 +24,7 @@
 // LeakSanitizer checks at exit by ptrace-attaching a helper, which the executor (not dumpable,
 // behind seccomp) refuses; its leaks are checked where HostExecutor runs in-process (unit tests).
 extern "C" const char* __lsan_default_options() { return "detect_leaks=0"; }
+extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
 #endif
 
 namespace vigil::run {

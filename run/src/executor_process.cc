@@ -135,9 +135,11 @@ Result<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Start(const ExecutorPr
     args.push_back("--user");
     args.push_back(o.user);
   }
-  // Its environment: only what says where temporary files go and how sanitizers report.
+  // Its environment: only what says where temporary files go and how UBSan reports (not ASan's or
+  // LSan's options: a leak check at its exit would clone a tracer, which its seccomp filter
+  // forbids; vigil-executor turns it off itself).
   std::vector<std::string> env;
-  for (const char* k : {"TMPDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
+  for (const char* k : {"TMPDIR", "UBSAN_OPTIONS"}) {
     if (const char* v = std::getenv(k)) env.push_back(fmt::format("{}={}", k, v));
   }
   std::vector<char*> argv, envp;
