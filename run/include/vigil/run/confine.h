@@ -13,7 +13,8 @@
 //      processes outside the executor (on kernels whose Landlock ABI has them).
 //   3. RestrictSystemCalls (seccomp): an allow-list of the system calls the executor needs to
 //      carry out the calls it executes (file I/O, descriptors, the constant queries) and to run
-//      (memory, futex, signals to itself, its socket to vigil-run). Anything else (execve,
+//      (memory, futex, signals to itself, its socket to vigil-run), with ioctl limited to the two
+//      requests it answers (TCGETS, TIOCGWINSZ) and tgkill to itself. Anything else (execve,
 //      clone, socket, ptrace, mount, setuid...) kills it with a message naming the call; vigil-run
 //      then fails the job (files fail closed as for any failed job).
 //
