@@ -30,30 +30,6 @@ extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
 namespace vigil::run {
 namespace {
 
-bool ReadAll(int fd, void* dst, size_t n) {
-  auto* p = static_cast<char*>(dst);
-  while (n > 0) {
-    const ssize_t r = read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
-bool WriteAll(int fd, const void* src, size_t n) {
-  const auto* p = static_cast<const char*>(src);
-  while (n > 0) {
-    const ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 class Server {
  public:
   explicit Server(int sock) : sock_(sock) {}
@@ -74,14 +50,15 @@ class Server {
       r.refused = executor_->sandbox().refused();
       r.journal_entries = executor_->journal().entries();
     }
-    return WriteAll(sock_, &r, sizeof(r)) && WriteAll(sock_, text.data(), text.size()) &&
-           WriteAll(sock_, result_.get(), r.result_bytes);
+    return wire::SendAll(sock_, {std::as_bytes(std::span(&r, 1)), std::as_bytes(std::span(text)),
+                                 std::span<const std::byte>(result_.get(), r.result_bytes)})
+        .ok();
   }
 
   void Serve(HostExecutor& executor) {
     executor_ = &executor;
     std::array<std::byte, sizeof(wire::Request)> header;
-    while (ReadAll(sock_, header.data(), header.size())) {
+    while (wire::ReadAll(sock_, header).ok()) {
       Result<wire::Request> q = wire::DecodeRequest(header);
       if (!q.ok()) {  // vigil-run would never send it: answer once and stop
         Reply(q.status());
@@ -98,8 +75,7 @@ class Server {
       case wire::Op::kExecute: {
         record_.resize(q.record_bytes);
         aside_.resize(q.aside_bytes);
-        if (!ReadAll(sock_, record_.data(), record_.size()) ||
-            !ReadAll(sock_, aside_.data(), aside_.size())) {
+        if (!wire::ReadAll(sock_, record_).ok() || !wire::ReadAll(sock_, aside_).ok()) {
           return false;
         }
         if (q.result_room > room_) {

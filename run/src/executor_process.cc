@@ -2,10 +2,8 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <poll.h>
 #include <spawn.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,63 +20,11 @@
 #include "vigil/run/executor.h"
 #include "vigil/run/executor_wire.h"
 
-extern char** environ;
-
 namespace vigil::run {
 namespace {
 
 // The executor's descriptor for its socket (0-2 are the job's).
 constexpr int kChildSocket = 3;
-
-// Sends every byte of the spans, in order (MSG_NOSIGNAL: a dead executor is an error, not
-// SIGPIPE).
-Status SendAll(int fd, std::initializer_list<std::span<const std::byte>> parts) {
-  std::array<iovec, 4> iov{};
-  size_t n = 0;
-  for (auto p : parts) {
-    if (!p.empty()) iov[n++] = {const_cast<std::byte*>(p.data()), p.size()};
-  }
-  size_t first = 0;
-  while (first < n) {
-    msghdr m{};
-    m.msg_iov = &iov[first];
-    m.msg_iovlen = n - first;
-    const ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(StatusCode::kAborted, "sending to the executor", errno);
-    }
-    size_t left = static_cast<size_t>(w);
-    while (first < n && left >= iov[first].iov_len) left -= iov[first++].iov_len;
-    if (first < n) {
-      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
-      iov[first].iov_len -= left;
-    }
-  }
-  return Status::Ok();
-}
-
-// Reads exactly `dst.size()` bytes; kAborted on end of stream. `timeout_ms` < 0: no limit.
-Status ReadAll(int fd, std::span<std::byte> dst, int timeout_ms) {
-  size_t got = 0;
-  while (got < dst.size()) {
-    if (timeout_ms >= 0) {
-      pollfd p{fd, POLLIN, 0};
-      const int rc = poll(&p, 1, timeout_ms);
-      if (rc == 0) return DeadlineExceeded(fmt::format("no answer in {} ms", timeout_ms));
-      if (rc < 0 && errno != EINTR) return ErrnoStatus(StatusCode::kAborted, "poll", errno);
-      if (rc < 0) continue;
-    }
-    const ssize_t r = read(fd, dst.data() + got, dst.size() - got);
-    if (r == 0) return Aborted("the executor closed its socket");
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(StatusCode::kAborted, "reading from the executor", errno);
-    }
-    got += static_cast<size_t>(r);
-  }
-  return Status::Ok();
-}
 
 // A descriptor numbered 10 or above (so that the spawn's dup2 onto 0-3 never overwrites a source).
 Result<int> High(int fd) {
@@ -157,9 +103,7 @@ Result<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Start(const ExecutorPr
     return ErrnoStatus(StatusCode::kNotFound, fmt::format("starting the executor {}", binary), rc);
   }
   std::unique_ptr<ExecutorProcess> p(new ExecutorProcess(pid, sv[0]));
-  int64_t value = 0;
-  uint64_t bytes = 0;
-  Result<std::string> hello = p->ReadReply({}, &value, &bytes, 10000);
+  Result<std::string> hello = p->ReadReply({}, 10000);
   if (!hello.ok()) return hello.status().WithContext("the executor " + binary);
   p->confinement_ = *hello;
   return p;
@@ -215,48 +159,44 @@ Status ExecutorProcess::Lost(Status why) {
   return lost_;
 }
 
-Result<std::string> ExecutorProcess::ReadReply(std::span<std::byte> result, int64_t* value,
-                                               uint64_t* result_bytes, int timeout_ms) {
+Result<std::string> ExecutorProcess::ReadReply(std::span<std::byte> result, int timeout_ms,
+                                               Outcome* outcome) {
   std::array<std::byte, sizeof(wire::Reply)> header;
-  if (Status st = ReadAll(sock_, header, timeout_ms); !st.ok()) return Lost(st);
+  if (Status st = wire::ReadAll(sock_, header, timeout_ms); !st.ok()) return Lost(st);
   Result<wire::Reply> r = wire::DecodeReply(header, result.size());
   if (!r.ok()) return Lost(r.status());
   std::string message(r->message_bytes, '\0');
-  if (Status st = ReadAll(sock_, std::as_writable_bytes(std::span(message)), timeout_ms);
+  if (Status st = wire::ReadAll(sock_, std::as_writable_bytes(std::span(message)), timeout_ms);
       !st.ok()) {
     return Lost(st);
   }
-  if (Status st = ReadAll(sock_, result.first(r->result_bytes), timeout_ms); !st.ok()) {
+  if (Status st = wire::ReadAll(sock_, result.first(r->result_bytes), timeout_ms); !st.ok()) {
     return Lost(st);
   }
   last_ = {r->calls, r->refused, r->journal_entries};
-  *value = r->value;
-  *result_bytes = r->result_bytes;
+  if (outcome != nullptr) *outcome = {r->value, static_cast<size_t>(r->result_bytes)};
   if (Status st = wire::ReplyStatus(*r, message); !st.ok()) return st;
   return message;
 }
 
-Result<int64_t> ExecutorProcess::Call(uint32_t op, uint64_t nr, uint64_t piece,
-                                      std::span<const std::byte> record,
-                                      std::span<const std::byte> aside, std::span<std::byte> result,
-                                      uint64_t* result_bytes, uint64_t completed) {
+Result<voter::SyscallExecutor::Outcome> ExecutorProcess::Call(wire::Request q,
+                                                              std::span<const std::byte> record,
+                                                              std::span<const std::byte> aside,
+                                                              std::span<std::byte> result) {
   if (!lost_.ok()) return lost_;
-  const wire::Request q{.op = op,
-                        .nr = nr,
-                        .piece = piece,
-                        .record_bytes = record.size(),
-                        .aside_bytes = aside.size(),
-                        .result_room = result.size(),
-                        .completed = completed,
-                        .local_calls = local_calls_};
-  if (Status st = SendAll(sock_, {std::as_bytes(std::span(&q, 1)), record, aside}); !st.ok()) {
+  q.record_bytes = record.size();
+  q.aside_bytes = aside.size();
+  q.result_room = result.size();
+  q.local_calls = local_calls_;
+  if (Status st = wire::SendAll(sock_, {std::as_bytes(std::span(&q, 1)), record, aside});
+      !st.ok()) {
     return Lost(st);
   }
   local_calls_ = 0;
-  int64_t value = 0;
-  Result<std::string> r = ReadReply(result, &value, result_bytes, -1);
+  Outcome o;
+  Result<std::string> r = ReadReply(result, -1, &o);
   if (!r.ok()) return r.status();
-  return value;
+  return o;
 }
 
 Result<std::optional<voter::SyscallExecutor::Aside>> ExecutorProcess::BytesAside(
@@ -281,25 +221,20 @@ Result<voter::SyscallExecutor::Outcome> ExecutorProcess::Execute(uint64_t nr, ui
   }
   const std::span<std::byte> room =
       result.first(std::min<size_t>(result.size(), wire::kMaxDataBytes));
-  uint64_t bytes = 0;
-  VIGIL_ASSIGN_OR_RETURN(int64_t value, Call(static_cast<uint32_t>(wire::Op::kExecute), nr, piece,
-                                             record, aside, room, &bytes));
-  return Outcome{value, static_cast<size_t>(bytes)};
+  return Call({.op = static_cast<uint32_t>(wire::Op::kExecute), .nr = nr, .piece = piece}, record,
+              aside, room);
 }
 
 Status ExecutorProcess::Checkpoint() {
-  uint64_t bytes = 0;
-  return Call(static_cast<uint32_t>(wire::Op::kCheckpoint), 0, 0, {}, {}, {}, &bytes).status();
+  return Call({.op = static_cast<uint32_t>(wire::Op::kCheckpoint)}).status();
 }
 
 Status ExecutorProcess::Rollback() {
-  uint64_t bytes = 0;
-  return Call(static_cast<uint32_t>(wire::Op::kRollback), 0, 0, {}, {}, {}, &bytes).status();
+  return Call({.op = static_cast<uint32_t>(wire::Op::kRollback)}).status();
 }
 
 Status ExecutorProcess::Finish(bool completed) {
-  uint64_t bytes = 0;
-  return Call(static_cast<uint32_t>(wire::Op::kFinish), 0, 0, {}, {}, {}, &bytes, completed ? 1 : 0)
+  return Call({.op = static_cast<uint32_t>(wire::Op::kFinish), .completed = completed ? 1u : 0u})
       .status();
 }
 

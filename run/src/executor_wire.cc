@@ -1,7 +1,13 @@
 #include "vigil/run/executor_wire.h"
 
 #include <fmt/format.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <cstring>
 
 namespace vigil::run::wire {
@@ -71,6 +77,54 @@ Result<Reply> DecodeReply(std::span<const std::byte> bytes, uint64_t result_room
 Status ReplyStatus(const Reply& r, std::string message) {
   if (r.code == 0) return Status::Ok();
   return Status(static_cast<StatusCode>(r.code), std::move(message));
+}
+
+Status SendAll(int fd, std::initializer_list<std::span<const std::byte>> parts) {
+  std::array<iovec, 4> iov{};
+  if (parts.size() > iov.size()) return Internal(fmt::format("{} parts to send", parts.size()));
+  size_t n = 0;
+  for (auto p : parts) {
+    if (!p.empty()) iov[n++] = {const_cast<std::byte*>(p.data()), p.size()};
+  }
+  size_t first = 0;
+  while (first < n) {
+    msghdr m{};
+    m.msg_iov = &iov[first];
+    m.msg_iovlen = n - first;
+    const ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(StatusCode::kAborted, "sending on the executor's socket", errno);
+    }
+    size_t left = static_cast<size_t>(w);
+    while (first < n && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+    if (first < n) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+  return Status::Ok();
+}
+
+Status ReadAll(int fd, std::span<std::byte> dst, int timeout_ms) {
+  size_t got = 0;
+  while (got < dst.size()) {
+    if (timeout_ms >= 0) {
+      pollfd p{fd, POLLIN, 0};
+      const int rc = poll(&p, 1, timeout_ms);
+      if (rc == 0) return DeadlineExceeded(fmt::format("no answer in {} ms", timeout_ms));
+      if (rc < 0 && errno != EINTR) return ErrnoStatus(StatusCode::kAborted, "poll", errno);
+      if (rc < 0) continue;
+    }
+    const ssize_t r = read(fd, dst.data() + got, dst.size() - got);
+    if (r == 0) return Aborted("the other end closed the executor's socket");
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(StatusCode::kAborted, "reading the executor's socket", errno);
+    }
+    got += static_cast<size_t>(r);
+  }
+  return Status::Ok();
 }
 
 }  // namespace vigil::run::wire

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "vigil/run/executor_wire.h"
 #include "vigil/voter/group.h"
 
 namespace vigil::run {
@@ -66,13 +67,14 @@ class ExecutorProcess final : public voter::SyscallExecutor {
 
  private:
   ExecutorProcess(pid_t pid, int sock) : pid_(pid), sock_(sock) {}
-  // One request and its reply; result bytes land in `result`.
-  Result<int64_t> Call(uint32_t op, uint64_t nr, uint64_t piece, std::span<const std::byte> record,
-                       std::span<const std::byte> aside, std::span<std::byte> result,
-                       uint64_t* result_bytes, uint64_t completed = 0);
-  // The reply to the last request (the hello when none was sent).
-  Result<std::string> ReadReply(std::span<std::byte> result, int64_t* value, uint64_t* result_bytes,
-                                int timeout_ms);
+  // One request and its reply: `q`'s operation and call fields (its sizes and the calls decided
+  // here are filled in); result bytes land in `result`.
+  Result<Outcome> Call(wire::Request q, std::span<const std::byte> record = {},
+                       std::span<const std::byte> aside = {}, std::span<std::byte> result = {});
+  // The reply to the last request (the hello when none was sent): its message; its value and
+  // result bytes in `outcome` when given.
+  Result<std::string> ReadReply(std::span<std::byte> result, int timeout_ms,
+                                Outcome* outcome = nullptr);
   // The executor is gone or broke the protocol: how it ended (it is reaped), and every later
   // call fails with the same Status.
   Status Lost(Status why);

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <span>
 
 #include "vigil/common/status.h"
@@ -65,5 +66,12 @@ Result<Request> DecodeRequest(std::span<const std::byte> bytes);
 Result<Reply> DecodeReply(std::span<const std::byte> bytes, uint64_t result_room);
 // The Status a reply carries (its message read separately).
 Status ReplyStatus(const Reply& r, std::string message);
+
+// The socket I/O of both ends. SendAll: every byte of at most four `parts`, in order, through as
+// few sendmsg calls as the kernel takes (MSG_NOSIGNAL: a closed peer is an error, not SIGPIPE).
+// ReadAll: exactly `dst.size()` bytes; kAborted at the end of the stream; `timeout_ms` < 0 waits
+// as long as it takes, else kDeadlineExceeded when nothing arrives for that long.
+Status SendAll(int fd, std::initializer_list<std::span<const std::byte>> parts);
+Status ReadAll(int fd, std::span<std::byte> dst, int timeout_ms = -1);
 
 }  // namespace vigil::run::wire
