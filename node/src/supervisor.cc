@@ -19,17 +19,13 @@
 
 #include "health_probe.h"
 #include "vigil/common/logging.h"
+#include "vigil/common/wait_status.h"
 
 namespace vigil::node {
 namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-std::string Describe(int status) {
-  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return fmt::format("killed by signal {}", WTERMSIG(status));
-  return fmt::format("ended (wait status {:#x})", status);
-}
 }  // namespace
 
 Result<SupervisedProgram> ParseSupervised(std::string_view spec) {
@@ -196,11 +192,11 @@ void Supervisor::Run() {
       if (!delay.ok()) {
         gave_up_ = true;
         logger->error("server '{}' (pid {}) {}: not restarting: {}", program_.name, pid,
-                      Describe(status), delay.status().message());
+                      DescribeWaitStatus(status), delay.status().message());
         return;
       }
       logger->warn("server '{}' (pid {}) {}: restarting in {} ms", program_.name, pid,
-                   Describe(status), delay->count());
+                   DescribeWaitStatus(status), delay->count());
     }
     const auto until = Clock::now() + *delay;
     for (auto now = Clock::now(); !stop_ && now < until; now = Clock::now()) {

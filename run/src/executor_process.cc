@@ -12,11 +12,11 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
-#include <cstring>
 #include <thread>
 
 #include "vigil/common/find_program.h"
 #include "vigil/common/logging.h"
+#include "vigil/common/wait_status.h"
 #include "vigil/run/executor.h"
 #include "vigil/run/executor_wire.h"
 
@@ -128,9 +128,8 @@ ExecutorProcess::~ExecutorProcess() {
   }
   // (One that failed to start has said why: Start returned it.)
   if (r == pid_ && !confinement_.empty() && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
-    log::Get("run")->warn("the executor process {} ended with {} {} after its last call", pid_,
-                          WIFEXITED(ws) ? "exit status" : "signal",
-                          WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
+    log::Get("run")->warn("the executor process {} {} after its last call", pid_,
+                          DescribeWaitStatus(ws));
   }
 }
 
@@ -146,12 +145,10 @@ Status ExecutorProcess::Lost(Status why) {
   if (r == 0) {
     kill(pid_, SIGKILL);
     waitpid(pid_, &ws, 0);
-  } else if (r == pid_ && WIFEXITED(ws)) {
-    how = WEXITSTATUS(ws) == 128 + SIGSYS
+  } else if (r == pid_) {
+    how = WIFEXITED(ws) && WEXITSTATUS(ws) == 128 + SIGSYS
               ? "it made a system call outside its allow-list (named on stderr)"
-              : fmt::format("it exited with status {}", WEXITSTATUS(ws));
-  } else if (r == pid_ && WIFSIGNALED(ws)) {
-    how = fmt::format("it was killed by signal {} ({})", WTERMSIG(ws), strsignal(WTERMSIG(ws)));
+              : "it " + DescribeWaitStatus(ws);
   }
   pid_ = -1;
   lost_ = Status(why.code() == StatusCode::kDataLoss ? StatusCode::kDataLoss : StatusCode::kAborted,
