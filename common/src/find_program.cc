@@ -35,10 +35,6 @@ Result<std::string> FindProgram(const std::string& name) {
   return ErrnoStatus(StatusCode::kNotFound, fmt::format("cannot execute '{}'", name), err);
 }
 
-}  // namespace vigil
-
-namespace vigil {
-
 std::string HelperProgram(const std::string& name, const std::string& build_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;

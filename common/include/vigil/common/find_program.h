@@ -1,4 +1,4 @@
-// A program's file, found as execvp would find it.
+// Programs' files: one found as execvp would find it, and vigil's own helpers.
 #pragma once
 
 #include <string>
@@ -10,10 +10,6 @@ namespace vigil {
 // `name` itself if it contains '/', else the first executable regular file of that name in PATH
 // (default /usr/local/bin:/usr/bin:/bin). kNotFound names the program and the reason.
 Result<std::string> FindProgram(const std::string& name);
-
-}  // namespace vigil
-
-namespace vigil {
 
 // One of vigil's own helper programs (vigil-replica, vigil-executor): next to the running
 // program, in its ../libexec/vigil/ (the package's layout), or in the build tree's `build_dir`
