@@ -16,6 +16,7 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstring>
 #include <memory>
@@ -49,26 +50,27 @@ struct Ids {
   std::string name;
 };
 
-// The user to become: named, or the root directory's owner, or nobody.
-Result<Ids> TargetUser(const std::string& root, const std::string& user) {
-  std::string name = user;
-  struct stat st {};
-  if (name.empty()) {
-    if (stat(root.c_str(), &st) != 0) return Sys(errno, "stat " + root);
-    name = st.st_uid != 0 ? std::to_string(st.st_uid) : "nobody";
-  }
-  const struct passwd* pw = getpwnam(name.c_str());
-  if (pw == nullptr && !name.empty() && name.find_first_not_of("0123456789") == std::string::npos) {
-    pw = getpwuid(static_cast<uid_t>(std::stoul(name)));
-    if (pw == nullptr) {  // an owner without a passwd entry: its uid, and its group's id
-      return Ids{static_cast<uid_t>(std::stoul(name)), user.empty() ? st.st_gid : gid_t(65534),
-                 name};
-    }
-  }
-  if (pw == nullptr) {
+// A user named on the command line: by name, else by a numeric uid (without a passwd entry,
+// its group is nogroup's 65534).
+Result<Ids> NamedUser(const std::string& name) {
+  if (const passwd* pw = getpwnam(name.c_str())) return Ids{pw->pw_uid, pw->pw_gid, pw->pw_name};
+  uid_t uid = 0;
+  const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), uid);
+  if (name.empty() || ec != std::errc() || end != name.data() + name.size()) {
     return NotFound(fmt::format("--executor-user '{}': no such user", name));
   }
-  return Ids{pw->pw_uid, pw->pw_gid, pw->pw_name};
+  if (const passwd* pw = getpwuid(uid)) return Ids{pw->pw_uid, pw->pw_gid, pw->pw_name};
+  return Ids{uid, gid_t{65534}, name};
+}
+
+// The user to become: named, or the root directory's owner, or nobody when root owns it.
+Result<Ids> TargetUser(const std::string& root, const std::string& user) {
+  if (!user.empty()) return NamedUser(user);
+  struct stat st {};
+  if (stat(root.c_str(), &st) != 0) return Sys(errno, "stat " + root);
+  if (st.st_uid == 0) return NamedUser("nobody");
+  if (const passwd* pw = getpwuid(st.st_uid)) return Ids{pw->pw_uid, pw->pw_gid, pw->pw_name};
+  return Ids{st.st_uid, st.st_gid, std::to_string(st.st_uid)};  // an owner without an entry
 }
 
 Status DropCapabilities() {
