@@ -2,6 +2,7 @@
 // polling (signal rings), notify (SEND + sleeping receiver) and rpc (synchronous gRPC).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -39,7 +40,7 @@ class Channels : public ::testing::TestWithParam<Param> {
       ASSERT_TRUE(v.ok()) << v.status();
       voter_ = std::move(*v);
       auto r = channel::RpcReplica("127.0.0.1:" + std::to_string(channel::RpcVoterPort(*voter_)),
-                                   kMaxPayload);
+                                   kMaxPayload, "", &cancel_);
       ASSERT_TRUE(r.ok()) << r.status();
       replica_ = std::move(*r);
       return;
@@ -56,11 +57,11 @@ class Channels : public ::testing::TestWithParam<Param> {
       vnotify_ = std::move(*ve);
       ASSERT_TRUE(rnotify_->Attach(rconn_.get()).ok());
       ASSERT_TRUE(vnotify_->Attach(vconn_.get()).ok());
-      replica_ = channel::NotifyReplica(*rnotify_);
+      replica_ = channel::NotifyReplica(*rnotify_, &cancel_);
       voter_ = channel::NotifyVoter(*vnotify_);
     } else {
-      const channel::RingConfig cfg{.slots = 16,
-                                    .slot_bytes = kMaxPayload + channel::kSlotOverhead};
+      const channel::RingConfig cfg{
+          .slots = 16, .slot_bytes = kMaxPayload + channel::kSlotOverhead, .cancel = &cancel_};
       auto ew = channel::RingWriter::Create(*t_.a, cfg);
       auto vr = channel::RingReader::Create(*t_.a, cfg);
       auto er = channel::RingReader::Create(*t_.b, cfg);
@@ -81,6 +82,8 @@ class Channels : public ::testing::TestWithParam<Param> {
     ASSERT_TRUE(vconn_->Connect(rconn_->local_endpoint()).ok());
   }
 
+  // The replica's cancel flag (a launcher stopping a thread replica raises it).
+  std::atomic<bool> cancel_{false};
   TransportPair t_;
   std::unique_ptr<transport::Connection> rconn_, vconn_;
   std::unique_ptr<channel::NotifyEndpoint> rnotify_, vnotify_;
@@ -160,6 +163,20 @@ TEST_P(Channels, SilentVoterIsADeadlineNotAHang) {
   std::vector<std::byte> payload(8), buf(kMaxPayload);
   auto v = replica_->Signal(1, payload, buf, 300ms);
   EXPECT_EQ(v.status().code(), StatusCode::kDeadlineExceeded) << v.status();
+}
+
+// A replica thread whose launcher stopped it ends its wait for a verdict (kCancelGrace after the
+// flag) instead of waiting out its timeout; a verdict already on its way would still arrive.
+TEST_P(Channels, ARaisedCancelFlagEndsTheWaitForAVerdict) {
+  std::vector<std::byte> payload(8), buf(kMaxPayload);
+  std::thread raise([&] {
+    std::this_thread::sleep_for(50ms);
+    cancel_ = true;
+  });
+  auto v = replica_->Signal(1, payload, buf, kWait);  // the voter never answers
+  raise.join();
+  EXPECT_EQ(v.status().code(), StatusCode::kAborted) << v.status();
+  EXPECT_NE(v.status().message().find("cancelled"), std::string::npos) << v.status();
 }
 
 TEST_P(Channels, VoterWithoutEventsTimesOut) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 namespace vigil::channel {
@@ -123,17 +124,34 @@ class PollingVoterImpl final : public VoterChannel {
 
 class NotifyReplicaImpl final : public ReplicaChannel {
  public:
-  explicit NotifyReplicaImpl(NotifyEndpoint& e) : e_(e) {}
+  NotifyReplicaImpl(NotifyEndpoint& e, const std::atomic<bool>* cancel) : e_(e), cancel_(cancel) {}
   std::string_view method() const override { return "notify"; }
   size_t max_payload() const override { return e_.max_payload(); }
   Result<Record> Signal(uint16_t kind, std::span<const std::byte> payload, std::span<std::byte> buf,
                         std::chrono::nanoseconds timeout) override {
     VIGIL_RETURN_IF_ERROR(e_.Send(kind, 0, payload, timeout));
-    return e_.Receive(buf, timeout);
+    if (cancel_ == nullptr) return e_.Receive(buf, timeout);
+    // In slices, looking at the cancel flag between them (a receive not yet completed stays
+    // posted: the next slice takes it).
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + timeout;
+    std::optional<Clock::time_point> cancelled_at;
+    for (;;) {
+      const auto now = Clock::now();
+      if (!cancelled_at && cancel_->load(std::memory_order_relaxed)) cancelled_at = now;
+      if (cancelled_at && now - *cancelled_at > kCancelGrace) {
+        return Aborted("notify: wait for the verdict cancelled");
+      }
+      Result<Record> r = e_.Receive(buf, std::clamp<Clock::duration>(deadline - now, {}, kSlice));
+      if (r.ok() || r.status().code() != StatusCode::kDeadlineExceeded) return r;
+      if (Clock::now() >= deadline) return r;
+    }
   }
 
  private:
+  static constexpr std::chrono::milliseconds kSlice{50};
   NotifyEndpoint& e_;
+  const std::atomic<bool>* cancel_;
 };
 
 class NotifyVoterImpl final : public VoterChannel {
@@ -161,8 +179,8 @@ std::unique_ptr<ReplicaChannel> PollingReplica(RingWriter& events, RingReader& v
 std::unique_ptr<VoterChannel> PollingVoter(RingReader& events, RingWriter& verdicts) {
   return std::make_unique<PollingVoterImpl>(events, verdicts);
 }
-std::unique_ptr<ReplicaChannel> NotifyReplica(NotifyEndpoint& e) {
-  return std::make_unique<NotifyReplicaImpl>(e);
+std::unique_ptr<ReplicaChannel> NotifyReplica(NotifyEndpoint& e, const std::atomic<bool>* cancel) {
+  return std::make_unique<NotifyReplicaImpl>(e, cancel);
 }
 std::unique_ptr<VoterChannel> NotifyVoter(NotifyEndpoint& e) {
   return std::make_unique<NotifyVoterImpl>(e);

@@ -91,8 +91,8 @@ class NotifyVoterEnd final : public VoterEnd {
 
 class NotifyReplicaEnd final : public ReplicaEnd {
  public:
-  explicit NotifyReplicaEnd(std::unique_ptr<NotifyEndpoint> e)
-      : e_(std::move(e)), channel_(NotifyReplica(*e_)) {}
+  NotifyReplicaEnd(std::unique_ptr<NotifyEndpoint> e, const std::atomic<bool>* cancel)
+      : e_(std::move(e)), channel_(NotifyReplica(*e_, cancel)) {}
   std::vector<RemoteRegion> regions() const override { return {}; }
   Status Prepare(Connection& c) override { return e_->Attach(&c); }
   Status Attach(Connection&, const PeerInfo&) override { return Status::Ok(); }
@@ -197,11 +197,11 @@ Result<std::unique_ptr<ReplicaEnd>> ReplicaEnd::Create(transport::Transport& t,
     }
     case Method::kNotify: {
       VIGIL_ASSIGN_OR_RETURN(auto e, NotifyEndpoint::Create(t, NotifyFor(o)));
-      return std::unique_ptr<ReplicaEnd>(new NotifyReplicaEnd(std::move(e)));
+      return std::unique_ptr<ReplicaEnd>(new NotifyReplicaEnd(std::move(e), o.cancel));
     }
     case Method::kRpc: {
       if (rpc_target.empty()) return InvalidArgument("rpc method: no voter address to call");
-      VIGIL_ASSIGN_OR_RETURN(auto ch, RpcReplica(rpc_target, o.max_payload, o.token));
+      VIGIL_ASSIGN_OR_RETURN(auto ch, RpcReplica(rpc_target, o.max_payload, o.token, o.cancel));
       return std::unique_ptr<ReplicaEnd>(new RpcReplicaEnd(std::move(ch)));
     }
   }

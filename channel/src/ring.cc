@@ -23,9 +23,6 @@ constexpr uint32_t kAnomalyPolls = 1024;
 constexpr uint32_t kPollsPerCheck = 256;
 constexpr uint32_t kPollsPerDrain = 1024;
 
-// How long a cancelled blocking read still waits for its record.
-constexpr auto kCancelGrace = std::chrono::milliseconds(200);
-
 // The wait of a blocking read or write that did not succeed at once. The clock is first read
 // at the first check, kPollsPerCheck polls in, and the timeout runs from there: a record or a
 // credit that is already there, or arrives within those polls, costs no clock read.

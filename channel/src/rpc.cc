@@ -8,6 +8,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 
 #include "vigil/channel/channel.h"
 #include "vigil/common/logging.h"
@@ -174,10 +175,12 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
 
 class RpcReplicaImpl final : public ReplicaChannel {
  public:
-  RpcReplicaImpl(const std::string& target, size_t max_payload, std::string token)
+  RpcReplicaImpl(const std::string& target, size_t max_payload, std::string token,
+                 const std::atomic<bool>* cancel)
       : target_(target),
         max_payload_(max_payload),
         token_(std::move(token)),
+        cancel_(cancel),
         channel_(security::Channel(security::ProcessTls(), target, security::Role::kVoter)),
         stub_(channel_.ok() ? pb::Voter::NewStub(*channel_) : nullptr) {}
 
@@ -202,7 +205,8 @@ class RpcReplicaImpl final : public ReplicaChannel {
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout));
     ctx.set_wait_for_ready(true);
-    grpc::Status st = stub_->Signal(&ctx, req, &resp);
+    grpc::Status st = Call(ctx, req, resp);
+    if (!st.ok() && cancelled_) return Aborted(fmt::format("rpc signal {}: cancelled", seq));
     if (!st.ok()) {
       const StatusCode code = st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
                                   ? StatusCode::kDeadlineExceeded
@@ -218,9 +222,38 @@ class RpcReplicaImpl final : public ReplicaChannel {
   }
 
  private:
+  // The call; with a cancel flag, one that can be cancelled (kCancelGrace after the flag).
+  grpc::Status Call(grpc::ClientContext& ctx, const pb::EventRecord& req, pb::EventRecord& resp) {
+    cancelled_ = false;
+    if (cancel_ == nullptr) return stub_->Signal(&ctx, req, &resp);
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<grpc::Status> done;
+    stub_->async()->Signal(&ctx, &req, &resp, [&](grpc::Status s) {
+      std::lock_guard<std::mutex> l(mu);
+      done = std::move(s);
+      cv.notify_one();
+    });
+    std::unique_lock<std::mutex> l(mu);
+    std::optional<Clock::time_point> cancelled_at;
+    // The callback always runs (also after TryCancel): the call's objects live until then.
+    while (!cv.wait_for(l, std::chrono::milliseconds(50), [&] { return done.has_value(); })) {
+      if (cancelled_ || !cancel_->load(std::memory_order_relaxed)) continue;
+      const auto now = Clock::now();
+      if (!cancelled_at) cancelled_at = now;
+      if (now - *cancelled_at > kCancelGrace) {
+        cancelled_ = true;
+        ctx.TryCancel();
+      }
+    }
+    return *done;
+  }
+
   std::string target_;
   size_t max_payload_;
   std::string token_;
+  const std::atomic<bool>* cancel_;
+  bool cancelled_ = false;
   Result<std::shared_ptr<grpc::Channel>> channel_;  // the process's TLS settings
   std::unique_ptr<pb::Voter::Stub> stub_;
   uint64_t next_ = 1;
@@ -241,9 +274,10 @@ int RpcVoterPort(const VoterChannel& voter) {
 }
 
 Result<std::unique_ptr<ReplicaChannel>> RpcReplica(const std::string& target, size_t max_payload,
-                                                   const std::string& token) {
+                                                   const std::string& token,
+                                                   const std::atomic<bool>* cancel) {
   return std::unique_ptr<ReplicaChannel>(
-      std::make_unique<RpcReplicaImpl>(target, max_payload, token));
+      std::make_unique<RpcReplicaImpl>(target, max_payload, token, cancel));
 }
 
 }  // namespace vigil::channel

@@ -5,6 +5,7 @@
 // rpc (one synchronous gRPC call per event). The same protocol tests run against all three.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <span>
@@ -52,18 +53,22 @@ class VoterChannel {
 std::unique_ptr<ReplicaChannel> PollingReplica(RingWriter& events, RingReader& verdicts);
 std::unique_ptr<VoterChannel> PollingVoter(RingReader& events, RingWriter& verdicts);
 
-// notify: both directions over one attached NotifyEndpoint per side.
-std::unique_ptr<ReplicaChannel> NotifyReplica(NotifyEndpoint& endpoint);
+// notify: both directions over one attached NotifyEndpoint per side. A raised `cancel` ends the
+// replica's wait for a verdict kCancelGrace later (kAborted), as the polling ring's.
+std::unique_ptr<ReplicaChannel> NotifyReplica(NotifyEndpoint& endpoint,
+                                              const std::atomic<bool>* cancel = nullptr);
 std::unique_ptr<VoterChannel> NotifyVoter(NotifyEndpoint& endpoint);
 
 // rpc: the voter serves vigil.signal.v1.Voter on `listen` ("host:port", port 0 = any; the bound
 // port is reported by RpcVoterPort); the replica calls it at `target`. With a `token` (a replica
 // incarnation's nonce) the voter takes events only from calls that carry it: any other call is
-// PERMISSION_DENIED, logged, and changes nothing (the expected sequence stays).
+// PERMISSION_DENIED, logged, and changes nothing (the expected sequence stays). A raised `cancel`
+// cancels the replica's call in flight kCancelGrace later (kAborted).
 Result<std::unique_ptr<VoterChannel>> RpcVoter(const std::string& listen, size_t max_payload,
                                                const std::string& token = {});
 int RpcVoterPort(const VoterChannel& voter);
 Result<std::unique_ptr<ReplicaChannel>> RpcReplica(const std::string& target, size_t max_payload,
-                                                   const std::string& token = {});
+                                                   const std::string& token = {},
+                                                   const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace vigil::channel

@@ -26,7 +26,8 @@ struct ChannelOptions {
   // rpc: where the voter's gRPC server listens ("host:0" picks a port); the replica calls
   // rpc_target() of the voter end.
   std::string rpc_listen = "127.0.0.1:0";
-  // polling: a flag that, raised, ends blocking ring waits (RingConfig::cancel).
+  // A flag that, raised, ends the replica's blocking waits (RingConfig::cancel; notify and rpc
+  // end a wait for a verdict kCancelGrace later).
   const std::atomic<bool>* cancel = nullptr;
   // rpc: the replica incarnation's nonce, sent with every event and required by the voter end.
   std::string token = {};

@@ -38,11 +38,13 @@ struct RingConfig {
   // (every poller has a dedicated core).
   uint32_t spin_us = 20;
   // When set and raised, a blocking Write gives up at its next clock check, a blocking Read
-  // 200 ms later (a record on its way, such as the abort telling a stopped replica why, still
-  // arrives); both kAborted. A replica thread stopped by its launcher so ends without waiting
-  // out its timeout.
+  // kCancelGrace later (a record on its way, such as the abort telling a stopped replica why,
+  // still arrives); both kAborted. A replica thread stopped by its launcher so ends without
+  // waiting out its timeout.
   const std::atomic<bool>* cancel = nullptr;
 };
+// How long a replica's wait for a verdict goes on once its cancel flag is raised (every method).
+inline constexpr std::chrono::milliseconds kCancelGrace{200};
 
 Status ValidateRingConfig(const RingConfig& config);
 
