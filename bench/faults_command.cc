@@ -12,7 +12,8 @@
 // Workloads: crc32 and susan (replica API: a bit of the state region at a random step, a crash
 // there, or a hang) and vigil-run's sha256sum, sort and gzip (unmodified programs: a bit of the
 // data a read returns, of the result register, of a random register through ptrace, or anywhere
-// in the process's writable memory, at a random system call). For every workload, a record in
+// in the process's writable memory, or the replica crashing or hanging, at a random system
+// call). For every workload, a record in
 // flight: one random bit of a replica's n-th RDMA WRITE (polling) or SEND (notify) flipped, or
 // that operation dropped while the sender is told it arrived (the transport's
 // FaultInjectingConnection, between the replica and the wire). Every injection is reproducible
@@ -78,8 +79,9 @@ bool SilencesReplica(const std::string& kind) { return kind == "hang" || IsRecor
 std::vector<std::string> KindsOf(const std::string& workload, const std::string& method) {
   if (IsSsr(workload)) return {"ssr-slot"};
   std::vector<std::string> kinds =
-      IsExec(workload) ? std::vector<std::string>{"data", "result", "register", "memory"}
-                       : std::vector<std::string>{"state", "crash", "hang"};
+      IsExec(workload)
+          ? std::vector<std::string>{"data", "result", "register", "memory", "crash", "hang"}
+          : std::vector<std::string>{"state", "crash", "hang"};
   if (method != "rpc") {
     kinds.push_back("record-corrupt");
     kinds.push_back("record-drop");
@@ -250,11 +252,8 @@ Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
       run::ExecOptions eo{.argv = argv, .env = ProgramEnvironment(), .killed = killed};
       if (inj != nullptr && !IsRecordKind(inj->kind) && spec.replica == inj->victim &&
           spec.incarnation == 0) {
-        const std::string fault = inj->kind == "data"       ? "flip"
-                                  : inj->kind == "register" ? "flip-" + inj->reg
-                                                            : "flip-" + inj->kind;
-        run::SetExecFault(fault, eo);
-        eo.flip_at = inj->at;
+        run::SetExecFault(ExecFaultFor(inj->kind == "register" ? inj->reg : inj->kind), eo);
+        eo.fault_at = inj->at;
         eo.flip_bit = inj->bit;
         eo.injected = fired;
       }

@@ -85,19 +85,20 @@ int main(int argc, char** argv) {
   app.add_option("--fault", fault,
                  "fault injection: flip (a state bit), crash (SIGKILL itself) or hang (SIGSTOP "
                  "itself) before --fault-step; exec: flip (a bit of data read), flip-result (of "
-                 "a call's result register) or flip-REGISTER (rbx, r12, rip...: of that "
-                 "register, through ptrace)")
+                 "a call's result register), flip-memory (a bit of writable memory), "
+                 "flip-REGISTER (rbx, r12, rip...: of that register, through ptrace), crash or "
+                 "hang, at that intercepted system call")
       ->check([](const std::string& f) {
-        return f == "crash" || f == "hang" || IsExecFault(f)
-                   ? std::string()
-                   : fmt::format(
-                         "fault '{}': flip, crash, hang, flip-result or flip-REGISTER "
-                         "with REGISTER one of {}",
-                         f, fmt::join(kFlippableRegisters, ", "));
+        return IsExecFault(f) ? std::string()
+                              : fmt::format(
+                                    "fault '{}': flip, crash, hang, flip-result, flip-memory or "
+                                    "flip-REGISTER "
+                                    "with REGISTER one of {}",
+                                    f, fmt::join(kFlippableRegisters, ", "));
       });
   app.add_option("--fault-step", fault_step,
-                 "fault injection: before this step (>= 1); exec: flip (only) at this "
-                 "intercepted system call, in the bytes the voter delivers")
+                 "fault injection: before this step (>= 1); exec: at this intercepted system "
+                 "call")
       ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
   app.add_option("--flip-bit", flip_bit, "fault injection: which bit of the state region");
   return cli::Run(app, common, argc, argv, [&]() -> int {
@@ -109,7 +110,7 @@ int main(int argc, char** argv) {
     run::ExecOptions exec{.argv = exec_argv,
                           .program = exec_path,
                           .env = exec_env,
-                          .flip_at = fault.empty() ? 0 : fault_step,
+                          .fault_at = fault.empty() ? 0 : fault_step,
                           .flip_bit = flip_bit};
     if (workload == "exec" && unreplicated) {
       fmt::print(stderr, "error: --workload exec runs only as a replica (not --unreplicated)\n");

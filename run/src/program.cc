@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -62,13 +63,17 @@ const uint64_t (&ArgsOf(const SyscallStop& stop))[6] {
 bool SetExecFault(std::string_view fault, ExecOptions& o) {
   if (!IsExecFault(fault)) return false;
   if (fault == "flip") {
-    o.flip = ExecOptions::Flip::kData;
+    o.fault = ExecOptions::Fault::kData;
+  } else if (fault == "crash") {
+    o.fault = ExecOptions::Fault::kCrash;
+  } else if (fault == "hang") {
+    o.fault = ExecOptions::Fault::kHang;
   } else if (fault == "flip-result") {
-    o.flip = ExecOptions::Flip::kResult;
+    o.fault = ExecOptions::Fault::kResult;
   } else if (fault == "flip-memory") {
-    o.flip = ExecOptions::Flip::kMemory;
+    o.fault = ExecOptions::Fault::kMemory;
   } else {
-    o.flip = ExecOptions::Flip::kRegister;
+    o.fault = ExecOptions::Fault::kRegister;
     o.flip_register = std::string(fault.substr(5));
   }
   return true;
@@ -118,18 +123,22 @@ Result<bool> ExecProgram::Step(replica::ReplicaContext& ctx) {
     }
     // The state region may have been rolled back or repaired by the voter meanwhile: re-read.
     const uint64_t call = ++ctx.State<State>().calls;
-    if (FlipDue(ExecOptions::Flip::kRegister, call)) {
+    if (FaultDue(ExecOptions::Fault::kRegister, call)) {
       Result<InterceptedProcess::RegisterFlip> f =
           proc_->FlipRegister(**next, o_.flip_register, static_cast<unsigned>(o_.flip_bit));
       if (!f.ok()) return f.status();
-      Flipped();
+      Injected();
       Log()->warn("fault injection: flipped bit {} of {} at {} (call {}): {:#x} -> {:#x}",
                   o_.flip_bit % 64, o_.flip_register, SyscallName((*next)->nr), call, f->before,
                   f->after);
       --ctx.State<State>().calls;  // the program makes this call again, with the flipped register
       continue;
     }
-    if (FlipDue(ExecOptions::Flip::kMemory, call)) VIGIL_RETURN_IF_ERROR(FlipMemory(**next, call));
+    if (FaultDue(ExecOptions::Fault::kMemory, call))
+      VIGIL_RETURN_IF_ERROR(FlipMemory(**next, call));
+    if (FaultDue(ExecOptions::Fault::kCrash, call) || FaultDue(ExecOptions::Fault::kHang, call)) {
+      VIGIL_RETURN_IF_ERROR(Fail(**next, call));
+    }
     VIGIL_RETURN_IF_ERROR(Handle(ctx, **next, call));
   }
 }
@@ -179,11 +188,11 @@ Status ExecProgram::Handle(replica::ReplicaContext& ctx, const SyscallStop& stop
     return Status::Ok();
   }
   if (out.bytes > 0) {
-    if (FlipDue(ExecOptions::Flip::kData, call) &&
+    if (FaultDue(ExecOptions::Fault::kData, call) &&
         (stop.nr == SYS_read || stop.nr == SYS_pread64)) {
       const uint64_t bit = o_.flip_bit % (out.bytes * 8);
       result_[bit / 8] ^= std::byte{static_cast<uint8_t>(1u << (bit % 8))};
-      Flipped();
+      Injected();
       Log()->warn(
           "fault injection: flipped bit {} of the {} bytes {} (call {}) returned, in the "
           "program's memory at {:#x}",
@@ -220,10 +229,10 @@ Status ExecProgram::Handle(replica::ReplicaContext& ctx, const SyscallStop& stop
   if ((stop.nr == SYS_dup2 || stop.nr == SYS_dup3) && out.value >= 0) {
     local_fds_.erase(static_cast<int>(out.value));  // no longer the file copied here
   }
-  if (FlipDue(ExecOptions::Flip::kResult, call)) {
+  if (FaultDue(ExecOptions::Fault::kResult, call)) {
     const uint64_t bit = o_.flip_bit % 64;
     const auto flipped = static_cast<int64_t>(static_cast<uint64_t>(out.value) ^ (1ull << bit));
-    Flipped();
+    Injected();
     Log()->warn("fault injection: flipped bit {} of the result register of {} (call {}): {} -> {}",
                 bit, SyscallName(stop.nr), call, out.value, flipped);
     // The program sees the flipped rax: a value, or (negative) an error.
@@ -255,7 +264,7 @@ Status ExecProgram::FlipMemory(const SyscallStop& stop, uint64_t call) {
     if (b.size() != 1) return Internal(fmt::format("{}: cannot read {:#x}", name(), addr));
     b[0] ^= static_cast<uint8_t>(1u << (bit % 8));
     VIGIL_RETURN_IF_ERROR(proc_->WriteMemory(stop, addr, b));
-    Flipped();
+    Injected();
     Log()->warn(
         "fault injection: flipped bit {} of the byte at {:#x} (mapping {:#x}-{:#x}) at {} "
         "(call {})",
@@ -265,13 +274,32 @@ Status ExecProgram::FlipMemory(const SyscallStop& stop, uint64_t call) {
   return Internal("flip position outside the mappings");
 }
 
-void ExecProgram::Flipped() {
-  flipped_ = true;
+Status ExecProgram::Fail(const SyscallStop& stop, uint64_t call) {
+  const bool crash = o_.fault == ExecOptions::Fault::kCrash;
+  Injected();
+  Log()->warn("fault injection: the replica {} at {} (call {})", crash ? "crashes" : "hangs",
+              SyscallName(stop.nr), call);
+  if (!o_.killed) {
+    // A replica process: as the other workloads' crash and hang (the node or the voter ends a
+    // stopped one when it is replaced; one continued goes on with the call).
+    Log()->flush();
+    raise(crash ? SIGKILL : SIGSTOP);
+    return Status::Ok();
+  }
+  if (crash) return Aborted("injected crash");
+  // A thread replica cannot stop itself: it waits, sending nothing, until the launcher stops it.
+  while (!o_.killed->load()) usleep(10'000);
+  return Aborted("replica stopped");
+}
+
+void ExecProgram::Injected() {
+  injected_ = true;
   if (o_.injected) o_.injected->store(true);
 }
 
-bool ExecProgram::FlipDue(ExecOptions::Flip kind, uint64_t call) const {
-  return o_.flip_at > 0 && o_.flip == kind && !flipped_ && executions_ == 1 && call >= o_.flip_at;
+bool ExecProgram::FaultDue(ExecOptions::Fault kind, uint64_t call) const {
+  return o_.fault_at > 0 && o_.fault == kind && !injected_ && executions_ == 1 &&
+         call >= o_.fault_at;
 }
 
 Status ExecProgram::HandleWrite(replica::ReplicaContext& ctx, const SyscallStop& stop) {

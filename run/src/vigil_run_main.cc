@@ -94,7 +94,7 @@ int RunProgram(const RunOptions& o) {
                  o.flip, n - 1);
       return 2;
     }
-    program.fault = o.flip_target == "data" ? "flip" : "flip-" + o.flip_target;
+    program.fault = ExecFaultFor(o.flip_target);
     program.fault_replica = static_cast<uint16_t>(r);
     program.fault_step = call;
     program.flip_bit = o.flip_bit;
@@ -224,14 +224,18 @@ int main(int argc, char** argv) {
                  fmt::format("what --inject-flip flips: data (a bit of the data the replica's "
                              "next read returns, in its memory), result (a bit of the result "
                              "register, rax, of its next call the voter executes), memory (a bit "
-                             "anywhere in its writable memory, --flip-bit modulo its size) or a "
-                             "register at that call, through ptrace: {}",
+                             "anywhere in its writable memory, --flip-bit modulo its size), a "
+                             "register at that call, through ptrace: {}; or, instead of a flip, "
+                             "crash (the replica kills itself at that call) or hang (it stops "
+                             "itself there: --deadline-ms finds it)",
                              fmt::join(kFlippableRegisters, ", ")))
       ->check([](const std::string& t) {
-        return t == "data" || t == "result" || t == "memory" || IsFlippableRegister(t)
+        return IsExecFault(ExecFaultFor(t))
                    ? std::string()
-                   : fmt::format("--flip-target '{}': data, result, memory or a register ({})", t,
-                                 fmt::join(kFlippableRegisters, ", "));
+                   : fmt::format(
+                         "--flip-target '{}': data, result, memory, a register ({}), crash or "
+                         "hang",
+                         t, fmt::join(kFlippableRegisters, ", "));
       });
   app.add_option("--root", o.root,
                  "the directory whose files the program may change (and read); elsewhere it may "

@@ -111,6 +111,16 @@ check tmr-notify-rip-flip "flipped bit 5 of rip" --mode tmr --signal notify \
 grep -q "0 rollbacks, 1 replacements" "$W/tmr-notify-rip-flip.log" ||
   fail "TMR instruction pointer flip not handled by a replacement"
 
+# A replica process that dies at a call (TMR: the others go on, it is replaced and catches up)
+# or stops sending (DMR: found by the deadline, replaced, both restart from the checkpoint).
+check tmr-polling-crash "" --mode tmr --signal polling --inject-flip 1:40 --flip-target crash -- \
+  sha256sum
+grep -q "the replica crashes at" "$W/tmr-polling-crash.log" || fail "TMR crash not injected"
+grep -q ", 1 replacements" "$W/tmr-polling-crash.log" || fail "TMR crash: no replacement"
+check dmr-notify-hang "no event within the 2000 ms deadline" --mode dmr --signal notify \
+  --deadline-ms 2000 --inject-flip 0:40 --flip-target hang -- sha256sum
+grep -q "1 rollbacks, 1 replacements" "$W/dmr-notify-hang.log" || fail "DMR hang not counted"
+
 # An unsupported call stops the run with its name and exit code 125.
 rc=0
 "$RUN" --insecure --mode dmr -- sh -c 'true | true' > "$W/pipe.out" 2> "$W/pipe.log" || rc=$?

@@ -79,16 +79,17 @@ TEST(ReplicaLaunch, ExecLaunchesCarryTheProgramAfterDoubleDash) {
   l.exec_argv = {"sort", "--parallel=1", "a file with spaces"};
   l.exec_env = {"LC_ALL=C"};
   EXPECT_TRUE(l.Check().ok()) << l.Check().ToString();
-  for (const char* fault : {"flip", "flip-result", "flip-rbx", "flip-rip"}) {
+  for (const char* fault :
+       {"flip", "flip-result", "flip-memory", "flip-rbx", "flip-rip", "crash", "hang"}) {
     auto f = l;
     f.fault = fault;
     f.fault_step = 30;
     EXPECT_TRUE(f.Check().ok()) << fault << ": " << f.Check().ToString();
   }
   auto bad = l;
-  bad.fault = "crash";  // exec takes the flips only
+  bad.fault = "state";  // not a fault of exec's
   bad.fault_step = 3;
-  EXPECT_NE(bad.Check().message().find("fault 'crash'"), std::string::npos);
+  EXPECT_NE(bad.Check().message().find("fault 'state'"), std::string::npos);
   bad.fault = "flip-rax";  // the restart of the interrupted call rewrites rax
   EXPECT_NE(bad.Check().message().find("fault 'flip-rax'"), std::string::npos);
   bad = l;

@@ -118,9 +118,9 @@ struct Job {
   channel::Method method = channel::Method::kPolling;
   std::vector<std::string> argv = {};
   std::string input = {};
-  int flip_replica = -1;  // replica whose first incarnation gets a flip
-  uint64_t flip_at = 0;
-  ExecOptions::Flip flip = ExecOptions::Flip::kData;
+  int flip_replica = -1;  // replica whose first incarnation gets the fault
+  uint64_t fault_at = 0;
+  ExecOptions::Fault fault = ExecOptions::Fault::kData;
   std::string flip_register = {};
   // When set: each call the voter executed, as (system call number, first argument).
   std::vector<std::pair<uint64_t, uint64_t>>* calls_seen = nullptr;
@@ -130,6 +130,8 @@ struct Job {
   // capabilities, as the tests' files are root's; "" is vigil-run's default (ExecutorProcessTest
   // checks it: the root's owner, or nobody).
   std::string executor_user = geteuid() == 0 ? "root" : "";
+  // How long the voter waits for a replica's next event (a hung one is replaced after it).
+  std::chrono::milliseconds deadline = 20s;
 };
 
 // Passes every call on to the executor and notes which it was.
@@ -173,7 +175,7 @@ Result<Outcome> RunReplicated(const Job& j) {
   voter::GroupOptions g;
   g.mode = j.mode;
   g.channel.method = j.method;
-  g.deadline = 20s;
+  g.deadline = j.deadline;
   g.replace_after = 1;  // as vigil-run: an outvoted process is replaced
   const int in = TempFd(j.input), out = TempFd(), err = TempFd();
   Outcome o;
@@ -186,9 +188,9 @@ Result<Outcome> RunReplicated(const Job& j) {
           return std::unique_ptr<replica::Program>(
               std::make_unique<ExecProgram>(ExecOptions{.argv = j.argv,
                                                         .env = TestEnv(),
-                                                        .flip_at = flip ? j.flip_at : 0,
+                                                        .fault_at = flip ? j.fault_at : 0,
                                                         .flip_bit = 5,
-                                                        .flip = j.flip,
+                                                        .fault = j.fault,
                                                         .flip_register = j.flip_register,
                                                         .killed = killed}));
         });
@@ -314,8 +316,8 @@ TEST(VigilRunTest, DmrRollbackAfterATruncatingRewriteRestoresTheFileFirst) {
                             .method = channel::Method::kNotify,
                             .argv = argv,
                             .flip_replica = 1,
-                            .flip_at = write,
-                            .flip = ExecOptions::Flip::kRegister,
+                            .fault_at = write,
+                            .fault = ExecOptions::Fault::kRegister,
                             .flip_register = "rdi"});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_TRUE(got->report.completed) << got->report.failure;
@@ -347,7 +349,7 @@ TEST(VigilRunTest, DmrRollbackAfterAPartialAppendAppendsOnce) {
                             .argv = argv,
                             .input = text,
                             .flip_replica = 0,
-                            .flip_at = first_write});
+                            .fault_at = first_write});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_TRUE(got->report.completed) << got->report.failure;
   EXPECT_EQ(got->report.mismatches, 1u);
@@ -392,7 +394,7 @@ TEST(VigilRunTest, DmrDetectsAMemoryFlipAndReExecutesFromTheStart) {
                             .argv = {"sha256sum"},
                             .input = text,
                             .flip_replica = 1,
-                            .flip_at = 30});
+                            .fault_at = 30});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_TRUE(got->report.completed) << got->report.failure;
   EXPECT_EQ(got->out, want.out);
@@ -410,8 +412,8 @@ TEST(VigilRunTest, DmrDetectsAResultRegisterFlip) {
                             .argv = {"sha256sum"},
                             .input = text,
                             .flip_replica = 0,
-                            .flip_at = 34,
-                            .flip = ExecOptions::Flip::kResult});
+                            .fault_at = 34,
+                            .fault = ExecOptions::Fault::kResult});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_TRUE(got->report.completed) << got->report.failure;
   EXPECT_EQ(got->out, want.out);
@@ -429,8 +431,8 @@ TEST(VigilRunTest, DmrDetectsAnArgumentRegisterFlipMadeThroughPtrace) {
                             .argv = {"sha256sum"},
                             .input = text,
                             .flip_replica = 1,
-                            .flip_at = 40,
-                            .flip = ExecOptions::Flip::kRegister,
+                            .fault_at = 40,
+                            .fault = ExecOptions::Fault::kRegister,
                             .flip_register = "rdi"});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_TRUE(got->report.completed) << got->report.failure;
@@ -450,8 +452,8 @@ TEST(VigilRunTest, TmrOutvotesAnInstructionPointerFlip) {
                             .method = channel::Method::kNotify,
                             .argv = argv,
                             .flip_replica = 2,
-                            .flip_at = 50,
-                            .flip = ExecOptions::Flip::kRegister,
+                            .fault_at = 50,
+                            .fault = ExecOptions::Fault::kRegister,
                             .flip_register = "rip"});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_TRUE(got->report.completed) << got->report.failure;
@@ -461,20 +463,57 @@ TEST(VigilRunTest, TmrOutvotesAnInstructionPointerFlip) {
   EXPECT_EQ(got->report.rollbacks, 0u);
 }
 
+// A replica that dies, or stops sending, at a system call: the voter replaces it (TMR: the two
+// others carry on and the replacement catches up; DMR: the survivor waits for the replacement)
+// and the output is the plain run's.
+TEST(VigilRunTest, ACrashedOrHungReplicaIsReplacedAndTheOutputIsRight) {
+  const std::string text = TestText();
+  Native want = RunNative({"sha256sum"}, text);
+  struct Case {
+    voter::Mode mode;
+    ExecOptions::Fault fault;
+  };
+  for (Case c : {Case{voter::Mode::kTmr, ExecOptions::Fault::kCrash},
+                 Case{voter::Mode::kTmr, ExecOptions::Fault::kHang},
+                 Case{voter::Mode::kDmr, ExecOptions::Fault::kHang}}) {
+    const bool hang = c.fault == ExecOptions::Fault::kHang;
+    SCOPED_TRACE(fmt::format("{} {}", voter::ModeName(c.mode), hang ? "hang" : "crash"));
+    auto got = RunReplicated({.mode = c.mode,
+                              .argv = {"sha256sum"},
+                              .input = text,
+                              .flip_replica = 1,
+                              .fault_at = 40,
+                              .fault = c.fault,
+                              .deadline = 1s});
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_TRUE(got->report.completed) << got->report.failure;
+    EXPECT_EQ(got->out, want.out);
+    EXPECT_EQ(got->report.mismatches, 0u);
+    EXPECT_EQ(hang ? got->report.missed_deadlines : got->report.crashes, 1u);
+    EXPECT_EQ(got->report.replacements, 1u);
+    // DMR's survivor restarts from the program's start with the replacement (its one
+    // checkpoint).
+    EXPECT_EQ(got->report.rollbacks, c.mode == voter::Mode::kDmr ? 1u : 0u);
+  }
+}
+
 TEST(VigilRunTest, ExecFaultNamesAreParsed) {
   ExecOptions o;
   EXPECT_TRUE(SetExecFault("flip", o));
-  EXPECT_EQ(o.flip, ExecOptions::Flip::kData);
+  EXPECT_EQ(o.fault, ExecOptions::Fault::kData);
   EXPECT_TRUE(SetExecFault("flip-result", o));
-  EXPECT_EQ(o.flip, ExecOptions::Flip::kResult);
+  EXPECT_EQ(o.fault, ExecOptions::Fault::kResult);
   EXPECT_TRUE(SetExecFault("flip-memory", o));
-  EXPECT_EQ(o.flip, ExecOptions::Flip::kMemory);
+  EXPECT_EQ(o.fault, ExecOptions::Fault::kMemory);
   EXPECT_TRUE(SetExecFault("flip-r12", o));
-  EXPECT_EQ(o.flip, ExecOptions::Flip::kRegister);
+  EXPECT_EQ(o.fault, ExecOptions::Fault::kRegister);
   EXPECT_EQ(o.flip_register, "r12");
-  for (const char* bad : {"", "flip-", "flip-rax", "flip-orig_rax", "flip-rcx", "crash",
-                          "flip-"
-                          "xmm0"}) {
+  EXPECT_TRUE(SetExecFault("crash", o));
+  EXPECT_EQ(o.fault, ExecOptions::Fault::kCrash);
+  EXPECT_TRUE(SetExecFault("hang", o));
+  EXPECT_EQ(o.fault, ExecOptions::Fault::kHang);
+  for (const char* bad :
+       {"", "flip-", "flip-rax", "flip-orig_rax", "flip-rcx", "crash-", "stop", "flip-xmm0"}) {
     EXPECT_FALSE(SetExecFault(bad, o)) << bad;
   }
 }
@@ -487,7 +526,7 @@ TEST(VigilRunTest, TmrOutvotesAMemoryFlipAndReplacesTheReplica) {
                             .method = channel::Method::kPolling,
                             .argv = {"gzip", "-c", "-n", file},
                             .flip_replica = 2,
-                            .flip_at = 30});
+                            .fault_at = 30});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_TRUE(got->report.completed) << got->report.failure;
   EXPECT_TRUE(got->out == want.out) << "compressed output differs";
@@ -510,7 +549,7 @@ TEST(VigilRunTest, TmrReplacementCatchesUpAndVotesAgain) {
                             .method = channel::Method::kNotify,
                             .argv = argv,
                             .flip_replica = 0,
-                            .flip_at = 40});
+                            .fault_at = 40});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_TRUE(got->report.completed) << got->report.failure;
   EXPECT_TRUE(got->out == want.out) << "copied output differs";
@@ -534,7 +573,7 @@ TEST(VigilRunTest, LargeWritesAreVotedByDigestAndReadFromAHealthyReplica) {
                               .method = channel::Method::kPolling,
                               .argv = {"dd", "if=" + file, "bs=64k", "status=none"},
                               .flip_replica = flip,
-                              .flip_at = 35});
+                              .fault_at = 35});
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     EXPECT_TRUE(got->report.completed) << got->report.failure;
     EXPECT_TRUE(got->out == text) << "dd's output differs";

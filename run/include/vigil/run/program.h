@@ -24,7 +24,7 @@ struct ExecOptions {
   std::vector<std::string> argv;
   std::string program = {};      // the file to execute (empty: argv[0], looked up in PATH)
   std::vector<std::string> env;  // the program's whole environment (same in every replica)
-  // Fault injection, first execution only, at intercepted call `flip_at` (1 = the first call;
+  // Fault injection, first execution only, at intercepted call `fault_at` (1 = the first call;
   // 0 = none):
   //   kData    flip bit `flip_bit` (modulo their size) of the data the first read (or pread64)
   //            at or after that call returns, in the program's memory: a memory fault in the
@@ -36,11 +36,15 @@ struct ExecOptions {
   //            with the flipped register (intercept.h, FlipRegister);
   //   kMemory  flip one bit of the process's writable private memory (heap, stack, data, bss,
   //            anonymous mappings) at that call: bit `flip_bit` modulo their total size, counted
-  //            through the mappings in address order. A memory fault at a random place.
-  enum class Flip { kData, kResult, kRegister, kMemory };
-  uint64_t flip_at = 0;
+  //            through the mappings in address order. A memory fault at a random place;
+  //   kCrash   the replica dies at that call, the program with it: a thread replica (`killed`
+  //            set) ends with an error, a replica process kills itself (SIGKILL);
+  //   kHang    the replica stops at that call and sends nothing more: a thread replica waits
+  //            until `killed` is raised, a replica process stops itself (SIGSTOP).
+  enum class Fault { kData, kResult, kRegister, kMemory, kCrash, kHang };
+  uint64_t fault_at = 0;
   uint64_t flip_bit = 0;
-  Flip flip = Flip::kData;
+  Fault fault = Fault::kData;
   std::string flip_register = {};
   // Raised by a thread launcher to stop the replica (a thread cannot be killed).
   std::shared_ptr<std::atomic<bool>> killed = nullptr;
@@ -61,7 +65,6 @@ class ExecProgram final : public replica::Program {
   Result<bool> Step(replica::ReplicaContext& ctx) override;
 
   uint64_t executions() const { return executions_; }
-  bool flipped() const { return flipped_; }
 
  private:
   // Voted with every event (part of the state region's digest).
@@ -73,9 +76,11 @@ class ExecProgram final : public replica::Program {
   // Answers the stop with a result (negative: -errno).
   Status Answer(const SyscallStop& stop, int64_t value);
   // True when the injected fault of this kind is due at `call` (once, first execution only).
-  bool FlipDue(ExecOptions::Flip kind, uint64_t call) const;
+  bool FaultDue(ExecOptions::Fault kind, uint64_t call) const;
   Status FlipMemory(const SyscallStop& stop, uint64_t call);
-  void Flipped();  // the fault is injected
+  // kCrash or kHang: the replica dies or stops here.
+  Status Fail(const SyscallStop& stop, uint64_t call);
+  void Injected();  // the fault is injected (once)
 
   ExecOptions o_;
   std::optional<InterceptedProcess> proc_;
@@ -83,7 +88,7 @@ class ExecProgram final : public replica::Program {
   std::vector<std::byte> result_;
   std::vector<std::byte> record_;
   uint64_t executions_ = 0;
-  bool flipped_ = false;
+  bool injected_ = false;
 };
 
 }  // namespace vigil::run
