@@ -243,7 +243,7 @@ Result<Outcome> Campaign::Run(const Subject& s, const std::string& mode_name,
   if (exec) g.replace_after = 1;  // as vigil-run: an outvoted process is replaced
   auto fired = std::make_shared<std::atomic<bool>>(false);
   auto steps = std::make_shared<std::atomic<uint64_t>>(0);
-  voter::ThreadLauncher::ProgramFactory factory;
+  testing::ThreadLauncher::ProgramFactory factory;
   if (exec) {
     const std::vector<std::string> argv = Argv(s.name);
     factory = [argv, inj, fired](const voter::LaunchSpec& spec,

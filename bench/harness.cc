@@ -242,7 +242,7 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
 }
 
 Result<GroupRun> RunGroupAsIs(BenchSetup& setup, voter::GroupOptions g,
-                              const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
+                              const testing::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
                               std::FILE* out, voter::SyscallExecutor* syscalls, Measure measure,
                               bool pin, size_t input_bytes,
                               std::chrono::milliseconds verdict_timeout,
@@ -253,7 +253,7 @@ Result<GroupRun> RunGroupAsIs(BenchSetup& setup, voter::GroupOptions g,
   g.channel.rpc_listen = "127.0.0.1:0";
   GroupRun run;
   {
-    voter::ThreadLauncher launcher(
+    testing::ThreadLauncher launcher(
         replica_transport != nullptr ? *replica_transport : *setup.transport,
         fmt::format("127.0.0.1:{}", server.port()), g.channel, verdict_timeout, factory);
     launcher.set_measure(measure == Measure::kBreakdown);
@@ -278,7 +278,7 @@ Result<GroupRun> RunGroupAsIs(BenchSetup& setup, voter::GroupOptions g,
 
 Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
                           uint32_t max_payload, uint32_t spin_us, bool pin,
-                          const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
+                          const testing::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
                           std::FILE* out, voter::SyscallExecutor* syscalls, Measure measure) {
   voter::GroupOptions g;
   g.mode = mode;

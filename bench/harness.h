@@ -13,11 +13,11 @@
 #include "commands.h"
 #include "perftest.h"
 #include "vigil/common/histogram.h"
+#include "vigil/testing/thread_launcher.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/transport.h"
 #include "vigil/transport/verbs.h"
 #include "vigil/voter/group.h"
-#include "vigil/voter/thread_launcher.h"
 
 namespace vigil::bench {
 
@@ -69,7 +69,7 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& options, const std
 
 struct GroupRun {
   voter::GroupReport report;
-  std::vector<voter::ThreadReplicaResult> replicas;
+  std::vector<testing::ThreadReplicaResult> replicas;
   double wall_ms = 0;
 };
 
@@ -90,7 +90,7 @@ enum class Measure {
 // verdict (a replica the group no longer answers ends after it); `replica_transport`: the
 // replicas' transport, if not the voter's (a fault-injecting wrapper of it).
 Result<GroupRun> RunGroupAsIs(BenchSetup& setup, voter::GroupOptions g,
-                              const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
+                              const testing::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
                               std::FILE* out, voter::SyscallExecutor* syscalls = nullptr,
                               Measure measure = Measure::kNothing, bool pin = false,
                               size_t input_bytes = 0,
@@ -101,7 +101,7 @@ Result<GroupRun> RunGroupAsIs(BenchSetup& setup, voter::GroupOptions g,
 // `syscalls` handling system call events (vigil-run), if given.
 Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
                           uint32_t max_payload, uint32_t spin_us, bool pin,
-                          const voter::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
+                          const testing::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
                           std::FILE* out, voter::SyscallExecutor* syscalls = nullptr,
                           Measure measure = Measure::kNothing);
 

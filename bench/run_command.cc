@@ -4,7 +4,7 @@
 // system calls the voter handled per second (of wall time, and of the voter's own deciding
 // time, which is the voter's capacity). Outputs are compared with the plain run's.
 //
-// Replicas are threads of this process (voter::ThreadLauncher), each running its own copy of the
+// Replicas are threads of this process (testing::ThreadLauncher), each running its own copy of the
 // program as a child process under seccomp interception, on the benchmark's transport.
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -10,7 +10,7 @@
 //    set-up (memory registration, connecting), its work (the program's time outside
 //    signalling) and CPU time outside signalling, its signalling wait, and the voter's own time.
 //
-// Replicas are threads of this process (voter::ThreadLauncher) with their own connections and
+// Replicas are threads of this process (testing::ThreadLauncher) with their own connections and
 // registered state; the voter's threads run alongside them on the same cores.
 #include <fmt/format.h>
 
@@ -26,9 +26,9 @@
 #include "harness.h"
 #include "vigil/common/cpu_time.h"
 #include "vigil/replica/context.h"
+#include "vigil/testing/thread_launcher.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/voter/group.h"
-#include "vigil/voter/thread_launcher.h"
 #include "vigil/workloads/workloads.h"
 
 namespace vigil::bench {

@@ -7,7 +7,7 @@ VIGIL_PACKAGES=(
   libibverbs-dev librdmacm-dev rdma-core ibverbs-providers ibverbs-utils perftest iproute2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libxxhash-dev libisal-dev
-  libgtest-dev libgmock-dev libseccomp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libseccomp-dev
   qemu-system-x86 busybox-static cpio kmod
   dpkg-dev ansible ansible-lint python3-matplotlib
   clang-16 libfuzzer-16-dev libclang-rt-16-dev

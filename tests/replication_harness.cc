@@ -32,7 +32,7 @@ Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Tra
   JobResult result;
   {
     const std::string voter = fmt::format("127.0.0.1:{}", server.port());
-    voter::ThreadLauncher launcher(
+    testing::ThreadLauncher launcher(
         replica_t, voter, spec.group.channel, spec.verdict_timeout,
         [&spec, &voter](const voter::LaunchSpec& s, std::shared_ptr<std::atomic<bool>> killed)
             -> Result<std::unique_ptr<replica::Program>> {

@@ -1,5 +1,5 @@
 // Runs a replicated job in one process for the tests: the voter's Group, and replicas as threads
-// (voter::ThreadLauncher) over any transport. Thread replicas are in-process stand-ins for
+// (testing::ThreadLauncher) over any transport. Thread replicas are in-process stand-ins for
 // replica processes: "killing" one makes its program fail at its next step, "hanging" one blocks
 // it, as the tests' fault hooks arrange. The process path (SIGKILL/SIGSTOP) is tested with
 // vigil-voter and vigil-node in the rxe tier.
@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "vigil/replica/runner.h"
+#include "vigil/testing/thread_launcher.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/voter/group.h"
-#include "vigil/voter/thread_launcher.h"
 #include "vigil/workloads/workloads.h"
 
 namespace vigil::testing {
@@ -48,7 +48,7 @@ struct JobSpec {
 struct JobResult {
   voter::GroupReport report;
   std::string output;
-  std::vector<voter::ThreadReplicaResult> replicas;  // how each incarnation ended
+  std::vector<testing::ThreadReplicaResult> replicas;  // how each incarnation ended
 };
 
 // `voter_t` hosts the voter; `replica_t` the replicas (may be the same transport).

@@ -17,11 +17,11 @@ namespace pb = vigil::node::v1;
 
 using security::ToGrpc;
 
-Result<ReplicaKey> KeyFrom(const pb::ReplicaId& id) {
+Result<replica::ReplicaKey> KeyFrom(const pb::ReplicaId& id) {
   if (id.replica() > 2) {
     return InvalidArgument(fmt::format("replica index {} (0..2)", id.replica()));
   }
-  return ReplicaKey{id.group(), id.replica(), id.incarnation()};
+  return replica::ReplicaKey{id.group(), id.replica(), id.incarnation()};
 }
 
 }  // namespace
@@ -49,7 +49,7 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
         return ToGrpc(st);
       }
     }
-    ReplicaLaunch l;
+    replica::ReplicaLaunch l;
     l.key = *key;
     l.voter = req->voter();
     l.service = req->service();
@@ -150,7 +150,7 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
       return st;
     }
     resp->set_node(owner_.options_.node_name);
-    for (const ProcessStatus& p : owner_.processes_->List()) {
+    for (const replica::ProcessStatus& p : owner_.processes_->List()) {
       auto* r = resp->add_replicas();
       r->mutable_id()->set_group(p.key.group);
       r->mutable_id()->set_replica(p.key.replica);
@@ -173,8 +173,9 @@ class NodeAgent::Service final : public pb::NodeAgent::Service {
 };
 
 NodeAgent::NodeAgent(AgentOptions options) : options_(std::move(options)) {
-  if (options_.replica_binary.empty()) options_.replica_binary = DefaultReplicaBinary();
-  processes_ = std::make_unique<ProcessTable>(options_.replica_binary, options_.max_replicas);
+  if (options_.replica_binary.empty()) options_.replica_binary = replica::DefaultReplicaBinary();
+  processes_ =
+      std::make_unique<replica::ProcessTable>(options_.replica_binary, options_.max_replicas);
 }
 
 NodeAgent::~NodeAgent() { Shutdown(); }

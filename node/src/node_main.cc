@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "vigil/common/cli.h"
+#include "vigil/common/cpu.h"
 #include "vigil/common/logging.h"
 #include "vigil/node/agent.h"
 #include "vigil/node/supervisor.h"
@@ -45,7 +46,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   std::vector<std::string> servers;
   std::string servers_file;
-  node::FailurePolicy policy;
+  FailurePolicy policy;
   int64_t backoff_ms = policy.initial_backoff.count();
   int64_t max_backoff_ms = policy.max_backoff.count();
   int64_t window_s = policy.window.count() / 1000;
@@ -134,7 +135,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     for (int cpu : o.cpus) {
-      if (Status st = node::CheckCpu(cpu); !st.ok()) {
+      if (Status st = CheckCpu(cpu); !st.ok()) {
         fmt::print(stderr, "error: --cpus: {}\n", st.message());
         return 2;
       }

@@ -12,7 +12,7 @@
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
 #include "vigil/common/registers.h"
-#include "vigil/node/process.h"
+#include "vigil/replica/process.h"
 #include "vigil/run/executor_process.h"
 #include "vigil/run/intercept.h"
 #include "vigil/security/tls_flags.h"
@@ -50,12 +50,12 @@ std::vector<std::string> ProgramEnvironment() {
   std::vector<std::string> env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string entry(*e);
-    if (entry.size() > node::kMaxProgramString || env.size() >= node::kMaxProgramStrings) {
+    if (entry.size() > replica::kMaxProgramString || env.size() >= replica::kMaxProgramStrings) {
       log::Get("run")->warn(
           "environment entry '{}...' not passed to the program ({} bytes; at "
           "most {} entries of {} bytes)",
-          entry.substr(0, entry.find('=')), entry.size(), node::kMaxProgramStrings,
-          node::kMaxProgramString);
+          entry.substr(0, entry.find('=')), entry.size(), replica::kMaxProgramStrings,
+          replica::kMaxProgramString);
       continue;
     }
     env.push_back(std::move(entry));
@@ -115,7 +115,7 @@ int RunProgram(const RunOptions& o) {
   std::unique_ptr<voter::Launcher> launcher;
   if (o.nodes.empty()) {
     launcher = std::make_unique<voter::LocalLauncher>(
-        o.replica_binary.empty() ? node::DefaultReplicaBinary() : o.replica_binary, program,
+        o.replica_binary.empty() ? replica::DefaultReplicaBinary() : o.replica_binary, program,
         o.device);
   } else {
     if (o.nodes.size() < n) {

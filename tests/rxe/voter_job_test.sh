@@ -5,7 +5,7 @@
 set -euo pipefail
 B=$1
 V=$B/voter/vigil-voter
-R=$B/node/vigil-replica
+R=$B/replica/vigil-replica
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "loopback_channel.h"
+#include "vigil/common/cpu.h"
 #include "vigil/node/agent.h"
 #include "vigil/node/supervisor.h"
 #include "vigil/node/v1/node.grpc.pb.h"
@@ -33,7 +34,7 @@ using namespace std::chrono_literals;
 const std::string kNonce = "0123456789abcdef0123456789abcdef";
 
 TEST(ReplicaLaunch, CheckNamesTheBadField) {
-  node::ReplicaLaunch l;
+  replica::ReplicaLaunch l;
   l.voter = "127.0.0.1:1";
   l.service = "replica/1/0/0";
   l.nonce = kNonce;
@@ -63,14 +64,14 @@ TEST(ReplicaLaunch, CheckNamesTheBadField) {
   bad = l;
   bad.workload = "doom";
   EXPECT_FALSE(bad.Check().ok());
-  const auto argv = node::ReplicaArgv("/x/vigil-replica", l);
+  const auto argv = replica::ReplicaArgv("/x/vigil-replica", l);
   EXPECT_EQ(argv.front(), "/x/vigil-replica");
   EXPECT_NE(std::find(argv.begin(), argv.end(), "replica/1/0/0"), argv.end());
   for (const auto& a : argv) EXPECT_EQ(a.find(kNonce), std::string::npos) << a;
 }
 
 TEST(ReplicaLaunch, ExecLaunchesCarryTheProgramAfterDoubleDash) {
-  node::ReplicaLaunch l;
+  replica::ReplicaLaunch l;
   l.voter = "127.0.0.1:1";
   l.service = "replica/1/0/0";
   l.nonce = kNonce;
@@ -110,7 +111,7 @@ TEST(ReplicaLaunch, ExecLaunchesCarryTheProgramAfterDoubleDash) {
   EXPECT_FALSE(crc.Check().ok());
   crc.fault = "flip-rbx";
   EXPECT_FALSE(crc.Check().ok());
-  const auto argv = node::ReplicaArgv("/x/vigil-replica", l);
+  const auto argv = replica::ReplicaArgv("/x/vigil-replica", l);
   const auto dd = std::find(argv.begin(), argv.end(), "--");
   ASSERT_NE(dd, argv.end());
   EXPECT_EQ(std::vector<std::string>(dd + 1, argv.end()), l.exec_argv);
@@ -397,8 +398,7 @@ TEST_F(NodeAgentTest, PinsReplicasToTheConfiguredCpus) {
     if (allowed != "0") std::this_thread::sleep_for(10ms);
   }
   EXPECT_EQ(allowed, "0");
-  EXPECT_NE(node::CheckCpu(100000).message().find("cpu 100000 is not available"),
-            std::string::npos);
+  EXPECT_NE(CheckCpu(100000).message().find("cpu 100000 is not available"), std::string::npos);
 }
 
 // Waits until the supervised program runs under a pid other than `old` (0: any).

@@ -1,13 +1,14 @@
-// Voting, failure budgets and the SSR slot format: the pure logic the voter, node agent and SSR
-// store are built on.
+// Voting, the catch-up log, failure budgets and the SSR slot format: the pure logic the voter, node
+// agent and SSR store are built on.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "vigil/node/failure_budget.h"
+#include "vigil/common/failure_budget.h"
 #include "vigil/ssr/slot.h"
+#include "vigil/voter/catch_up_log.h"
 #include "vigil/voter/vote.h"
 
 namespace vigil {
@@ -60,10 +61,10 @@ TEST(Vote, RejectsMalformedBallotSets) {
 
 TEST(FailureBudget, BacksOffExponentiallyAndGivesUpPastTheBudget) {
   using namespace std::chrono_literals;
-  auto b = node::FailureBudget::Create(
+  auto b = FailureBudget::Create(
       {.initial_backoff = 100ms, .max_backoff = 1000ms, .max_failures = 5, .window = 60s});
   ASSERT_TRUE(b.ok());
-  const auto t0 = node::FailureBudget::Clock::time_point{} + 1h;
+  const auto t0 = FailureBudget::Clock::time_point{} + 1h;
   EXPECT_EQ(*b->OnFailure(t0), 100ms);
   EXPECT_EQ(*b->OnFailure(t0 + 1s), 200ms);
   EXPECT_EQ(*b->OnFailure(t0 + 2s), 400ms);
@@ -77,11 +78,78 @@ TEST(FailureBudget, BacksOffExponentiallyAndGivesUpPastTheBudget) {
   EXPECT_EQ(*b->OnFailure(t0 + 70s), 100ms);
 }
 
+std::span<const std::byte> Bytes(const std::string& s) {
+  return std::as_bytes(std::span(s.data(), s.size()));
+}
+std::string Text(std::span<const std::byte> b) {
+  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+TEST(CatchUpLog, HoldsTheEventsAgreedSinceTheCheckpointWithTheirBytes) {
+  using replica::EventKind;
+  voter::CatchUpLog log(1 << 20);
+  log.RestartAfter(10);  // the checkpoint at event 10
+  EXPECT_TRUE(log.Covers(10));
+  EXPECT_FALSE(log.Covers(9));  // a replica restarting from before it cannot be answered
+  EXPECT_EQ(log.last(), 10u);   // empty
+  ASSERT_TRUE(log.Append(0xa, 11, EventKind::kInput, Bytes("eleven")));
+  ASSERT_TRUE(log.Append(0xb, 12, EventKind::kSyscall, {}));
+  ASSERT_TRUE(log.Append(0xc, 13, EventKind::kOutput, Bytes("13")));
+  EXPECT_EQ(log.first(), 11u);
+  EXPECT_EQ(log.last(), 13u);
+  auto e = log.At(11);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->digest, 0xau);
+  EXPECT_EQ(e->arg, 11u);
+  EXPECT_EQ(e->kind, EventKind::kInput);
+  EXPECT_EQ(Text(e->bytes), "eleven");
+  EXPECT_TRUE(log.At(12)->bytes.empty());
+  EXPECT_EQ(Text(log.At(13)->bytes), "13");
+  EXPECT_FALSE(log.At(10));  // before the log
+  EXPECT_FALSE(log.At(14));  // not agreed yet
+  // A rollback to the checkpoint forgets what came after it; the log stays usable.
+  log.RewindTo(10);
+  EXPECT_FALSE(log.At(11));
+  EXPECT_EQ(log.last(), 10u);
+  ASSERT_TRUE(log.Append(0xd, 11, EventKind::kInput, Bytes("again")));
+  EXPECT_EQ(Text(log.At(11)->bytes), "again");
+  // A rollback to an older checkpoint than the log's start empties it from there.
+  log.RewindTo(5);
+  EXPECT_EQ(log.first(), 6u);
+  EXPECT_FALSE(log.At(11));
+  // Rewinding to a point after the last entry changes nothing.
+  ASSERT_TRUE(log.Append(0xe, 6, EventKind::kCheckpoint, {}));
+  log.RewindTo(8);
+  EXPECT_EQ(log.At(6)->digest, 0xeu);
+}
+
+TEST(CatchUpLog, PastItsCapacityItIsDroppedUntilTheNextCheckpoint) {
+  using replica::EventKind;
+  const std::string big(200, 'x');
+  voter::CatchUpLog log(512);
+  log.RestartAfter(0);
+  ASSERT_TRUE(log.Append(1, 0, EventKind::kInput, Bytes(big)));
+  EXPECT_FALSE(log.Append(2, 0, EventKind::kInput, Bytes(big + big)));  // over 512 bytes
+  EXPECT_FALSE(log.ok());
+  EXPECT_FALSE(log.At(1));  // dropped, not kept in part
+  EXPECT_FALSE(log.Covers(0));
+  EXPECT_FALSE(log.Append(3, 0, EventKind::kOutput, {}));  // still dropped
+  log.RestartAfter(7);                                     // the next agreed checkpoint
+  EXPECT_TRUE(log.ok());
+  EXPECT_TRUE(log.Covers(7));
+  ASSERT_TRUE(log.Append(4, 0, EventKind::kOutput, {}));
+  EXPECT_EQ(log.At(8)->digest, 4u);
+  // No capacity: no log at all.
+  voter::CatchUpLog none(0);
+  EXPECT_FALSE(none.Covers(0));
+  EXPECT_FALSE(none.Append(1, 0, EventKind::kOutput, {}));
+}
+
 TEST(FailureBudget, RejectsNonsensePolicies) {
   using namespace std::chrono_literals;
-  EXPECT_FALSE(node::FailureBudget::Create({.initial_backoff = 0ms}).ok());
-  EXPECT_FALSE(node::FailureBudget::Create({.initial_backoff = 5s, .max_backoff = 1s}).ok());
-  EXPECT_FALSE(node::FailureBudget::Create({.max_failures = 0}).ok());
+  EXPECT_FALSE(FailureBudget::Create({.initial_backoff = 0ms}).ok());
+  EXPECT_FALSE(FailureBudget::Create({.initial_backoff = 5s, .max_backoff = 1s}).ok());
+  EXPECT_FALSE(FailureBudget::Create({.max_failures = 0}).ok());
 }
 
 class SsrSlots : public ::testing::Test {

@@ -23,9 +23,9 @@
 #include "vigil/run/executor_process.h"
 #include "vigil/run/program.h"
 #include "vigil/run/syscalls.h"
+#include "vigil/testing/thread_launcher.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/fake.h"
-#include "vigil/voter/thread_launcher.h"
 
 extern char** environ;
 
@@ -180,7 +180,7 @@ Result<Outcome> RunReplicated(const Job& j) {
   const int in = TempFd(j.input), out = TempFd(), err = TempFd();
   Outcome o;
   {
-    voter::ThreadLauncher launcher(
+    testing::ThreadLauncher launcher(
         replica_t, fmt::format("127.0.0.1:{}", server.port()), g.channel, 5s,
         [&j](const voter::LaunchSpec& s, std::shared_ptr<std::atomic<bool>> killed)
             -> Result<std::unique_ptr<replica::Program>> {

@@ -9,9 +9,10 @@
 
 #include "vigil/common/adaptive_wait.h"
 #include "vigil/common/cli.h"
+#include "vigil/common/cpu.h"
 #include "vigil/common/logging.h"
-#include "vigil/node/process.h"
 #include "vigil/replica/context.h"
+#include "vigil/replica/process.h"
 #include "vigil/replica/runner.h"
 #include "vigil/replica/state_digest.h"
 #include "vigil/security/nonce.h"
@@ -55,45 +56,6 @@ Status ValidateGroupOptions(const GroupOptions& o) {
   return channel::ValidateChannelOptions(o.channel);
 }
 
-// ---- InputSource ----
-
-Result<size_t> InputSource::ReadAt(uint64_t offset, std::span<std::byte> dst) {
-  if (offset < base_) {
-    return OutOfRange(fmt::format(
-        "input offset {} lies before the last agreed checkpoint's offset {}", offset, base_));
-  }
-  const uint64_t want = offset > UINT64_MAX - dst.size() ? UINT64_MAX : offset + dst.size();
-  while (!eof_ && base_ + held() < want) {
-    // Straight into the buffer's tail: what is missing, 64 KiB .. 4 MiB at a time.
-    const size_t chunk = static_cast<size_t>(
-        std::clamp<uint64_t>(want - (base_ + held()), uint64_t{64} << 10, uint64_t{4} << 20));
-    const size_t old = buf_.size();
-    buf_.resize(old + chunk);
-    const size_t n = std::fread(buf_.data() + old, 1, chunk, in_);
-    buf_.resize(old + n);
-    if (n < chunk) {  // fread returns short only at the end of input or on an error
-      if (std::ferror(in_))
-        return ErrnoStatus(StatusCode::kUnavailable, "reading job input", errno);
-      eof_ = true;
-    }
-  }
-  const uint64_t end = std::min<uint64_t>(want, base_ + held());
-  if (end <= offset) return size_t{0};
-  std::memcpy(dst.data(), buf_.data() + head_ + (offset - base_), end - offset);
-  return static_cast<size_t>(end - offset);
-}
-
-void InputSource::Trim(uint64_t offset) {
-  if (offset <= base_) return;
-  const uint64_t n = std::min<uint64_t>(offset - base_, held());
-  head_ += n;
-  base_ += n;
-  if (head_ > buf_.size() / 2) {  // each byte moves at most once on average
-    buf_.erase(buf_.begin(), buf_.begin() + static_cast<ptrdiff_t>(head_));
-    head_ = 0;
-  }
-}
-
 // ---- members ----
 
 struct Group::Ballot {
@@ -129,7 +91,7 @@ struct Group::Member {
   std::shared_ptr<Link> link;
   std::thread thread;
   std::optional<Ballot> ballot;
-  std::optional<node::FailureBudget> faults;
+  std::optional<FailureBudget> faults;
 };
 
 Group::Group(GroupOptions options, transport::Transport& transport,
@@ -140,7 +102,8 @@ Group::Group(GroupOptions options, transport::Transport& transport,
       server_(server),
       launcher_(launcher),
       input_(input),
-      output_(output) {}
+      output_(output),
+      log_(o_.catch_up_bytes) {}
 
 Group::~Group() {
   Cancel();
@@ -269,11 +232,8 @@ bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::
   b.kind = ev->kind;
   b.h = ev->header;
   b.data.assign(ev->data.begin(), ev->data.end());
-  // The vote covers the kind, the sequence, the state digest, the arguments and the data.
-  const uint64_t fields[5] = {static_cast<uint16_t>(b.kind), b.h.event_seq, b.h.state_digest,
-                              b.h.arg0, b.h.arg1};
-  b.digest =
-      XXH3_64bits_withSeed(b.data.data(), b.data.size(), XXH3_64bits(fields, sizeof(fields)));
+  b.digest = EventDigest(static_cast<uint16_t>(b.kind), b.h.event_seq, b.h.state_digest, b.h.arg0,
+                         b.h.arg1, b.data);
   link.last_kind = b.kind;
   // The thread that completes a round decides it: no hand-off to another thread on the hot path.
   std::unique_lock lock(mu_);
@@ -1008,11 +968,11 @@ void Group::DecideTmr(const std::vector<uint16_t>& joiners) {
     // The replace_after-th fault within the window replaces the replica instead.
     bool replace = o_.replace_after <= 1;
     if (!replace && !m.faults) {
-      Result<node::FailureBudget> b =
-          node::FailureBudget::Create(node::FailurePolicy{.initial_backoff = 1ms,
-                                                          .max_backoff = 1ms,
-                                                          .max_failures = o_.replace_after - 1,
-                                                          .window = o_.replace_window});
+      Result<FailureBudget> b =
+          FailureBudget::Create(FailurePolicy{.initial_backoff = 1ms,
+                                              .max_backoff = 1ms,
+                                              .max_failures = o_.replace_after - 1,
+                                              .window = o_.replace_window});
       if (b.ok()) m.faults.emplace(std::move(*b));
     }
     if (!replace) replace = !m.faults || !m.faults->OnFailure(Clock::now()).ok();
@@ -1066,10 +1026,7 @@ void Group::DecideTmr(const std::vector<uint16_t>& joiners) {
   Conclude(winner, *arg, to, repaired);
 }
 
-bool Group::CanCatchUp() const {
-  return o_.mode == Mode::kTmr && o_.catch_up_bytes > 0 && log_ok_ &&
-         log_first_ <= checkpoint_event_ + 1;
-}
+bool Group::CanCatchUp() const { return o_.mode == Mode::kTmr && log_.Covers(checkpoint_event_); }
 
 void Group::LogAgreed(const Ballot& w, uint64_t arg, uint64_t bytes) {
   if (o_.mode != Mode::kTmr || o_.catch_up_bytes == 0) return;
@@ -1078,31 +1035,22 @@ void Group::LogAgreed(const Ballot& w, uint64_t arg, uint64_t bytes) {
   });
   if (w.kind == EventKind::kCheckpoint && !catching_up) {
     // Nobody needs what came before: newcomers restart from this checkpoint.
-    log_.clear();
-    log_data_.clear();
-    log_first_ = w.h.event_seq + 1;
-    log_ok_ = true;
+    log_.RestartAfter(w.h.event_seq);
     return;
   }
-  if (!log_ok_) return;
-  if (log_data_.size() + bytes + sizeof(Agreed) * (log_.size() + 1) > o_.catch_up_bytes) {
+  if (!log_.ok()) return;
+  if (!log_.Append(w.digest, arg, w.kind, std::span(input_staging_->data(), bytes))) {
     Log()->warn(
         "group {}: the catch-up log passed {} bytes at event {}: dropped until the next agreed "
         "checkpoint (newcomers join there)",
         o_.group, o_.catch_up_bytes, w.h.event_seq);
-    log_ok_ = false;
-    log_.clear();
-    log_data_.clear();
     for (auto& m : members_) {
       if (m->state == Member::State::kCatchingUp) {
         Replace(m->slot,
                 fmt::format("it was catching up when the log passed {} bytes", o_.catch_up_bytes));
       }
     }
-    return;
   }
-  log_.push_back({w.digest, arg, log_data_.size(), bytes, w.kind});
-  log_data_.insert(log_data_.end(), input_staging_->data(), input_staging_->data() + bytes);
 }
 
 void Group::RewindLog() {
@@ -1112,15 +1060,7 @@ void Group::RewindLog() {
                                    checkpoint_event_));
     }
   }
-  if (checkpoint_event_ + 1 < log_first_) {
-    log_.clear();
-    log_data_.clear();
-    log_first_ = checkpoint_event_ + 1;
-  } else if (checkpoint_event_ + 1 - log_first_ < log_.size()) {
-    const auto keep = static_cast<size_t>(checkpoint_event_ + 1 - log_first_);
-    log_data_.resize(log_[keep].offset);
-    log_.resize(keep);
-  }
+  log_.RewindTo(checkpoint_event_);
 }
 
 bool Group::Replay(uint16_t slot, const Ballot& b, bool& live) {
@@ -1136,34 +1076,35 @@ bool Group::Replay(uint16_t slot, const Ballot& b, bool& live) {
         o_.group, slot, seq, m.replayed);
     return true;
   }
-  if (!log_ok_ || seq < log_first_ || seq - log_first_ >= log_.size()) {
+  const std::optional<CatchUpLog::Entry> a = log_.At(seq);
+  if (!a) {
     Replace(slot, fmt::format("catching up, it sent event {}, which the log (events {} to {}) "
                               "does not hold",
-                              seq, log_first_, log_first_ + log_.size() - 1));
+                              seq, log_.first(), log_.last()));
     return false;
   }
-  const Agreed& a = log_[seq - log_first_];
-  if (a.digest != b.digest) {
+  if (a->digest != b.digest) {
     ++report_.mismatches;
     Replace(slot, fmt::format("catching up, it differs from the agreed event {} ({}): digest "
                               "{:016x}, agreed {:016x}",
-                              seq, replica::EventKindName(a.kind), b.digest, a.digest));
+                              seq, replica::EventKindName(a->kind), b.digest, a->digest));
     return false;
   }
-  if (a.bytes > 0) {
-    std::memcpy(input_staging_->data(), log_data_.data() + a.offset, a.bytes);
+  const uint64_t bytes = a->bytes.size();
+  if (bytes > 0) {
+    std::memcpy(input_staging_->data(), a->bytes.data(), bytes);
     std::vector<uint16_t> to{slot};
-    DeliverInput(a.bytes, to);
+    DeliverInput(bytes, to);
     if (to.empty()) return false;
   }
   ++m.replayed;
   ++m.replayed_this_round;
   ++report_.replayed;
   m.since = Clock::now();  // its deadline counts from each answer
-  const std::span<const std::byte> data = a.kind == EventKind::kSyscall
-                                              ? std::as_bytes(std::span(&a.bytes, 1))
+  const std::span<const std::byte> data = a->kind == EventKind::kSyscall
+                                              ? std::as_bytes(std::span(&bytes, 1))
                                               : std::span<const std::byte>{};
-  Answer(slot, VerdictKind::kProceed, seq, a.arg, data);
+  Answer(slot, VerdictKind::kProceed, seq, a->arg, data);
   return true;
 }
 
@@ -1208,7 +1149,7 @@ Result<GroupReport> Group::Run() {
   if (o_.channel.method == channel::Method::kPolling) {
     poller_ = std::thread([this] {
       if (o_.voter_cpu >= 0) {
-        if (Status st = node::PinThisThread(o_.voter_cpu); !st.ok()) {
+        if (Status st = PinThisThread(o_.voter_cpu); !st.ok()) {
           Log()->warn("group {}: voter thread not pinned: {}", o_.group, st.ToString());
         }
       }

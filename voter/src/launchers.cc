@@ -13,8 +13,8 @@ namespace vigil::voter {
 
 namespace pb = vigil::node::v1;
 
-node::ReplicaLaunch MakeLaunch(const LaunchSpec& s, const ReplicaProgram& p) {
-  node::ReplicaLaunch l;
+replica::ReplicaLaunch MakeLaunch(const LaunchSpec& s, const ReplicaProgram& p) {
+  replica::ReplicaLaunch l;
   l.key = {s.group, s.replica, s.incarnation};
   l.voter = p.voter;
   l.service = s.service;
@@ -44,7 +44,7 @@ LocalLauncher::LocalLauncher(std::string replica_binary, ReplicaProgram program,
 
 Status LocalLauncher::Start(const LaunchSpec& spec) {
   group_ = spec.group;
-  node::ReplicaLaunch l = MakeLaunch(spec, program_);
+  replica::ReplicaLaunch l = MakeLaunch(spec, program_);
   // The replicas are this process's own: they dial it with its TLS settings (a voter's
   // certificate, or --insecure on loopback).
   l.tls = security::ProcessTls();
@@ -58,7 +58,7 @@ void LocalLauncher::Stop(uint16_t replica, uint32_t incarnation) {
 }
 
 Status LocalLauncher::Inject(uint16_t replica, uint32_t incarnation, Fault fault, uint64_t bit) {
-  const node::ReplicaKey key{group_, replica, incarnation};
+  const replica::ReplicaKey key{group_, replica, incarnation};
   switch (fault) {
     case Fault::kKill:
       return table_.Signal(key, SIGKILL);
@@ -120,7 +120,7 @@ NodeLauncher::~NodeLauncher() = default;
 Status NodeLauncher::Start(const LaunchSpec& spec) {
   if (nodes_.empty()) return FailedPrecondition("no worker nodes to start replicas on");
   const size_t n = (spec.replica + spec.incarnation) % nodes_.size();
-  const node::ReplicaLaunch l = MakeLaunch(spec, program_);
+  const replica::ReplicaLaunch l = MakeLaunch(spec, program_);
   pb::StartReplicaRequest req;
   SetId(req.mutable_id(), spec.group, spec.replica, spec.incarnation);
   req.set_voter(l.voter);

@@ -1,6 +1,7 @@
 #include "vigil/voter/vote.h"
 
 #include <fmt/format.h>
+#include <xxhash.h>
 
 namespace vigil::voter {
 
@@ -16,6 +17,12 @@ Result<Mode> ParseMode(std::string_view name) {
   if (name == "simplex") return Mode::kSimplex;
   return InvalidArgument(
       fmt::format("mode '{}' is not one of dmr, tmr, simplex", name.substr(0, 32)));
+}
+
+uint64_t EventDigest(uint16_t kind, uint64_t event_seq, uint64_t state_digest, uint64_t arg0,
+                     uint64_t arg1, std::span<const std::byte> data) {
+  const uint64_t fields[5] = {kind, event_seq, state_digest, arg0, arg1};
+  return XXH3_64bits_withSeed(data.data(), data.size(), XXH3_64bits(fields, sizeof(fields)));
 }
 
 Result<Verdict> Decide(Mode mode, std::span<const Ballot> ballots) {

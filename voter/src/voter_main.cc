@@ -12,10 +12,11 @@
 #include <thread>
 
 #include "vigil/common/cli.h"
+#include "vigil/common/cpu.h"
 #include "vigil/common/logging.h"
 #include "vigil/common/output_file.h"
-#include "vigil/node/process.h"
 #include "vigil/replica/context.h"
+#include "vigil/replica/process.h"
 #include "vigil/security/tls_flags.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/verbs.h"
@@ -61,12 +62,12 @@ int RunJob(const JobOptions& j) {
   g.max_region_bytes = j.max_region_mib << 20;
   g.voter_cpu = j.voter_cpu;
   for (int cpu : j.replica_cpus) {
-    if (Status st = node::CheckCpu(cpu); !st.ok()) {
+    if (Status st = CheckCpu(cpu); !st.ok()) {
       fmt::print(stderr, "error: --replica-cpus: {}\n", st.message());
       return 2;
     }
   }
-  if (Status st = j.voter_cpu < 0 ? Status::Ok() : node::CheckCpu(j.voter_cpu); !st.ok()) {
+  if (Status st = j.voter_cpu < 0 ? Status::Ok() : CheckCpu(j.voter_cpu); !st.ok()) {
     fmt::print(stderr, "error: --voter-cpu: {}\n", st.message());
     return 2;
   }
@@ -141,7 +142,7 @@ int RunJob(const JobOptions& j) {
   std::unique_ptr<voter::Launcher> launcher;
   if (j.nodes.empty()) {
     launcher = std::make_unique<voter::LocalLauncher>(
-        j.replica_binary.empty() ? node::DefaultReplicaBinary() : j.replica_binary, program,
+        j.replica_binary.empty() ? replica::DefaultReplicaBinary() : j.replica_binary, program,
         j.device, j.replica_cpus);
   } else {
     if (j.nodes.size() < n) {

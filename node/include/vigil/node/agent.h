@@ -10,8 +10,8 @@
 
 #include "vigil/common/status.h"
 #include "vigil/node/exec_allow.h"
-#include "vigil/node/process.h"
 #include "vigil/node/supervisor.h"
+#include "vigil/replica/process.h"
 
 namespace grpc {
 class Server;
@@ -21,7 +21,7 @@ namespace vigil::node {
 
 struct AgentOptions {
   std::string node_name = "node";
-  std::string replica_binary;  // empty: DefaultReplicaBinary()
+  std::string replica_binary;  // empty: replica::DefaultReplicaBinary()
   std::string device;          // RDMA device handed to replicas (empty: first ACTIVE port)
   std::string replica_log_level = "warn";
   // CPUs to pin replica processes to, one per replica in turn (empty: not pinned).
@@ -46,7 +46,7 @@ class NodeAgent {
  private:
   class Service;
   AgentOptions options_;
-  std::unique_ptr<ProcessTable> processes_;
+  std::unique_ptr<replica::ProcessTable> processes_;
   std::vector<std::unique_ptr<Supervisor>> servers_;  // fixed after start-up
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -22,8 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "vigil/common/failure_budget.h"
 #include "vigil/common/status.h"
-#include "vigil/node/failure_budget.h"
 
 namespace vigil::node {
 

@@ -25,7 +25,7 @@
 
 #include "vigil/run/file_journal.h"
 #include "vigil/run/sandbox.h"
-#include "vigil/voter/group.h"
+#include "vigil/voter/syscall_executor.h"
 
 namespace vigil::run {
 

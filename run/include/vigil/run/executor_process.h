@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "vigil/run/executor_wire.h"
-#include "vigil/voter/group.h"
+#include "vigil/voter/syscall_executor.h"
 
 namespace vigil::run {
 

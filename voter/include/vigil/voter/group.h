@@ -35,9 +35,12 @@
 #include <vector>
 
 #include "vigil/channel/endpoints.h"
-#include "vigil/node/failure_budget.h"
+#include "vigil/common/failure_budget.h"
 #include "vigil/replica/protocol.h"
 #include "vigil/transport/bootstrap.h"
+#include "vigil/voter/catch_up_log.h"
+#include "vigil/voter/input_source.h"
+#include "vigil/voter/syscall_executor.h"
 #include "vigil/voter/vote.h"
 
 namespace vigil::voter {
@@ -104,60 +107,6 @@ class Launcher {
   virtual bool Alive(uint16_t replica, uint32_t incarnation);
   // Fault injection into a running incarnation (launchers.h: Fault). Default: unsupported.
   virtual Status Inject(uint16_t replica, uint32_t incarnation, Fault fault, uint64_t bit);
-};
-
-// The job's input, read once: replicas ask by offset; bytes since the last agreed checkpoint
-// are kept for re-execution after a rollback (so pipes work too).
-class InputSource {
- public:
-  explicit InputSource(std::FILE* in) : in_(in) {}
-  // Copies up to dst.size() bytes at `offset` into `dst` (fewer at end of input); returns the
-  // count.
-  Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> dst);
-  // Bytes before `offset` will not be asked for again.
-  void Trim(uint64_t offset);
-
- private:
-  size_t held() const { return buf_.size() - head_; }
-
-  std::FILE* in_;
-  std::vector<std::byte> buf_;  // buf_[head_..] holds the input from offset base_ on
-  size_t head_ = 0;             // trimmed bytes at the front, dropped once they are half
-  uint64_t base_ = 0;
-  bool eof_ = false;
-};
-
-// Bytes an agreed event carries that the replicas left in their input buffers instead of
-// sending them in the event (a large output or write): how many, and their xxh3 digest, which
-// the event (and so the vote) carries. The voter RDMA-READs them from a replica that voted for
-// them.
-struct Aside {
-  uint64_t bytes = 0;
-  uint64_t digest = 0;
-};
-
-// What the voter does with the agreed system calls of an unmodified program (vigil-run; the
-// implementation is run/executor.h). Called with the group's lock held, one call at a time.
-class SyscallExecutor {
- public:
-  virtual ~SyscallExecutor() = default;
-  struct Outcome {
-    int64_t value = 0;  // the call's result, -errno on failure
-    size_t bytes = 0;   // result bytes placed in `result` (delivered into every replica)
-  };
-  // nullopt: the record carries its bytes itself.
-  using Aside = voter::Aside;
-  virtual Result<std::optional<Aside>> BytesAside(std::span<const std::byte> record) = 0;
-  // Executes (or decides) the agreed call once; `aside` holds the bytes BytesAside announced
-  // (RDMA-read from a replica that voted for the call, digest checked), else it is empty. An
-  // error fails the group: an unsupported call, a malformed record; the message names the call.
-  virtual Result<Outcome> Execute(uint64_t nr, uint64_t piece, std::span<const std::byte> record,
-                                  std::span<const std::byte> aside,
-                                  std::span<std::byte> result) = 0;
-  // The replicas agreed on a checkpoint; a later rollback returns to it.
-  virtual Status Checkpoint() = 0;
-  // The replicas roll back to the last agreed checkpoint (an error fails the group).
-  virtual Status Rollback() = 0;
 };
 
 struct GroupReport {
@@ -296,19 +245,9 @@ class Group {
   uint64_t state_bytes_ = 0;
   uint64_t input_bytes_ = 0;
   uint64_t next_event_ = 1;
-  // TMR catch-up log: the events agreed since log_first_ (at most the last agreed checkpoint's
-  // successor, earlier while a member is still catching up from before it).
-  struct Agreed {
-    uint64_t digest = 0;
-    uint64_t arg = 0;
-    uint64_t offset = 0;  // of its result bytes in log_data_
-    uint64_t bytes = 0;
-    replica::EventKind kind = replica::EventKind::kJoin;
-  };
-  std::vector<Agreed> log_;
-  std::vector<std::byte> log_data_;
-  uint64_t log_first_ = 1;
-  bool log_ok_ = true;  // false once over catch_up_bytes, until the next agreed checkpoint
+  // TMR catch-up log: the events agreed since the last agreed checkpoint (earlier while a
+  // member is still catching up from before it).
+  CatchUpLog log_;
   uint64_t checkpoint_event_ = 0;  // event seq of the last agreed checkpoint
   uint64_t rollback_event_ = 0;    // event that caused the last rollbacks
   uint32_t rollbacks_here_ = 0;

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "vigil/node/process.h"
+#include "vigil/replica/process.h"
 #include "vigil/voter/group.h"
 
 namespace vigil::voter {
@@ -46,7 +46,7 @@ class LocalLauncher final : public Launcher {
   std::string device_;
   std::vector<int> cpus_;
   uint32_t group_ = 0;
-  node::ProcessTable table_;
+  replica::ProcessTable table_;
 };
 
 class NodeLauncher final : public Launcher {
@@ -71,7 +71,7 @@ class NodeLauncher final : public Launcher {
   uint32_t group_ = 0;
 };
 
-// node::ReplicaLaunch for `spec` running `program`.
-node::ReplicaLaunch MakeLaunch(const LaunchSpec& spec, const ReplicaProgram& program);
+// replica::ReplicaLaunch for `spec` running `program`.
+replica::ReplicaLaunch MakeLaunch(const LaunchSpec& spec, const ReplicaProgram& program);
 
 }  // namespace vigil::voter

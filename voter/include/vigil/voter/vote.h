@@ -5,6 +5,7 @@
 // missing) are outvoted and must be repaired; no two equal -> no majority.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -39,6 +40,11 @@ struct Verdict {
   uint64_t digest = 0;           // the agreed/winning digest (kAgree, kMajority)
   std::vector<uint32_t> faulty;  // replicas that disagreed with the outcome or were missing
 };
+
+// The digest a replica's event is voted by: its kind, sequence, state digest, arguments and data
+// (xxh3; computed once per event on the voter's hot path).
+uint64_t EventDigest(uint16_t kind, uint64_t event_seq, uint64_t state_digest, uint64_t arg0,
+                     uint64_t arg1, std::span<const std::byte> data);
 
 // Rejects a ballot count that does not match the mode and duplicate replica ids.
 Result<Verdict> Decide(Mode mode, std::span<const Ballot> ballots);

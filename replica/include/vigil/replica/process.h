@@ -14,13 +14,7 @@
 #include "vigil/common/status.h"
 #include "vigil/security/tls.h"
 
-namespace vigil::node {
-
-// OK if this process may run on `cpu` (so a child pinned there can run); otherwise an error
-// naming the CPUs it may use.
-Status CheckCpu(int cpu);
-// Pins the calling thread to `cpu`.
-Status PinThisThread(int cpu);
+namespace vigil::replica {
 
 struct ReplicaKey {
   uint32_t group = 0;
@@ -46,8 +40,8 @@ struct ReplicaLaunch {
   security::TlsOptions tls;  // the node's: the replica dials its voter with them
   int cpu = -1;              // pin the process to this CPU (-1: not pinned)
   // Fault armed at start-up: "flip" (state bit flip_bit), "crash" (SIGKILL) or "hang"
-  // (SIGSTOP) before step fault_step; "" = none. Workload exec: "flip" (a bit of the data a
-  // read returns) or "flip-result" (a bit of a call's result register) at call fault_step.
+  // (SIGSTOP) before step fault_step; "" = none. Workload exec: any of IsExecFault's
+  // (common/registers.h) at intercepted call fault_step.
   std::string fault;
   uint64_t fault_step = 0, flip_bit = 0;
   // workload "exec" (vigil-run): the unmodified program and its environment ("NAME=value"),
@@ -64,7 +58,7 @@ inline constexpr const char* kNonceEnv = "VIGIL_REPLICA_NONCE";
 std::vector<std::string> ReplicaArgv(const std::string& binary, const ReplicaLaunch& launch);
 
 // Where vigil-replica is when it is not given (HelperProgram: next to the running executable,
-// ../libexec/vigil/, or the build tree's node/).
+// ../libexec/vigil/, or the build tree's replica/).
 std::string DefaultReplicaBinary();
 
 struct ProcessStatus {
@@ -118,4 +112,4 @@ class ProcessTable {
   uint64_t next_start_ = 1;
 };
 
-}  // namespace vigil::node
+}  // namespace vigil::replica

@@ -1,7 +1,6 @@
-#include "vigil/node/process.h"
+#include "vigil/replica/process.h"
 
 #include <fmt/format.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -12,11 +11,12 @@
 #include <cstring>
 #include <thread>
 
+#include "vigil/common/cpu.h"
 #include "vigil/common/find_program.h"
 #include "vigil/common/registers.h"
 #include "vigil/security/nonce.h"
 
-namespace vigil::node {
+namespace vigil::replica {
 namespace {
 
 bool OneOf(const std::string& v, std::initializer_list<const char*> allowed) {
@@ -55,32 +55,6 @@ Status CheckText(const char* field, const std::string& v, bool required) {
 }
 
 }  // namespace
-
-Status CheckCpu(int cpu) {
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
-    return ErrnoStatus(StatusCode::kUnavailable, "sched_getaffinity", errno);
-  }
-  if (cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &allowed)) return Status::Ok();
-  std::string list;
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (!CPU_ISSET(c, &allowed)) continue;
-    if (!list.empty()) list += ',';
-    list += std::to_string(c);
-  }
-  return InvalidArgument(fmt::format("cpu {} is not available here (allowed: {})", cpu, list));
-}
-
-Status PinThisThread(int cpu) {
-  VIGIL_RETURN_IF_ERROR(CheckCpu(cpu));
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  const int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-  if (rc != 0) return ErrnoStatus(StatusCode::kUnavailable, "pthread_setaffinity_np", rc);
-  return Status::Ok();
-}
 
 Status ReplicaLaunch::Check() const {
   if (key.replica > 2) {
@@ -173,7 +147,7 @@ std::vector<std::string> ReplicaArgv(const std::string& binary, const ReplicaLau
   return a;
 }
 
-std::string DefaultReplicaBinary() { return HelperProgram("vigil-replica", "node"); }
+std::string DefaultReplicaBinary() { return HelperProgram("vigil-replica", "replica"); }
 
 ProcessTable::~ProcessTable() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -345,4 +319,4 @@ std::vector<ProcessStatus> ProcessTable::List() {
   return out;
 }
 
-}  // namespace vigil::node
+}  // namespace vigil::replica

@@ -11,7 +11,7 @@
 #include "vigil/common/cli.h"
 #include "vigil/common/logging.h"
 #include "vigil/common/registers.h"
-#include "vigil/node/process.h"
+#include "vigil/replica/process.h"
 #include "vigil/replica/runner.h"
 #include "vigil/run/program.h"
 #include "vigil/security/nonce.h"
@@ -145,9 +145,9 @@ int main(int argc, char** argv) {
     }
     // The voter's nonce for this incarnation comes in the environment (not on the command line,
     // which every local user can read), and leaves it at once.
-    if (const char* nonce = std::getenv(node::kNonceEnv); nonce != nullptr) o.nonce = nonce;
-    unsetenv(node::kNonceEnv);
-    if (Status st = security::CheckNonce(node::kNonceEnv, o.nonce); !st.ok()) {
+    if (const char* nonce = std::getenv(replica::kNonceEnv); nonce != nullptr) o.nonce = nonce;
+    unsetenv(replica::kNonceEnv);
+    if (Status st = security::CheckNonce(replica::kNonceEnv, o.nonce); !st.ok()) {
       fmt::print(stderr,
                  "error: {} (vigil-node and vigil-voter set it when they start a replica)\n",
                  st.ToString());

@@ -2,9 +2,9 @@
 // own bootstrap connection, channel end and registered state regions on `transport`). For tests
 // and vigil-bench, where separate processes would add nothing but start-up time. A thread cannot
 // be killed: Stop() raises the incarnation's `killed` flag. The replica runtime then sends no
-// further event and (polling) ends a verdict wait at once; a program (made by the factory) that
-// runs long between events is expected to check the flag too. notify and rpc verdict waits still
-// run to their timeout.
+// further event and ends a verdict wait 200 ms later on every method (channel::kCancelGrace: a
+// verdict already on its way still arrives); a program (made by the factory) that runs long
+// between events is expected to check the flag too.
 #pragma once
 
 #include <atomic>
@@ -18,10 +18,10 @@
 #include "vigil/replica/runner.h"
 #include "vigil/voter/group.h"
 
-namespace vigil::voter {
+namespace vigil::testing {
 
 struct ThreadReplicaResult {
-  LaunchSpec spec;
+  voter::LaunchSpec spec;
   Status status;
   uint64_t wall_ns = 0;         // from start to end of the replica's run
   uint64_t setup_ns = 0;        // registering memory and connecting, before the program ran
@@ -32,18 +32,18 @@ struct ThreadReplicaResult {
   uint64_t events = 0;
 };
 
-class ThreadLauncher final : public Launcher {
+class ThreadLauncher final : public voter::Launcher {
  public:
   using ProgramFactory = std::function<Result<std::unique_ptr<replica::Program>>(
-      const LaunchSpec&, std::shared_ptr<std::atomic<bool>> killed)>;
+      const voter::LaunchSpec&, std::shared_ptr<std::atomic<bool>> killed)>;
   // `on_ready` (optional) sees each replica's context once connected.
-  ThreadLauncher(transport::Transport& transport, std::string voter,
-                 channel::ChannelOptions channel, std::chrono::milliseconds verdict_timeout,
-                 ProgramFactory factory,
-                 std::function<void(const LaunchSpec&, replica::ChannelContext&)> on_ready = {});
+  ThreadLauncher(
+      transport::Transport& transport, std::string voter, channel::ChannelOptions channel,
+      std::chrono::milliseconds verdict_timeout, ProgramFactory factory,
+      std::function<void(const voter::LaunchSpec&, replica::ChannelContext&)> on_ready = {});
   ~ThreadLauncher() override;  // raises every killed flag and joins the threads
 
-  Status Start(const LaunchSpec& spec) override;
+  Status Start(const voter::LaunchSpec& spec) override;
   void Stop(uint16_t replica, uint32_t incarnation) override;
   bool Alive(uint16_t replica, uint32_t incarnation) override;  // its thread has not ended
   // Pin replica r's thread to cpus[r % size] (empty: not pinned).
@@ -65,11 +65,11 @@ class ThreadLauncher final : public Launcher {
   bool measure_ = false;
   std::vector<int> cpus_;
   ProgramFactory factory_;
-  std::function<void(const LaunchSpec&, replica::ChannelContext&)> on_ready_;
+  std::function<void(const voter::LaunchSpec&, replica::ChannelContext&)> on_ready_;
   std::mutex mu_;
   std::map<std::pair<uint16_t, uint32_t>, std::shared_ptr<std::atomic<bool>>> killed_;
   std::vector<std::thread> threads_;
   std::vector<ThreadReplicaResult> results_;
 };
 
-}  // namespace vigil::voter
+}  // namespace vigil::testing

@@ -9,7 +9,7 @@
 
 #include "vigil/common/status.h"
 
-namespace vigil::node {
+namespace vigil {
 
 struct FailurePolicy {
   std::chrono::milliseconds initial_backoff{100};
@@ -39,4 +39,4 @@ class FailureBudget {
   std::deque<Clock::time_point> failures_;
 };
 
-}  // namespace vigil::node
+}  // namespace vigil

@@ -1,10 +1,10 @@
-#include "vigil/node/failure_budget.h"
+#include "vigil/common/failure_budget.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-namespace vigil::node {
+namespace vigil {
 
 Result<FailureBudget> FailureBudget::Create(const FailurePolicy& p) {
   if (p.initial_backoff.count() <= 0 || p.max_backoff < p.initial_backoff) {
@@ -43,4 +43,4 @@ Result<std::chrono::milliseconds> FailureBudget::OnFailure(Clock::time_point now
   return std::min<std::chrono::milliseconds>(backoff, policy_.max_backoff);
 }
 
-}  // namespace vigil::node
+}  // namespace vigil

@@ -1,14 +1,15 @@
-#include "vigil/voter/thread_launcher.h"
+#include "vigil/testing/thread_launcher.h"
 
+#include "vigil/common/cpu.h"
 #include "vigil/common/logging.h"
-#include "vigil/node/process.h"
+#include "vigil/replica/process.h"
 
-namespace vigil::voter {
+namespace vigil::testing {
 
 ThreadLauncher::ThreadLauncher(
     transport::Transport& transport, std::string voter, channel::ChannelOptions channel,
     std::chrono::milliseconds verdict_timeout, ProgramFactory factory,
-    std::function<void(const LaunchSpec&, replica::ChannelContext&)> on_ready)
+    std::function<void(const voter::LaunchSpec&, replica::ChannelContext&)> on_ready)
     : transport_(transport),
       voter_(std::move(voter)),
       channel_(std::move(channel)),
@@ -29,7 +30,7 @@ std::vector<ThreadReplicaResult> ThreadLauncher::Join() {
   return results_;
 }
 
-Status ThreadLauncher::Start(const LaunchSpec& s) {
+Status ThreadLauncher::Start(const voter::LaunchSpec& s) {
   auto killed = std::make_shared<std::atomic<bool>>(false);
   VIGIL_ASSIGN_OR_RETURN(std::unique_ptr<replica::Program> program, factory_(s, killed));
   std::lock_guard lock(mu_);
@@ -51,7 +52,7 @@ Status ThreadLauncher::Start(const LaunchSpec& s) {
     ThreadReplicaResult r;
     r.spec = s;
     if (!cpus_.empty()) {
-      if (Status st = node::PinThisThread(cpus_[s.replica % cpus_.size()]); !st.ok()) {
+      if (Status st = PinThisThread(cpus_[s.replica % cpus_.size()]); !st.ok()) {
         log::Get("replica")->warn("thread replica {} not pinned: {}", s.replica, st.ToString());
       }
     }
@@ -93,4 +94,4 @@ void ThreadLauncher::Stop(uint16_t replica, uint32_t incarnation) {
   if (it != killed_.end()) *it->second = true;
 }
 
-}  // namespace vigil::voter
+}  // namespace vigil::testing

@@ -1,0 +1,111 @@
+// vigil-microbench: the voter's per-event work, piece by piece, with Google Benchmark. One
+// thread, so items/s is per core. No transport, no clock reads of vigil's own:
+//   Decide/replicas:R/odd:O   the vote (vote.h) over R ballots; O = 1: one differs (DMR:
+//                             rollback, TMR: one outvoted)
+//   EventDigest/bytes:N       the digest each event is voted by (xxh3 over fields + data)
+//   EventRecord/bytes:N       a replica's event as it crosses the wire: encode the event and its
+//                             record (CRC32C), then validate both as the voter does
+//   StateDigest/bytes:N       a replica's state digest (checkpoints, repairs)
+// Run: build/bench/vigil-microbench [--benchmark_format=json] [--benchmark_repetitions=5]
+// Exits 1 when a benchmark found its own work wrong (a record it made rejected).
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "vigil/channel/record.h"
+#include "vigil/replica/protocol.h"
+#include "vigil/replica/state_digest.h"
+#include "vigil/voter/vote.h"
+
+namespace vigil {
+namespace {
+
+// A benchmark that found its own work wrong (a record rejected) says so and fails the run.
+bool failed = false;
+void Fail(benchmark::State& state, const char* why) {
+  failed = true;
+  state.SkipWithError(why);
+}
+
+void Decide(benchmark::State& state) {
+  const auto replicas = static_cast<uint32_t>(state.range(0));
+  const bool odd = state.range(1) != 0;
+  const voter::Mode mode = replicas == 3   ? voter::Mode::kTmr
+                           : replicas == 2 ? voter::Mode::kDmr
+                                           : voter::Mode::kSimplex;
+  std::vector<voter::Ballot> ballots;
+  for (uint32_t r = 0; r < replicas; ++r) ballots.push_back({r, true, 0x5eed});
+  if (odd) ballots.back().digest ^= 1;
+  for (auto _ : state) {
+    Result<voter::Verdict> v = voter::Decide(mode, ballots);
+    benchmark::DoNotOptimize(v);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(Decide)
+    ->ArgNames({"replicas", "odd"})
+    ->Args({1, 0})
+    ->Args({2, 0})
+    ->Args({2, 1})
+    ->Args({3, 0})
+    ->Args({3, 1});
+
+void EventDigest(benchmark::State& state) {
+  const std::vector<std::byte> data(static_cast<size_t>(state.range(0)), std::byte{0x42});
+  uint64_t seq = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(voter::EventDigest(3, ++seq, 0x1234, 7, 8, data));
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0));
+}
+BENCHMARK(EventDigest)->ArgName("bytes")->Arg(0)->Arg(64)->Arg(4096)->Arg(65536);
+
+void EventRecord(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  const std::vector<std::byte> data(n, std::byte{0x42});
+  std::vector<std::byte> event(replica::kEventHeaderBytes + n);
+  std::vector<std::byte> wire(channel::kRecordHeaderBytes + event.size());
+  replica::EventHeader h{.group = 1, .replica = 2, .event_seq = 0, .state_digest = 0x1234};
+  for (auto _ : state) {
+    ++h.event_seq;
+    Result<size_t> used = replica::EncodeEvent(event, h, data);
+    const size_t bytes = channel::EncodeRecord(wire, h.event_seq, 3, 0,
+                                               std::span(event).first(used.ok() ? *used : 0));
+    Result<channel::Record> rec =
+        channel::DecodeRecord(std::span(wire).first(bytes), h.event_seq, event.size(), "bench");
+    if (!rec.ok()) {
+      Fail(state, "record rejected");
+      break;
+    }
+    Result<replica::Event> ev = replica::DecodeEvent(*rec, 1, 2);
+    if (!ev.ok()) {
+      Fail(state, "event rejected");
+      break;
+    }
+    benchmark::DoNotOptimize(ev);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n));
+}
+BENCHMARK(EventRecord)->ArgName("bytes")->Arg(8)->Arg(64)->Arg(4096);
+
+void StateDigest(benchmark::State& state) {
+  const std::vector<std::byte> region(static_cast<size_t>(state.range(0)), std::byte{0x17});
+  for (auto _ : state) benchmark::DoNotOptimize(replica::StateDigest(region));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0));
+}
+BENCHMARK(StateDigest)->ArgName("bytes")->Arg(4096)->Arg(65536)->Arg(1 << 20);
+
+}  // namespace
+}  // namespace vigil
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return vigil::failed ? 1 : 0;
+}
