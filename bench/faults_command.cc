@@ -13,13 +13,12 @@
 // there, or a hang) and vigil-run's sha256sum, sort and gzip (unmodified programs: a bit of the
 // data a read returns, of the result register, of a random register through ptrace, or anywhere
 // in the process's writable memory, or the replica crashing or hanging, at a random system
-// call). For every workload, a record in
-// flight: one random bit of a replica's n-th RDMA WRITE (polling) or SEND (notify) flipped, or
-// that operation dropped while the sender is told it arrived (the transport's
-// FaultInjectingConnection, between the replica and the wire). Every injection is reproducible
-// from the campaign's seed and its index (--seed S --only I), except that which replica's
-// operation is the n-th depends on timing. Replicas are threads of this process (the program of
-// each exec replica a real child process), on the chosen transport.
+// call). For every workload, a record in flight: one random bit of a replica's n-th RDMA WRITE
+// (polling) or SEND (notify) flipped, or that operation dropped while the sender is told it
+// arrived (the transport's FaultInjectingConnection, between the replica and the wire). Every
+// injection is reproducible from the campaign's seed and its index (--seed S --only I), except that
+// which replica's operation is the n-th depends on timing. Replicas are threads of this process
+// (the program of each exec replica a real child process), on the chosen transport.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
