@@ -124,7 +124,8 @@ int Sandbox::Admit(int dir, const std::string& path, Use use, bool follow, Entry
   e.base = e.beneath ? root_fd_ : slash_fd_;
   e.rel = e.path.substr(e.beneath && root_ != "/" ? root_.size() : 0);
   e.rel.erase(0, e.rel.find_first_not_of('/'));
-  if (e.rel.empty()) e.rel = ".";
+  // (assign(1, '.'), not = ".", here and below: GCC 12 at -O3 reports a false -Wrestrict.)
+  if (e.rel.empty()) e.rel.assign(1, '.');
   // Beneath the root nothing may lead out of it (RESOLVE_BENEATH also refuses absolute links);
   // elsewhere links are followed as usual (/usr/bin/awk -> /etc/alternatives/awk -> ...).
   e.resolve = RESOLVE_NO_MAGICLINKS | (e.beneath && root_ != "/" ? RESOLVE_BENEATH : 0);
@@ -138,7 +139,7 @@ int Sandbox::Admit(int dir, const std::string& path, Use use, bool follow, Entry
   if (slash != std::string::npos) parent_rel = rel.substr(0, slash);
   if (e.name == "." || e.name == "..") {
     parent_rel = rel;
-    e.name = ".";
+    e.name.assign(1, '.');
   }
   if (e.parent >= 0) close(e.parent);
   e.parent = OpenAt2(e.base, parent_rel, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, e.resolve);
