@@ -71,8 +71,12 @@ void EventRecord(benchmark::State& state) {
   for (auto _ : state) {
     ++h.event_seq;
     Result<size_t> used = replica::EncodeEvent(event, h, data);
-    const size_t bytes = channel::EncodeRecord(wire, h.event_seq, 3, 0,
-                                               std::span(event).first(used.ok() ? *used : 0));
+    if (!used.ok()) {
+      Fail(state, "event not encoded");
+      break;
+    }
+    const size_t bytes =
+        channel::EncodeRecord(wire, h.event_seq, 3, 0, std::span(event).first(*used));
     Result<channel::Record> rec =
         channel::DecodeRecord(std::span(wire).first(bytes), h.event_seq, event.size(), "bench");
     if (!rec.ok()) {

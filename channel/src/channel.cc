@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <optional>
 #include <vector>
 
 namespace vigil::channel {
@@ -135,13 +134,10 @@ class NotifyReplicaImpl final : public ReplicaChannel {
     // posted: the next slice takes it).
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + timeout;
-    std::optional<Clock::time_point> cancelled_at;
+    CancelGrace cancel(cancel_);
     for (;;) {
+      if (cancel.Expired()) return Aborted("notify: wait for the verdict cancelled");
       const auto now = Clock::now();
-      if (!cancelled_at && cancel_->load(std::memory_order_relaxed)) cancelled_at = now;
-      if (cancelled_at && now - *cancelled_at > kCancelGrace) {
-        return Aborted("notify: wait for the verdict cancelled");
-      }
       Result<Record> r = e_.Receive(buf, std::clamp<Clock::duration>(deadline - now, {}, kSlice));
       if (r.ok() || r.status().code() != StatusCode::kDeadlineExceeded) return r;
       if (Clock::now() >= deadline) return r;

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <cstring>
-#include <optional>
 
 #include "vigil/common/adaptive_wait.h"
 
@@ -153,7 +152,7 @@ Result<bool> RingReader::TryRead(std::span<std::byte> buf, Record& out) {
 Result<Record> RingReader::Read(std::span<std::byte> buf, std::chrono::nanoseconds timeout) {
   Record r;
   LateWait late(config_.spin_us, timeout);
-  std::optional<Clock::time_point> cancelled_at;
+  CancelGrace cancel(config_.cancel);
   for (uint32_t spins = 1;; ++spins) {
     VIGIL_ASSIGN_OR_RETURN(bool got, TryRead(buf, r));
     if (got) return r;
@@ -163,13 +162,8 @@ Result<Record> RingReader::Read(std::span<std::byte> buf, std::chrono::nanosecon
     }
     // Cancelled: a record already on its way (a stopped replica's abort verdict, saying why)
     // still gets kCancelGrace to arrive.
-    if (Cancelled(config_)) {
-      const auto now = Clock::now();
-      if (!cancelled_at) {
-        cancelled_at = now;
-      } else if (now - *cancelled_at > kCancelGrace) {
-        return Aborted(fmt::format("signal ring: wait for sequence {} cancelled", next_));
-      }
+    if (cancel.Expired()) {
+      return Aborted(fmt::format("signal ring: wait for sequence {} cancelled", next_));
     }
     if (late.Expired()) {
       return DeadlineExceeded(

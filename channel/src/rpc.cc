@@ -235,13 +235,10 @@ class RpcReplicaImpl final : public ReplicaChannel {
       cv.notify_one();
     });
     std::unique_lock<std::mutex> l(mu);
-    std::optional<Clock::time_point> cancelled_at;
+    CancelGrace cancel(cancel_);
     // The callback always runs (also after TryCancel): the call's objects live until then.
     while (!cv.wait_for(l, std::chrono::milliseconds(50), [&] { return done.has_value(); })) {
-      if (cancelled_ || !cancel_->load(std::memory_order_relaxed)) continue;
-      const auto now = Clock::now();
-      if (!cancelled_at) cancelled_at = now;
-      if (now - *cancelled_at > kCancelGrace) {
+      if (!cancelled_ && cancel.Expired()) {
         cancelled_ = true;
         ctx.TryCancel();
       }

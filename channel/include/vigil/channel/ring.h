@@ -46,6 +46,28 @@ struct RingConfig {
 // How long a replica's wait for a verdict goes on once its cancel flag is raised (every method).
 inline constexpr std::chrono::milliseconds kCancelGrace{200};
 
+// A cancel flag as one wait sees it: Expired() once the flag has been up for more than
+// kCancelGrace (a record on its way still arrives meanwhile). The clock is read only once the
+// flag is up; no flag never expires.
+class CancelGrace {
+ public:
+  explicit CancelGrace(const std::atomic<bool>* flag) : flag_(flag) {}
+  bool Expired() {
+    if (flag_ == nullptr || !flag_->load(std::memory_order_relaxed)) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (!raised_) {
+      raised_ = true;
+      raised_at_ = now;
+    }
+    return now - raised_at_ > kCancelGrace;
+  }
+
+ private:
+  const std::atomic<bool>* flag_;
+  bool raised_ = false;
+  std::chrono::steady_clock::time_point raised_at_{};
+};
+
 Status ValidateRingConfig(const RingConfig& config);
 
 class RingReader {
