@@ -13,6 +13,7 @@
 #include "vigil/channel/channel.h"
 #include "vigil/common/logging.h"
 #include "vigil/common/text.h"
+#include "vigil/common/thread_annotations.h"
 #include "vigil/security/nonce.h"
 #include "vigil/security/permissions.h"
 #include "vigil/security/tls.h"
@@ -53,7 +54,7 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
       : max_payload_(max_payload), token_(std::move(token)) {}
   ~RpcVoterImpl() override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       shutdown_ = true;
     }
     cv_.notify_all();
@@ -94,7 +95,7 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, st.message());
     }
     Pending p{*req, {}, false};
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     // A replica has one event in flight (and an abandoned attempt or two being cleaned up): a
     // caller parking more is refused, so it cannot pin the port's threads.
     if (queue_.size() >= kMaxParked) {
@@ -126,8 +127,12 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
   }
 
   Result<Record> NextEvent(std::span<std::byte> buf, std::chrono::nanoseconds timeout) override {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || shutdown_; }) || shutdown_) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    MutexLock lock(mu_);
+    while (queue_.empty() && !shutdown_ &&
+           cv_.wait_until(lock, deadline) == std::cv_status::no_timeout) {
+    }
+    if (queue_.empty() || shutdown_) {
       return DeadlineExceeded(
           fmt::format("rpc voter: no event within {} ms",
                       std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
@@ -143,7 +148,7 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
       return OutOfRange(fmt::format("verdict payload of {} bytes exceeds the channel's {} bytes",
                                     payload.size(), max_payload_));
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (current_ == nullptr) return FailedPrecondition("rpc voter: no event awaits a verdict");
     current_->verdict.set_seq(current_->event.seq());
     current_->verdict.set_kind(kind);
@@ -165,12 +170,12 @@ class RpcVoterImpl final : public VoterChannel, public pb::Voter::Service {
   const std::string token_;  // the incarnation's nonce; empty: not checked
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Pending*> queue_;
-  Pending* current_ = nullptr;
-  uint64_t expected_ = 1;
-  bool shutdown_ = false;
+  Mutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<Pending*> queue_ VIGIL_GUARDED_BY(mu_);
+  Pending* current_ VIGIL_GUARDED_BY(mu_) = nullptr;
+  uint64_t expected_ VIGIL_GUARDED_BY(mu_) = 1;
+  bool shutdown_ VIGIL_GUARDED_BY(mu_) = false;
 };
 
 class RpcReplicaImpl final : public ReplicaChannel {

@@ -151,7 +151,7 @@ std::string DefaultReplicaBinary() { return HelperProgram("vigil-replica", "repl
 
 ProcessTable::~ProcessTable() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (auto& [key, e] : procs_) {
     if (e.exited) continue;
     if (e.stopped) ::kill(e.pid, SIGKILL);
@@ -185,7 +185,7 @@ Result<pid_t> ProcessTable::Start(const ReplicaLaunch& launch) {
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ReapLocked();
   PruneLocked();
   if (auto it = procs_.find(launch.key); it != procs_.end() && !it->second.exited) {
@@ -252,7 +252,7 @@ ProcessTable::Entry* ProcessTable::Find(const ReplicaKey& key) {
 }
 
 void ProcessTable::Kill(const ReplicaKey& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Entry* e = Find(key);
   if (e == nullptr) return;
   ::kill(e->pid, SIGKILL);
@@ -269,7 +269,7 @@ Status ProcessTable::FlipBit(const ReplicaKey& key, uint64_t bit) {
 }
 
 Status ProcessTable::Send(const ReplicaKey& key, int sig, const uint64_t* value) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Entry* e = Find(key);
   if (e == nullptr) {
     return NotFound(
@@ -287,12 +287,12 @@ Status ProcessTable::Send(const ReplicaKey& key, int sig, const uint64_t* value)
 }
 
 bool ProcessTable::Alive(const ReplicaKey& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return Find(key) != nullptr;
 }
 
 void ProcessTable::KillAll() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ReapLocked();
   for (auto& [key, e] : procs_) {
     if (e.exited) continue;
@@ -303,7 +303,7 @@ void ProcessTable::KillAll() {
 }
 
 std::vector<ProcessStatus> ProcessTable::List() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ReapLocked();
   std::vector<ProcessStatus> out;
   for (auto& [key, e] : procs_) {

@@ -238,7 +238,7 @@ void RestartableServer::Shutdown() {
 uint64_t RestartableServer::epoch() const { return session_ ? session_->epoch() : 0; }
 
 ServerStats RestartableServer::Stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
@@ -308,6 +308,7 @@ Status RestartableServer::LoadClient(const ssr::Grant& grant, Visit& v) {
 
 Status RestartableServer::RecoverAll() {
   const auto start = std::chrono::steady_clock::now();
+  MutexLock lock(mu_);  // before Listen: nothing else runs yet
   VIGIL_ASSIGN_OR_RETURN(auto clients, session_->Clients());
   // In a conflict the client adopted first keeps what it claims, and which SSR is wrong cannot be
   // known: adopt in client id order, so that every restart makes the same choice.
@@ -400,7 +401,7 @@ RestartableServer::Reply RestartableServer::Decide(uint64_t client, Record& rec,
 Result<RestartableServer::Reply> RestartableServer::Call(uint64_t client, uint64_t request_id,
                                                          uint64_t last_recorded,
                                                          std::string_view body) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   stats_.calls++;
   Record next;
   bool save = false;
@@ -454,7 +455,7 @@ uint32_t RestartableServer::capacity() const {
 }
 
 Status RestartableServer::Bye(uint64_t client) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   service_->Forget(client);
   if (!session_) {
     volatile_.erase(client);

@@ -133,7 +133,7 @@ class Store::Session {
   void Stop() { stop_ = true; }
   // Ends the session after the answer being sent; `why` is what its closing log line says.
   void Stop(std::string why) {
-    std::lock_guard lock(why_mu_);
+    MutexLock lock(why_mu_);
     stop_why_ = std::move(why);
     stop_ = true;
   }
@@ -255,7 +255,7 @@ class Store::Session {
       }
     }
     {
-      std::lock_guard lock(why_mu_);
+      MutexLock lock(why_mu_);
       if (!stop_why_.empty()) why = stop_why_;
     }
     store_.SessionEnded(*this, why);
@@ -270,8 +270,8 @@ class Store::Session {
   std::unique_ptr<transport::RegisteredBuffer> recv_;
   std::unique_ptr<transport::RegisteredBuffer> send_;
   std::atomic<bool> stop_{false};
-  std::mutex why_mu_;
-  std::string stop_why_;  // guarded by why_mu_
+  Mutex why_mu_;
+  std::string stop_why_ VIGIL_GUARDED_BY(why_mu_);
   std::atomic<bool> finished_{false};
   std::thread thread_;
 };
@@ -354,6 +354,8 @@ Result<std::unique_ptr<Store>> Store::Create(transport::Transport& transport,
 }
 
 Status Store::Map() {
+  // Before any session exists; held so that the tables are only ever touched under it.
+  MutexLock lock(mu_);
   region_bytes_ = RegionBytes(capacity_);
   services_off_ = kHeaderBytes;
   entries_off_ = Align64(services_off_ + options_.max_services * kServiceBytes);
@@ -516,7 +518,7 @@ Result<std::vector<transport::RemoteRegion>> Store::Accept(
   std::vector<std::unique_ptr<Session>> finished;
   Session* raw = nullptr;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (shut_down_) return Unavailable("SSR store is shutting down");
     if (sessions_.size() >= options_.max_sessions) {
       return ResourceExhausted(
@@ -545,12 +547,12 @@ Result<std::vector<transport::RemoteRegion>> Store::Accept(
 }
 
 void Store::SessionBroken() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   counters_.sessions_broken++;
 }
 
 void Store::Probed(bool alive) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   counters_.probes++;
   if (!alive) counters_.probes_failed++;
 }
@@ -604,7 +606,7 @@ size_t Store::TakeServiceRow(std::string_view name) {
 }
 
 void Store::SessionEnded(Session& s, const std::string& why) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const size_t revoked = RevokeAll(s);
   auto it = sessions_.find(s.id());
   if (it != sessions_.end()) {
@@ -618,14 +620,14 @@ void Store::SessionEnded(Session& s, const std::string& why) {
 void Store::Shutdown() {
   std::vector<std::unique_ptr<Session>> all;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     shut_down_ = true;
     for (auto& [id, s] : sessions_) s->Stop();
   }
   // Sessions move themselves to closed_ as their threads end; wait for all of them.
   for (;;) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (sessions_.empty()) {
         all = std::move(closed_);
         closed_.clear();
@@ -641,7 +643,7 @@ wire::Reply Store::Handle(Session& s, std::span<const std::byte> in, bool& reply
   wire::Reply r;
   auto req = wire::DecodeRequest(in);
   if (!req.ok()) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     counters_.bad_requests++;
     Log()->warn("session {} of '{}': rejected request: {}", s.id(), s.peer(),
                 req.status().ToString());
@@ -655,7 +657,7 @@ wire::Reply Store::Handle(Session& s, std::span<const std::byte> in, bool& reply
   const auto t0 = std::chrono::steady_clock::now();
   Status st = Dispatch(s, *req, r);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const auto took = std::chrono::steady_clock::now() - t0;
     if (req->op == wire::Op::kGrant) counters_.grant_time += took;
     if (req->op == wire::Op::kRelease) {
@@ -675,7 +677,7 @@ wire::Reply Store::Handle(Session& s, std::span<const std::byte> in, bool& reply
 }
 
 Status Store::Dispatch(Session& s, const wire::Request& req, wire::Reply& r) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (req.op == wire::Op::kOpen) {
     if (s.service_id != 0) {
       return FailedPrecondition(
@@ -817,7 +819,7 @@ Status Store::Dispatch(Session& s, const wire::Request& req, wire::Reply& r) {
 }
 
 StoreStats Store::Stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   StoreStats s = counters_;
   s.arena_bytes = options_.arena_bytes;
   s.ssr_bytes = region_bytes_;
@@ -845,7 +847,7 @@ StoreStats Store::Stats() const {
 }
 
 Result<std::span<std::byte>> Store::RegionOf(std::string_view service, uint64_t client) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (const uint32_t id = FindService(service); id != 0) {
     if (auto it = index_.find({id, client}); it != index_.end()) {
       return std::span<std::byte>(RegionAt(it->second), region_bytes_);

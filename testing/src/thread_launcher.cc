@@ -22,18 +22,18 @@ ThreadLauncher::~ThreadLauncher() { Join(); }
 std::vector<ThreadReplicaResult> ThreadLauncher::Join() {
   std::vector<std::thread> threads;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     threads.swap(threads_);
   }
   for (auto& t : threads) t.join();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return results_;
 }
 
 Status ThreadLauncher::Start(const voter::LaunchSpec& s) {
   auto killed = std::make_shared<std::atomic<bool>>(false);
   VIGIL_ASSIGN_OR_RETURN(std::unique_ptr<replica::Program> program, factory_(s, killed));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   killed_[{s.replica, s.incarnation}] = killed;
   threads_.emplace_back([this, s, killed, program = std::move(program)]() mutable {
     replica::ReplicaRunOptions o;
@@ -74,14 +74,14 @@ Status ThreadLauncher::Start(const voter::LaunchSpec& s) {
     r.events = stats.events;
     log::Get("replica")->debug("thread replica {} incarnation {} ended: {}", s.replica,
                                s.incarnation, r.status.ToString());
-    std::lock_guard l(mu_);
+    MutexLock l(mu_);
     results_.push_back(std::move(r));
   });
   return Status::Ok();
 }
 
 bool ThreadLauncher::Alive(uint16_t replica, uint32_t incarnation) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& r : results_) {
     if (r.spec.replica == replica && r.spec.incarnation == incarnation) return false;
   }
@@ -89,7 +89,7 @@ bool ThreadLauncher::Alive(uint16_t replica, uint32_t incarnation) {
 }
 
 void ThreadLauncher::Stop(uint16_t replica, uint32_t incarnation) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = killed_.find({replica, incarnation});
   if (it != killed_.end()) *it->second = true;
 }

@@ -165,7 +165,7 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
                                              : owner_.transport_.CreateConnection(opts));
     VIGIL_RETURN_IF_ERROR(conn->Connect(peer.endpoint));
     const Endpoint local = conn->local_endpoint();
-    std::lock_guard lock(mu_);  // acceptors see one connection at a time
+    MutexLock lock(mu_);  // acceptors see one connection at a time
     VIGIL_ASSIGN_OR_RETURN(auto regions,
                            domain ? accept.with_domain(std::move(domain), std::move(conn), peer)
                                   : accept.plain(std::move(conn), peer));
@@ -176,7 +176,7 @@ class BootstrapServer::Service final : public pb::Bootstrap::Service {
   }
 
   BootstrapServer& owner_;
-  std::mutex mu_;
+  Mutex mu_;
 };
 
 BootstrapServer::BootstrapServer(Transport& transport, std::string node_name,
@@ -186,22 +186,22 @@ BootstrapServer::BootstrapServer(Transport& transport, std::string node_name,
 BootstrapServer::~BootstrapServer() { Shutdown(); }
 
 void BootstrapServer::AddService(const std::string& service, AcceptFn accept, std::string token) {
-  std::lock_guard lock(services_mu_);
+  MutexLock lock(services_mu_);
   services_[service] = Acceptor{std::move(accept), nullptr, std::move(token)};
 }
 
 void BootstrapServer::AddService(const std::string& service, DomainAcceptFn accept) {
-  std::lock_guard lock(services_mu_);
+  MutexLock lock(services_mu_);
   services_[service] = Acceptor{nullptr, std::move(accept), {}};
 }
 
 void BootstrapServer::RemoveService(const std::string& service) {
-  std::lock_guard lock(services_mu_);
+  MutexLock lock(services_mu_);
   services_.erase(service);
 }
 
 BootstrapServer::Acceptor BootstrapServer::FindService(const std::string& service) const {
-  std::lock_guard lock(services_mu_);
+  MutexLock lock(services_mu_);
   auto it = services_.find(service);
   return it == services_.end() ? Acceptor{} : it->second;
 }

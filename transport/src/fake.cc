@@ -10,6 +10,8 @@
 #include <mutex>
 #include <vector>
 
+#include "vigil/common/thread_annotations.h"
+
 namespace vigil::transport {
 
 namespace {
@@ -67,13 +69,14 @@ const char* WcText(WcStatus s) {
 }  // namespace
 
 struct FakeFabric::State {
-  std::mutex mu;
-  std::condition_variable cv;  // any queue changed
-  uint32_t next_key = 0x1000;
-  uint32_t next_qpn = 0x100;
-  uint32_t next_domain = 1;
-  std::map<uint32_t, Registration> regs;      // by rkey
-  std::map<uint32_t, FakeConnection*> conns;  // by qpn
+  // The whole fabric's: its tables, and every fake connection's queues (FakeConnection).
+  Mutex mu;
+  std::condition_variable_any cv;  // any queue changed
+  uint32_t next_key VIGIL_GUARDED_BY(mu) = 0x1000;
+  uint32_t next_qpn VIGIL_GUARDED_BY(mu) = 0x100;
+  uint32_t next_domain VIGIL_GUARDED_BY(mu) = 1;
+  std::map<uint32_t, Registration> regs VIGIL_GUARDED_BY(mu);      // by rkey
+  std::map<uint32_t, FakeConnection*> conns VIGIL_GUARDED_BY(mu);  // by qpn
 };
 
 FakeFabric::FakeFabric() : state_(std::make_unique<State>()) {}
@@ -87,7 +90,7 @@ class FakeMemoryRegion final : public MemoryRegion {
                    uint32_t access)
       : MemoryRegion(data, size, key, key, access), fabric_(std::move(fabric)) {}
   ~FakeMemoryRegion() override {
-    std::lock_guard lock(fabric_->state().mu);
+    MutexLock lock(fabric_->state().mu);
     fabric_->state().regs.erase(rkey());
   }
 
@@ -102,7 +105,7 @@ class FakeConnection final : public Connection {
       : fabric_(std::move(fabric)), opts_(std::move(opts)), qpn_(qpn), domain_(domain) {}
 
   ~FakeConnection() override {
-    std::lock_guard lock(S().mu);
+    MutexLock lock(S().mu);
     S().conns.erase(qpn_);
   }
 
@@ -119,7 +122,7 @@ class FakeConnection final : public Connection {
   }
 
   Status Connect(const Endpoint& peer) override {
-    std::lock_guard lock(S().mu);
+    MutexLock lock(S().mu);
     if (!S().conns.count(peer.qpn)) {
       return Unavailable(fmt::format("{}: fake peer QP {} does not exist", opts_.name, peer.qpn));
     }
@@ -130,7 +133,7 @@ class FakeConnection final : public Connection {
 
   Status PostWrite(const LocalSlice& src, RemoteAddr dst, uint64_t wr_id,
                    const SendFlags& flags) override {
-    std::lock_guard lock(S().mu);
+    MutexLock lock(S().mu);
     VIGIL_RETURN_IF_ERROR(CheckPost(src, "RDMA_WRITE"));
     FakeConnection* peer = Peer();
     if (peer == nullptr) return PeerGone(wr_id);
@@ -147,7 +150,7 @@ class FakeConnection final : public Connection {
   }
 
   Status PostRead(const LocalSlice& dst, RemoteAddr src, uint64_t wr_id) override {
-    std::lock_guard lock(S().mu);
+    MutexLock lock(S().mu);
     VIGIL_RETURN_IF_ERROR(CheckPost(dst, "RDMA_READ"));
     FakeConnection* peer = Peer();
     if (peer == nullptr) return PeerGone(wr_id);
@@ -159,7 +162,7 @@ class FakeConnection final : public Connection {
   }
 
   Status PostSend(const LocalSlice& src, uint64_t wr_id, const SendFlags& flags) override {
-    std::lock_guard lock(S().mu);
+    MutexLock lock(S().mu);
     VIGIL_RETURN_IF_ERROR(CheckPost(src, "SEND"));
     FakeConnection* peer = Peer();
     if (peer == nullptr) return PeerGone(wr_id);
@@ -172,7 +175,7 @@ class FakeConnection final : public Connection {
   }
 
   Status PostRecv(const LocalSlice& dst, uint64_t wr_id) override {
-    std::lock_guard lock(S().mu);
+    MutexLock lock(S().mu);
     VIGIL_RETURN_IF_ERROR(CheckSlice(dst, "RECV"));
     if (broken_) return Aborted(fmt::format("{}: connection is broken", opts_.name));
     if (posted_.size() >= opts_.rq_depth) {
@@ -193,8 +196,10 @@ class FakeConnection final : public Connection {
     return Wait(recv_cq_, t, "receive");
   }
 
-  // Called with the fabric lock held by the sending side.
+  // Called with the fabric lock held by the sending side (one fabric, one lock: the sender's S()
+  // is this connection's).
   void Deliver(Inbound in) {
+    S().mu.AssertHeld();
     inbound_.push_back(std::move(in));
     DrainInbound();
   }
@@ -214,7 +219,7 @@ class FakeConnection final : public Connection {
  private:
   FakeFabric::State& S() const { return fabric_->state(); }
 
-  FakeConnection* Peer() {
+  FakeConnection* Peer() VIGIL_REQUIRES(S().mu) {
     auto it = S().conns.find(peer_qpn_);
     return it == S().conns.end() ? nullptr : it->second;
   }
@@ -233,7 +238,8 @@ class FakeConnection final : public Connection {
 
   // The peer memory [addr, addr+len) if the key grants `need` over all of it and belongs to the
   // responder's protection domain, else nullptr.
-  std::byte* Resolve(const FakeConnection& responder, RemoteAddr a, size_t len, uint32_t need) {
+  std::byte* Resolve(const FakeConnection& responder, RemoteAddr a, size_t len, uint32_t need)
+      VIGIL_REQUIRES(S().mu) {
     auto it = S().regs.find(a.rkey);
     if (it == S().regs.end() || (it->second.access & need) == 0 ||
         it->second.domain != responder.domain_) {
@@ -264,7 +270,7 @@ class FakeConnection final : public Connection {
   }
 
   // Matches queued messages with posted receives, in order. Called with the fabric lock held.
-  void DrainInbound() {
+  void DrainInbound() VIGIL_REQUIRES(S().mu) {
     while (!inbound_.empty() && !posted_.empty()) {
       Inbound& in = inbound_.front();
       FakeConnection* sender = nullptr;
@@ -315,7 +321,7 @@ class FakeConnection final : public Connection {
   }
 
   size_t Poll(std::deque<Completion>& cq, std::span<Completion> out) {
-    std::lock_guard lock(S().mu);
+    MutexLock lock(S().mu);
     size_t n = 0;
     while (n < out.size() && !cq.empty()) {
       out[n++] = cq.front();
@@ -326,7 +332,7 @@ class FakeConnection final : public Connection {
 
   Result<Completion> Wait(std::deque<Completion>& cq, std::chrono::nanoseconds t,
                           const char* side) {
-    std::unique_lock lock(S().mu);
+    MutexLock lock(S().mu);
     if (!S().cv.wait_for(lock, t, [&] { return !cq.empty(); })) {
       return DeadlineExceeded(
           fmt::format("{}: no {} completion within {} ms", opts_.name, side,
@@ -357,7 +363,7 @@ Result<std::unique_ptr<MemoryRegion>> RegisterIn(const std::shared_ptr<FakeFabri
     return InvalidArgument(fmt::format("cannot register {} bytes at {}", size, addr));
   }
   auto& s = fabric->state();
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   const uint32_t key = s.next_key++;
   s.regs[key] = Registration{static_cast<std::byte*>(addr), size, access, domain};
   return std::unique_ptr<MemoryRegion>(
@@ -367,7 +373,7 @@ Result<std::unique_ptr<MemoryRegion>> RegisterIn(const std::shared_ptr<FakeFabri
 Result<std::unique_ptr<Connection>> CreateIn(const std::shared_ptr<FakeFabric>& fabric,
                                              uint32_t domain, const ConnectionOptions& opts) {
   auto& s = fabric->state();
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   const uint32_t qpn = s.next_qpn++;
   auto conn = std::make_unique<FakeConnection>(fabric, opts, qpn, domain);
   s.conns[qpn] = conn.get();
@@ -375,7 +381,7 @@ Result<std::unique_ptr<Connection>> CreateIn(const std::shared_ptr<FakeFabric>& 
 }
 
 uint32_t NewDomain(FakeFabric& fabric) {
-  std::lock_guard lock(fabric.state().mu);
+  MutexLock lock(fabric.state().mu);
   return fabric.state().next_domain++;
 }
 

@@ -18,13 +18,13 @@ Status FaultInjector::Add(const FaultRule& rule) {
     return InvalidArgument("corrupt fault with corrupt_mask 0 would change nothing");
   }
   if (rule.count == 0) return InvalidArgument("fault rule with count 0 would never apply");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   rules_.push_back({rule});
   return Status::Ok();
 }
 
 void FaultInjector::Clear() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   rules_.clear();
 }
 
@@ -38,7 +38,7 @@ uint64_t FaultInjector::posted(OpMask op) const {
 
 std::optional<FaultRule> FaultInjector::Next(uint32_t op, size_t bytes) {
   posted_[std::countr_zero(op) & 3].fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (auto& live : rules_) {
     if ((live.rule.ops & op) == 0 || live.applied >= live.rule.count) continue;
     if (bytes > live.rule.max_bytes) continue;

@@ -116,7 +116,7 @@ Group::~Group() {
 }
 
 void Group::Cancel() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!done_) cancelled_ = true;
   for (auto& m : members_) {
     if (m->link) m->link->stop = true;
@@ -184,7 +184,7 @@ Status Group::StageFor(uint64_t length, uint64_t& group_bytes,
 Result<std::vector<transport::RemoteRegion>> Group::Accept(
     uint16_t slot, uint32_t inc, std::shared_ptr<channel::VoterEnd> end,
     std::unique_ptr<transport::Connection> conn, const transport::PeerInfo& peer) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   server_.RemoveService(replica::ServiceName(o_.group, slot, inc));
   Member& m = *members_[slot];
   if (m.incarnation != inc || m.link || done_ || cancelled_) {
@@ -236,25 +236,25 @@ bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::
                          b.h.arg1, b.data);
   link.last_kind = b.kind;
   // The thread that completes a round decides it: no hand-off to another thread on the hot path.
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (link.stop) return false;
   if (members_[slot]->state == Member::State::kCatchingUp) {
     bool live = false;
     if (!Replay(slot, b, live)) return false;
     if (!live) {  // answered from the log; a round may have waited for that
-      if (RoundComplete()) Decide(lock);
+      if (RoundComplete()) Decide();
       return true;
     }
   }
   members_[slot]->ballot = std::move(b);
   // Deadlines are the coordinator's: it looks at the round every 20 ms, so an event costs no
   // wake-up and no clock read.
-  if (RoundComplete()) Decide(lock);
+  if (RoundComplete()) Decide();
   return true;
 }
 
 uint16_t Group::TakeVerdict(Link& link) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   link.has_verdict.store(false, std::memory_order_relaxed);
   link.sending.swap(link.verdict);
   return link.verdict_kind;
@@ -335,7 +335,7 @@ void Group::PollerLoop() {
   while (!poller_stop_.load(std::memory_order_relaxed)) {
     if (links_gen_.load(std::memory_order_acquire) != seen) {
       std::vector<Polled> retired;
-      std::unique_lock lock(mu_);
+      MutexLock lock(mu_);
       seen = links_gen_.load();
       std::vector<Polled> next;
       for (auto& m : members_) {
@@ -357,7 +357,7 @@ void Group::PollerLoop() {
         if (p.link) retired.push_back(std::move(p));
       }
       polled.swap(next);
-      lock.unlock();
+      lock.Unlock();
       // Links let go (their replica was replaced): one waiting for a verdict gets the abort
       // Replace left for it.
       for (Polled& p : retired) {
@@ -412,7 +412,7 @@ void Group::PollerLoop() {
   }
 }
 
-void Group::CheckLiveness(std::unique_lock<std::mutex>& lock) {
+void Group::CheckLiveness() {
   // Replicas the group has been waiting on for a while: ask the launcher (without the lock:
   // it may be a gRPC call to a node) whether they still exist.
   const auto now = Clock::now();
@@ -423,12 +423,12 @@ void Group::CheckLiveness(std::unique_lock<std::mutex>& lock) {
     }
   }
   if (waiting.empty()) return;
-  lock.unlock();
+  mu_.unlock();
   std::vector<std::pair<uint16_t, uint32_t>> gone;
   for (auto [slot, inc] : waiting) {
     if (!launcher_.Alive(slot, inc)) gone.emplace_back(slot, inc);
   }
-  lock.lock();
+  mu_.lock();
   for (auto [slot, inc] : gone) {
     Member& m = *members_[slot];
     if (done_ || m.incarnation != inc || m.ballot) continue;
@@ -457,7 +457,7 @@ bool Group::WaitForVerdict(Link& link) {
       continue;
     }
     // Sleep on the condition variable: a decision wakes sleepers at once.
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     ++sleepers_;
     cv_.wait_for(lock, 1ms, [&] { return link.has_verdict.load() || link.stop.load(); });
     --sleepers_;
@@ -465,7 +465,7 @@ bool Group::WaitForVerdict(Link& link) {
 }
 
 void Group::FailMember(uint16_t slot, uint32_t inc, const std::string& why, bool rejected) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Member& m = *members_[slot];
   if (m.incarnation != inc || done_ || cancelled_) return;
   if (rejected) ++report_.rejected_records;
@@ -494,7 +494,7 @@ Status Launcher::Inject(uint16_t, uint32_t, Fault f, uint64_t) {
 }
 
 Status Group::InjectFault(uint16_t slot, Fault fault, uint64_t bit) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (slot >= members_.size()) {
     return InvalidArgument(
         fmt::format("replica {} is not in group {} (0..{})", slot, o_.group, members_.size() - 1));
@@ -505,7 +505,7 @@ Status Group::InjectFault(uint16_t slot, Fault fault, uint64_t bit) {
 }
 
 void Group::KillReplica(uint16_t slot) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (slot >= members_.size()) return;
   Log()->warn("group {}: fault injection: killing replica {} incarnation {}", o_.group, slot,
               members_[slot]->incarnation);
@@ -797,7 +797,7 @@ void Group::FailOverdue(Clock::time_point now) {
   }
 }
 
-void Group::Decide(std::unique_lock<std::mutex>&) {
+void Group::Decide() {
   // Deciding reads no clock unless asked to measure: it runs once per event on the hot path.
   const auto t0 = o_.measure ? Clock::now() : Clock::time_point{};
   if (LiveCount() == 0) {
@@ -1133,7 +1133,7 @@ void Group::DeliverInput(uint64_t n, std::vector<uint16_t>& to) {
 Result<GroupReport> Group::Run() {
   VIGIL_RETURN_IF_ERROR(ValidateGroupOptions(o_));
   const auto n = static_cast<uint16_t>(ReplicasOf(o_.mode));
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   round_start_ = Clock::now();
   for (uint16_t i = 0; i < n; ++i) {
     auto m = std::make_unique<Member>();
@@ -1168,12 +1168,12 @@ Result<GroupReport> Group::Run() {
     }
     if (RoundReady(now)) {
       FailOverdue(now);  // replicas that missed their deadline are failed first
-      if (!done_) Decide(lock);
+      if (!done_) Decide();
     } else {
       cv_.wait_for(lock, 20ms);
     }
     if (Clock::now() >= next_liveness) {
-      CheckLiveness(lock);
+      CheckLiveness();
       next_liveness = Clock::now() + kLivenessPeriod;
     }
   }
@@ -1183,14 +1183,17 @@ Result<GroupReport> Group::Run() {
     if (m->link) m->link->stop = true;
     server_.RemoveService(replica::ServiceName(o_.group, m->slot, m->incarnation));
   }
+  std::vector<std::thread> threads;
+  for (auto& m : members_) {
+    if (m->thread.joinable()) threads.push_back(std::move(m->thread));
+  }
+  const GroupReport report = report_;
   cv_.notify_all();
-  lock.unlock();
+  lock.Unlock();
   poller_stop_ = true;
   if (poller_.joinable()) poller_.join();
-  for (auto& m : members_) {
-    if (m->thread.joinable()) m->thread.join();
-  }
-  return report_;
+  for (std::thread& t : threads) t.join();
+  return report;
 }
 
 Result<GroupReport> RunUntilShutdown(Group& group, double* seconds) {

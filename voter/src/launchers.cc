@@ -148,7 +148,7 @@ Status NodeLauncher::Start(const LaunchSpec& spec) {
   log::Get("voter")->info("replica {} incarnation {} placed on node '{}' ({}), pid {}",
                           spec.replica, spec.incarnation, resp.node(), nodes_[n]->address,
                           resp.pid());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   group_ = spec.group;
   placement_[{spec.replica, spec.incarnation}] = n;
   return Status::Ok();
@@ -157,7 +157,7 @@ Status NodeLauncher::Start(const LaunchSpec& spec) {
 bool NodeLauncher::Alive(uint16_t replica, uint32_t incarnation) {
   size_t n;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = placement_.find({replica, incarnation});
     if (it == placement_.end()) return true;  // being placed
     n = it->second;
@@ -178,7 +178,7 @@ bool NodeLauncher::Alive(uint16_t replica, uint32_t incarnation) {
 }
 
 std::string NodeLauncher::NodeOf(uint16_t replica, uint32_t incarnation) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = placement_.find({replica, incarnation});
   return it == placement_.end() ? "" : nodes_[it->second]->address;
 }
@@ -186,7 +186,7 @@ std::string NodeLauncher::NodeOf(uint16_t replica, uint32_t incarnation) {
 void NodeLauncher::Stop(uint16_t replica, uint32_t incarnation) {
   size_t n;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = placement_.find({replica, incarnation});
     if (it == placement_.end()) return;
     n = it->second;
@@ -208,7 +208,7 @@ void NodeLauncher::Stop(uint16_t replica, uint32_t incarnation) {
 Status NodeLauncher::Inject(uint16_t replica, uint32_t incarnation, Fault fault, uint64_t bit) {
   size_t n;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = placement_.find({replica, incarnation});
     if (it == placement_.end()) {
       return NotFound(

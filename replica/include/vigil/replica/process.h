@@ -6,12 +6,12 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "vigil/common/status.h"
+#include "vigil/common/thread_annotations.h"
 #include "vigil/security/tls.h"
 
 namespace vigil::replica {
@@ -75,19 +75,19 @@ class ProcessTable {
   // Waits up to 5 s for the children to exit on their own, then SIGKILLs what is left.
   ~ProcessTable();
 
-  Result<pid_t> Start(const ReplicaLaunch& launch);
+  Result<pid_t> Start(const ReplicaLaunch& launch) VIGIL_EXCLUDES(mu_);
   // SIGKILL and reap. No-op for an unknown or finished process.
-  void Kill(const ReplicaKey& key);
+  void Kill(const ReplicaKey& key) VIGIL_EXCLUDES(mu_);
   // Sends `sig` (SIGSTOP, SIGCONT, ...). kNotFound for an unknown or finished process.
-  Status Signal(const ReplicaKey& key, int sig);
+  Status Signal(const ReplicaKey& key, int sig) VIGIL_EXCLUDES(mu_);
   // Asks the replica to flip bit `bit` of its state region (SIGUSR1 carrying the bit number;
   // vigil-replica's handler does the flip).
-  Status FlipBit(const ReplicaKey& key, uint64_t bit);
-  std::vector<ProcessStatus> List();
+  Status FlipBit(const ReplicaKey& key, uint64_t bit) VIGIL_EXCLUDES(mu_);
+  std::vector<ProcessStatus> List() VIGIL_EXCLUDES(mu_);
   // True while the process has not exited (a stopped process is alive).
-  bool Alive(const ReplicaKey& key);
+  bool Alive(const ReplicaKey& key) VIGIL_EXCLUDES(mu_);
   // SIGKILLs and reaps every running process (a node shutting down).
-  void KillAll();
+  void KillAll() VIGIL_EXCLUDES(mu_);
 
  private:
   struct Entry {
@@ -99,17 +99,17 @@ class ProcessTable {
   };
   // Exited entries kept for List() (their exit status); older ones are forgotten.
   static constexpr size_t kKeptExited = 256;
-  Entry* Find(const ReplicaKey& key);  // reaps first
+  Entry* Find(const ReplicaKey& key) VIGIL_REQUIRES(mu_);  // reaps first
   // kill(), or sigqueue() carrying *value.
-  Status Send(const ReplicaKey& key, int sig, const uint64_t* value);
-  void ReapLocked();
-  void PruneLocked();  // forgets the oldest exited entries beyond kKeptExited
+  Status Send(const ReplicaKey& key, int sig, const uint64_t* value) VIGIL_EXCLUDES(mu_);
+  void ReapLocked() VIGIL_REQUIRES(mu_);
+  void PruneLocked() VIGIL_REQUIRES(mu_);  // forgets the oldest exited entries beyond kKeptExited
 
   std::string binary_;
   size_t max_live_ = 0;
-  std::mutex mu_;
-  std::map<ReplicaKey, Entry> procs_;
-  uint64_t next_start_ = 1;
+  Mutex mu_;
+  std::map<ReplicaKey, Entry> procs_ VIGIL_GUARDED_BY(mu_);
+  uint64_t next_start_ VIGIL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace vigil::replica

@@ -25,13 +25,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "vigil/common/status.h"
+#include "vigil/common/thread_annotations.h"
 #include "vigil/security/tls.h"
 #include "vigil/ssr/session.h"
 #include "vigil/transport/transport.h"
@@ -151,24 +151,25 @@ class RestartableServer {
     void Wipe();
   };
   RestartableServer(std::unique_ptr<Service> service, ServerOptions options);
-  Status RecoverAll();
+  Status RecoverAll() VIGIL_EXCLUDES(mu_);
   Status Listen();
   // Reads the client's SSR (granted) into `v`, resetting the record when it does not validate.
-  Status LoadClient(const ssr::Grant& grant, Visit& v);
+  Status LoadClient(const ssr::Grant& grant, Visit& v) VIGIL_REQUIRES(mu_);
   // A record that says the client's session was reset and the client has not been told yet.
   static bool ResetPending(const Record& r);
   // Replaces the client's record by a pending reset, saying `what` went wrong and why.
-  void MarkReset(uint64_t client, Record& r, std::string_view what, const Status& why);
+  void MarkReset(uint64_t client, Record& r, std::string_view what, const Status& why)
+      VIGIL_REQUIRES(mu_);
   // RDMA-WRITEs `r` as the client's next SSR version (`v.mirror` updated).
-  Status SaveRecord(const ssr::Grant& grant, Visit& v, const Record& r);
+  Status SaveRecord(const ssr::Grant& grant, Visit& v, const Record& r) VIGIL_REQUIRES(mu_);
   Result<Reply> Call(uint64_t client, uint64_t request_id, uint64_t last_recorded,
-                     std::string_view body);
+                     std::string_view body) VIGIL_EXCLUDES(mu_);
   // The protocol of one call against the client's record `rec`, wherever it is kept: replay,
   // refusal of an old request, a reset reported, or the request executed. Sets `next` to the
   // record to keep when `save` comes back true.
   Reply Decide(uint64_t client, Record& rec, uint64_t request_id, uint64_t last_recorded,
-               std::string_view body, Record& next, bool& save);
-  Status Bye(uint64_t client);
+               std::string_view body, Record& next, bool& save) VIGIL_REQUIRES(mu_);
+  Status Bye(uint64_t client) VIGIL_EXCLUDES(mu_);
   [[noreturn]] void FailStop(const Status& why);
 
   std::unique_ptr<Service> service_;
@@ -179,15 +180,15 @@ class RestartableServer {
   int port_ = 0;
   uint64_t instance_ = 0;
 
-  mutable std::mutex mu_;  // one request at a time (the session is single-threaded)
+  mutable Mutex mu_;  // one request at a time (the session is single-threaded)
   // For the supervisor's Health probe, read without mu_ (gRPC threads).
   std::atomic<uint64_t> completed_{0};
   std::atomic<uint32_t> in_flight_{0};
-  Visit visit_;                 // the client being served; empty between calls
-  std::minstd_rand crash_rng_;  // for options_.crash_after_save
+  Visit visit_ VIGIL_GUARDED_BY(mu_);  // the client being served; empty between calls
+  std::minstd_rand crash_rng_ VIGIL_GUARDED_BY(mu_);  // for options_.crash_after_save
   // Without a store only (the benchmarks' baseline): every client's record, in process memory.
-  std::map<uint64_t, Record> volatile_;
-  ServerStats stats_;
+  std::map<uint64_t, Record> volatile_ VIGIL_GUARDED_BY(mu_);
+  ServerStats stats_ VIGIL_GUARDED_BY(mu_);
 };
 
 }  // namespace vigil::server

@@ -23,12 +23,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "vigil/common/status.h"
+#include "vigil/common/thread_annotations.h"
 #include "vigil/ssr/wire.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/transport/transport.h"
@@ -118,8 +118,8 @@ class Store {
   struct ServiceRow;  // the arena's service table
   Store(transport::Transport& transport, const StoreOptions& options);
   Status Map();
-  Status Format();
-  Status Load();
+  Status Format() VIGIL_REQUIRES(mu_);
+  Status Load() VIGIL_REQUIRES(mu_);
   Result<std::vector<transport::RemoteRegion>> Accept(
       std::unique_ptr<transport::ProtectionDomain> domain,
       std::unique_ptr<transport::Connection> conn, const transport::PeerInfo& peer);
@@ -131,13 +131,13 @@ class Store {
   void Probed(bool alive);
   void SessionEnded(Session& s, const std::string& why);
   // With mu_ held: every grant of `s` deregistered; returns how many there were.
-  size_t RevokeAll(Session& s);
+  size_t RevokeAll(Session& s) VIGIL_REQUIRES(mu_);
   ServiceRow* ServiceRows() const;
   // The id of the service called `name`, or 0.
   uint32_t FindService(std::string_view name) const;
   // With mu_ held: a service row for `name`, new or reclaimed (one that holds no SSR and serves
   // no session); the table's size if every row is taken.
-  size_t TakeServiceRow(std::string_view name);
+  size_t TakeServiceRow(std::string_view name) VIGIL_REQUIRES(mu_);
   std::byte* RegionAt(size_t index) const;
 
   transport::Transport& transport_;
@@ -155,17 +155,19 @@ class Store {
   size_t entries_off_ = 0;
   size_t regions_off_ = 0;
 
-  mutable std::mutex mu_;  // everything below, and the tables in the arena
-  std::map<std::pair<uint32_t, uint64_t>, size_t> index_;  // (service, client) -> entry
-  std::vector<size_t> free_;                               // free entries (stack)
-  std::vector<Session*> holders_;                          // per entry: session holding a grant
-  std::vector<size_t> ssrs_;                               // per service row: SSRs it holds
-  std::map<uint64_t, std::unique_ptr<Session>> sessions_;
-  std::vector<std::unique_ptr<Session>> closed_;  // joined lazily, outside the lock
-  uint64_t next_session_ = 1;
-  uint64_t next_grant_ = 1;
-  StoreStats counters_;
-  bool shut_down_ = false;
+  mutable Mutex mu_;  // everything below, and the tables in the arena
+  std::map<std::pair<uint32_t, uint64_t>, size_t> index_
+      VIGIL_GUARDED_BY(mu_);                             // (service, client) -> entry
+  std::vector<size_t> free_ VIGIL_GUARDED_BY(mu_);       // free entries (stack)
+  std::vector<Session*> holders_ VIGIL_GUARDED_BY(mu_);  // per entry: session holding a grant
+  std::vector<size_t> ssrs_ VIGIL_GUARDED_BY(mu_);       // per service row: SSRs it holds
+  std::map<uint64_t, std::unique_ptr<Session>> sessions_ VIGIL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Session>> closed_
+      VIGIL_GUARDED_BY(mu_);  // joined lazily, outside the lock
+  uint64_t next_session_ VIGIL_GUARDED_BY(mu_) = 1;
+  uint64_t next_grant_ VIGIL_GUARDED_BY(mu_) = 1;
+  StoreStats counters_ VIGIL_GUARDED_BY(mu_);
+  bool shut_down_ VIGIL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace vigil::ssr

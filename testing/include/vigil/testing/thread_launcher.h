@@ -11,10 +11,10 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "vigil/common/thread_annotations.h"
 #include "vigil/replica/runner.h"
 #include "vigil/voter/group.h"
 
@@ -66,10 +66,11 @@ class ThreadLauncher final : public voter::Launcher {
   std::vector<int> cpus_;
   ProgramFactory factory_;
   std::function<void(const voter::LaunchSpec&, replica::ChannelContext&)> on_ready_;
-  std::mutex mu_;
-  std::map<std::pair<uint16_t, uint32_t>, std::shared_ptr<std::atomic<bool>>> killed_;
-  std::vector<std::thread> threads_;
-  std::vector<ThreadReplicaResult> results_;
+  Mutex mu_;
+  std::map<std::pair<uint16_t, uint32_t>, std::shared_ptr<std::atomic<bool>>> killed_
+      VIGIL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_ VIGIL_GUARDED_BY(mu_);
+  std::vector<ThreadReplicaResult> results_ VIGIL_GUARDED_BY(mu_);
 };
 
 }  // namespace vigil::testing

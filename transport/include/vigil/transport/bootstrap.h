@@ -8,10 +8,10 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "vigil/common/thread_annotations.h"
 #include "vigil/security/identity.h"
 #include "vigil/security/tls.h"
 #include "vigil/transport/transport.h"
@@ -95,8 +95,8 @@ class BootstrapServer {
   };
   Acceptor FindService(const std::string& service) const;
 
-  mutable std::mutex services_mu_;
-  std::map<std::string, Acceptor> services_;
+  mutable Mutex services_mu_;
+  std::map<std::string, Acceptor> services_ VIGIL_GUARDED_BY(services_mu_);
   std::unique_ptr<Service> service_;
   std::vector<grpc::Service*> extra_services_;
   std::unique_ptr<grpc::Server> server_;

@@ -17,9 +17,9 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <vector>
 
+#include "vigil/common/thread_annotations.h"
 #include "vigil/transport/transport.h"
 
 namespace vigil::transport {
@@ -60,13 +60,13 @@ class FaultInjector {
   std::optional<FaultRule> Next(uint32_t op, size_t bytes);
 
  private:
-  mutable std::mutex mu_;
   struct Live {
     FaultRule rule;
     uint32_t seen = 0;
     uint32_t applied = 0;
   };
-  std::vector<Live> rules_;
+  mutable Mutex mu_;
+  std::vector<Live> rules_ VIGIL_GUARDED_BY(mu_);
   std::atomic<uint64_t> counts_[4] = {};
   std::atomic<uint64_t> posted_[4] = {};  // by OpMask bit
 };

@@ -36,6 +36,7 @@
 
 #include "vigil/channel/endpoints.h"
 #include "vigil/common/failure_budget.h"
+#include "vigil/common/thread_annotations.h"
 #include "vigil/replica/protocol.h"
 #include "vigil/transport/bootstrap.h"
 #include "vigil/voter/catch_up_log.h"
@@ -141,124 +142,136 @@ class Group {
   void set_syscall_executor(SyscallExecutor* e) { syscalls_ = e; }
 
   // Launches every replica and runs the group until the program exits or the group fails.
-  Result<GroupReport> Run();
+  Result<GroupReport> Run() VIGIL_EXCLUDES(mu_);
   // Ends Run early (shutdown request).
-  void Cancel();
+  void Cancel() VIGIL_EXCLUDES(mu_);
 
   // Test and vigilctl API: stop replica `replica`'s current incarnation now, as a crash would.
-  void KillReplica(uint16_t replica);
+  void KillReplica(uint16_t replica) VIGIL_EXCLUDES(mu_);
   // Fault injection into replica `replica`'s current incarnation through the launcher.
-  Status InjectFault(uint16_t replica, Fault fault, uint64_t bit = 0);
+  Status InjectFault(uint16_t replica, Fault fault, uint64_t bit = 0) VIGIL_EXCLUDES(mu_);
 
  private:
   struct Member;
   struct Ballot;
 
-  Status StartIncarnation(uint16_t slot);
+  Status StartIncarnation(uint16_t slot) VIGIL_REQUIRES(mu_);
   Result<std::vector<transport::RemoteRegion>> Accept(uint16_t slot, uint32_t incarnation,
                                                       std::shared_ptr<channel::VoterEnd> end,
                                                       std::unique_ptr<transport::Connection> conn,
-                                                      const transport::PeerInfo& peer);
+                                                      const transport::PeerInfo& peer)
+      VIGIL_EXCLUDES(mu_);
   Status StageFor(uint64_t length, uint64_t& group_bytes,
-                  std::optional<transport::RegisteredBuffer>& staging);
-  void MemberLoop(uint16_t slot, uint32_t incarnation, std::shared_ptr<Link> link);
-  void PollerLoop();
+                  std::optional<transport::RegisteredBuffer>& staging) VIGIL_REQUIRES(mu_);
+  void MemberLoop(uint16_t slot, uint32_t incarnation, std::shared_ptr<Link> link)
+      VIGIL_EXCLUDES(mu_);
+  void PollerLoop() VIGIL_EXCLUDES(mu_);
   // Decodes and votes one event (deciding the round if it completes it); false: the replica
   // failed and was replaced.
-  bool SubmitEvent(uint16_t slot, uint32_t incarnation, Link& link, const channel::Record& rec);
+  bool SubmitEvent(uint16_t slot, uint32_t incarnation, Link& link, const channel::Record& rec)
+      VIGIL_EXCLUDES(mu_);
   // Sends the verdict waiting in `link`; false when the replica is finished or failed.
-  bool DeliverVerdict(uint16_t slot, uint32_t incarnation, Link& link);
+  bool DeliverVerdict(uint16_t slot, uint32_t incarnation, Link& link) VIGIL_EXCLUDES(mu_);
   // Moves the verdict waiting in `link` to link.sending; returns its kind.
-  uint16_t TakeVerdict(Link& link);
+  uint16_t TakeVerdict(Link& link) VIGIL_EXCLUDES(mu_);
   // After sending a verdict of `kind` (status `st`): false when the replica is finished or failed.
-  bool Sent(uint16_t slot, uint32_t incarnation, const Link& link, uint16_t kind, const Status& st);
-  bool WaitForVerdict(Link& link);  // false: the link was stopped
-  void CheckLiveness(std::unique_lock<std::mutex>& lock);
-  void FailMember(uint16_t slot, uint32_t incarnation, const std::string& why, bool rejected);
+  bool Sent(uint16_t slot, uint32_t incarnation, const Link& link, uint16_t kind, const Status& st)
+      VIGIL_EXCLUDES(mu_);
+  bool WaitForVerdict(Link& link) VIGIL_EXCLUDES(mu_);  // false: the link was stopped
+  // Releases mu_ while it asks the launcher (a gRPC call to a node, perhaps).
+  void CheckLiveness() VIGIL_REQUIRES(mu_);
+  void FailMember(uint16_t slot, uint32_t incarnation, const std::string& why, bool rejected)
+      VIGIL_EXCLUDES(mu_);
   // Decides the round (its ballots are in, or the coordinator found it overdue).
-  void Decide(std::unique_lock<std::mutex>& lock);
+  void Decide() VIGIL_REQUIRES(mu_);
   // The coordinator: fails the replicas without a ballot whose deadline passed before `now`.
-  void FailOverdue(std::chrono::steady_clock::time_point now);
-  void DecideDmr();
-  void DecideTmr(const std::vector<uint16_t>& joiners);
-  void RecoverFromCheckpoint(const std::vector<uint16_t>& joiners);
+  void FailOverdue(std::chrono::steady_clock::time_point now) VIGIL_REQUIRES(mu_);
+  void DecideDmr() VIGIL_REQUIRES(mu_);
+  void DecideTmr(const std::vector<uint16_t>& joiners) VIGIL_REQUIRES(mu_);
+  void RecoverFromCheckpoint(const std::vector<uint16_t>& joiners) VIGIL_REQUIRES(mu_);
   // A catching-up member's event: answered from the log (true), or it reached the group's next
   // event and is live again (true, `live` set), or it failed and was replaced (false).
-  bool Replay(uint16_t slot, const Ballot& b, bool& live);
+  bool Replay(uint16_t slot, const Ballot& b, bool& live) VIGIL_REQUIRES(mu_);
   // Logs the agreed event `w` (verdict arg, `bytes` result bytes in the input staging buffer).
-  void LogAgreed(const Ballot& w, uint64_t arg, uint64_t bytes);
+  void LogAgreed(const Ballot& w, uint64_t arg, uint64_t bytes) VIGIL_REQUIRES(mu_);
   // After a rollback to the last agreed checkpoint: drops later log entries; members catching up
   // are replaced (their position is no longer agreed history).
-  void RewindLog();
-  bool CanCatchUp() const;
+  void RewindLog() VIGIL_REQUIRES(mu_);
+  bool CanCatchUp() const VIGIL_REQUIRES(mu_);
   // Copies `from`'s state (or last checkpoint), checked against `digest` if given, into
   // newcomer `j` and admits it as live (answered "repaired" for the state at `at_event`). False
   // if the copy failed and `j` was replaced again.
   bool Admit(uint16_t j, uint16_t from, bool from_checkpoint, const uint64_t* digest,
-             uint64_t at_event, const std::string& how);
-  std::chrono::steady_clock::time_point DeadlineOf(const Member& m) const;
-  size_t LiveCount() const;
+             uint64_t at_event, const std::string& how) VIGIL_REQUIRES(mu_);
+  std::chrono::steady_clock::time_point DeadlineOf(const Member& m) const VIGIL_REQUIRES(mu_);
+  size_t LiveCount() const VIGIL_REQUIRES(mu_);
   // Carries out the agreed effect once; returns the verdict's arg (input: bytes staged).
-  Result<uint64_t> Apply(const Ballot& winner);
+  Result<uint64_t> Apply(const Ballot& winner) VIGIL_REQUIRES(mu_);
   // RDMA-READs the bytes a voted call left aside from a replica that voted for it (`winner`'s
   // digest), into aside_staging_, and checks them against their digest.
-  Result<std::span<const std::byte>> FetchAside(const Ballot& winner, const Aside& aside);
+  Result<std::span<const std::byte>> FetchAside(const Ballot& winner, const Aside& aside)
+      VIGIL_REQUIRES(mu_);
   // RDMA-WRITEs the staged input to each replica in `to`; drops (and replaces) failures.
-  void DeliverInput(uint64_t n, std::vector<uint16_t>& to);
+  void DeliverInput(uint64_t n, std::vector<uint16_t>& to) VIGIL_REQUIRES(mu_);
   // After Apply(winner): delivers its result bytes, then answers every replica in `to`
   // (`repaired`: those answered kRepaired).
   void Conclude(const Ballot& winner, uint64_t arg, std::vector<uint16_t>& to,
-                const std::vector<bool>& repaired);
+                const std::vector<bool>& repaired) VIGIL_REQUIRES(mu_);
   // Rolls the syscall executor back with the replicas; false: it could not (the group failed).
-  bool RollbackExecutor();
-  Status CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const uint64_t* digest);
+  bool RollbackExecutor() VIGIL_REQUIRES(mu_);
+  Status CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const uint64_t* digest)
+      VIGIL_REQUIRES(mu_);
   void Answer(uint16_t slot, replica::VerdictKind kind, uint64_t event_seq, uint64_t arg,
-              std::span<const std::byte> data);
-  void RollbackAll(const std::string& why);
-  void FailGroup(const std::string& why);
-  void Replace(uint16_t slot, const std::string& why);
+              std::span<const std::byte> data) VIGIL_REQUIRES(mu_);
+  void RollbackAll(const std::string& why) VIGIL_REQUIRES(mu_);
+  void FailGroup(const std::string& why) VIGIL_REQUIRES(mu_);
+  void Replace(uint16_t slot, const std::string& why) VIGIL_REQUIRES(mu_);
   // Every ballot the round needs is in (deadlines aside).
-  bool RoundComplete() const;
+  bool RoundComplete() const VIGIL_REQUIRES(mu_);
   // RoundComplete(), or a replica without a ballot is past its deadline at `now`.
-  bool RoundReady(std::chrono::steady_clock::time_point now) const;
+  bool RoundReady(std::chrono::steady_clock::time_point now) const VIGIL_REQUIRES(mu_);
 
   GroupOptions o_;
   transport::Transport& transport_;
   transport::BootstrapServer& server_;
   Launcher& launcher_;
-  InputSource input_;
-  std::FILE* output_;
   SyscallExecutor* syscalls_ = nullptr;
-  uint64_t syscall_bytes_ = 0;  // result bytes of the last system call applied
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Member>> members_;
-  std::vector<std::thread> retired_;  // threads of stopped incarnations, joined at the end
-  std::thread poller_;                // polling method: the one thread serving every ring
+  // The group's state: members, the round, the log and the report. The polling path takes it
+  // twice per event (submit, take the verdict); decisions hold it (voter/src/group.cc).
+  mutable Mutex mu_;
+  std::condition_variable_any cv_;
+  InputSource input_ VIGIL_GUARDED_BY(mu_);
+  std::FILE* output_ VIGIL_PT_GUARDED_BY(mu_);
+  uint64_t syscall_bytes_ VIGIL_GUARDED_BY(mu_) = 0;  // result bytes of the last call applied
+  std::vector<std::unique_ptr<Member>> members_ VIGIL_GUARDED_BY(mu_);
+  // Threads of stopped incarnations, joined at the end.
+  std::vector<std::thread> retired_ VIGIL_GUARDED_BY(mu_);
+  std::thread poller_;  // polling method: the one thread serving every ring
   std::atomic<bool> poller_stop_{false};
-  std::atomic<uint64_t> links_gen_{0};  // bumped when a link comes or goes
-  int sleepers_ = 0;                    // threads asleep on cv_ waiting for a verdict
-  std::optional<transport::RegisteredBuffer> staging_;        // state copies
-  std::optional<transport::RegisteredBuffer> input_staging_;  // input, read once
-  std::optional<transport::RegisteredBuffer> aside_staging_;  // bytes a call left aside
-  uint64_t state_bytes_ = 0;
-  uint64_t input_bytes_ = 0;
-  uint64_t next_event_ = 1;
+  std::atomic<uint64_t> links_gen_{0};      // bumped when a link comes or goes
+  int sleepers_ VIGIL_GUARDED_BY(mu_) = 0;  // threads asleep on cv_ waiting for a verdict
+  // Staging buffers: state copies, input (read once), bytes a call left aside.
+  std::optional<transport::RegisteredBuffer> staging_ VIGIL_GUARDED_BY(mu_);
+  std::optional<transport::RegisteredBuffer> input_staging_ VIGIL_GUARDED_BY(mu_);
+  std::optional<transport::RegisteredBuffer> aside_staging_ VIGIL_GUARDED_BY(mu_);
+  uint64_t state_bytes_ VIGIL_GUARDED_BY(mu_) = 0;
+  uint64_t input_bytes_ VIGIL_GUARDED_BY(mu_) = 0;
+  uint64_t next_event_ VIGIL_GUARDED_BY(mu_) = 1;
   // TMR catch-up log: the events agreed since the last agreed checkpoint (earlier while a
   // member is still catching up from before it).
-  CatchUpLog log_;
-  uint64_t checkpoint_event_ = 0;  // event seq of the last agreed checkpoint
-  uint64_t rollback_event_ = 0;    // event that caused the last rollbacks
-  uint32_t rollbacks_here_ = 0;
-  uint64_t emitted_ = 0;  // output bytes written
+  CatchUpLog log_ VIGIL_GUARDED_BY(mu_);
+  uint64_t checkpoint_event_ VIGIL_GUARDED_BY(mu_) = 0;  // event seq of the last agreed checkpoint
+  uint64_t rollback_event_ VIGIL_GUARDED_BY(mu_) = 0;    // event that caused the last rollbacks
+  uint32_t rollbacks_here_ VIGIL_GUARDED_BY(mu_) = 0;
+  uint64_t emitted_ VIGIL_GUARDED_BY(mu_) = 0;  // output bytes written
   // When the coordinator first saw the current round (deadlines run from there), and how many
   // rounds were decided.
-  std::chrono::steady_clock::time_point round_start_;
-  uint64_t decisions_ = 0;
-  bool done_ = false;
-  bool cancelled_ = false;
-  GroupReport report_;
+  std::chrono::steady_clock::time_point round_start_ VIGIL_GUARDED_BY(mu_);
+  uint64_t decisions_ VIGIL_GUARDED_BY(mu_) = 0;
+  bool done_ VIGIL_GUARDED_BY(mu_) = false;
+  bool cancelled_ VIGIL_GUARDED_BY(mu_) = false;
+  GroupReport report_ VIGIL_GUARDED_BY(mu_);
 };
 
 // Runs the group; SIGINT/SIGTERM (cli::ShutdownRequested) cancels it. `seconds` (optional)

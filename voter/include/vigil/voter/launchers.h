@@ -8,10 +8,10 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "vigil/common/thread_annotations.h"
 #include "vigil/replica/process.h"
 #include "vigil/voter/group.h"
 
@@ -66,8 +66,8 @@ class NodeLauncher final : public Launcher {
   struct Stub;
   ReplicaProgram program_;
   std::vector<std::unique_ptr<Stub>> nodes_;
-  std::mutex mu_;
-  std::map<std::pair<uint16_t, uint32_t>, size_t> placement_;
+  Mutex mu_;
+  std::map<std::pair<uint16_t, uint32_t>, size_t> placement_ VIGIL_GUARDED_BY(mu_);
   uint32_t group_ = 0;
 };
 
