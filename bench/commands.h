@@ -14,6 +14,7 @@ struct CommonBenchOptions {
   uint64_t iterations = 10000;
   uint64_t warmup = 1000;
   std::string perftest = "auto";  // auto | always | never
+  uint32_t pairs = 5;             // alternating rounds of vigil and its baseline per size
   std::string json;
 };
 

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -146,19 +147,52 @@ Status RunPair(BenchSetup& setup, Side server_side, Side client_side) {
   return st;
 }
 
+namespace {
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// The rounds' summaries as one: percentiles are the medians of the rounds' (each round is a
+// fresh run after its own warm-up), min and max the extremes, the mean weighted by samples.
+LatencySummary Combine(const std::vector<LatencySummary>& rounds) {
+  if (rounds.size() == 1) return rounds[0];
+  LatencySummary c;
+  std::vector<double> p50, p99, p999;
+  double weighted = 0;
+  c.min_us = rounds[0].min_us;
+  for (const auto& r : rounds) {
+    c.count += r.count;
+    c.min_us = std::min(c.min_us, r.min_us);
+    c.max_us = std::max(c.max_us, r.max_us);
+    weighted += r.mean_us * static_cast<double>(r.count);
+    p50.push_back(r.p50_us);
+    p99.push_back(r.p99_us);
+    p999.push_back(r.p999_us);
+  }
+  c.p50_us = Median(p50);
+  c.p99_us = Median(p99);
+  c.p999_us = Median(p999);
+  c.mean_us = c.count == 0 ? 0 : weighted / static_cast<double>(c.count);
+  return c;
+}
+
+}  // namespace
+
 int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::string& title,
-           const Baseline& baseline, double target_ratio, const std::vector<Row>& rows,
-           nlohmann::json* collect) {
+           const Baseline& baseline, double target_ratio, const std::vector<uint32_t>& sizes,
+           const MeasureFn& measure, nlohmann::json* collect) {
   auto logger = log::Get("bench");
-  bool all_measured = true;  // every row brought its own baseline: perftest is not needed
-  for (const auto& r : rows) all_measured &= r.baseline_rtt.has_value();
-  const bool want_perftest =
-      !all_measured && (o.perftest == "always" || (o.perftest == "auto" && o.transport == "verbs"));
+  // The baseline is perftest unless the measurement brings its own (a bare gRPC echo).
+  const bool perftest_enabled =
+      o.perftest == "always" || (o.perftest == "auto" && o.transport == "verbs");
   nlohmann::json out = {{"benchmark", title},
                         {"environment", Environment(Describe(setup))},
                         {"results", nlohmann::json::array()}};
   double cycles_per_us = 0;
-  if (want_perftest) {
+  auto calibrate = [&] {
     auto cal = CalibrateCyclesPerMicrosecond();
     if (cal.ok()) {
       cycles_per_us = *cal;
@@ -170,88 +204,171 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
     } else {
       logger->warn("no perftest baseline: {}", cal.status().ToString());
     }
-  }
-  // The baseline is measured at the payload size (the target is judged there) and, where vigil
-  // sends more bytes than the payload (a ring slot's header and trailer), also at that wire size.
-  fmt::print(
-      "\nbaseline: {} {} at the payload size (judged) and at vigil's wire size, measured in this "
-      "run\n",
-      baseline.tool, baseline.flags);
-  fmt::print("{:>6} {:>6} | {:^39} | {:^25} | {:^19} | {:^21}\n", "", "", "vigil round trip, us",
-             "baseline at payload, us", "vigil / baseline", "baseline at wire size");
-  fmt::print(
-      "{:>6} {:>6} | {:>9} {:>9} {:>9} {:>9} | {:>12} {:>12} | {:>9} {:>9} | {:>10} {:>10}\n",
-      "bytes", "wire", "p50", "p99", "p99.9", "max", "p50", "p99", "p50", "p99", "p50 us",
-      "vigil/it");
+  };
   int port = 18515 + (static_cast<int>(getpid()) % 1000);
-  // perftest at `bytes`: round trip p50, p99 (us) and its JSON, or the error.
-  auto perftest = [&](size_t bytes, nlohmann::json& row,
+  // perftest at `bytes` for `iterations`: round trip p50, p99 (us) and its JSON, or the error.
+  auto perftest = [&](size_t bytes, uint64_t iterations, nlohmann::json& round,
                       const char* key) -> std::optional<std::pair<double, double>> {
-    auto pt = RunLatency(baseline, setup.device_name, setup.gid_index, bytes,
-                         o.iterations + o.warmup, port++, cycles_per_us);
+    auto pt = RunLatency(baseline, setup.device_name, setup.gid_index, bytes, iterations + o.warmup,
+                         port++, cycles_per_us,
+                         {.pin = baseline.pinned, .inline_bytes = setup.conn.max_inline});
     if (!pt.ok()) {
       logger->warn("perftest baseline for {} bytes unavailable: {}", bytes, pt.status().ToString());
-      row[std::string(key) + "_error"] = pt.status().ToString();
+      round[std::string(key) + "_error"] = pt.status().ToString();
       return std::nullopt;
     }
     // perftest reports half round trips.
     const std::pair<double, double> rtt{2 * pt->t_typical, 2 * pt->p99};
-    row[key] = {{"tool", baseline.tool + " " + baseline.flags},
-                {"bytes", bytes},
-                {"iterations", pt->iterations},
-                {"t_typical_half_rtt_us", pt->t_typical},
-                {"p99_half_rtt_us", pt->p99},
-                {"p999_half_rtt_us", pt->p999},
-                {"t_max_half_rtt_us", pt->t_max},
-                {"rtt_p50_us", rtt.first},
-                {"rtt_p99_us", rtt.second}};
+    round[key] = {{"tool", baseline.tool + " " + baseline.flags},
+                  {"bytes", bytes},
+                  {"iterations", pt->iterations},
+                  {"t_typical_half_rtt_us", pt->t_typical},
+                  {"p99_half_rtt_us", pt->p99},
+                  {"p999_half_rtt_us", pt->p999},
+                  {"t_max_half_rtt_us", pt->t_max},
+                  {"rtt_p50_us", rtt.first},
+                  {"rtt_p99_us", rtt.second}};
     return rtt;
   };
+  struct Line {
+    Row row;  // rtt: the rounds combined
+    nlohmann::json json;
+    std::optional<std::pair<double, double>> base, wire;  // medians of the rounds' (p50, p99)
+    std::vector<double> ratios;                           // p50 ratio of each round
+  };
+  std::vector<Line> lines;
+  // Each size: vigil and its baseline in alternating rounds (vigil, baseline, vigil, ...), so
+  // that both see the same drift of a noisy machine; --iters is split among the rounds, each
+  // after its own warm-up. Without a baseline there is nothing to alternate with: one round.
+  const uint32_t rounds =
+      (baseline.in_process || perftest_enabled) && o.pairs > 1 ? o.pairs : uint32_t{1};
+  const uint64_t per_round = (o.iterations + rounds - 1) / rounds;
+  if (perftest_enabled && !baseline.in_process) calibrate();
+  for (uint32_t bytes : sizes) {
+    Line line;
+    std::vector<LatencySummary> vigil, own_base;
+    std::vector<double> b50, b99, w50, w99, r99;
+    for (uint32_t k = 0; k < rounds; ++k) {
+      Result<Row> r = measure(bytes, per_round);
+      if (!r.ok()) {
+        fmt::print(stderr, "error: {} bytes: {}\n", bytes, r.status().ToString());
+        return 1;
+      }
+      if (k == 0) line.row = *r;
+      nlohmann::json round = {{"vigil_rtt", SummaryJson(r->rtt)}};
+      std::optional<std::pair<double, double>> base, wire;
+      if (r->baseline_rtt) {
+        base = {r->baseline_rtt->p50_us, r->baseline_rtt->p99_us};
+        own_base.push_back(*r->baseline_rtt);
+        round["baseline"] = {{"tool", baseline.tool}, {"rtt", SummaryJson(*r->baseline_rtt)}};
+      } else if (cycles_per_us > 0) {
+        base = perftest(bytes, per_round, round, "baseline");
+        if (r->wire_bytes != bytes) {
+          wire = perftest(r->wire_bytes, per_round, round, "baseline_wire");
+        }
+      }
+      vigil.push_back(r->rtt);
+      if (base) {
+        b50.push_back(base->first);
+        b99.push_back(base->second);
+        line.ratios.push_back(r->rtt.p50_us / base->first);
+        r99.push_back(r->rtt.p99_us / base->second);
+        round["ratio_p50"] = line.ratios.back();
+      }
+      if (wire) {
+        w50.push_back(wire->first);
+        w99.push_back(wire->second);
+      }
+      line.json["rounds"].push_back(round);
+      // A baseline that fails once (perftest missing, its port refused) is not retried in
+      // every round: each attempt can take its 120-s timeout.
+      if (!base) break;
+    }
+    line.row.rtt = Combine(vigil);
+    line.json["bytes"] = bytes;
+    line.json["wire_bytes"] = line.row.wire_bytes;
+    line.json["vigil_rtt"] = SummaryJson(line.row.rtt);
+    line.json["rounds_alternated"] = line.json["rounds"].size();
+    // Every round needs its baseline, else the size is not measured (a partial median would
+    // compare different conditions).
+    if (!b50.empty() && b50.size() == vigil.size()) {
+      line.base = {Median(b50), Median(b99)};
+      line.json["ratio_p50"] = Median(line.ratios);
+      line.json["ratio_p99"] = Median(r99);
+      line.json["ratio_p50_min"] = *std::min_element(line.ratios.begin(), line.ratios.end());
+      line.json["ratio_p50_max"] = *std::max_element(line.ratios.begin(), line.ratios.end());
+      if (!own_base.empty()) {
+        line.json["baseline"] = {{"tool", baseline.tool}, {"rtt", SummaryJson(Combine(own_base))}};
+      } else {
+        line.json["baseline"] = {{"tool", baseline.tool + " " + baseline.flags},
+                                 {"rtt_p50_us", line.base->first},
+                                 {"rtt_p99_us", line.base->second}};
+      }
+    } else if (!b50.empty()) {
+      line.json["baseline_error"] =
+          fmt::format("the baseline ran in {} of {} rounds", b50.size(), vigil.size());
+    }
+    if (!w50.empty() && w50.size() == vigil.size()) {
+      line.wire = {Median(w50), Median(w99)};
+      line.json["ratio_p50_wire"] = line.row.rtt.p50_us / line.wire->first;
+    }
+    lines.push_back(std::move(line));
+  }
+
+  // The baseline is measured at the payload size (the target is judged there) and, where vigil
+  // sends more bytes than the payload (a ring slot's header and trailer), also at that wire size.
+  fmt::print(
+      "\nbaseline: {} {} at the payload size (judged) and at vigil's wire size, measured in this "
+      "run in up to {} rounds alternating with vigil's; vigil's percentiles and the baseline are "
+      "the rounds' medians, the ratio the median of the rounds' ratios (min-max beside it)\n",
+      baseline.tool, baseline.flags, o.pairs);
+  fmt::print("{:>6} {:>6} | {:^39} | {:^25} | {:^31} | {:^21}\n", "", "", "vigil round trip, us",
+             "baseline at payload, us", "vigil / baseline", "baseline at wire size");
+  fmt::print(
+      "{:>6} {:>6} | {:>9} {:>9} {:>9} {:>9} | {:>12} {:>12} | {:>7} {:>13} {:>9} | {:>10} "
+      "{:>10}\n",
+      "bytes", "wire", "p50", "p99", "p99.9", "max", "p50", "p99", "p50", "(min-max)", "p99",
+      "p50 us", "vigil/it");
   bool all_met = true, any_ratio = false, short_tail = false;
   constexpr size_t kTailSamples = 1000;
   std::vector<size_t> not_measured;  // sizes without a baseline: never counted as met
-  for (const auto& r : rows) {
-    nlohmann::json row = {
-        {"bytes", r.bytes}, {"wire_bytes", r.wire_bytes}, {"vigil_rtt", SummaryJson(r.rtt)}};
-    std::optional<std::pair<double, double>> base;  // at the payload size: p50, p99 (us)
-    std::optional<std::pair<double, double>> wire;  // at the wire size, when it differs
-    if (r.baseline_rtt) {
-      base = {r.baseline_rtt->p50_us, r.baseline_rtt->p99_us};
-      row["baseline"] = {{"tool", baseline.tool}, {"rtt", SummaryJson(*r.baseline_rtt)}};
-    } else if (cycles_per_us > 0) {
-      base = perftest(r.bytes, row, "baseline");
-      if (r.wire_bytes != r.bytes) wire = perftest(r.wire_bytes, row, "baseline_wire");
-    }
-    std::string b50 = "-", b99 = "-", ratio50 = "-", ratio99 = "-", w50 = "-", wratio = "-";
-    if (base) {
-      b50 = fmt::format("{:.2f}", base->first);
-      b99 = fmt::format("{:.2f}", base->second);
-      ratio50 = fmt::format("{:.2f}x", r.rtt.p50_us / base->first);
-      ratio99 = fmt::format("{:.2f}x", r.rtt.p99_us / base->second);
-      all_met &= r.rtt.p50_us / base->first <= target_ratio;
+  for (Line& line : lines) {
+    const Row& r = line.row;
+    std::string b50 = "-", b99 = "-", ratio50 = "-", spread = "", ratio99 = "-", w50 = "-",
+                wratio = "-";
+    if (line.base) {
+      const double m50 = line.json["ratio_p50"].get<double>();
+      b50 = fmt::format("{:.2f}", line.base->first);
+      b99 = fmt::format("{:.2f}", line.base->second);
+      ratio50 = fmt::format("{:.2f}x", m50);
+      if (line.ratios.size() > 1) {
+        spread = fmt::format("({:.2f}-{:.2f})", line.json["ratio_p50_min"].get<double>(),
+                             line.json["ratio_p50_max"].get<double>());
+      }
+      ratio99 = fmt::format("{:.2f}x", line.json["ratio_p99"].get<double>());
+      all_met &= m50 <= target_ratio;
       any_ratio = true;
-      row["ratio_p50"] = r.rtt.p50_us / base->first;
-      row["ratio_p99"] = r.rtt.p99_us / base->second;
     } else {
       not_measured.push_back(r.bytes);
     }
-    if (wire) {
-      w50 = fmt::format("{:.2f}", wire->first);
-      wratio = fmt::format("{:.2f}x", r.rtt.p50_us / wire->first);
-      row["ratio_p50_wire"] = r.rtt.p50_us / wire->first;
+    if (line.wire) {
+      w50 = fmt::format("{:.2f}", line.wire->first);
+      wratio = fmt::format("{:.2f}x", r.rtt.p50_us / line.wire->first);
     }
-    // Below kTailSamples the p99.9 is the maximum or next to it: not printed as a tail.
-    const bool tail = r.rtt.count >= kTailSamples;
+    // Below kTailSamples (per round) the p99.9 is the maximum or next to it: not a tail.
+    const size_t round_samples = r.rtt.count / std::max<size_t>(1, line.json["rounds"].size());
+    const bool tail = round_samples >= kTailSamples;
     short_tail |= !tail;
     const std::string p999 = tail ? fmt::format("{:.2f}", r.rtt.p999_us) : "-";
     fmt::print(
-        "{:>6} {:>6} | {:>9.2f} {:>9.2f} {:>9} {:>9.2f} | {:>12} {:>12} | {:>9} {:>9} | {:>10} "
-        "{:>10}\n",
+        "{:>6} {:>6} | {:>9.2f} {:>9.2f} {:>9} {:>9.2f} | {:>12} {:>12} | {:>7} {:>13} {:>9} | "
+        "{:>10} {:>10}\n",
         r.bytes, r.wire_bytes, r.rtt.p50_us, r.rtt.p99_us, p999, r.rtt.max_us, b50, b99, ratio50,
-        ratio99, w50, wratio);
-    out["results"].push_back(row);
+        spread, ratio99, w50, wratio);
+    out["results"].push_back(line.json);
   }
-  if (short_tail) fmt::print("(p99.9: '-' where fewer than {} samples)\n", kTailSamples);
+  if (short_tail)
+    fmt::print("(p99.9: '-' where a round has fewer than {} samples)\n", kTailSamples);
   if (any_ratio && target_ratio > 0) {
     std::string verdict = all_met ? "met at every size" : "MISSED at some size (see table)";
     if (!not_measured.empty()) {
@@ -265,7 +382,7 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
                      {"baseline", baseline.tool},
                      {"met", all_met && not_measured.empty()},
                      {"not_measured_bytes", not_measured}};
-  } else if (want_perftest && !any_ratio) {
+  } else if (perftest_enabled && !any_ratio) {
     fmt::print("\nno perftest baseline (install perftest: apt-get install perftest)\n");
   }
   if (collect != nullptr) {

@@ -59,13 +59,18 @@ struct Row {
   std::optional<LatencySummary> baseline_rtt;
 };
 
-// Prints the table with each row's baseline (its own measured baseline_rtt, or else the perftest
-// `baseline` with the same bytes per message, when enabled), writes JSON, returns the exit code.
-// `target_ratio` <= 0: no target line.
+// One round of vigil's measurement at `bytes`: `iterations` samples after the options' warm-up.
+using MeasureFn = std::function<Result<Row>(uint32_t bytes, uint64_t iterations)>;
+
+// Measures every size and prints the table with its baseline (the row's own baseline_rtt when
+// `baseline.in_process`, else the perftest `baseline` when enabled, at the payload size and at
+// the wire size), writes JSON, returns the exit code. With a baseline, vigil and the baseline
+// run in options.pairs alternating rounds per size (--iters split among them); the ratio is the
+// median of the rounds' ratios, printed with its min-max. `target_ratio` <= 0: no target line.
 // `collect` (optional): append the table's JSON there instead of writing options.json.
 int Report(const BenchSetup& setup, const CommonBenchOptions& options, const std::string& title,
-           const Baseline& baseline, double target_ratio, const std::vector<Row>& rows,
-           nlohmann::json* collect = nullptr);
+           const Baseline& baseline, double target_ratio, const std::vector<uint32_t>& sizes,
+           const MeasureFn& measure, nlohmann::json* collect = nullptr);
 
 struct GroupRun {
   voter::GroupReport report;

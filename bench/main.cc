@@ -25,6 +25,11 @@ void AddCommon(CLI::App* cmd, vigil::bench::CommonBenchOptions& c) {
   cmd->add_option("--perftest", c.perftest, "Run ib_write_lat as baseline: auto, always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}))
       ->capture_default_str();
+  cmd->add_option("--pairs", c.pairs,
+                  "Rounds per size in which vigil and its baseline alternate (--iters is split "
+                  "among them; the ratio is the median of the rounds' ratios)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   cmd->add_option("--json", c.json, "Write results and environment as JSON to this file");
 }
 
@@ -64,6 +69,7 @@ int main(int argc, char** argv) {
       "plaintext vs TLS in turn in the same run (the RDMA data path never passes through TLS)");
   AddCommon(tls_cmd, tls_bench.common);
   tls_cmd->remove_option(tls_cmd->get_option("--perftest"));  // its baseline is plaintext
+  tls_cmd->remove_option(tls_cmd->get_option("--pairs"));
   tls_cmd->add_option("--sizes", tls_bench.sizes, "rpc payload sizes in bytes")
       ->delimiter(',')
       ->check(CLI::Range(1u, 65536u))
@@ -135,6 +141,7 @@ int main(int argc, char** argv) {
   run_cmd->remove_option(run_cmd->get_option("--iters"));
   run_cmd->remove_option(run_cmd->get_option("--warmup"));
   run_cmd->remove_option(run_cmd->get_option("--perftest"));  // the baseline is the plain run
+  run_cmd->remove_option(run_cmd->get_option("--pairs"));
   AddList(run_cmd, "--methods", run.methods, "Signalling methods: polling,notify,rpc",
           {"polling", "notify", "rpc"});
   AddList(run_cmd, "--modes", run.modes, "simplex,dmr,tmr", {"simplex", "dmr", "tmr"});
@@ -165,6 +172,7 @@ int main(int argc, char** argv) {
   faults_cmd->remove_option(faults_cmd->get_option("--iters"));
   faults_cmd->remove_option(faults_cmd->get_option("--warmup"));
   faults_cmd->remove_option(faults_cmd->get_option("--perftest"));
+  faults_cmd->remove_option(faults_cmd->get_option("--pairs"));
   faults_cmd->add_option("--injections", faults.injections, "faults to inject (one job each)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}))
       ->capture_default_str();
@@ -205,6 +213,7 @@ int main(int argc, char** argv) {
   AddCommon(ssr_cmd, ssr.common);
   ssr_cmd->remove_option(
       ssr_cmd->get_option("--perftest"));  // its baseline is a server without SSR
+  ssr_cmd->remove_option(ssr_cmd->get_option("--pairs"));
   ssr_cmd->add_option("--kv", ssr.kv, "host:port of a supervised kv vigil-server (kill loop)");
   ssr_cmd->add_option("--lock", ssr.lock,
                       "host:port of a supervised lock vigil-server (kill loop)");

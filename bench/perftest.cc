@@ -74,22 +74,26 @@ Result<std::string> Capture(const std::string& cmd, int& exit_code) {
 
 Result<PerftestLatency> RunLatency(const Baseline& baseline, const std::string& device,
                                    int gid_index, uint32_t bytes, uint64_t iterations, int tcp_port,
-                                   double cycles_per_us) {
-  const std::string common =
-      fmt::format("{} {} -d {} -x {} -s {} -n {} -p {} -F -C", baseline.tool, baseline.flags,
-                  device, gid_index, bytes, iterations, tcp_port);
+                                   double cycles_per_us, const PerftestPlacement& placement) {
+  std::string common = fmt::format("{} {} -d {} -x {} -s {} -n {} -p {} -F -C", baseline.tool,
+                                   baseline.flags, device, gid_index, bytes, iterations, tcp_port);
+  // ib_send_lat/ib_write_lat take -I up to the device's limit; perftest refuses more.
+  if (placement.inline_bytes > 0) common += fmt::format(" -I {}", placement.inline_bytes);
+  const bool pin = placement.pin && std::thread::hardware_concurrency() >= 2;
+  const std::string server_cmd = (pin ? "taskset -c 1 " : "") + common;
+  const std::string client_cmd = (pin ? "taskset -c 0 " : "") + common;
   // Every external tool runs under timeout: perftest waits forever for a peer that never comes.
   std::string server_out;
   int server_rc = 0;
   std::thread server([&] {
-    auto out = Capture("timeout 120 " + common + " 2>&1", server_rc);
+    auto out = Capture("timeout 120 " + server_cmd + " 2>&1", server_rc);
     if (out.ok()) server_out = *out;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the server listen
   int client_rc = 0;
   Result<std::string> client_out = std::string();
   for (int attempt = 0; attempt < 20; ++attempt) {
-    client_out = Capture("timeout 120 " + common + " 127.0.0.1 2>&1", client_rc);
+    client_out = Capture("timeout 120 " + client_cmd + " 127.0.0.1 2>&1", client_rc);
     if (!client_out.ok() || client_rc == 0 ||
         client_out->find("Couldn't connect") == std::string::npos)
       break;

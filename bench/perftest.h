@@ -21,6 +21,11 @@ struct PerftestLatency {
 struct Baseline {
   std::string tool = "ib_write_lat";
   std::string flags;
+  // Measured by the benchmark itself in each round (Row::baseline_rtt, e.g. a bare gRPC echo),
+  // not by running `tool`.
+  bool in_process = false;
+  // perftest runs pinned like the benchmark's own threads (PerftestPlacement).
+  bool pinned = true;
 };
 
 // Parses the result table line for `bytes` from a perftest latency tool's output.
@@ -31,10 +36,18 @@ Result<PerftestLatency> ParseLatency(const std::string& output, uint32_t bytes);
 // milliseconds), so vigil runs it with -C (raw cycles) and converts with this rate.
 Result<double> CalibrateCyclesPerMicrosecond();
 
+// How perftest runs beside vigil: on the cores vigil's benchmark threads are pinned to (server
+// on core 1, client on core 0, as RunPinned does; not pinned on a 1-core machine) and with
+// vigil's requested inline size (-I).
+struct PerftestPlacement {
+  bool pin = true;
+  uint32_t inline_bytes = 0;  // 0: perftest's default
+};
+
 // Runs the baseline's server + client (each under `timeout`), returning the client's result in
 // microseconds (converted from cycles with `cycles_per_us`).
 Result<PerftestLatency> RunLatency(const Baseline& baseline, const std::string& device,
                                    int gid_index, uint32_t bytes, uint64_t iterations, int tcp_port,
-                                   double cycles_per_us);
+                                   double cycles_per_us, const PerftestPlacement& placement = {});
 
 }  // namespace vigil::bench

@@ -360,27 +360,28 @@ int RunSignalBench(const SignalBenchOptions& o) {
           "\n# {} {}: replica-observed event -> verdict round trip through the voter, "
           "{} iterations per size after {} warm-up\n",
           channel::MethodName(m), voter::ModeName(mode), o.common.iterations, o.common.warmup);
-      std::vector<Row> rows;
-      for (uint32_t b : o.sizes) {
-        auto row = MeasureRoundTrip(*setup, o, m, mode, b);
-        if (!row.ok()) {
-          fmt::print(stderr, "error: {} {} {} bytes: {}\n", channel::MethodName(m),
-                     voter::ModeName(mode), b, row.status().ToString());
-          return 1;
-        }
-        rows.push_back(*row);
-      }
-      const Baseline baseline = m == channel::Method::kRpc       ? Baseline{"grpc-unary-echo", ""}
-                                : m == channel::Method::kPolling ? Baseline{"ib_write_lat", ""}
-                                                                 : Baseline{"ib_send_lat", "-e"};
+      Baseline baseline = m == channel::Method::kRpc       ? Baseline{"grpc-unary-echo", "", true}
+                          : m == channel::Method::kPolling ? Baseline{"ib_write_lat", ""}
+                                                           : Baseline{"ib_send_lat", "-e"};
+      baseline.pinned = o.pin;  // perftest placed like the group's threads
       // Targets for polling: <= 1.3x ib_write_lat (simplex, DMR), <= 1.5x (TMR).
       const double target = m != channel::Method::kPolling ? 0.0
                             : mode == voter::Mode::kTmr    ? 1.5
                                                            : 1.3;
+      auto measure = [&](uint32_t b, uint64_t iterations) -> Result<Row> {
+        SignalBenchOptions round = o;
+        round.common.iterations = iterations;
+        Result<Row> row = MeasureRoundTrip(*setup, round, m, mode, b);
+        if (!row.ok()) {
+          return row.status().WithContext(
+              fmt::format("{} {}", channel::MethodName(m), voter::ModeName(mode)));
+        }
+        return row;
+      };
       const int rc =
           Report(*setup, o.common,
                  fmt::format("signal-{}-{}", channel::MethodName(m), voter::ModeName(mode)),
-                 baseline, target, rows, &tables);
+                 baseline, target, o.sizes, measure, &tables);
       if (rc != 0) return rc;
     }
   }

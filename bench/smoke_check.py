@@ -9,7 +9,8 @@ only on a crash.
   smoke_check.py tls JSON CONNECTS ITERATIONS ROWS      plaintext vs mutual TLS
 
 latency: every size has a round-trip summary over ITERATIONS samples with 0 < p50 <= p99 <= max;
-with --baseline every size also has its baseline measured in the same run and both ratios.
+with --baseline every size also has its baseline measured in the same run, in at least two rounds
+alternating with vigil's, and both ratios.
 run: exactly ROWS replicated rows (besides the plain runs), every replicated output equal to the plain run's.
 tls: ROWS rows (bootstrap connects, then one per rpc size), each with a plaintext and a TLS
 summary over CONNECTS / ITERATIONS samples and their p50 ratio.
@@ -50,6 +51,16 @@ def main():
                     fail(f"{r['bytes']} bytes: no baseline ratio ({r.get('baseline_error', 'no baseline')})")
                 if not (r["ratio_p50"] > 0 and r["ratio_p99"] > 0):
                     fail(f"{r['bytes']} bytes: ratios {r['ratio_p50']}, {r['ratio_p99']}")
+                # vigil and the baseline alternated (--pairs >= 2 in every smoke run), each
+                # round with its own ratio, the median between their extremes.
+                rounds = r.get("rounds", [])
+                if r.get("rounds_alternated", 0) < 2 or len(rounds) != r["rounds_alternated"]:
+                    fail(f"{r['bytes']} bytes: {r.get('rounds_alternated')} rounds, expected >= 2")
+                if any("ratio_p50" not in x for x in rounds):
+                    fail(f"{r['bytes']} bytes: a round without its baseline ratio")
+                if not r["ratio_p50_min"] <= r["ratio_p50"] <= r["ratio_p50_max"]:
+                    fail(f"{r['bytes']} bytes: median ratio {r['ratio_p50']} outside "
+                         f"[{r['ratio_p50_min']}, {r['ratio_p50_max']}]")
                 print(f"{r['bytes']:>6} bytes: p50 {r['vigil_rtt']['p50_us']:.2f} us, "
                       f"{r['ratio_p50']:.2f}x the baseline (reported, not judged here)")
             else:

@@ -25,31 +25,32 @@ int RunTransportBench(const TransportBenchOptions& o) {
                (server_buf.ok() ? client_buf : server_buf).status().ToString());
     return 1;
   }
-  std::vector<PingPongResult> results;
-  Side server{{server_buf->Landing()},
-              [&](transport::Connection& c) { return PrepareReceive(c, *server_buf); },
-              [&](transport::Connection& c, const transport::PeerInfo& peer) -> Status {
-                VIGIL_ASSIGN_OR_RETURN(auto landing, peer.Region("pingpong"));
-                return Serve(c, *server_buf, landing, pp.stall_timeout);
-              }};
-  Side client{{client_buf->Landing()},
-              [&](transport::Connection& c) { return PrepareReceive(c, *client_buf); },
-              [&](transport::Connection& c, const transport::PeerInfo& peer) -> Status {
-                VIGIL_ASSIGN_OR_RETURN(auto landing, peer.Region("pingpong"));
-                fmt::print(
-                    "# vigil RDMA WRITE ping-pong: {} iterations per size after {} warm-up, "
-                    "max_inline {}\n",
-                    pp.iterations, pp.warmup, c.max_inline());
-                VIGIL_ASSIGN_OR_RETURN(results, RunClient(c, *client_buf, landing, pp));
-                return Status::Ok();
-              }};
-  if (Status st = RunPair(*setup, std::move(server), std::move(client)); !st.ok()) {
-    fmt::print(stderr, "error: {}\n", st.ToString());
-    return 1;
-  }
-  std::vector<Row> rows;
-  for (const auto& r : results) rows.push_back({r.bytes, r.bytes, r.rtt, std::nullopt});
-  return Report(*setup, o.common, "transport", Baseline{"ib_write_lat", ""}, 1.2, rows);
+  fmt::print("# vigil RDMA WRITE ping-pong: {} iterations per size after {} warm-up\n",
+             pp.iterations, pp.warmup);
+  // One round: a connection pair that ping-pongs `iterations` times at one size.
+  auto measure = [&](uint32_t bytes, uint64_t iterations) -> Result<Row> {
+    PingPongOptions round = pp;
+    round.sizes = {bytes};
+    round.iterations = iterations;
+    std::vector<PingPongResult> results;
+    Side server{{server_buf->Landing()},
+                [&](transport::Connection& c) { return PrepareReceive(c, *server_buf); },
+                [&](transport::Connection& c, const transport::PeerInfo& peer) -> Status {
+                  VIGIL_ASSIGN_OR_RETURN(auto landing, peer.Region("pingpong"));
+                  return Serve(c, *server_buf, landing, round.stall_timeout);
+                }};
+    Side client{{client_buf->Landing()},
+                [&](transport::Connection& c) { return PrepareReceive(c, *client_buf); },
+                [&](transport::Connection& c, const transport::PeerInfo& peer) -> Status {
+                  VIGIL_ASSIGN_OR_RETURN(auto landing, peer.Region("pingpong"));
+                  VIGIL_ASSIGN_OR_RETURN(results, RunClient(c, *client_buf, landing, round));
+                  return Status::Ok();
+                }};
+    VIGIL_RETURN_IF_ERROR(RunPair(*setup, std::move(server), std::move(client)));
+    if (results.size() != 1) return Internal("the ping-pong client measured no round");
+    return Row{results[0].bytes, results[0].bytes, results[0].rtt, std::nullopt};
+  };
+  return Report(*setup, o.common, "transport", Baseline{"ib_write_lat", ""}, 1.2, o.sizes, measure);
 }
 
 }  // namespace vigil::bench
