@@ -222,6 +222,7 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
     round[key] = {{"tool", baseline.tool + " " + baseline.flags},
                   {"bytes", bytes},
                   {"iterations", pt->iterations},
+                  {"inline_bytes", pt->inline_bytes},
                   {"t_typical_half_rtt_us", pt->t_typical},
                   {"p99_half_rtt_us", pt->p99},
                   {"p999_half_rtt_us", pt->p999},

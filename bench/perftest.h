@@ -13,6 +13,7 @@ namespace vigil::bench {
 struct PerftestLatency {
   uint32_t bytes = 0;
   uint64_t iterations = 0;
+  uint32_t inline_bytes = 0;  // the -I it ran with (0: perftest's default)
   // perftest reports half of the round trip (one-way latency), in microseconds.
   double t_min = 0, t_max = 0, t_typical = 0, t_avg = 0, t_stdev = 0, p99 = 0, p999 = 0;
 };
