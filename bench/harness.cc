@@ -192,19 +192,6 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
                         {"environment", Environment(Describe(setup))},
                         {"results", nlohmann::json::array()}};
   double cycles_per_us = 0;
-  auto calibrate = [&] {
-    auto cal = CalibrateCyclesPerMicrosecond();
-    if (cal.ok()) {
-      cycles_per_us = *cal;
-      fmt::print(
-          "# perftest runs with -C; cycles converted at {:.1f} cycles/us (calibrated "
-          "against CLOCK_MONOTONIC)\n",
-          cycles_per_us);
-      out["environment"]["tsc_cycles_per_us"] = cycles_per_us;
-    } else {
-      logger->warn("no perftest baseline: {}", cal.status().ToString());
-    }
-  };
   int port = 18515 + (static_cast<int>(getpid()) % 1000);
   // perftest at `bytes` for `iterations`: round trip p50, p99 (us) and its JSON, or the error.
   auto perftest = [&](size_t bytes, uint64_t iterations, nlohmann::json& round,
@@ -236,6 +223,7 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
     nlohmann::json json;
     std::optional<std::pair<double, double>> base, wire;  // medians of the rounds' (p50, p99)
     std::vector<double> ratios;                           // p50 ratio of each round
+    double ratio50 = 0, ratio99 = 0;                      // medians of the rounds' ratios
   };
   std::vector<Line> lines;
   // Each size: vigil and its baseline in alternating rounds (vigil, baseline, vigil, ...), so
@@ -244,7 +232,19 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
   const uint32_t rounds =
       (baseline.in_process || perftest_enabled) && o.pairs > 1 ? o.pairs : uint32_t{1};
   const uint64_t per_round = (o.iterations + rounds - 1) / rounds;
-  if (perftest_enabled && !baseline.in_process) calibrate();
+  if (perftest_enabled && !baseline.in_process) {
+    auto cal = CalibrateCyclesPerMicrosecond();
+    if (cal.ok()) {
+      cycles_per_us = *cal;
+      fmt::print(
+          "# perftest runs with -C; cycles converted at {:.1f} cycles/us (calibrated "
+          "against CLOCK_MONOTONIC)\n",
+          cycles_per_us);
+      out["environment"]["tsc_cycles_per_us"] = cycles_per_us;
+    } else {
+      logger->warn("no perftest baseline: {}", cal.status().ToString());
+    }
+  }
   for (uint32_t bytes : sizes) {
     Line line;
     std::vector<LatencySummary> vigil, own_base;
@@ -294,10 +294,13 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
     // compare different conditions).
     if (!b50.empty() && b50.size() == vigil.size()) {
       line.base = {Median(b50), Median(b99)};
-      line.json["ratio_p50"] = Median(line.ratios);
-      line.json["ratio_p99"] = Median(r99);
-      line.json["ratio_p50_min"] = *std::min_element(line.ratios.begin(), line.ratios.end());
-      line.json["ratio_p50_max"] = *std::max_element(line.ratios.begin(), line.ratios.end());
+      line.ratio50 = Median(line.ratios);
+      line.ratio99 = Median(r99);
+      line.json["ratio_p50"] = line.ratio50;
+      line.json["ratio_p99"] = line.ratio99;
+      const auto [lo, hi] = std::minmax_element(line.ratios.begin(), line.ratios.end());
+      line.json["ratio_p50_min"] = *lo;
+      line.json["ratio_p50_max"] = *hi;
       if (!own_base.empty()) {
         line.json["baseline"] = {{"tool", baseline.tool}, {"rtt", SummaryJson(Combine(own_base))}};
       } else {
@@ -338,16 +341,15 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
     std::string b50 = "-", b99 = "-", ratio50 = "-", spread = "", ratio99 = "-", w50 = "-",
                 wratio = "-";
     if (line.base) {
-      const double m50 = line.json["ratio_p50"].get<double>();
       b50 = fmt::format("{:.2f}", line.base->first);
       b99 = fmt::format("{:.2f}", line.base->second);
-      ratio50 = fmt::format("{:.2f}x", m50);
+      ratio50 = fmt::format("{:.2f}x", line.ratio50);
       if (line.ratios.size() > 1) {
-        spread = fmt::format("({:.2f}-{:.2f})", line.json["ratio_p50_min"].get<double>(),
-                             line.json["ratio_p50_max"].get<double>());
+        const auto [lo, hi] = std::minmax_element(line.ratios.begin(), line.ratios.end());
+        spread = fmt::format("({:.2f}-{:.2f})", *lo, *hi);
       }
-      ratio99 = fmt::format("{:.2f}x", line.json["ratio_p99"].get<double>());
-      all_met &= m50 <= target_ratio;
+      ratio99 = fmt::format("{:.2f}x", line.ratio99);
+      all_met &= line.ratio50 <= target_ratio;
       any_ratio = true;
     } else {
       not_measured.push_back(r.bytes);

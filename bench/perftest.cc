@@ -70,32 +70,7 @@ Result<std::string> Capture(const std::string& cmd, int& exit_code) {
   exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
   return out;
 }
-}  // namespace
 
-namespace {
-Result<PerftestLatency> RunOnce(const Baseline& baseline, const std::string& device, int gid_index,
-                                uint32_t bytes, uint64_t iterations, int tcp_port,
-                                double cycles_per_us, const PerftestPlacement& placement);
-}  // namespace
-
-Result<PerftestLatency> RunLatency(const Baseline& baseline, const std::string& device,
-                                   int gid_index, uint32_t bytes, uint64_t iterations, int tcp_port,
-                                   double cycles_per_us, const PerftestPlacement& placement) {
-  Result<PerftestLatency> r =
-      RunOnce(baseline, device, gid_index, bytes, iterations, tcp_port, cycles_per_us, placement);
-  // A device that grants less inline data than vigil asks for (vigil's connection then gets
-  // less too, silently): perftest refuses -I above the device's limit, so run it with its own.
-  if (!r.ok() && placement.inline_bytes > 0 &&
-      r.status().message().find("nline") != std::string::npos) {
-    PerftestPlacement own = placement;
-    own.inline_bytes = 0;
-    r = RunOnce(baseline, device, gid_index, bytes, iterations, tcp_port, cycles_per_us, own);
-    if (r.ok()) r->inline_bytes = 0;
-  }
-  return r;
-}
-
-namespace {
 Result<PerftestLatency> RunOnce(const Baseline& baseline, const std::string& device, int gid_index,
                                 uint32_t bytes, uint64_t iterations, int tcp_port,
                                 double cycles_per_us, const PerftestPlacement& placement) {
@@ -144,5 +119,21 @@ Result<PerftestLatency> RunOnce(const Baseline& baseline, const std::string& dev
   return r;
 }
 }  // namespace
+
+Result<PerftestLatency> RunLatency(const Baseline& baseline, const std::string& device,
+                                   int gid_index, uint32_t bytes, uint64_t iterations, int tcp_port,
+                                   double cycles_per_us, const PerftestPlacement& placement) {
+  Result<PerftestLatency> r =
+      RunOnce(baseline, device, gid_index, bytes, iterations, tcp_port, cycles_per_us, placement);
+  // A device that grants less inline data than vigil asks for (vigil's connection then gets
+  // less too, silently): perftest refuses -I above the device's limit, so run it with its own.
+  if (!r.ok() && placement.inline_bytes > 0 &&
+      r.status().message().find("nline") != std::string::npos) {
+    PerftestPlacement own = placement;
+    own.inline_bytes = 0;
+    r = RunOnce(baseline, device, gid_index, bytes, iterations, tcp_port, cycles_per_us, own);
+  }
+  return r;
+}
 
 }  // namespace vigil::bench
