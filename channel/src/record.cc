@@ -37,6 +37,18 @@ size_t EncodeRecord(std::span<std::byte> dst, uint64_t seq, uint16_t kind, uint1
   return sizeof(h) + payload.size();
 }
 
+std::optional<Record> TryDecodeRecord(std::span<const std::byte> bytes, uint64_t expected_seq,
+                                      size_t max_payload) {
+  if (bytes.size() < kRecordHeaderBytes) return std::nullopt;
+  Header h;
+  std::memcpy(&h, bytes.data(), sizeof(h));
+  if (h.seq != expected_seq || h.len > max_payload || h.len > bytes.size() - kRecordHeaderBytes ||
+      h.reserved != 0 || Crc(h, bytes.data() + kRecordHeaderBytes) != h.crc32c) {
+    return std::nullopt;
+  }
+  return Record{h.seq, h.kind, h.flags, bytes.subspan(kRecordHeaderBytes, h.len)};
+}
+
 Result<Record> DecodeRecord(std::span<const std::byte> bytes, uint64_t expected_seq,
                             size_t max_payload, std::string_view what, int64_t slot) {
   auto where = [&] { return slot < 0 ? std::string(what) : fmt::format("{} slot {}", what, slot); };

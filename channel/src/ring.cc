@@ -135,14 +135,16 @@ Result<bool> RingReader::TryRead(std::span<std::byte> buf, Record& out) {
     return false;  // overwritten while copying: look again
   // Placement order inside one RDMA WRITE is not guaranteed: the trailer may land before the
   // rest of the slot. A record that does not validate yet is therefore re-read until the failure
-  // has persisted for kAnomalyPolls polls; only then is it corruption. (No formatting here on
-  // success: DecodeRecord builds its message only for a rejected record.)
-  auto rec = DecodeRecord(buf.first(s - 8), next_, max_payload(), "signal ring",
-                          static_cast<int64_t>(index));
-  if (!rec.ok()) {
+  // has persisted for kAnomalyPolls polls; only then is it corruption, and only then is the
+  // reason formatted (re-reading a torn record allocates nothing).
+  std::optional<Record> rec = TryDecodeRecord(buf.first(s - 8), next_, max_payload());
+  if (!rec) {
     if (++invalid_polls_ < kAnomalyPolls) return false;
     invalid_polls_ = 0;
-    return rec.status();
+    Result<Record> why = DecodeRecord(buf.first(s - 8), next_, max_payload(), "signal ring",
+                                      static_cast<int64_t>(index));
+    if (!why.ok()) return why.status();
+    rec = *why;  // it validated on this last look after all
   }
   invalid_polls_ = 0;
   out = *rec;

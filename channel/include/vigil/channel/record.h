@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -36,5 +37,10 @@ size_t EncodeRecord(std::span<std::byte> dst, uint64_t seq, uint16_t kind, uint1
 // loops.
 Result<Record> DecodeRecord(std::span<const std::byte> bytes, uint64_t expected_seq,
                             size_t max_payload, std::string_view where, int64_t slot = -1);
+// DecodeRecord's checks without its message: nothing when the record does not validate (yet). A
+// poller re-reads such a record (its bytes may still be landing) and asks DecodeRecord why only
+// once the failure persists, so a torn read costs no allocation.
+std::optional<Record> TryDecodeRecord(std::span<const std::byte> bytes, uint64_t expected_seq,
+                                      size_t max_payload);
 
 }  // namespace vigil::channel
