@@ -25,7 +25,7 @@ TEST(Vote, TmrMajorityOutvotesTheOddReplica) {
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->kind, Kind::kMajority);
   EXPECT_EQ(v->digest, 0xAAu);
-  EXPECT_EQ(v->faulty, std::vector<uint32_t>{2});
+  EXPECT_EQ(v->faulty.ToVector(), std::vector<uint32_t>{2});
 }
 
 TEST(Vote, TmrToleratesOneMissingReplica) {
@@ -33,7 +33,7 @@ TEST(Vote, TmrToleratesOneMissingReplica) {
   auto v = Decide(Mode::kTmr, b);
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->kind, Kind::kMajority);
-  EXPECT_EQ(v->faulty, std::vector<uint32_t>{2});
+  EXPECT_EQ(v->faulty.ToVector(), std::vector<uint32_t>{2});
 }
 
 TEST(Vote, TmrWithoutTwoEqualHasNoMajority) {

@@ -10,6 +10,7 @@
 #include "vigil/common/adaptive_wait.h"
 #include "vigil/common/cli.h"
 #include "vigil/common/cpu.h"
+#include "vigil/common/hot_path.h"
 #include "vigil/common/logging.h"
 #include "vigil/replica/context.h"
 #include "vigil/replica/process.h"
@@ -58,11 +59,15 @@ Status ValidateGroupOptions(const GroupOptions& o) {
 
 // ---- members ----
 
-struct Group::Ballot {
+// A replica's event as voted: its header and data, and the digest it is voted by. Its storage is
+// reserved once (max_payload) and reused: receiving an event allocates nothing.
+struct ReceivedEvent {
   EventKind kind = EventKind::kJoin;
   replica::EventHeader h;
   std::vector<std::byte> data;
   uint64_t digest = 0;  // what is voted on: kind, sequence, state digest, arguments, data
+
+  BallotKey key() const { return {kind, h.event_seq, digest}; }
 };
 
 // One incarnation's connection; shared with its thread, which outlives a replacement.
@@ -76,23 +81,28 @@ struct Link {
   uint16_t verdict_kind = 0;
   std::vector<std::byte> verdict;
   std::vector<std::byte> sending;  // the verdict being sent (owned by the replying thread)
+  // The event being received (owned by the receiving thread until it swaps it into its member).
+  ReceivedEvent received;
   replica::EventKind last_kind = replica::EventKind::kJoin;  // of the last event submitted
 };
 
+// A member's I/O side; its standing, ballot presence and deadlines are the round machine's
+// (round.h: RoundSlot).
 struct Group::Member {
-  // kCatchingUp: admitted at the last agreed checkpoint, replaying the logged events since.
-  enum class State { kLive, kJoining, kCatchingUp };
   uint16_t slot = 0;
   uint32_t incarnation = 0;
-  State state = State::kLive;
   uint64_t replayed = 0;  // events answered from the log while catching up
-  uint64_t replayed_this_round = 0;
-  Clock::time_point since;  // started (or became expected)
   std::shared_ptr<Link> link;
   std::thread thread;
-  std::optional<Ballot> ballot;
+  ReceivedEvent ballot;  // valid while round_.slot(slot).has_ballot
   std::optional<FailureBudget> faults;
 };
+
+namespace {
+RoundOptions RoundOptionsOf(const GroupOptions& o) {
+  return {o.mode, o.deadline, o.start_deadline, o.max_rollbacks, o.catch_up_pace};
+}
+}  // namespace
 
 Group::Group(GroupOptions options, transport::Transport& transport,
              transport::BootstrapServer& server, Launcher& launcher, std::FILE* input,
@@ -103,7 +113,8 @@ Group::Group(GroupOptions options, transport::Transport& transport,
       launcher_(launcher),
       input_(input),
       output_(output),
-      log_(o_.catch_up_bytes) {}
+      log_(o_.catch_up_bytes),
+      round_(RoundOptionsOf(o_)) {}
 
 Group::~Group() {
   Cancel();
@@ -142,7 +153,7 @@ Status Group::StartIncarnation(uint16_t slot) {
         return Accept(slot, inc, end, std::move(conn), peer);
       },
       nonce);
-  m.since = Clock::now();
+  round_.Started(slot, Clock::now());
   LaunchSpec spec{o_.group, slot, inc, service, end->rpc_target(), nonce};
   Status st = launcher_.Start(spec);
   if (!st.ok()) server_.RemoveService(service);
@@ -210,8 +221,13 @@ Result<std::vector<transport::RemoteRegion>> Group::Accept(
   link->state = state;
   link->checkpoint = ckpt;
   link->input = input;
+  // Reserved once: receiving events and sending verdicts reuse this storage.
+  const size_t payload = o_.channel.max_payload;
+  link->received.data.reserve(payload);
+  link->verdict.reserve(payload);
+  link->sending.reserve(payload);
   m.link = link;
-  m.since = Clock::now();  // the event deadline counts from the connection
+  round_.Connected(slot, Clock::now());
   if (m.thread.joinable()) retired_.push_back(std::move(m.thread));
   if (o_.channel.method != channel::Method::kPolling) {
     m.thread = std::thread([this, slot, inc, link] { MemberLoop(slot, inc, link); });
@@ -225,10 +241,12 @@ Result<std::vector<transport::RemoteRegion>> Group::Accept(
 bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::Record& rec) {
   Result<replica::Event> ev = replica::DecodeEvent(rec, o_.group, slot);
   if (!ev.ok()) {
+    ColdPath cold;
     FailMember(slot, inc, "rejected event record: " + ev.status().ToString(), true);
     return false;
   }
-  Ballot b;
+  // Into the link's own event (storage reserved at connection): no allocation, no lock.
+  ReceivedEvent& b = link.received;
   b.kind = ev->kind;
   b.h = ev->header;
   b.data.assign(ev->data.begin(), ev->data.end());
@@ -237,19 +255,20 @@ bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::
   link.last_kind = b.kind;
   // The thread that completes a round decides it: no hand-off to another thread on the hot path.
   MutexLock lock(mu_);
-  if (link.stop) return false;
-  if (members_[slot]->state == Member::State::kCatchingUp) {
+  if (link.stop) return false;  // not stopped: `link` is still members_[slot]'s
+  if (round_.slot(slot).standing == Standing::kCatchingUp) {
     bool live = false;
     if (!Replay(slot, b, live)) return false;
     if (!live) {  // answered from the log; a round may have waited for that
-      if (RoundComplete()) Decide();
+      if (round_.Complete()) Decide();
       return true;
     }
   }
-  members_[slot]->ballot = std::move(b);
+  std::swap(members_[slot]->ballot, b);  // both keep their reserved storage
+  round_.Cast(slot, members_[slot]->ballot.key());
   // Deadlines are the coordinator's: it looks at the round every 20 ms, so an event costs no
   // wake-up and no clock read.
-  if (RoundComplete()) Decide();
+  if (round_.Complete()) Decide();
   return true;
 }
 
@@ -262,6 +281,7 @@ uint16_t Group::TakeVerdict(Link& link) {
 
 bool Group::Sent(uint16_t slot, uint32_t inc, const Link& link, uint16_t kind, const Status& st) {
   if (!st.ok()) {
+    ColdPath cold;
     FailMember(slot, inc, "cannot deliver verdict: " + st.ToString(), false);
     return false;
   }
@@ -366,6 +386,9 @@ void Group::PollerLoop() {
     }
     bool progress = false;
     for (Polled& p : polled) {
+      // From here to the verdict nothing allocates (common/hot_path.h; checked by
+      // hot_path_test); handling a failure does, under ColdPath.
+      HotPath hot;
       if (p.finished) continue;
       if (p.awaiting) {
         if (has_verdict(p) && deliver(p)) progress = true;
@@ -375,6 +398,7 @@ void Group::PollerLoop() {
       channel::Record rec;
       Result<bool> got = p.link->end->channel().TryNextEvent(p.buf, rec);
       if (!got.ok()) {
+        ColdPath cold;
         const bool rejected = got.status().code() == StatusCode::kDataLoss;
         FailMember(p.slot, p.inc, "event channel failed: " + got.status().ToString(), rejected);
         // A replica whose record was rejected waits for a verdict: the abort Replace left for
@@ -415,14 +439,12 @@ void Group::PollerLoop() {
 void Group::CheckLiveness() {
   // Replicas the group has been waiting on for a while: ask the launcher (without the lock:
   // it may be a gRPC call to a node) whether they still exist.
-  const auto now = Clock::now();
+  const SlotSet waiting_slots = round_.Waiting(Clock::now(), kLivenessPeriod);
+  if (waiting_slots.empty()) return;
   std::vector<std::pair<uint16_t, uint32_t>> waiting;
   for (auto& m : members_) {
-    if (!m->ballot && now - std::max(round_start_, m->since) > kLivenessPeriod) {
-      waiting.emplace_back(m->slot, m->incarnation);
-    }
+    if (waiting_slots.Has(m->slot)) waiting.emplace_back(m->slot, m->incarnation);
   }
-  if (waiting.empty()) return;
   mu_.unlock();
   std::vector<std::pair<uint16_t, uint32_t>> gone;
   for (auto [slot, inc] : waiting) {
@@ -430,8 +452,7 @@ void Group::CheckLiveness() {
   }
   mu_.lock();
   for (auto [slot, inc] : gone) {
-    Member& m = *members_[slot];
-    if (done_ || m.incarnation != inc || m.ballot) continue;
+    if (done_ || members_[slot]->incarnation != inc || round_.slot(slot).has_ballot) continue;
     ++report_.crashes;
     Replace(slot, "its process is gone (reported by the launcher)");
   }
@@ -513,6 +534,7 @@ void Group::KillReplica(uint16_t slot) {
 }
 
 void Group::Replace(uint16_t slot, const std::string& why) {
+  ColdPath cold;
   Member& m = *members_[slot];
   Log()->warn("group {}: replica {} incarnation {} failed: {}", o_.group, slot, m.incarnation, why);
   if (m.link) {
@@ -520,7 +542,7 @@ void Group::Replace(uint16_t slot, const std::string& why) {
     // sends it before letting the link go), rather than waiting for its verdict timeout. A
     // process replica is also stopped by its launcher below.
     const std::string reason = "replica " + std::to_string(slot) + " replaced: " + why;
-    Answer(slot, VerdictKind::kAbort, m.ballot ? m.ballot->h.event_seq : 0, 0,
+    Answer(slot, VerdictKind::kAbort, round_.slot(slot).has_ballot ? m.ballot.h.event_seq : 0, 0,
            std::as_bytes(std::span(reason)));
     m.link->stop = true;
     m.link.reset();
@@ -529,7 +551,7 @@ void Group::Replace(uint16_t slot, const std::string& why) {
   if (m.thread.joinable()) retired_.push_back(std::move(m.thread));
   launcher_.Stop(slot, m.incarnation);
   server_.RemoveService(replica::ServiceName(o_.group, slot, m.incarnation));
-  m.ballot.reset();
+  round_.Failed(slot);
   if (m.incarnation + 1 >= o_.max_incarnations) {
     FailGroup(fmt::format("replica {} failed {} times (max_incarnations); last: {}", slot,
                           m.incarnation + 1, why));
@@ -537,7 +559,6 @@ void Group::Replace(uint16_t slot, const std::string& why) {
   }
   ++m.incarnation;
   ++report_.replacements;
-  m.state = Member::State::kJoining;
   m.faults.reset();
   Log()->info(
       "group {}: starting replica {} incarnation {}; it joins with a healthy replica's "
@@ -551,7 +572,7 @@ void Group::Replace(uint16_t slot, const std::string& why) {
 void Group::Answer(uint16_t slot, VerdictKind kind, uint64_t event_seq, uint64_t arg,
                    std::span<const std::byte> data) {
   Member& m = *members_[slot];
-  m.ballot.reset();
+  round_.Answered(slot);
   if (!m.link) return;
   Link& l = *m.link;
   // An abort's data (its reason) is cut to what the channel carries; a syscall's is 8 bytes.
@@ -568,40 +589,41 @@ void Group::Answer(uint16_t slot, VerdictKind kind, uint64_t event_seq, uint64_t
 }
 
 void Group::FailGroup(const std::string& why) {
+  ColdPath cold;
   if (done_) return;
   Log()->error("group {} failed: {}", o_.group, why);
   report_.failure = why;
   for (auto& m : members_) {
-    if (m->ballot)
-      Answer(m->slot, VerdictKind::kAbort, m->ballot->h.event_seq, 0,
-             std::as_bytes(std::span(why)));
+    if (round_.slot(m->slot).has_ballot) {
+      Answer(m->slot, VerdictKind::kAbort, m->ballot.h.event_seq, 0, std::as_bytes(std::span(why)));
+    }
   }
   done_ = true;
   cv_.notify_all();
 }
 
 void Group::RollbackAll(const std::string& why) {
-  if (rollback_event_ == next_event_) {
-    ++rollbacks_here_;
-  } else {
-    rollback_event_ = next_event_;
-    rollbacks_here_ = 1;
-  }
-  if (rollbacks_here_ > o_.max_rollbacks) {
+  ColdPath cold;
+  if (!round_.CountRollback()) {
     FailGroup(fmt::format("{}; still failing after {} rollbacks to the checkpoint at event {}", why,
-                          o_.max_rollbacks, checkpoint_event_));
+                          o_.max_rollbacks, round_.checkpoint_event()));
     return;
   }
   if (!RollbackExecutor()) return;
   ++report_.rollbacks;
   Log()->warn("group {}: {}; rolling back to the checkpoint at event {} (attempt {} of {})",
-              o_.group, why, checkpoint_event_, rollbacks_here_, o_.max_rollbacks);
+              o_.group, why, round_.checkpoint_event(), round_.rollbacks_here(), o_.max_rollbacks);
+  AnswerRollback();
+}
+
+void Group::AnswerRollback() {
   for (auto& m : members_) {
-    if (m->ballot && m->ballot->kind != EventKind::kJoin) {
-      Answer(m->slot, VerdictKind::kRollback, m->ballot->h.event_seq, checkpoint_event_, {});
+    const RoundSlot& r = round_.slot(m->slot);
+    if (r.has_ballot && r.ballot.kind != EventKind::kJoin) {
+      Answer(m->slot, VerdictKind::kRollback, m->ballot.h.event_seq, round_.checkpoint_event(), {});
     }
   }
-  next_event_ = checkpoint_event_ + 1;
+  round_.RewindToCheckpoint();
   RewindLog();
 }
 
@@ -634,7 +656,7 @@ Status Group::CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const 
   return transport::WaitSendOk(*dst.conn, kCopyTimeout);
 }
 
-Result<uint64_t> Group::Apply(const Ballot& w) {
+Result<uint64_t> Group::Apply(const ReceivedEvent& w) {
   switch (w.kind) {
     case EventKind::kInput: {
       // Read once, straight into the staging buffer; DeliverInput writes it to every replica.
@@ -676,7 +698,7 @@ Result<uint64_t> Group::Apply(const Ballot& w) {
     }
     case EventKind::kCheckpoint:
       if (syscalls_ != nullptr) VIGIL_RETURN_IF_ERROR(syscalls_->Checkpoint());
-      checkpoint_event_ = w.h.event_seq;
+      round_.Checkpointed(w.h.event_seq);
       input_.Trim(w.h.arg1);
       return uint64_t{0};
     case EventKind::kExit:
@@ -714,12 +736,13 @@ Result<uint64_t> Group::Apply(const Ballot& w) {
   return Internal("a join cannot win a vote");
 }
 
-Result<std::span<const std::byte>> Group::FetchAside(const Ballot& w, const Aside& aside) {
+Result<std::span<const std::byte>> Group::FetchAside(const ReceivedEvent& w, const Aside& aside) {
   if (aside.bytes == 0 || aside.bytes > input_bytes_) {
     return DataLoss(fmt::format("event {} leaves {} bytes aside; the input buffers hold {}",
                                 w.h.event_seq, aside.bytes, input_bytes_));
   }
   if (!aside_staging_) {
+    ColdPath once;  // registered at the group's first use, then reused
     VIGIL_ASSIGN_OR_RETURN(auto buf, transport::RegisteredBuffer::Allocate(transport_, input_bytes_,
                                                                            transport::kLocalWrite));
     aside_staging_.emplace(std::move(buf));
@@ -727,15 +750,16 @@ Result<std::span<const std::byte>> Group::FetchAside(const Ballot& w, const Asid
   const auto n = static_cast<size_t>(aside.bytes);
   const std::span<const std::byte> bytes(aside_staging_->data(), n);
   // Any replica that voted for the call holds the bytes: the first one that can be read.
-  Status last = Unavailable("no replica that voted for the call is connected");
+  Status last;  // the last failure (its message is only built when there is one)
   for (auto& m : members_) {
-    if (!m->link || !m->ballot || m->ballot->digest != w.digest) continue;
+    if (!m->link || !round_.slot(m->slot).has_ballot || m->ballot.digest != w.digest) continue;
     Link& l = *m->link;
     Result<transport::RemoteAddr> src = l.input.At(0, n);
     Status st =
         src.ok() ? l.conn->PostRead(aside_staging_->mr().Slice(0, n), *src, 4) : src.status();
     if (st.ok()) st = transport::WaitSendOk(*l.conn, kCopyTimeout);
     if (st.ok() && XXH3_64bits(bytes.data(), n) != aside.digest) {
+      ColdPath cold;
       st =
           DataLoss(fmt::format("the {} bytes read from replica {} do not match the digest it "
                                "voted ({:016x})",
@@ -745,83 +769,61 @@ Result<std::span<const std::byte>> Group::FetchAside(const Ballot& w, const Asid
       report_.aside_bytes += n;
       return bytes;
     }
+    ColdPath cold;
     Log()->warn("group {}: event {}: cannot read the event's bytes from replica {}: {}", o_.group,
                 w.h.event_seq, m->slot, st.ToString());
     last = st;
   }
+  if (last.ok()) return Unavailable("no replica that voted for the call is connected");
   return last;
 }
 
-Clock::time_point Group::DeadlineOf(const Member& m) const {
-  if (!m.link) return m.since + o_.start_deadline;  // started, not connected yet
-  return std::max(round_start_, m.since) + o_.deadline;
-}
-
-size_t Group::LiveCount() const {
-  return static_cast<size_t>(std::count_if(
-      members_.begin(), members_.end(), [](auto& m) { return m->state == Member::State::kLive; }));
-}
-
-bool Group::RoundComplete() const {
-  // DMR, and TMR with fewer than two live replicas, need every replica (an event or a join) to
-  // decide; TMR otherwise decides among the live ones and newcomers wait for a checkpoint.
-  const bool need_all = o_.mode != Mode::kTmr || LiveCount() < 2;
-  for (auto& m : members_) {
-    if ((need_all || m->state == Member::State::kLive) && !m->ballot) return false;
-    // A replica catching up gets its replay steps first (catch_up_pace).
-    if (m->state == Member::State::kCatchingUp && m->replayed_this_round < o_.catch_up_pace) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool Group::RoundReady(Clock::time_point now) const {
-  for (auto& m : members_) {
-    if (!m->ballot && now > DeadlineOf(*m)) return true;
-  }
-  return RoundComplete();
-}
-
 void Group::FailOverdue(Clock::time_point now) {
+  const SlotSet late = round_.Overdue(now);
   for (auto& m : members_) {
-    if (!m->ballot && now > DeadlineOf(*m)) {
-      ++report_.missed_deadlines;
-      Replace(m->slot, m->link ? fmt::format("no event within the {} ms deadline (waiting for "
-                                             "event {})",
-                                             o_.deadline.count(), next_event_)
-                               : fmt::format("did not connect within the {} ms start deadline",
-                                             o_.start_deadline.count()));
-      if (done_) return;
-    }
+    if (!late.Has(m->slot)) continue;
+    ++report_.missed_deadlines;
+    Replace(m->slot, round_.slot(m->slot).connected
+                         ? fmt::format("no event within the {} ms deadline (waiting for event {})",
+                                       o_.deadline.count(), round_.next_event())
+                         : fmt::format("did not connect within the {} ms start deadline",
+                                       o_.start_deadline.count()));
+    if (done_) return;
   }
 }
 
 void Group::Decide() {
   // Deciding reads no clock unless asked to measure: it runs once per event on the hot path.
   const auto t0 = o_.measure ? Clock::now() : Clock::time_point{};
-  if (LiveCount() == 0) {
-    FailGroup(fmt::format("every replica was lost before event {}: no state to recover from",
-                          next_event_));
-    return;
-  }
-  std::vector<uint16_t> joiners;
-  bool any_event = false, all = true;
-  for (auto& m : members_) {
-    if (!m->ballot) all = false;
-    if (m->ballot && m->ballot->kind == EventKind::kJoin) joiners.push_back(m->slot);
-    if (m->ballot && m->ballot->kind != EventKind::kJoin) any_event = true;
-  }
-  if (o_.mode != Mode::kTmr || LiveCount() < 2) {
-    // Too few replicas to vote: wait for every replacement, then restart from the last agreed
-    // checkpoint.
-    if (all && !joiners.empty()) {
-      RecoverFromCheckpoint(joiners);
-    } else if (all && o_.mode != Mode::kTmr) {
-      DecideDmr();
+  const RoundPlan plan = round_.Plan(CanCatchUp());
+  switch (plan.kind) {
+    case RoundPlan::Kind::kWait:
+      break;
+    case RoundPlan::Kind::kAllLost: {
+      ColdPath cold;
+      FailGroup(fmt::format("every replica was lost before event {}: no state to recover from",
+                            round_.next_event()));
+      break;
     }
-  } else if (any_event) {
-    DecideTmr(joiners);
+    case RoundPlan::Kind::kRecover:
+      ++report_.rounds;
+      RecoverFromCheckpoint(plan);
+      break;
+    case RoundPlan::Kind::kMismatch:
+      ++report_.rounds;
+      Mismatch();
+      break;
+    case RoundPlan::Kind::kAhead: {
+      ColdPath cold;
+      ++report_.rounds;
+      FailGroup(fmt::format("the majority is at event {}, the voter expected {}",
+                            members_[plan.source]->ballot.h.event_seq, round_.next_event()));
+      break;
+    }
+    case RoundPlan::Kind::kAgree:
+      ++report_.rounds;
+      Agree(plan);
+      break;
   }
   ++decisions_;
   if (o_.measure) report_.voter_ns += static_cast<uint64_t>((Clock::now() - t0).count());
@@ -837,132 +839,83 @@ bool Group::Admit(uint16_t j, uint16_t from, bool from_checkpoint, const uint64_
   }
   Log()->info("group {}: replica {} {} (RDMA READ + WRITE of {} bytes)", o_.group, j, how,
               state_bytes_);
-  members_[j]->state = Member::State::kLive;
+  round_.SetStanding(j, Standing::kLive);
   Answer(j, VerdictKind::kRepaired, 0, at_event, {});
   return true;
 }
 
-void Group::RecoverFromCheckpoint(const std::vector<uint16_t>& joiners) {
-  ++report_.rounds;
-  const Member* survivor = nullptr;
-  for (auto& m : members_) {
-    if (survivor == nullptr && m->ballot->kind != EventKind::kJoin) survivor = m.get();
-  }
+void Group::RecoverFromCheckpoint(const RoundPlan& plan) {
+  ColdPath cold;
+  const uint16_t survivor = plan.source;
+  const uint64_t checkpoint = round_.checkpoint_event();
   if (!RollbackExecutor()) return;
   // Newcomers get the survivor's last agreed checkpoint (agreed by the vote, so trustworthy);
   // the survivors roll back to it.
-  for (uint16_t j : joiners) {
-    if (!Admit(j, survivor->slot, true, nullptr, checkpoint_event_,
-               fmt::format("recovered from replica {}'s checkpoint at event {}", survivor->slot,
-                           checkpoint_event_))) {
+  for (uint16_t j = 0; j < members_.size(); ++j) {
+    if (plan.joiners.Has(j) &&
+        !Admit(j, survivor, true, nullptr, checkpoint,
+               fmt::format("recovered from replica {}'s checkpoint at event {}", survivor,
+                           checkpoint))) {
       return;
     }
   }
   ++report_.rollbacks;
-  for (auto& m : members_) {
-    if (m->ballot && m->ballot->kind != EventKind::kJoin) {
-      Answer(m->slot, VerdictKind::kRollback, m->ballot->h.event_seq, checkpoint_event_, {});
-    }
-  }
-  next_event_ = checkpoint_event_ + 1;
-  RewindLog();
+  AnswerRollback();
 }
 
-void Group::DecideDmr() {
-  ++report_.rounds;
-  std::vector<voter::Ballot> ballots;
+void Group::Mismatch() {
+  ColdPath cold;
+  ++report_.mismatches;
+  if (o_.mode == Mode::kTmr) {
+    RollbackAll(fmt::format("TMR: no two replicas agree at event {}", round_.next_event()));
+    return;
+  }
+  std::string digests;
   for (auto& m : members_) {
-    const bool in_seq = m->ballot->h.event_seq == next_event_;
-    ballots.push_back({m->slot, in_seq, m->ballot->digest});
+    digests += fmt::format("{}{:016x}@{}", digests.empty() ? "" : " / ", m->ballot.digest,
+                           m->ballot.h.event_seq);
   }
-  Result<Verdict> v = voter::Decide(o_.mode, ballots);
-  if (!v.ok()) {
-    FailGroup(v.status().ToString());
-    return;
+  RollbackAll(fmt::format("{} mismatch at event {} ({}): digest@event {}", ModeName(o_.mode),
+                          round_.next_event(), replica::EventKindName(members_[0]->ballot.kind),
+                          digests));
+}
+
+void Group::Agree(const RoundPlan& plan) {
+  // Stays valid to the end: answering a member clears its round slot, not its event.
+  const ReceivedEvent& winner = members_[plan.source]->ballot;
+  SlotSet repaired;
+  if (!plan.outvoted.empty() || !plan.diverged.empty()) {
+    // Repairs first: they read the healthy replica's state before it moves on.
+    repaired = HandleOutvoted(plan, winner);
+    if (done_) return;
   }
-  const Ballot& first = *members_[0]->ballot;
-  if (v->kind != Verdict::Kind::kAgree) {
-    ++report_.mismatches;
-    std::string digests;
-    for (auto& m : members_) {
-      digests += fmt::format("{}{:016x}@{}", digests.empty() ? "" : " / ", m->ballot->digest,
-                             m->ballot->h.event_seq);
-    }
-    RollbackAll(fmt::format("{} mismatch at event {} ({}): digest@event {}", ModeName(o_.mode),
-                            next_event_, replica::EventKindName(first.kind), digests));
-    return;
-  }
-  if (rollback_event_ < first.h.event_seq) rollbacks_here_ = 0;
-  Result<uint64_t> arg = Apply(first);
+  if (!plan.joiners.empty() && plan.admit != RoundPlan::Admit::kNone) AdmitJoiners(plan, winner);
+  Result<uint64_t> arg = Apply(winner);
   if (!arg.ok()) {
-    FailGroup(fmt::format("event {}: {}", first.h.event_seq, arg.status().ToString()));
+    ColdPath cold;
+    FailGroup(fmt::format("event {}: {}", winner.h.event_seq, arg.status().ToString()));
     return;
   }
-  next_event_ = first.h.event_seq + 1;
-  std::vector<uint16_t> to;
-  for (auto& m : members_) to.push_back(m->slot);
-  Conclude(first, *arg, to, std::vector<bool>(members_.size(), false));
+  round_.Agreed(winner.h.event_seq);
+  SlotSet to;  // who voted for the round and was not replaced since
+  for (uint16_t i = 0; i < members_.size(); ++i) {
+    if (plan.voters.Has(i) && round_.slot(i).has_ballot) to.Add(i);
+  }
+  Conclude(winner, *arg, to, repaired);
 }
 
-void Group::Conclude(const Ballot& winner, uint64_t arg, std::vector<uint16_t>& to,
-                     const std::vector<bool>& repaired) {
-  uint64_t bytes = 0;
-  if (winner.kind == EventKind::kInput) bytes = arg;
-  if (winner.kind == EventKind::kSyscall) bytes = syscall_bytes_;
-  LogAgreed(winner, arg, bytes);
-  for (auto& m : members_) m->replayed_this_round = 0;
-  DeliverInput(bytes, to);
-  // A system call's verdict says how many result bytes were delivered.
-  const std::span<const std::byte> data = winner.kind == EventKind::kSyscall
-                                              ? std::as_bytes(std::span(&syscall_bytes_, 1))
-                                              : std::span<const std::byte>{};
-  for (uint16_t slot : to) {
-    Answer(slot, repaired[slot] ? VerdictKind::kRepaired : VerdictKind::kProceed,
-           winner.h.event_seq, arg, data);
-  }
-}
-
-void Group::DecideTmr(const std::vector<uint16_t>& joiners) {
-  ++report_.rounds;
-  std::vector<voter::Ballot> ballots;
-  for (auto& m : members_) {
-    const bool present =
-        m->state == Member::State::kLive && m->ballot && m->ballot->kind != EventKind::kJoin;
-    ballots.push_back({m->slot, present, present ? m->ballot->digest : 0});
-  }
-  Result<Verdict> v = voter::Decide(Mode::kTmr, ballots);
-  if (!v.ok()) {
-    FailGroup(v.status().ToString());
-    return;
-  }
-  if (v->kind == Verdict::Kind::kNoMajority) {
-    ++report_.mismatches;
-    RollbackAll(fmt::format("TMR: no two replicas agree at event {}", next_event_));
-    return;
-  }
-  const Member* healthy = nullptr;
-  for (auto& m : members_) {
-    if (ballots[m->slot].present && m->ballot->digest == v->digest) healthy = m.get();
-  }
-  const Ballot winner = *healthy->ballot;
-  if (winner.h.event_seq != next_event_) {
-    FailGroup(fmt::format("the majority is at event {}, the voter expected {}", winner.h.event_seq,
-                          next_event_));
-    return;
-  }
-  if (rollback_event_ < winner.h.event_seq) rollbacks_here_ = 0;
-  // Repairs first: they read the healthy replica's state before it moves on.
-  std::vector<bool> repaired(members_.size(), false);
-  for (uint32_t f : v->faulty) {
+SlotSet Group::HandleOutvoted(const RoundPlan& plan, const ReceivedEvent& winner) {
+  ColdPath cold;
+  SlotSet repaired;
+  for (uint16_t f = 0; f < members_.size(); ++f) {
+    if (!plan.outvoted.Has(f) && !plan.diverged.Has(f)) continue;
     Member& m = *members_[f];
-    if (!ballots[f].present) continue;  // joining, or failed above
     ++report_.mismatches;
-    const Ballot& bad = *m.ballot;
     const std::string what = fmt::format(
         "replica {} outvoted at event {} ({}): digest {:016x}, majority {:016x}", f,
-        winner.h.event_seq, replica::EventKindName(winner.kind), bad.digest, winner.digest);
-    if (bad.kind != winner.kind || bad.h.event_seq != winner.h.event_seq) {
-      Replace(static_cast<uint16_t>(f), what + "; it diverged (kind or sequence), replacing it");
+        winner.h.event_seq, replica::EventKindName(winner.kind), m.ballot.digest, winner.digest);
+    if (plan.diverged.Has(f)) {
+      Replace(f, what + "; it diverged (kind or sequence), replacing it");
       continue;
     }
     // The replace_after-th fault within the window replaces the replica instead.
@@ -977,62 +930,80 @@ void Group::DecideTmr(const std::vector<uint16_t>& joiners) {
     }
     if (!replace) replace = !m.faults || !m.faults->OnFailure(Clock::now()).ok();
     if (replace) {
-      Replace(static_cast<uint16_t>(f),
-              fmt::format("{}; faulty {} times within {} ms, replacing it", what, o_.replace_after,
-                          o_.replace_window.count()));
+      Replace(f, fmt::format("{}; faulty {} times within {} ms, replacing it", what,
+                             o_.replace_after, o_.replace_window.count()));
       continue;
     }
-    Status st = CopyState(healthy->slot, false, static_cast<uint16_t>(f), &winner.h.state_digest);
+    Status st = CopyState(plan.source, false, f, &winner.h.state_digest);
     if (!st.ok()) {
-      Replace(static_cast<uint16_t>(f), what + "; repair failed: " + st.ToString());
+      Replace(f, what + "; repair failed: " + st.ToString());
       continue;
     }
     ++report_.repairs;
     Log()->warn("group {}: {}; repaired from replica {} (RDMA READ + WRITE of {} bytes)", o_.group,
-                what, healthy->slot, state_bytes_);
-    repaired[f] = true;
+                what, plan.source, state_bytes_);
+    repaired.Add(f);
   }
-  if (done_) return;
-  // Newcomers join at an agreed checkpoint, with the state every healthy replica holds there;
-  // or, with the log of what was agreed since the last one, they restart from that checkpoint
-  // and catch up.
-  if (winner.kind == EventKind::kCheckpoint) {
-    for (uint16_t j : joiners) {
-      Admit(j, healthy->slot, false, &winner.h.state_digest, winner.h.event_seq,
-            fmt::format("joined at the checkpoint at event {} from replica {}", winner.h.event_seq,
-                        healthy->slot));
-    }
-  } else if (CanCatchUp()) {
-    for (uint16_t j : joiners) {
-      if (Admit(j, healthy->slot, true, nullptr, checkpoint_event_,
-                fmt::format("restarts from replica {}'s checkpoint at event {} and catches up "
-                            "through event {} from the voter's log",
-                            healthy->slot, checkpoint_event_, winner.h.event_seq - 1))) {
-        members_[j]->state = Member::State::kCatchingUp;
-        members_[j]->replayed = 0;
-      }
-    }
-  }
-  Result<uint64_t> arg = Apply(winner);
-  if (!arg.ok()) {
-    FailGroup(fmt::format("event {}: {}", winner.h.event_seq, arg.status().ToString()));
-    return;
-  }
-  next_event_ = winner.h.event_seq + 1;
-  std::vector<uint16_t> to;
-  for (auto& m : members_) {
-    if (ballots[m->slot].present && m->ballot) to.push_back(m->slot);
-  }
-  Conclude(winner, *arg, to, repaired);
+  return repaired;
 }
 
-bool Group::CanCatchUp() const { return o_.mode == Mode::kTmr && log_.Covers(checkpoint_event_); }
+void Group::AdmitJoiners(const RoundPlan& plan, const ReceivedEvent& winner) {
+  ColdPath cold;
+  const uint16_t from = plan.source;
+  const uint64_t checkpoint = round_.checkpoint_event();
+  for (uint16_t j = 0; j < members_.size(); ++j) {
+    if (!plan.joiners.Has(j)) continue;
+    if (plan.admit == RoundPlan::Admit::kAtCheckpoint) {
+      Admit(j, from, false, &winner.h.state_digest, winner.h.event_seq,
+            fmt::format("joined at the checkpoint at event {} from replica {}", winner.h.event_seq,
+                        from));
+    } else if (Admit(j, from, true, nullptr, checkpoint,
+                     fmt::format("restarts from replica {}'s checkpoint at event {} and catches "
+                                 "up through event {} from the voter's log",
+                                 from, checkpoint, winner.h.event_seq - 1))) {
+      round_.SetStanding(j, Standing::kCatchingUp);
+      members_[j]->replayed = 0;
+    }
+  }
+}
 
-void Group::LogAgreed(const Ballot& w, uint64_t arg, uint64_t bytes) {
+void Group::Conclude(const ReceivedEvent& winner, uint64_t arg, SlotSet to, SlotSet repaired) {
+  uint64_t bytes = 0;
+  if (winner.kind == EventKind::kInput) bytes = arg;
+  if (winner.kind == EventKind::kSyscall) bytes = syscall_bytes_;
+  LogAgreed(winner, arg, bytes);
+  DeliverInput(bytes, to);
+  // A system call's verdict says how many result bytes were delivered.
+  const std::span<const std::byte> data = winner.kind == EventKind::kSyscall
+                                              ? std::as_bytes(std::span(&syscall_bytes_, 1))
+                                              : std::span<const std::byte>{};
+  for (uint16_t slot = 0; slot < members_.size(); ++slot) {
+    if (!to.Has(slot)) continue;
+    Answer(slot, repaired.Has(slot) ? VerdictKind::kRepaired : VerdictKind::kProceed,
+           winner.h.event_seq, arg, data);
+  }
+}
+
+bool Group::CanCatchUp() const {
+  return o_.mode == Mode::kTmr && log_.Covers(round_.checkpoint_event());
+}
+
+bool Group::AnyCatchingUp() const {
+  for (uint16_t i = 0; i < members_.size(); ++i) {
+    if (round_.slot(i).standing == Standing::kCatchingUp) return true;
+  }
+  return false;
+}
+
+void Group::ReplaceCatchingUp(const std::string& why) {
+  for (uint16_t i = 0; i < members_.size(); ++i) {
+    if (round_.slot(i).standing == Standing::kCatchingUp) Replace(i, why);
+  }
+}
+
+void Group::LogAgreed(const ReceivedEvent& w, uint64_t arg, uint64_t bytes) {
   if (o_.mode != Mode::kTmr || o_.catch_up_bytes == 0) return;
-  const bool catching_up = std::any_of(members_.begin(), members_.end(), [](auto& m) {
-    return m->state == Member::State::kCatchingUp;
-  });
+  const bool catching_up = AnyCatchingUp();
   if (w.kind == EventKind::kCheckpoint && !catching_up) {
     // Nobody needs what came before: newcomers restart from this checkpoint.
     log_.RestartAfter(w.h.event_seq);
@@ -1040,34 +1011,30 @@ void Group::LogAgreed(const Ballot& w, uint64_t arg, uint64_t bytes) {
   }
   if (!log_.ok()) return;
   if (!log_.Append(w.digest, arg, w.kind, std::span(input_staging_->data(), bytes))) {
+    ColdPath cold;
     Log()->warn(
         "group {}: the catch-up log passed {} bytes at event {}: dropped until the next agreed "
         "checkpoint (newcomers join there)",
         o_.group, o_.catch_up_bytes, w.h.event_seq);
-    for (auto& m : members_) {
-      if (m->state == Member::State::kCatchingUp) {
-        Replace(m->slot,
-                fmt::format("it was catching up when the log passed {} bytes", o_.catch_up_bytes));
-      }
-    }
+    ReplaceCatchingUp(
+        fmt::format("it was catching up when the log passed {} bytes", o_.catch_up_bytes));
   }
 }
 
 void Group::RewindLog() {
-  for (auto& m : members_) {
-    if (m->state == Member::State::kCatchingUp) {
-      Replace(m->slot, fmt::format("the group rolled back to event {} while it was catching up",
-                                   checkpoint_event_));
-    }
+  if (AnyCatchingUp()) {
+    ReplaceCatchingUp(fmt::format("the group rolled back to event {} while it was catching up",
+                                  round_.checkpoint_event()));
   }
-  log_.RewindTo(checkpoint_event_);
+  log_.RewindTo(round_.checkpoint_event());
 }
 
-bool Group::Replay(uint16_t slot, const Ballot& b, bool& live) {
+bool Group::Replay(uint16_t slot, const ReceivedEvent& b, bool& live) {
   Member& m = *members_[slot];
   const uint64_t seq = b.h.event_seq;
-  if (seq == next_event_) {
-    m.state = Member::State::kLive;
+  if (seq == round_.next_event()) {
+    ColdPath cold;
+    round_.SetStanding(slot, Standing::kLive);
     ++report_.catch_ups;
     live = true;
     Log()->info(
@@ -1093,14 +1060,14 @@ bool Group::Replay(uint16_t slot, const Ballot& b, bool& live) {
   const uint64_t bytes = a->bytes.size();
   if (bytes > 0) {
     std::memcpy(input_staging_->data(), a->bytes.data(), bytes);
-    std::vector<uint16_t> to{slot};
+    SlotSet to;
+    to.Add(slot);
     DeliverInput(bytes, to);
     if (to.empty()) return false;
   }
   ++m.replayed;
-  ++m.replayed_this_round;
   ++report_.replayed;
-  m.since = Clock::now();  // its deadline counts from each answer
+  round_.Replayed(slot, Clock::now());
   const std::span<const std::byte> data = a->kind == EventKind::kSyscall
                                               ? std::as_bytes(std::span(&bytes, 1))
                                               : std::span<const std::byte>{};
@@ -1108,36 +1075,42 @@ bool Group::Replay(uint16_t slot, const Ballot& b, bool& live) {
   return true;
 }
 
-void Group::DeliverInput(uint64_t n, std::vector<uint16_t>& to) {
+void Group::DeliverInput(uint64_t n, SlotSet& to) {
   if (n == 0) return;
-  std::vector<uint16_t> posted, failed;
-  for (uint16_t slot : to) {
+  SlotSet posted;
+  for (uint16_t slot = 0; slot < members_.size(); ++slot) {
+    if (!to.Has(slot)) continue;
     Link& l = *members_[slot]->link;
     Result<transport::RemoteAddr> dst = l.input.At(0, n);
     Status st =
         dst.ok() ? l.conn->PostWrite(input_staging_->mr().Slice(0, n), *dst, 3) : dst.status();
-    (st.ok() ? posted : failed).push_back(slot);
-    if (!st.ok()) Replace(slot, "cannot write input: " + st.ToString());
+    if (st.ok()) {
+      posted.Add(slot);
+    } else {
+      to.Remove(slot);
+      Replace(slot, "cannot write input: " + st.ToString());
+    }
   }
   // Every WRITE is complete (placed in the replica's memory) before any verdict goes out.
-  for (uint16_t slot : posted) {
+  for (uint16_t slot = 0; slot < members_.size(); ++slot) {
+    if (!posted.Has(slot)) continue;
     Status st = transport::WaitSendOk(*members_[slot]->link->conn, kCopyTimeout);
     if (!st.ok()) {
-      failed.push_back(slot);
+      to.Remove(slot);
       Replace(slot, "input write failed: " + st.ToString());
     }
   }
-  std::erase_if(to, [&](uint16_t s) { return std::count(failed.begin(), failed.end(), s) > 0; });
 }
 
 Result<GroupReport> Group::Run() {
   VIGIL_RETURN_IF_ERROR(ValidateGroupOptions(o_));
   const auto n = static_cast<uint16_t>(ReplicasOf(o_.mode));
   MutexLock lock(mu_);
-  round_start_ = Clock::now();
+  round_.RoundStarts(Clock::now());
   for (uint16_t i = 0; i < n; ++i) {
     auto m = std::make_unique<Member>();
     m->slot = i;
+    m->ballot.data.reserve(o_.channel.max_payload);  // swapped with links' received events
     members_.push_back(std::move(m));
   }
   for (uint16_t i = 0; i < n; ++i) {
@@ -1164,9 +1137,9 @@ Result<GroupReport> Group::Run() {
     // the previous decision (never before it): the thread that decides reads no clock.
     if (decisions_ != seen_decisions) {
       seen_decisions = decisions_;
-      round_start_ = now;
+      round_.RoundStarts(now);
     }
-    if (RoundReady(now)) {
+    if (round_.Ready(now)) {
       FailOverdue(now);  // replicas that missed their deadline are failed first
       if (!done_) Decide();
     } else {

@@ -25,6 +25,14 @@ uint64_t EventDigest(uint16_t kind, uint64_t event_seq, uint64_t state_digest, u
   return XXH3_64bits_withSeed(data.data(), data.size(), XXH3_64bits(fields, sizeof(fields)));
 }
 
+std::vector<uint32_t> SlotSet::ToVector() const {
+  std::vector<uint32_t> out;
+  for (uint32_t s = 0; s < kCapacity; ++s) {
+    if (Has(s)) out.push_back(s);
+  }
+  return out;
+}
+
 Result<Verdict> Decide(Mode mode, std::span<const Ballot> ballots) {
   const size_t want = ReplicasOf(mode);
   if (ballots.size() != want) {
@@ -34,11 +42,17 @@ Result<Verdict> Decide(Mode mode, std::span<const Ballot> ballots) {
                                                             : "simplex",
                                        want, ballots.size()));
   }
+  for (const Ballot& b : ballots) {
+    if (b.replica >= SlotSet::kCapacity) {
+      return InvalidArgument(
+          fmt::format("replica {} is past the {} a group can have", b.replica, SlotSet::kCapacity));
+    }
+  }
   if (mode == Mode::kSimplex) {
     Verdict v;
     v.kind = ballots[0].present ? Verdict::Kind::kAgree : Verdict::Kind::kRollback;
     v.digest = ballots[0].digest;
-    if (!ballots[0].present) v.faulty.push_back(ballots[0].replica);
+    if (!ballots[0].present) v.faulty.Add(ballots[0].replica);
     return v;
   }
   for (size_t i = 0; i < ballots.size(); ++i) {
@@ -64,12 +78,12 @@ Result<Verdict> Decide(Mode mode, std::span<const Ballot> ballots) {
   }
   if (winner == nullptr || votes < kQuorum) {
     v.kind = mode == Mode::kDmr ? Verdict::Kind::kRollback : Verdict::Kind::kNoMajority;
-    for (const Ballot& b : ballots) v.faulty.push_back(b.replica);
+    for (const Ballot& b : ballots) v.faulty.Add(b.replica);
     return v;
   }
   v.digest = winner->digest;
   for (const Ballot& b : ballots) {
-    if (!b.present || b.digest != winner->digest) v.faulty.push_back(b.replica);
+    if (!b.present || b.digest != winner->digest) v.faulty.Add(b.replica);
   }
   if (v.faulty.empty()) {
     v.kind = Verdict::Kind::kAgree;

@@ -41,12 +41,14 @@
 #include "vigil/transport/bootstrap.h"
 #include "vigil/voter/catch_up_log.h"
 #include "vigil/voter/input_source.h"
+#include "vigil/voter/round.h"
 #include "vigil/voter/syscall_executor.h"
 #include "vigil/voter/vote.h"
 
 namespace vigil::voter {
 
 struct Link;
+struct ReceivedEvent;
 enum class Fault { kKill, kStop, kCont, kBitflip };
 std::string_view FaultName(Fault f);
 
@@ -153,7 +155,6 @@ class Group {
 
  private:
   struct Member;
-  struct Ballot;
 
   Status StartIncarnation(uint16_t slot) VIGIL_REQUIRES(mu_);
   Result<std::vector<transport::RemoteRegion>> Accept(uint16_t slot, uint32_t incarnation,
@@ -182,54 +183,60 @@ class Group {
   void CheckLiveness() VIGIL_REQUIRES(mu_);
   void FailMember(uint16_t slot, uint32_t incarnation, const std::string& why, bool rejected)
       VIGIL_EXCLUDES(mu_);
-  // Decides the round (its ballots are in, or the coordinator found it overdue).
+  // Decides the round (its ballots are in, or the coordinator found it overdue): asks the round
+  // machine (round.h) for a plan and carries it out.
   void Decide() VIGIL_REQUIRES(mu_);
   // The coordinator: fails the replicas without a ballot whose deadline passed before `now`.
   void FailOverdue(std::chrono::steady_clock::time_point now) VIGIL_REQUIRES(mu_);
-  void DecideDmr() VIGIL_REQUIRES(mu_);
-  void DecideTmr(const std::vector<uint16_t>& joiners) VIGIL_REQUIRES(mu_);
-  void RecoverFromCheckpoint(const std::vector<uint16_t>& joiners) VIGIL_REQUIRES(mu_);
+  // The plan's kinds: agreement (repairs, replacements, admissions, then the effect once and the
+  // answers), a mismatch (roll back) and recovery from the last agreed checkpoint.
+  void Agree(const RoundPlan& plan) VIGIL_REQUIRES(mu_);
+  void Mismatch() VIGIL_REQUIRES(mu_);
+  void RecoverFromCheckpoint(const RoundPlan& plan) VIGIL_REQUIRES(mu_);
+  // TMR: repairs (or replaces, past the failure budget) the outvoted and replaces the diverged;
+  // returns the repaired.
+  SlotSet HandleOutvoted(const RoundPlan& plan, const ReceivedEvent& winner) VIGIL_REQUIRES(mu_);
+  void AdmitJoiners(const RoundPlan& plan, const ReceivedEvent& winner) VIGIL_REQUIRES(mu_);
   // A catching-up member's event: answered from the log (true), or it reached the group's next
   // event and is live again (true, `live` set), or it failed and was replaced (false).
-  bool Replay(uint16_t slot, const Ballot& b, bool& live) VIGIL_REQUIRES(mu_);
+  bool Replay(uint16_t slot, const ReceivedEvent& b, bool& live) VIGIL_REQUIRES(mu_);
   // Logs the agreed event `w` (verdict arg, `bytes` result bytes in the input staging buffer).
-  void LogAgreed(const Ballot& w, uint64_t arg, uint64_t bytes) VIGIL_REQUIRES(mu_);
+  void LogAgreed(const ReceivedEvent& w, uint64_t arg, uint64_t bytes) VIGIL_REQUIRES(mu_);
   // After a rollback to the last agreed checkpoint: drops later log entries; members catching up
   // are replaced (their position is no longer agreed history).
   void RewindLog() VIGIL_REQUIRES(mu_);
   bool CanCatchUp() const VIGIL_REQUIRES(mu_);
+  bool AnyCatchingUp() const VIGIL_REQUIRES(mu_);
+  void ReplaceCatchingUp(const std::string& why) VIGIL_REQUIRES(mu_);
   // Copies `from`'s state (or last checkpoint), checked against `digest` if given, into
   // newcomer `j` and admits it as live (answered "repaired" for the state at `at_event`). False
   // if the copy failed and `j` was replaced again.
   bool Admit(uint16_t j, uint16_t from, bool from_checkpoint, const uint64_t* digest,
              uint64_t at_event, const std::string& how) VIGIL_REQUIRES(mu_);
-  std::chrono::steady_clock::time_point DeadlineOf(const Member& m) const VIGIL_REQUIRES(mu_);
-  size_t LiveCount() const VIGIL_REQUIRES(mu_);
   // Carries out the agreed effect once; returns the verdict's arg (input: bytes staged).
-  Result<uint64_t> Apply(const Ballot& winner) VIGIL_REQUIRES(mu_);
+  Result<uint64_t> Apply(const ReceivedEvent& winner) VIGIL_REQUIRES(mu_);
   // RDMA-READs the bytes a voted call left aside from a replica that voted for it (`winner`'s
   // digest), into aside_staging_, and checks them against their digest.
-  Result<std::span<const std::byte>> FetchAside(const Ballot& winner, const Aside& aside)
+  Result<std::span<const std::byte>> FetchAside(const ReceivedEvent& winner, const Aside& aside)
       VIGIL_REQUIRES(mu_);
   // RDMA-WRITEs the staged input to each replica in `to`; drops (and replaces) failures.
-  void DeliverInput(uint64_t n, std::vector<uint16_t>& to) VIGIL_REQUIRES(mu_);
+  void DeliverInput(uint64_t n, SlotSet& to) VIGIL_REQUIRES(mu_);
   // After Apply(winner): delivers its result bytes, then answers every replica in `to`
   // (`repaired`: those answered kRepaired).
-  void Conclude(const Ballot& winner, uint64_t arg, std::vector<uint16_t>& to,
-                const std::vector<bool>& repaired) VIGIL_REQUIRES(mu_);
+  void Conclude(const ReceivedEvent& winner, uint64_t arg, SlotSet to, SlotSet repaired)
+      VIGIL_REQUIRES(mu_);
   // Rolls the syscall executor back with the replicas; false: it could not (the group failed).
   bool RollbackExecutor() VIGIL_REQUIRES(mu_);
   Status CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const uint64_t* digest)
       VIGIL_REQUIRES(mu_);
   void Answer(uint16_t slot, replica::VerdictKind kind, uint64_t event_seq, uint64_t arg,
               std::span<const std::byte> data) VIGIL_REQUIRES(mu_);
+  // Counts the rollback (the group fails past max_rollbacks) and rolls every replica back.
   void RollbackAll(const std::string& why) VIGIL_REQUIRES(mu_);
+  // Answers every replica with an event "roll back to the last agreed checkpoint" and rewinds.
+  void AnswerRollback() VIGIL_REQUIRES(mu_);
   void FailGroup(const std::string& why) VIGIL_REQUIRES(mu_);
   void Replace(uint16_t slot, const std::string& why) VIGIL_REQUIRES(mu_);
-  // Every ballot the round needs is in (deadlines aside).
-  bool RoundComplete() const VIGIL_REQUIRES(mu_);
-  // RoundComplete(), or a replica without a ballot is past its deadline at `now`.
-  bool RoundReady(std::chrono::steady_clock::time_point now) const VIGIL_REQUIRES(mu_);
 
   GroupOptions o_;
   transport::Transport& transport_;
@@ -257,17 +264,14 @@ class Group {
   std::optional<transport::RegisteredBuffer> aside_staging_ VIGIL_GUARDED_BY(mu_);
   uint64_t state_bytes_ VIGIL_GUARDED_BY(mu_) = 0;
   uint64_t input_bytes_ VIGIL_GUARDED_BY(mu_) = 0;
-  uint64_t next_event_ VIGIL_GUARDED_BY(mu_) = 1;
   // TMR catch-up log: the events agreed since the last agreed checkpoint (earlier while a
   // member is still catching up from before it).
   CatchUpLog log_ VIGIL_GUARDED_BY(mu_);
-  uint64_t checkpoint_event_ VIGIL_GUARDED_BY(mu_) = 0;  // event seq of the last agreed checkpoint
-  uint64_t rollback_event_ VIGIL_GUARDED_BY(mu_) = 0;    // event that caused the last rollbacks
-  uint32_t rollbacks_here_ VIGIL_GUARDED_BY(mu_) = 0;
   uint64_t emitted_ VIGIL_GUARDED_BY(mu_) = 0;  // output bytes written
-  // When the coordinator first saw the current round (deadlines run from there), and how many
-  // rounds were decided.
-  std::chrono::steady_clock::time_point round_start_ VIGIL_GUARDED_BY(mu_);
+  // The round: members' standing, ballots and deadlines, the expected event, the last agreed
+  // checkpoint and the rollback count.
+  RoundMachine round_ VIGIL_GUARDED_BY(mu_);
+  // How many rounds were decided (the coordinator restarts deadlines when it changes).
   uint64_t decisions_ VIGIL_GUARDED_BY(mu_) = 0;
   bool done_ VIGIL_GUARDED_BY(mu_) = false;
   bool cancelled_ VIGIL_GUARDED_BY(mu_) = false;

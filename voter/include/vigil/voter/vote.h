@@ -23,6 +23,26 @@ size_t ReplicasOf(Mode mode);
 std::string_view ModeName(Mode mode);  // "dmr" | "tmr" | "simplex"
 Result<Mode> ParseMode(std::string_view name);
 
+// A set of replica slots (0..15; a group has at most 3). Fixed-size: deciding a round allocates
+// nothing.
+class SlotSet {
+ public:
+  static constexpr uint32_t kCapacity = 16;
+  constexpr SlotSet() = default;
+  // Slots past kCapacity are not representable; Decide refuses them before adding.
+  constexpr void Add(uint32_t slot) { bits_ = static_cast<uint16_t>(bits_ | (1u << slot)); }
+  constexpr void Remove(uint32_t slot) { bits_ = static_cast<uint16_t>(bits_ & ~(1u << slot)); }
+  constexpr bool Has(uint32_t slot) const { return slot < kCapacity && (bits_ >> slot) & 1u; }
+  constexpr bool empty() const { return bits_ == 0; }
+  constexpr size_t size() const { return static_cast<size_t>(__builtin_popcount(bits_)); }
+  // The slots in increasing order (for tests and messages).
+  std::vector<uint32_t> ToVector() const;
+  constexpr bool operator==(const SlotSet&) const = default;
+
+ private:
+  uint16_t bits_ = 0;
+};
+
 struct Ballot {
   uint32_t replica = 0;
   bool present = false;  // false: the replica missed its deadline (crash, hang, node loss)
@@ -37,8 +57,8 @@ struct Verdict {
     kNoMajority,  // TMR: no two replicas agree
   };
   Kind kind = Kind::kAgree;
-  uint64_t digest = 0;           // the agreed/winning digest (kAgree, kMajority)
-  std::vector<uint32_t> faulty;  // replicas that disagreed with the outcome or were missing
+  uint64_t digest = 0;  // the agreed/winning digest (kAgree, kMajority)
+  SlotSet faulty;       // replicas that disagreed with the outcome or were missing
 };
 
 // The digest a replica's event is voted by: its kind, sequence, state digest, arguments and data
@@ -46,7 +66,8 @@ struct Verdict {
 uint64_t EventDigest(uint16_t kind, uint64_t event_seq, uint64_t state_digest, uint64_t arg0,
                      uint64_t arg1, std::span<const std::byte> data);
 
-// Rejects a ballot count that does not match the mode and duplicate replica ids.
+// Rejects a ballot count that does not match the mode, replica ids past SlotSet::kCapacity and
+// duplicate ids. Allocates nothing unless it rejects.
 Result<Verdict> Decide(Mode mode, std::span<const Ballot> ballots);
 
 }  // namespace vigil::voter

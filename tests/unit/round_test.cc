@@ -1,0 +1,300 @@
+// The round machine (voter/round.h) on its own: plans for every mode, deadlines, catch-up pacing
+// and the rollback budget, and an exhaustive sweep of small TMR rounds against the invariants a
+// plan must keep. No transport, no threads, no clock: time is passed in.
+#include "vigil/voter/round.h"
+
+#include <gtest/gtest.h>
+
+namespace vigil::voter {
+namespace {
+
+using namespace std::chrono_literals;
+using replica::EventKind;
+using Kind = RoundPlan::Kind;
+
+const RoundClock::time_point kT0 = RoundClock::time_point{} + 1h;
+
+RoundOptions Opts(Mode mode) {
+  RoundOptions o;
+  o.mode = mode;
+  o.deadline = 100ms;
+  o.start_deadline = 1000ms;
+  o.max_rollbacks = 2;
+  o.catch_up_pace = 2;
+  return o;
+}
+
+// A machine whose members all started and connected at kT0.
+RoundMachine Connected(Mode mode) {
+  RoundMachine m(Opts(mode));
+  m.RoundStarts(kT0);
+  for (uint16_t i = 0; i < m.size(); ++i) {
+    m.Started(i, kT0);
+    m.Connected(i, kT0);
+  }
+  return m;
+}
+
+BallotKey Event(uint64_t seq, uint64_t digest, EventKind kind = EventKind::kSync) {
+  return {kind, seq, digest};
+}
+
+TEST(RoundMachine, SizesFollowTheMode) {
+  EXPECT_EQ(RoundMachine(Opts(Mode::kSimplex)).size(), 1u);
+  EXPECT_EQ(RoundMachine(Opts(Mode::kDmr)).size(), 2u);
+  EXPECT_EQ(RoundMachine(Opts(Mode::kTmr)).size(), 3u);
+}
+
+TEST(RoundMachine, DmrDecidesOnceBothAreInAndAgreesOnlyOnEqualInSequenceEvents) {
+  RoundMachine m = Connected(Mode::kDmr);
+  m.Cast(0, Event(1, 0xA));
+  EXPECT_FALSE(m.Complete());
+  EXPECT_EQ(m.Plan(false).kind, Kind::kWait);
+  m.Cast(1, Event(1, 0xA));
+  ASSERT_TRUE(m.Complete());
+  RoundPlan p = m.Plan(false);
+  EXPECT_EQ(p.kind, Kind::kAgree);
+  EXPECT_EQ(p.source, 0);
+  EXPECT_EQ(p.voters.ToVector(), (std::vector<uint32_t>{0, 1}));
+  EXPECT_TRUE(p.outvoted.empty());
+
+  m.Cast(1, Event(1, 0xB));  // differs
+  EXPECT_EQ(m.Plan(false).kind, Kind::kMismatch);
+  m.Cast(0, Event(2, 0xB));  // equal digests, but not the expected event
+  m.Cast(1, Event(2, 0xB));
+  EXPECT_EQ(m.Plan(false).kind, Kind::kMismatch);
+  m.Agreed(1);
+  EXPECT_EQ(m.next_event(), 2u);
+  EXPECT_EQ(m.Plan(false).kind, Kind::kAgree);
+}
+
+TEST(RoundMachine, SimplexPassesItsOneReplicasInSequenceEvent) {
+  RoundMachine m = Connected(Mode::kSimplex);
+  m.Cast(0, Event(1, 7));
+  EXPECT_EQ(m.Plan(false).kind, Kind::kAgree);
+  m.Cast(0, Event(5, 7));
+  EXPECT_EQ(m.Plan(false).kind, Kind::kMismatch);
+}
+
+TEST(RoundMachine, TmrOutvotesRepairableReplicasAndReplacesDivergedOnes) {
+  RoundMachine m = Connected(Mode::kTmr);
+  m.Cast(0, Event(1, 0xA));
+  m.Cast(1, Event(1, 0xB));  // same kind and event, other digest: repairable
+  m.Cast(2, Event(1, 0xA));
+  RoundPlan p = m.Plan(false);
+  ASSERT_EQ(p.kind, Kind::kAgree);
+  EXPECT_EQ(m.slot(p.source).ballot.digest, 0xAu);
+  EXPECT_EQ(p.outvoted.ToVector(), std::vector<uint32_t>{1});
+  EXPECT_TRUE(p.diverged.empty());
+  EXPECT_EQ(p.voters.size(), 3u);
+
+  m.Cast(1, Event(1, 0xB, EventKind::kOutput));  // another kind: diverged
+  p = m.Plan(false);
+  EXPECT_TRUE(p.outvoted.empty());
+  EXPECT_EQ(p.diverged.ToVector(), std::vector<uint32_t>{1});
+
+  m.Cast(1, Event(1, 0xC));
+  m.Cast(2, Event(1, 0xD));
+  EXPECT_EQ(m.Plan(false).kind, Kind::kMismatch);  // no two agree
+
+  m.Cast(0, Event(3, 0xE));
+  m.Cast(1, Event(3, 0xE));
+  m.Cast(2, Event(3, 0xE));
+  p = m.Plan(false);
+  EXPECT_EQ(p.kind, Kind::kAhead);  // the majority is not at the expected event
+  EXPECT_EQ(m.slot(p.source).ballot.event_seq, 3u);
+}
+
+TEST(RoundMachine, TmrDecidesAmongTwoLiveAndAdmitsTheJoinerAtACheckpointOrByCatchUp) {
+  RoundMachine m = Connected(Mode::kTmr);
+  m.Failed(2);
+  m.Started(2, kT0);
+  m.Cast(0, Event(1, 0xA));
+  EXPECT_FALSE(m.Complete());
+  m.Cast(1, Event(1, 0xA));
+  EXPECT_TRUE(m.Complete());  // the newcomer is not waited for
+  RoundPlan p = m.Plan(true);
+  EXPECT_EQ(p.kind, Kind::kAgree);
+  EXPECT_TRUE(p.joiners.empty());  // it has not sent its join yet
+  m.Connected(2, kT0);
+  m.Cast(2, Event(0, 0, EventKind::kJoin));
+  p = m.Plan(true);
+  EXPECT_EQ(p.joiners.ToVector(), std::vector<uint32_t>{2});
+  EXPECT_EQ(p.voters.ToVector(), (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(p.admit, RoundPlan::Admit::kCatchUp);
+  EXPECT_EQ(m.Plan(false).admit, RoundPlan::Admit::kNone);  // no log: wait for a checkpoint
+  m.Cast(0, Event(1, 0xA, EventKind::kCheckpoint));
+  m.Cast(1, Event(1, 0xA, EventKind::kCheckpoint));
+  EXPECT_EQ(m.Plan(false).admit, RoundPlan::Admit::kAtCheckpoint);
+}
+
+TEST(RoundMachine, WithOneLiveReplicaEveryoneIsWaitedForAndTheGroupRecovers) {
+  RoundMachine m = Connected(Mode::kTmr);
+  m.Failed(0);
+  m.Failed(2);
+  m.Cast(1, Event(4, 0xA));
+  EXPECT_FALSE(m.Complete());
+  m.Cast(0, Event(0, 0, EventKind::kJoin));
+  m.Cast(2, Event(0, 0, EventKind::kJoin));
+  ASSERT_TRUE(m.Complete());
+  RoundPlan p = m.Plan(true);
+  EXPECT_EQ(p.kind, Kind::kRecover);
+  EXPECT_EQ(p.source, 1);
+  EXPECT_EQ(p.joiners.ToVector(), (std::vector<uint32_t>{0, 2}));
+
+  RoundMachine dmr = Connected(Mode::kDmr);
+  dmr.Failed(1);
+  dmr.Cast(0, Event(2, 0xA));
+  dmr.Cast(1, Event(0, 0, EventKind::kJoin));
+  EXPECT_EQ(dmr.Plan(false).kind, Kind::kRecover);
+}
+
+TEST(RoundMachine, NoLiveReplicaMeansNothingToRecoverFrom) {
+  RoundMachine m = Connected(Mode::kDmr);
+  m.Failed(0);
+  m.Failed(1);
+  EXPECT_EQ(m.Plan(false).kind, Kind::kAllLost);
+}
+
+TEST(RoundMachine, DeadlinesRunFromTheStartTheConnectionAndTheRound) {
+  RoundMachine m(Opts(Mode::kDmr));
+  m.RoundStarts(kT0);
+  m.Started(0, kT0);
+  m.Started(1, kT0);
+  EXPECT_EQ(m.DeadlineOf(0), kT0 + 1000ms);  // not connected: the start deadline
+  m.Connected(0, kT0 + 10ms);
+  EXPECT_EQ(m.DeadlineOf(0), kT0 + 110ms);
+  m.RoundStarts(kT0 + 50ms);  // a later round: from its start
+  EXPECT_EQ(m.DeadlineOf(0), kT0 + 150ms);
+  EXPECT_TRUE(m.Overdue(kT0 + 150ms).empty());  // "past", not "at"
+  EXPECT_EQ(m.Overdue(kT0 + 151ms).ToVector(), std::vector<uint32_t>{0});
+  EXPECT_FALSE(m.Ready(kT0 + 151ms - 1ms));
+  EXPECT_TRUE(m.Ready(kT0 + 151ms));
+  m.Cast(0, Event(1, 1));  // a member with its ballot in is never overdue
+  EXPECT_TRUE(m.Overdue(kT0 + 151ms).empty());
+  EXPECT_EQ(m.Overdue(kT0 + 1001ms).ToVector(), std::vector<uint32_t>{1});
+  EXPECT_EQ(m.Waiting(kT0 + 400ms, 250ms).ToVector(), std::vector<uint32_t>{1});
+  EXPECT_TRUE(m.Waiting(kT0 + 200ms, 250ms).empty());
+}
+
+TEST(RoundMachine, ACatchingUpMemberGetsItsReplayStepsBeforeTheRoundIsDecided) {
+  RoundMachine m = Connected(Mode::kTmr);
+  m.SetStanding(2, Standing::kCatchingUp);
+  m.Cast(0, Event(9, 0xA));
+  m.Cast(1, Event(9, 0xA));
+  EXPECT_FALSE(m.Complete());  // catch_up_pace = 2
+  m.Replayed(2, kT0 + 1ms);
+  EXPECT_FALSE(m.Complete());
+  m.Replayed(2, kT0 + 2ms);
+  EXPECT_TRUE(m.Complete());
+  EXPECT_EQ(m.slot(2).since, kT0 + 2ms);  // its deadline counts from the last answer
+  m.Agreed(9);
+  EXPECT_EQ(m.slot(2).replayed_this_round, 0u);  // a new round: new steps owed
+}
+
+TEST(RoundMachine, RollbacksAreCountedPerEventUpToTheBudget) {
+  RoundMachine m = Connected(Mode::kDmr);
+  m.Checkpointed(4);
+  m.Agreed(6);  // next is 7
+  EXPECT_TRUE(m.CountRollback());
+  m.RewindToCheckpoint();
+  EXPECT_EQ(m.next_event(), 5u);
+  m.Agreed(5);
+  m.Agreed(6);
+  EXPECT_TRUE(m.CountRollback());  // event 7 again: the second
+  EXPECT_EQ(m.rollbacks_here(), 2u);
+  EXPECT_FALSE(m.CountRollback());  // a third at the same event passes max_rollbacks = 2
+  m.RewindToCheckpoint();
+  for (uint64_t e = 5; e <= 7; ++e) m.Agreed(e);
+  EXPECT_EQ(m.rollbacks_here(), 3u);  // event 7 itself passing does not reset the count...
+  m.Agreed(8);
+  EXPECT_EQ(m.rollbacks_here(), 0u);  // ...the next one does
+  EXPECT_TRUE(m.CountRollback());
+}
+
+// Every TMR round over three members (each live or joining; a ballot or not; digest A, B or C;
+// the expected event or the next; sync or checkpoint): the plan keeps its invariants.
+TEST(RoundMachine, EveryTmrRoundOfThreeKeepsThePlanInvariants) {
+  struct Choice {
+    bool live, has;
+    uint64_t digest, seq;
+    EventKind kind;
+  };
+  std::vector<Choice> choices;
+  for (bool live : {true, false}) {
+    for (bool has : {true, false}) {
+      for (uint64_t d : {0xAu, 0xBu, 0xCu}) {
+        for (uint64_t seq : {1u, 2u}) {
+          for (EventKind k : {EventKind::kSync, EventKind::kCheckpoint}) {
+            choices.push_back({live, has, d, seq, live ? k : EventKind::kJoin});
+          }
+        }
+      }
+    }
+  }
+  size_t plans = 0, agreements = 0;
+  for (const Choice& a : choices) {
+    for (const Choice& b : choices) {
+      for (const Choice& c : choices) {
+        const Choice pick[3] = {a, b, c};
+        RoundMachine m = Connected(Mode::kTmr);
+        for (uint16_t i = 0; i < 3; ++i) {
+          if (!pick[i].live) m.SetStanding(i, Standing::kJoining);
+          if (pick[i].has) m.Cast(i, {pick[i].kind, pick[i].seq, pick[i].digest});
+        }
+        for (bool log : {false, true}) {
+          const RoundPlan p = m.Plan(log);
+          ++plans;
+          size_t live = 0;
+          for (const Choice& x : pick) live += x.live ? 1 : 0;
+          if (live == 0) {
+            EXPECT_EQ(p.kind, Kind::kAllLost);
+            continue;
+          }
+          for (uint16_t i = 0; i < 3; ++i) {
+            // Voters are live members with an event; joiners are members with a join.
+            if (p.voters.Has(i)) {
+              EXPECT_TRUE(pick[i].live && pick[i].has);
+            }
+            EXPECT_EQ(p.joiners.Has(i), !pick[i].live && pick[i].has);
+            EXPECT_FALSE(p.outvoted.Has(i) && p.diverged.Has(i));
+          }
+          if (p.kind != Kind::kAgree) {
+            EXPECT_TRUE(p.outvoted.empty() && p.diverged.empty());
+            continue;
+          }
+          ++agreements;
+          const BallotKey& w = m.slot(p.source).ballot;
+          EXPECT_EQ(w.event_seq, m.next_event());
+          EXPECT_GE(live, 2u);  // fewer: every ballot is waited for, then recovery
+          EXPECT_TRUE(p.voters.Has(p.source));
+          size_t same = 0;
+          for (uint16_t i = 0; i < 3; ++i) {
+            if (!p.voters.Has(i)) continue;
+            const BallotKey& k = m.slot(i).ballot;
+            if (k.digest == w.digest) {
+              ++same;
+              EXPECT_FALSE(p.outvoted.Has(i) || p.diverged.Has(i));
+            } else {
+              // Every dissenting voter is handled: repaired (same shape) or replaced.
+              const bool same_shape = k.kind == w.kind && k.event_seq == w.event_seq;
+              EXPECT_EQ(p.outvoted.Has(i), same_shape);
+              EXPECT_EQ(p.diverged.Has(i), !same_shape);
+            }
+          }
+          EXPECT_GE(same, 2u);
+          const RoundPlan::Admit want = w.kind == EventKind::kCheckpoint
+                                            ? RoundPlan::Admit::kAtCheckpoint
+                                        : log ? RoundPlan::Admit::kCatchUp
+                                              : RoundPlan::Admit::kNone;
+          EXPECT_EQ(p.admit, want);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(plans, 2u * 48 * 48 * 48);
+  EXPECT_GT(agreements, 1000u);
+}
+
+}  // namespace
+}  // namespace vigil::voter
