@@ -99,7 +99,8 @@ Result<Row> MeasurePolling(BenchSetup& setup, const ChannelBenchOptions& o, uint
                                     total, bytes, samples);
                }};
   VIGIL_RETURN_IF_ERROR(RunPair(setup, std::move(voter), std::move(replica)));
-  return Row{bytes, cfg.slot_bytes, samples.Summarize(), std::nullopt};
+  return Row{bytes, static_cast<uint32_t>(channel::WireBytes(bytes)), samples.Summarize(),
+             std::nullopt};
 }
 
 Result<Row> MeasureNotify(BenchSetup& setup, const ChannelBenchOptions& o, uint32_t bytes) {

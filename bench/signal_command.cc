@@ -91,11 +91,12 @@ Result<Row> MeasureRoundTrip(BenchSetup& setup, const SignalBenchOptions& o, cha
       devnull, devnull);
   std::fclose(devnull);
   VIGIL_RETURN_IF_ERROR(run.status());
-  // Bytes per message as the baseline should send them: the polling method writes whole slots.
+  // Bytes per message as the baseline should send them: the event's record (and, polling, its
+  // padding and ring trailer; the verdict going back is smaller).
   const uint32_t record =
       static_cast<uint32_t>(channel::kRecordHeaderBytes + replica::kEventHeaderBytes + bytes);
-  const uint32_t slot = (max_payload + static_cast<uint32_t>(channel::kSlotOverhead) + 7) / 8 * 8;
-  Row row{bytes, method == channel::Method::kPolling ? slot : record, samples.Summarize(),
+  const auto ring = static_cast<uint32_t>(channel::WireBytes(replica::kEventHeaderBytes + bytes));
+  Row row{bytes, method == channel::Method::kPolling ? ring : record, samples.Summarize(),
           std::nullopt};
   if (method == channel::Method::kRpc) {
     VIGIL_ASSIGN_OR_RETURN(

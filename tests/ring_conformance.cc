@@ -158,17 +158,17 @@ TEST_P(Ring, DroppedRecordStallsTheReaderWithAClearTimeout) {
 
 TEST_P(Ring, OverrunningWriterIsDetected) {
   Build({.slots = 4, .slot_bytes = 64});
-  // A buggy writer ignoring credits: write a slot whose trailer claims sequence 5 into slot 0,
+  // A buggy writer ignoring credits: write a record whose header claims sequence 5 into slot 0,
   // where the reader expects sequence 1.
   auto src = transport::RegisteredBuffer::Allocate(*t_.a, 64, transport::kLocalWrite);
   ASSERT_TRUE(src.ok());
   const uint64_t seq = 5;
-  std::memcpy(src->data() + 56, &seq, 8);
+  std::memcpy(src->data(), &seq, 8);
   ASSERT_TRUE(wconn_->PostWrite(src->mr().All(), *reader_->ring_region().At(0, 64), 1).ok());
   ASSERT_TRUE(transport::WaitSendOk(*wconn_, kWait).ok());
   auto r = reader_->Read(buf_, kWait);
   ASSERT_EQ(r.status().code(), StatusCode::kDataLoss);
-  EXPECT_NE(r.status().message().find("trailer holds sequence 5, expected 1"), std::string::npos)
+  EXPECT_NE(r.status().message().find("header sequence 5, expected 1"), std::string::npos)
       << r.status();
 }
 

@@ -14,6 +14,18 @@ using Clock = std::chrono::steady_clock;
 // An unexpected trailer must look the same this many polls in a row before it is reported, so a
 // trailer caught mid-write is never mistaken for an overrun.
 constexpr uint32_t kAnomalyPolls = 1024;
+// A record whose header has landed but whose trailer has not is still arriving (a large record
+// lands packet by packet): only once it stays so this many polls is it reported as torn. Far more
+// than the landing of any record takes, however slow the host; the replica's deadline bounds a
+// stall before that on the voter's side.
+constexpr uint32_t kTornPolls = uint32_t{1} << 22;
+
+// The trailer holds the sequence number mixed with this constant. A record no longer covers its
+// whole slot, so the bytes where the next record's trailer goes may hold an older record's
+// payload, and payloads carry counters: a plain sequence number there could be mistaken for a
+// trailer that has landed. (A writer that forges one harms only its own records.)
+constexpr uint64_t kTrailerMix = 0x9E3779B97F4A7C15;
+uint64_t TrailerOf(uint64_t seq) { return seq ^ kTrailerMix; }
 
 // Blocking reads and writes look at the clock once every this many polls (early enough that a
 // poller sharing its core starts yielding soon after spin_us), and a blocking read drains its
@@ -108,40 +120,57 @@ Result<bool> RingReader::TryRead(std::span<std::byte> buf, Record& out) {
   }
   const size_t index = (next_ - 1) & (config_.slots - 1);
   const std::byte* slot = ring_->data() + index * s;
-  const uint64_t trailer = transport::LoadPolled64(slot + s - 8);
-  if (trailer != next_) {
+  const uint64_t head = transport::LoadPolled64(slot);  // the header's sequence word
+  if (head != next_) {
     // Expected states: never written (0) or the previous lap's record. Anything else, if it
     // persists, means the writer overran its credits or the memory was corrupted.
     const uint64_t previous = next_ > config_.slots ? next_ - config_.slots : 0;
-    if (trailer == previous) {
+    if (head == previous) {
       anomaly_polls_ = 0;
       return false;
     }
-    if (trailer != anomaly_value_) {
-      anomaly_value_ = trailer;
+    if (head != anomaly_value_) {
+      anomaly_value_ = head;
       anomaly_polls_ = 0;
     }
     if (++anomaly_polls_ < kAnomalyPolls) return false;
     anomaly_polls_ = 0;
     return DataLoss(
-        fmt::format("signal ring slot {}: trailer holds sequence {}, expected {} (or {} from the "
-                    "previous lap): "
-                    "the writer overran its credits or the slot is corrupted",
-                    index, trailer, next_, previous));
+        fmt::format("signal ring slot {}: header sequence {}, expected {} (or {} from the previous "
+                    "lap): the writer overran its credits or the slot is corrupted",
+                    index, head, next_, previous));
   }
+  // The length comes from the wire: bounded before it says where the trailer is.
+  uint32_t len = 0;
+  std::memcpy(&len, slot + 8, sizeof(len));
+  const size_t record = len <= max_payload() ? WireBytes(len) - 8 : s - 8;
+  const uint64_t trailer = TrailerOf(next_);
+  if (len <= max_payload() && transport::LoadPolled64(slot + record) != trailer) {
+    // The header is there, the rest is still landing (or was lost or corrupted: reported once
+    // that has lasted kTornPolls polls).
+    if (++torn_polls_ < kTornPolls) return false;
+    torn_polls_ = 0;
+    return DataLoss(fmt::format(
+        "signal ring slot {} sequence {}: the trailer after its {}-byte payload says sequence {}: "
+        "the record is torn or corrupted",
+        index, next_, len, transport::LoadPolled64(slot + record) ^ kTrailerMix));
+  }
+  torn_polls_ = 0;
   // Copy first, validate the copy: the writer cannot change what we check after checking it.
-  std::memcpy(buf.data(), slot, s);
-  if (transport::LoadPolled64(slot + s - 8) != next_)
+  std::memcpy(buf.data(), slot, record);
+  if (transport::LoadPolled64(slot) != next_ ||
+      (len <= max_payload() && transport::LoadPolled64(slot + record) != trailer)) {
     return false;  // overwritten while copying: look again
+  }
   // Placement order inside one RDMA WRITE is not guaranteed: the trailer may land before the
-  // rest of the slot. A record that does not validate yet is therefore re-read until the failure
-  // has persisted for kAnomalyPolls polls; only then is it corruption, and only then is the
-  // reason formatted (re-reading a torn record allocates nothing).
-  std::optional<Record> rec = TryDecodeRecord(buf.first(s - 8), next_, max_payload());
+  // rest of the record. A record that does not validate yet is therefore re-read until the
+  // failure has persisted for kAnomalyPolls polls; only then is it corruption, and only then is
+  // the reason formatted (re-reading a torn record allocates nothing).
+  std::optional<Record> rec = TryDecodeRecord(buf.first(record), next_, max_payload());
   if (!rec) {
     if (++invalid_polls_ < kAnomalyPolls) return false;
     invalid_polls_ = 0;
-    Result<Record> why = DecodeRecord(buf.first(s - 8), next_, max_payload(), "signal ring",
+    Result<Record> why = DecodeRecord(buf.first(record), next_, max_payload(), "signal ring",
                                       static_cast<int64_t>(index));
     if (!why.ok()) return why.status();
     rec = *why;  // it validated on this last look after all
@@ -250,10 +279,14 @@ Result<bool> RingWriter::TryWrite(uint16_t kind, uint16_t flags,
   const size_t index = (next_ - 1) & (config_.slots - 1);
   // The staging slot is free: the reader consumed its previous occupant (credit above).
   std::byte* slot = staging_->data() + index * s;
-  EncodeRecord(std::span(slot, s - 8), next_, kind, flags, payload);
-  std::memcpy(slot + s - 8, &next_, 8);
-  VIGIL_ASSIGN_OR_RETURN(transport::RemoteAddr dst, ring_.At(index * s, s));
-  VIGIL_RETURN_IF_ERROR(PostQuiet(*conn_, staging_->mr().Slice(index * s, s), dst, next_));
+  const size_t wire = WireBytes(payload.size());
+  const size_t record = EncodeRecord(std::span(slot, wire - 8), next_, kind, flags, payload);
+  std::memset(slot + record, 0, wire - 8 - record);  // the padding: nothing of an older record
+  const uint64_t trailer = TrailerOf(next_);
+  std::memcpy(slot + wire - 8, &trailer, 8);
+  // Only the record goes on the wire (inline when the connection can), not the whole slot.
+  VIGIL_ASSIGN_OR_RETURN(transport::RemoteAddr dst, ring_.At(index * s, wire));
+  VIGIL_RETURN_IF_ERROR(PostQuiet(*conn_, staging_->mr().Slice(index * s, wire), dst, next_));
   ++next_;
   return true;
 }

@@ -1,15 +1,17 @@
-// The slot ring behind the polling channel: a writer (replica) RDMA-WRITEs fixed-size slots into
-// a ring in the reader's (voter's) registered memory; the reader busy-polls the next slot.
+// The slot ring behind the polling channel: a writer (replica) RDMA-WRITEs records into the slots
+// of a ring in the reader's (voter's) registered memory; the reader busy-polls the next slot.
 //
-// Slot of S bytes: an event record (record.h) followed, in the slot's last 8 bytes, by a trailer
-// holding the record's sequence number again.
-// One WRITE covers the whole slot, so its last bytes are the trailer: when the trailer shows the
-// expected sequence, the slot has arrived. The reader then copies the slot out, and validates the
-// copy (header seq == trailer, len <= S-32, crc32c over header and payload) before anyone sees it:
-// nothing from the wire is trusted. Credits: the reader RDMA-WRITEs its consumed count into the
-// writer's memory; the writer never has more than `slots` records outstanding. A credit word that
-// goes backwards or past what was written is not believed (the last good one stands), and is an
-// error once it persists: a corrupted credit must not stall or overrun the ring.
+// A slot of S bytes holds an event record (record.h: a 24-byte header whose first word is the
+// sequence number, then the payload, padded to 8 bytes) followed at once by an 8-byte trailer
+// holding the sequence number again (mixed with a constant: see ring.cc). One WRITE carries exactly
+// that (WireBytes: sized to the content, inline when it fits), not the whole slot. The reader polls
+// the header's sequence word; when it shows the expected sequence it bounds the length, looks for
+// the trailer right after the payload, copies the record out and validates the copy (header seq,
+// len <= S-32, reserved zero, crc32c over header and payload) before anyone sees it: nothing from
+// the wire is trusted. Credits: the reader RDMA-WRITEs its consumed count into the writer's memory;
+// the writer never has more than `slots` records outstanding. A credit word that goes backwards or
+// past what was written is not believed (the last good one stands), and is an error once it
+// persists: a corrupted credit must not stall or overrun the ring.
 //
 // Threads: one thread drives a RingWriter, one a RingReader. Their polling paths take no lock,
 // allocate nothing and do not log.
@@ -28,6 +30,11 @@
 namespace vigil::channel {
 
 inline constexpr size_t kSlotOverhead = 32;  // 24-byte header + 8-byte trailer
+
+// Bytes one WRITE of a record with `payload` bytes carries: header, payload padded to 8, trailer.
+constexpr size_t WireBytes(size_t payload) {
+  return kRecordHeaderBytes + (payload + 7) / 8 * 8 + 8;
+}
 
 struct RingConfig {
   uint32_t slots = 64;        // power of two, 2..65536
@@ -106,6 +113,7 @@ class RingReader {
   uint64_t anomaly_value_ = 0;
   uint32_t anomaly_polls_ = 0;
   uint32_t invalid_polls_ = 0;  // consecutive polls where the next record failed validation
+  uint32_t torn_polls_ = 0;     // consecutive polls that found its header but not its trailer
 };
 
 class RingWriter {
