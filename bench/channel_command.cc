@@ -69,7 +69,9 @@ Result<Row> MeasurePolling(BenchSetup& setup, const ChannelBenchOptions& o, uint
   using channel::RingReader;
   using channel::RingWriter;
   // spin_us = 0: both pollers own a core here, as perftest's do.
-  const channel::RingConfig cfg{.slots = o.slots, .slot_bytes = SlotBytesFor(bytes), .spin_us = 0};
+  // Implicit credit, as the polling channel between voter and replica uses it.
+  const channel::RingConfig cfg{
+      .slots = o.slots, .slot_bytes = SlotBytesFor(bytes), .spin_us = 0, .implicit_credit = true};
   auto& t = *setup.transport;
   VIGIL_ASSIGN_OR_RETURN(auto events, RingWriter::Create(t, cfg));    // replica -> voter
   VIGIL_ASSIGN_OR_RETURN(auto verdicts, RingReader::Create(t, cfg));  // replica side

@@ -2,6 +2,8 @@
 // thread, so items/s is per core. No transport, no clock reads of vigil's own:
 //   Decide/replicas:R/odd:O   the vote (vote.h) over R ballots; O = 1: one differs (DMR:
 //                             rollback, TMR: one outvoted)
+//   Round/replicas:R/odd:O    the round machine (round.h) deciding one round: ballots cast,
+//                             complete?, plan, agreed (what the voter does per event, less I/O)
 //   EventDigest/bytes:N       the digest each event is voted by (xxh3 over fields + data)
 //   EventRecord/bytes:N       a replica's event as it crosses the wire: encode the event and its
 //                             record (CRC32C), then validate both as the voter does
@@ -16,6 +18,7 @@
 #include "vigil/channel/record.h"
 #include "vigil/replica/protocol.h"
 #include "vigil/replica/state_digest.h"
+#include "vigil/voter/round.h"
 #include "vigil/voter/vote.h"
 
 namespace vigil {
@@ -44,6 +47,40 @@ void Decide(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 BENCHMARK(Decide)
+    ->ArgNames({"replicas", "odd"})
+    ->Args({1, 0})
+    ->Args({2, 0})
+    ->Args({2, 1})
+    ->Args({3, 0})
+    ->Args({3, 1});
+
+void Round(benchmark::State& state) {
+  const auto replicas = static_cast<uint16_t>(state.range(0));
+  const bool odd = state.range(1) != 0;
+  const voter::Mode mode = replicas == 3   ? voter::Mode::kTmr
+                           : replicas == 2 ? voter::Mode::kDmr
+                                           : voter::Mode::kSimplex;
+  voter::RoundMachine m(voter::RoundOptions{.mode = mode});
+  for (uint16_t r = 0; r < replicas; ++r) m.Connected(r, {});
+  uint64_t seq = 1;
+  for (auto _ : state) {
+    for (uint16_t r = 0; r < replicas; ++r) {
+      const uint64_t digest = odd && r == replicas - 1 ? seq ^ 1 : seq;
+      m.Cast(r, {replica::EventKind::kSync, seq, digest});
+    }
+    if (!m.Complete()) return Fail(state, "a round with every ballot in is not complete");
+    const voter::RoundPlan p = m.Plan(false);
+    benchmark::DoNotOptimize(p);
+    if (p.kind == voter::RoundPlan::Kind::kAgree) {
+      m.Agreed(seq++);
+    } else if (p.kind != voter::RoundPlan::Kind::kMismatch) {
+      return Fail(state, "an unexpected plan");
+    }
+    for (uint16_t r = 0; r < replicas; ++r) m.Answered(r);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(Round)
     ->ArgNames({"replicas", "odd"})
     ->Args({1, 0})
     ->Args({2, 0})

@@ -62,7 +62,10 @@ class PollingReplicaImpl final : public ReplicaChannel {
   Result<Record> Signal(uint16_t kind, std::span<const std::byte> payload, std::span<std::byte> buf,
                         std::chrono::nanoseconds timeout) override {
     VIGIL_RETURN_IF_ERROR(events_.Write(kind, 0, payload, timeout));
-    return ReadRing(verdicts_, scratch_, buf, timeout);
+    Result<Record> verdict = ReadRing(verdicts_, scratch_, buf, timeout);
+    // One verdict per event: the voter has consumed as many events as verdicts came back.
+    if (verdict.ok()) events_.Consumed(verdicts_.next_seq() - 1);
+    return verdict;
   }
 
  private:
@@ -101,11 +104,15 @@ class PollingVoterImpl final : public VoterChannel {
     return std::min(verdicts_.max_payload(), events_.max_payload());
   }
   Result<Record> NextEvent(std::span<std::byte> buf, std::chrono::nanoseconds timeout) override {
-    return ReadRing(events_, scratch_, buf, timeout);
+    Result<Record> event = ReadRing(events_, scratch_, buf, timeout);
+    if (event.ok()) VerdictsConsumed();
+    return event;
   }
   Result<bool> TryNextEvent(std::span<std::byte> buf, Record& out) override {
     // One look at the next slot: no spinning, so one thread can serve many rings.
-    return TryReadRing(events_, scratch_, buf, out);
+    Result<bool> got = TryReadRing(events_, scratch_, buf, out);
+    if (got.ok() && *got) VerdictsConsumed();
+    return got;
   }
   Status Reply(uint16_t kind, std::span<const std::byte> payload,
                std::chrono::nanoseconds timeout) override {
@@ -116,6 +123,14 @@ class PollingVoterImpl final : public VoterChannel {
   }
 
  private:
+  // A replica sends its next event only after reading the verdict for the last one: with n events
+  // in, it has consumed n - 1 verdicts. (A replica that does otherwise overwrites only its own
+  // unread verdicts.)
+  void VerdictsConsumed() {
+    const uint64_t events_in = events_.next_seq() - 1;
+    verdicts_.Consumed(events_in - 1);
+  }
+
   RingReader& events_;
   RingWriter& verdicts_;
   std::vector<std::byte> scratch_;

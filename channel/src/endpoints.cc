@@ -14,7 +14,8 @@ RingConfig RingFor(const ChannelOptions& o) {
       .slots = o.slots,
       .slot_bytes = (o.max_payload + static_cast<uint32_t>(kSlotOverhead) + 7) / 8 * 8,
       .spin_us = o.spin_us,
-      .cancel = o.cancel};
+      .cancel = o.cancel,
+      .implicit_credit = true};  // request/response: see PollingReplica/PollingVoter
 }
 
 // Both ends of the polling method hold a reader (incoming ring) and a writer (outgoing ring).

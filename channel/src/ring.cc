@@ -207,7 +207,7 @@ Result<Record> RingReader::Read(std::span<std::byte> buf, std::chrono::nanosecon
 Status RingReader::Release() {
   ++next_;
   const uint64_t consumed = next_ - 1;
-  if (consumed - reported_ < config_.credit_batch) return Status::Ok();
+  if (config_.implicit_credit || consumed - reported_ < config_.credit_batch) return Status::Ok();
   if (conn_ == nullptr)
     return FailedPrecondition("signal ring reader is not attached to a connection");
   VIGIL_ASSIGN_OR_RETURN(transport::RemoteAddr dst, writer_credit_.At(0, 8));
@@ -259,8 +259,9 @@ Result<bool> RingWriter::TryWrite(uint16_t kind, uint16_t flags,
   }
   // The reader's count only grows, and never past what was written. Anything else is a corrupted
   // (or forged) credit word, or one caught mid-write: the last good count stands, and a value
-  // that persists is reported.
-  const uint64_t credit = transport::LoadPolled64(credit_->data());
+  // that persists is reported. (Implicit credit: the count comes from Consumed, not the wire.)
+  const uint64_t credit =
+      config_.implicit_credit ? consumed_ : transport::LoadPolled64(credit_->data());
   if (credit >= consumed_ && credit <= next_ - 1) {
     consumed_ = credit;
     credit_anomalies_ = 0;

@@ -57,8 +57,8 @@ struct BadCase {
 
 TEST(BootstrapCodec, RejectsIncompatibleOrOutOfRangeFields) {
   const BadCase cases[] = {
-      {"version", [](pb::Hello& h) { h.set_protocol_version(2); }, StatusCode::kFailedPrecondition,
-       "speaks bootstrap protocol v2, this build speaks v1"},
+      {"version", [](pb::Hello& h) { h.set_protocol_version(1); }, StatusCode::kFailedPrecondition,
+       "speaks bootstrap protocol v1, this build speaks v2"},
       {"transport", [](pb::Hello& h) { h.set_transport("fake"); }, StatusCode::kFailedPrecondition,
        "uses the 'fake' transport"},
       {"qpn", [](pb::Hello& h) { h.mutable_endpoint()->set_qpn(0x1000000); },

@@ -17,6 +17,7 @@
 // allocate nothing and do not log.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -49,6 +50,10 @@ struct RingConfig {
   // still arrives); both kAborted. A replica thread stopped by its launcher so ends without
   // waiting out its timeout.
   const std::atomic<bool>* cancel = nullptr;
+  // The reader writes no credit: the writer learns what was consumed from elsewhere
+  // (RingWriter::Consumed). The polling channel is request/response: a verdict says its event
+  // was consumed, and the next event says the previous verdict was; no credit WRITE is needed.
+  bool implicit_credit = false;
 };
 // How long a replica's wait for a verdict goes on once its cancel flag is raised (every method).
 inline constexpr std::chrono::milliseconds kCancelGrace{200};
@@ -94,7 +99,8 @@ class RingReader {
   // Spins on TryRead until a record arrives or `timeout` passes (kDeadlineExceeded naming the
   // sequence waited for).
   Result<Record> Read(std::span<std::byte> buf, std::chrono::nanoseconds timeout);
-  // Consumes the current record; returns credit to the writer every credit_batch records.
+  // Consumes the current record; returns credit to the writer every credit_batch records (none
+  // with implicit_credit).
   Status Release();
 
   uint64_t next_seq() const { return next_; }
@@ -132,6 +138,9 @@ class RingWriter {
   // Spins for credit until `timeout` (kDeadlineExceeded), then writes.
   Status Write(uint16_t kind, uint16_t flags, std::span<const std::byte> payload,
                std::chrono::nanoseconds timeout);
+  // The caller knows the reader has consumed `count` records (implicit credit): the count never
+  // goes back, nor past what was written.
+  void Consumed(uint64_t count) { consumed_ = std::clamp(count, consumed_, next_ - 1); }
 
   uint64_t next_seq() const { return next_; }
 

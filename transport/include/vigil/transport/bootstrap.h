@@ -26,7 +26,10 @@ class Hello;
 
 namespace vigil::transport {
 
-inline constexpr uint32_t kBootstrapProtocolVersion = 1;
+// What peers connected through the bootstrap speak, its data plane included: 2 since the polling
+// ring's records are sized to their content with a mixed trailer and implicit credits
+// (docs/polling-ring.md); a peer from an older build is refused by name instead of stalling.
+inline constexpr uint32_t kBootstrapProtocolVersion = 2;
 inline constexpr size_t kMaxAdvertisedRegions = 64;
 inline constexpr size_t kMaxPurposeLength = 64;
 inline constexpr size_t kMaxNodeNameLength = 255;
