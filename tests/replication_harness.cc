@@ -74,6 +74,16 @@ Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Tra
   return result;
 }
 
+std::string PseudoRandomInput(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed;
+  for (auto& c : s) {
+    x = x * 1103515245u + 12345u;
+    c = static_cast<char>(x >> 23);
+  }
+  return s;
+}
+
 Result<std::string> RunUnreplicated(const std::string& workload, const std::string& susan_mode,
                                     const std::string& input) {
   VIGIL_ASSIGN_OR_RETURN(auto program, workloads::MakeWorkload(workload, susan_mode));

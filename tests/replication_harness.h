@@ -54,6 +54,9 @@ struct JobResult {
 // `voter_t` hosts the voter; `replica_t` the replicas (may be the same transport).
 Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Transport& replica_t,
                                    const JobSpec& spec);
+// `n` pseudo-random bytes from `seed` (a linear congruential generator): job inputs for tests.
+std::string PseudoRandomInput(size_t n, uint32_t seed = 12345);
+
 // The same workload unreplicated (LocalContext): the reference output.
 Result<std::string> RunUnreplicated(const std::string& workload, const std::string& susan_mode,
                                     const std::string& input);

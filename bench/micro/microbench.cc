@@ -31,12 +31,16 @@ void Fail(benchmark::State& state, const char* why) {
   state.SkipWithError(why);
 }
 
+voter::Mode ModeOf(int64_t replicas) {
+  return replicas == 3   ? voter::Mode::kTmr
+         : replicas == 2 ? voter::Mode::kDmr
+                         : voter::Mode::kSimplex;
+}
+
 void Decide(benchmark::State& state) {
   const auto replicas = static_cast<uint32_t>(state.range(0));
   const bool odd = state.range(1) != 0;
-  const voter::Mode mode = replicas == 3   ? voter::Mode::kTmr
-                           : replicas == 2 ? voter::Mode::kDmr
-                                           : voter::Mode::kSimplex;
+  const voter::Mode mode = ModeOf(replicas);
   std::vector<voter::Ballot> ballots;
   for (uint32_t r = 0; r < replicas; ++r) ballots.push_back({r, true, 0x5eed});
   if (odd) ballots.back().digest ^= 1;
@@ -57,9 +61,7 @@ BENCHMARK(Decide)
 void Round(benchmark::State& state) {
   const auto replicas = static_cast<uint16_t>(state.range(0));
   const bool odd = state.range(1) != 0;
-  const voter::Mode mode = replicas == 3   ? voter::Mode::kTmr
-                           : replicas == 2 ? voter::Mode::kDmr
-                                           : voter::Mode::kSimplex;
+  const voter::Mode mode = ModeOf(replicas);
   voter::RoundMachine m(voter::RoundOptions{.mode = mode});
   for (uint16_t r = 0; r < replicas; ++r) m.Connected(r, {});
   uint64_t seq = 1;

@@ -57,15 +57,7 @@ using namespace std::chrono_literals;
 using testing::JobSpec;
 using voter::Mode;
 
-std::string Input(size_t n) {
-  std::string s(n, '\0');
-  uint32_t x = 777;
-  for (auto& c : s) {
-    x = x * 1103515245u + 12345u;
-    c = static_cast<char>(x >> 23);
-  }
-  return s;
-}
+std::string Input(size_t n) { return testing::PseudoRandomInput(n, 777); }
 
 std::string Where() {
   std::string out;
@@ -158,27 +150,19 @@ TEST_F(HotPathTest, AgreementRoundsAllocateNothingOnThePollingPath) {
 // ColdPath: the rounds around it still allocate nothing.
 TEST_F(HotPathTest, FaultHandlingAllocatesOnlyOffTheHotPath) {
   const std::string input = Input(1 << 20);
-  // TMR: replica 1's state flipped at step 6: outvoted and repaired.
-  testing::JobResult tmr = Run(
-      Mode::kTmr, "crc32", input,
-      [](uint16_t r, uint32_t inc, uint64_t step, replica::ChannelContext& ctx) {
-        if (r == 1 && inc == 0 && step == 6) {
-          ctx.FlipStateBit(replica::kStateMetaBytes * 8 + 5);
-        }
-      },
-      /*arm_at=*/3);
+  // Flips a bit of replica `victim`'s state before its step 6 (counting from step 3).
+  auto flip = [](uint16_t victim) {
+    return [victim](uint16_t r, uint32_t inc, uint64_t step, replica::ChannelContext& ctx) {
+      if (r == victim && inc == 0 && step == 6) ctx.FlipStateBit(replica::kStateMetaBytes * 8 + 5);
+    };
+  };
+  // TMR: replica 1 outvoted and repaired.
+  testing::JobResult tmr = Run(Mode::kTmr, "crc32", input, flip(1), /*arm_at=*/3);
   EXPECT_EQ(tmr.report.repairs, 1u);
   EXPECT_EQ(g_hot_allocs.load(), 0u) << "TMR repair\n" << Where();
-  // DMR: replica 0's state flipped at step 6: both roll back.
+  // DMR: both roll back.
   SetUp();
-  testing::JobResult dmr = Run(
-      Mode::kDmr, "crc32", input,
-      [](uint16_t r, uint32_t inc, uint64_t step, replica::ChannelContext& ctx) {
-        if (r == 0 && inc == 0 && step == 6) {
-          ctx.FlipStateBit(replica::kStateMetaBytes * 8 + 5);
-        }
-      },
-      /*arm_at=*/3);
+  testing::JobResult dmr = Run(Mode::kDmr, "crc32", input, flip(0), /*arm_at=*/3);
   EXPECT_EQ(dmr.report.rollbacks, 1u);
   EXPECT_EQ(g_hot_allocs.load(), 0u) << "DMR rollback\n" << Where();
 }

@@ -23,15 +23,7 @@ using testing::RunReplicatedJob;
 using testing::RunUnreplicated;
 using voter::Mode;
 
-std::string Crc32Input(size_t n) {
-  std::string s(n, '\0');
-  uint32_t x = 12345;
-  for (auto& c : s) {
-    x = x * 1103515245u + 12345u;
-    c = static_cast<char>(x >> 23);
-  }
-  return s;
-}
+std::string Crc32Input(size_t n) { return testing::PseudoRandomInput(n); }
 
 std::string TestImage() {
   auto img = workloads::MakeTestImage(96, 80, 7);
