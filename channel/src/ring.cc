@@ -11,8 +11,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// An unexpected trailer must look the same this many polls in a row before it is reported, so a
-// trailer caught mid-write is never mistaken for an overrun.
+// An unexpected header sequence (or a credit word, or a record that does not validate) must look
+// the same this many polls in a row before it is reported, so one caught mid-write is never
+// mistaken for an overrun or corruption.
 constexpr uint32_t kAnomalyPolls = 1024;
 // A record whose header has landed but whose trailer has not is still arriving (a large record
 // lands packet by packet): only once it stays so this many polls is it reported as torn. Far more
