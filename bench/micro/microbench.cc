@@ -37,6 +37,16 @@ voter::Mode ModeOf(int64_t replicas) {
                          : voter::Mode::kSimplex;
 }
 
+// Every group size, with all ballots equal and (R >= 2) with the last one differing.
+void ReplicaArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"replicas", "odd"})
+      ->Args({1, 0})
+      ->Args({2, 0})
+      ->Args({2, 1})
+      ->Args({3, 0})
+      ->Args({3, 1});
+}
+
 void Decide(benchmark::State& state) {
   const auto replicas = static_cast<uint32_t>(state.range(0));
   const bool odd = state.range(1) != 0;
@@ -50,13 +60,7 @@ void Decide(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
-BENCHMARK(Decide)
-    ->ArgNames({"replicas", "odd"})
-    ->Args({1, 0})
-    ->Args({2, 0})
-    ->Args({2, 1})
-    ->Args({3, 0})
-    ->Args({3, 1});
+BENCHMARK(Decide)->Apply(ReplicaArgs);
 
 void Round(benchmark::State& state) {
   const auto replicas = static_cast<uint16_t>(state.range(0));
@@ -82,13 +86,7 @@ void Round(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
-BENCHMARK(Round)
-    ->ArgNames({"replicas", "odd"})
-    ->Args({1, 0})
-    ->Args({2, 0})
-    ->Args({2, 1})
-    ->Args({3, 0})
-    ->Args({3, 1});
+BENCHMARK(Round)->Apply(ReplicaArgs);
 
 void EventDigest(benchmark::State& state) {
   const std::vector<std::byte> data(static_cast<size_t>(state.range(0)), std::byte{0x42});

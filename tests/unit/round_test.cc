@@ -39,6 +39,22 @@ BallotKey Event(uint64_t seq, uint64_t digest, EventKind kind = EventKind::kSync
   return {kind, seq, digest};
 }
 
+TEST(SlotSet, IteratesItsSlotsInOrderOverASnapshot) {
+  SlotSet s;
+  for (uint32_t slot : {9u, 0u, 15u, 3u}) s.Add(slot);
+  std::vector<uint32_t> seen;
+  for (uint16_t slot : s) {
+    seen.push_back(slot);
+    s.Remove(slot);  // the loop may change the set
+  }
+  EXPECT_EQ(seen, (std::vector<uint32_t>{0, 3, 9, 15}));
+  EXPECT_TRUE(s.empty());
+  SlotSet a, b;
+  a.Add(1);
+  b.Add(2);
+  EXPECT_EQ((a | b).ToVector(), (std::vector<uint32_t>{1, 2}));
+}
+
 TEST(RoundMachine, SizesFollowTheMode) {
   EXPECT_EQ(RoundMachine(Opts(Mode::kSimplex)).size(), 1u);
   EXPECT_EQ(RoundMachine(Opts(Mode::kDmr)).size(), 2u);

@@ -442,9 +442,7 @@ void Group::CheckLiveness() {
   const SlotSet waiting_slots = round_.Waiting(Clock::now(), kLivenessPeriod);
   if (waiting_slots.empty()) return;
   std::vector<std::pair<uint16_t, uint32_t>> waiting;
-  for (auto& m : members_) {
-    if (waiting_slots.Has(m->slot)) waiting.emplace_back(m->slot, m->incarnation);
-  }
+  for (uint16_t slot : waiting_slots) waiting.emplace_back(slot, members_[slot]->incarnation);
   mu_.unlock();
   std::vector<std::pair<uint16_t, uint32_t>> gone;
   for (auto [slot, inc] : waiting) {
@@ -779,15 +777,13 @@ Result<std::span<const std::byte>> Group::FetchAside(const ReceivedEvent& w, con
 }
 
 void Group::FailOverdue(Clock::time_point now) {
-  const SlotSet late = round_.Overdue(now);
-  for (auto& m : members_) {
-    if (!late.Has(m->slot)) continue;
+  for (uint16_t slot : round_.Overdue(now)) {
     ++report_.missed_deadlines;
-    Replace(m->slot, round_.slot(m->slot).connected
-                         ? fmt::format("no event within the {} ms deadline (waiting for event {})",
-                                       o_.deadline.count(), round_.next_event())
-                         : fmt::format("did not connect within the {} ms start deadline",
-                                       o_.start_deadline.count()));
+    Replace(slot, round_.slot(slot).connected
+                      ? fmt::format("no event within the {} ms deadline (waiting for event {})",
+                                    o_.deadline.count(), round_.next_event())
+                      : fmt::format("did not connect within the {} ms start deadline",
+                                    o_.start_deadline.count()));
     if (done_) return;
   }
 }
@@ -851,9 +847,8 @@ void Group::RecoverFromCheckpoint(const RoundPlan& plan) {
   if (!RollbackExecutor()) return;
   // Newcomers get the survivor's last agreed checkpoint (agreed by the vote, so trustworthy);
   // the survivors roll back to it.
-  for (uint16_t j = 0; j < members_.size(); ++j) {
-    if (plan.joiners.Has(j) &&
-        !Admit(j, survivor, true, nullptr, checkpoint,
+  for (uint16_t j : plan.joiners) {
+    if (!Admit(j, survivor, true, nullptr, checkpoint,
                fmt::format("recovered from replica {}'s checkpoint at event {}", survivor,
                            checkpoint))) {
       return;
@@ -898,8 +893,8 @@ void Group::Agree(const RoundPlan& plan) {
   }
   round_.Agreed(winner.h.event_seq);
   SlotSet to;  // who voted for the round and was not replaced since
-  for (uint16_t i = 0; i < members_.size(); ++i) {
-    if (plan.voters.Has(i) && round_.slot(i).has_ballot) to.Add(i);
+  for (uint16_t i : plan.voters) {
+    if (round_.slot(i).has_ballot) to.Add(i);
   }
   Conclude(winner, *arg, to, repaired);
 }
@@ -907,8 +902,7 @@ void Group::Agree(const RoundPlan& plan) {
 SlotSet Group::HandleOutvoted(const RoundPlan& plan, const ReceivedEvent& winner) {
   ColdPath cold;
   SlotSet repaired;
-  for (uint16_t f = 0; f < members_.size(); ++f) {
-    if (!plan.outvoted.Has(f) && !plan.diverged.Has(f)) continue;
+  for (uint16_t f : plan.outvoted | plan.diverged) {
     Member& m = *members_[f];
     ++report_.mismatches;
     const std::string what = fmt::format(
@@ -951,8 +945,7 @@ void Group::AdmitJoiners(const RoundPlan& plan, const ReceivedEvent& winner) {
   ColdPath cold;
   const uint16_t from = plan.source;
   const uint64_t checkpoint = round_.checkpoint_event();
-  for (uint16_t j = 0; j < members_.size(); ++j) {
-    if (!plan.joiners.Has(j)) continue;
+  for (uint16_t j : plan.joiners) {
     if (plan.admit == RoundPlan::Admit::kAtCheckpoint) {
       Admit(j, from, false, &winner.h.state_digest, winner.h.event_seq,
             fmt::format("joined at the checkpoint at event {} from replica {}", winner.h.event_seq,
@@ -977,8 +970,7 @@ void Group::Conclude(const ReceivedEvent& winner, uint64_t arg, SlotSet to, Slot
   const std::span<const std::byte> data = winner.kind == EventKind::kSyscall
                                               ? std::as_bytes(std::span(&syscall_bytes_, 1))
                                               : std::span<const std::byte>{};
-  for (uint16_t slot = 0; slot < members_.size(); ++slot) {
-    if (!to.Has(slot)) continue;
+  for (uint16_t slot : to) {
     Answer(slot, repaired.Has(slot) ? VerdictKind::kRepaired : VerdictKind::kProceed,
            winner.h.event_seq, arg, data);
   }
@@ -988,23 +980,10 @@ bool Group::CanCatchUp() const {
   return o_.mode == Mode::kTmr && log_.Covers(round_.checkpoint_event());
 }
 
-bool Group::AnyCatchingUp() const {
-  for (uint16_t i = 0; i < members_.size(); ++i) {
-    if (round_.slot(i).standing == Standing::kCatchingUp) return true;
-  }
-  return false;
-}
-
-void Group::ReplaceCatchingUp(const std::string& why) {
-  for (uint16_t i = 0; i < members_.size(); ++i) {
-    if (round_.slot(i).standing == Standing::kCatchingUp) Replace(i, why);
-  }
-}
-
 void Group::LogAgreed(const ReceivedEvent& w, uint64_t arg, uint64_t bytes) {
   if (o_.mode != Mode::kTmr || o_.catch_up_bytes == 0) return;
-  const bool catching_up = AnyCatchingUp();
-  if (w.kind == EventKind::kCheckpoint && !catching_up) {
+  const SlotSet catching_up = round_.InStanding(Standing::kCatchingUp);
+  if (w.kind == EventKind::kCheckpoint && catching_up.empty()) {
     // Nobody needs what came before: newcomers restart from this checkpoint.
     log_.RestartAfter(w.h.event_seq);
     return;
@@ -1016,15 +995,18 @@ void Group::LogAgreed(const ReceivedEvent& w, uint64_t arg, uint64_t bytes) {
         "group {}: the catch-up log passed {} bytes at event {}: dropped until the next agreed "
         "checkpoint (newcomers join there)",
         o_.group, o_.catch_up_bytes, w.h.event_seq);
-    ReplaceCatchingUp(
-        fmt::format("it was catching up when the log passed {} bytes", o_.catch_up_bytes));
+    const std::string why =
+        fmt::format("it was catching up when the log passed {} bytes", o_.catch_up_bytes);
+    for (uint16_t slot : catching_up) Replace(slot, why);
   }
 }
 
 void Group::RewindLog() {
-  if (AnyCatchingUp()) {
-    ReplaceCatchingUp(fmt::format("the group rolled back to event {} while it was catching up",
-                                  round_.checkpoint_event()));
+  const SlotSet catching_up = round_.InStanding(Standing::kCatchingUp);
+  if (!catching_up.empty()) {
+    const std::string why = fmt::format(
+        "the group rolled back to event {} while it was catching up", round_.checkpoint_event());
+    for (uint16_t slot : catching_up) Replace(slot, why);
   }
   log_.RewindTo(round_.checkpoint_event());
 }
@@ -1078,8 +1060,7 @@ bool Group::Replay(uint16_t slot, const ReceivedEvent& b, bool& live) {
 void Group::DeliverInput(uint64_t n, SlotSet& to) {
   if (n == 0) return;
   SlotSet posted;
-  for (uint16_t slot = 0; slot < members_.size(); ++slot) {
-    if (!to.Has(slot)) continue;
+  for (uint16_t slot : to) {
     Link& l = *members_[slot]->link;
     Result<transport::RemoteAddr> dst = l.input.At(0, n);
     Status st =
@@ -1092,8 +1073,7 @@ void Group::DeliverInput(uint64_t n, SlotSet& to) {
     }
   }
   // Every WRITE is complete (placed in the replica's memory) before any verdict goes out.
-  for (uint16_t slot = 0; slot < members_.size(); ++slot) {
-    if (!posted.Has(slot)) continue;
+  for (uint16_t slot : posted) {
     Status st = transport::WaitSendOk(*members_[slot]->link->conn, kCopyTimeout);
     if (!st.ok()) {
       to.Remove(slot);

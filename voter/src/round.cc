@@ -37,10 +37,7 @@ void RoundMachine::Replayed(uint16_t i, RoundClock::time_point now) {
   slots_[i].since = now;  // a catching-up member's deadline counts from each answer
 }
 
-size_t RoundMachine::LiveCount() const {
-  return static_cast<size_t>(std::count_if(slots_.begin(), slots_.begin() + size_,
-                                           [](auto& s) { return s.standing == Standing::kLive; }));
-}
+size_t RoundMachine::LiveCount() const { return InStanding(Standing::kLive).size(); }
 
 bool RoundMachine::Complete() const {
   // DMR, and TMR with fewer than two live replicas, need every replica (an event or a join) to
@@ -69,6 +66,14 @@ SlotSet RoundMachine::Overdue(RoundClock::time_point now) const {
     if (!slots_[i].has_ballot && now > DeadlineOf(i)) late.Add(i);
   }
   return late;
+}
+
+SlotSet RoundMachine::InStanding(Standing standing) const {
+  SlotSet in;
+  for (uint16_t i = 0; i < size_; ++i) {
+    if (slots_[i].standing == standing) in.Add(i);
+  }
+  return in;
 }
 
 SlotSet RoundMachine::Waiting(RoundClock::time_point now, RoundClock::duration period) const {

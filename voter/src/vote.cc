@@ -27,9 +27,7 @@ uint64_t EventDigest(uint16_t kind, uint64_t event_seq, uint64_t state_digest, u
 
 std::vector<uint32_t> SlotSet::ToVector() const {
   std::vector<uint32_t> out;
-  for (uint32_t s = 0; s < kCapacity; ++s) {
-    if (Has(s)) out.push_back(s);
-  }
+  for (uint16_t s : *this) out.push_back(s);
   return out;
 }
 

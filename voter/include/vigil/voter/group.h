@@ -206,8 +206,6 @@ class Group {
   // are replaced (their position is no longer agreed history).
   void RewindLog() VIGIL_REQUIRES(mu_);
   bool CanCatchUp() const VIGIL_REQUIRES(mu_);
-  bool AnyCatchingUp() const VIGIL_REQUIRES(mu_);
-  void ReplaceCatchingUp(const std::string& why) VIGIL_REQUIRES(mu_);
   // Copies `from`'s state (or last checkpoint), checked against `digest` if given, into
   // newcomer `j` and admits it as live (answered "repaired" for the state at `at_event`). False
   // if the copy failed and `j` was replaced again.

@@ -100,6 +100,7 @@ class RoundMachine {
   // Members without a ballot past their deadline at `now`.
   SlotSet Overdue(RoundClock::time_point now) const;
   bool Ready(RoundClock::time_point now) const { return Complete() || !Overdue(now).empty(); }
+  SlotSet InStanding(Standing s) const;
   // Members without a ballot the round has waited on for longer than `period`.
   SlotSet Waiting(RoundClock::time_point now, RoundClock::duration period) const;
 

@@ -5,6 +5,7 @@
 // missing) are outvoted and must be repaired; no two equal -> no majority.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -35,9 +36,31 @@ class SlotSet {
   constexpr bool Has(uint32_t slot) const { return slot < kCapacity && (bits_ >> slot) & 1u; }
   constexpr bool empty() const { return bits_ == 0; }
   constexpr size_t size() const { return static_cast<size_t>(__builtin_popcount(bits_)); }
+  constexpr SlotSet operator|(SlotSet o) const {
+    SlotSet u;
+    u.bits_ = static_cast<uint16_t>(bits_ | o.bits_);
+    return u;
+  }
   // The slots in increasing order (for tests and messages).
   std::vector<uint32_t> ToVector() const;
   constexpr bool operator==(const SlotSet&) const = default;
+
+  // for (uint16_t slot : set): iterates a snapshot, so the loop may change the set.
+  class Iterator {
+   public:
+    constexpr explicit Iterator(uint16_t bits) : bits_(bits) {}
+    constexpr uint16_t operator*() const { return static_cast<uint16_t>(std::countr_zero(bits_)); }
+    constexpr Iterator& operator++() {
+      bits_ = static_cast<uint16_t>(bits_ & (bits_ - 1));
+      return *this;
+    }
+    constexpr bool operator==(const Iterator&) const = default;
+
+   private:
+    uint16_t bits_;
+  };
+  constexpr Iterator begin() const { return Iterator(bits_); }
+  constexpr Iterator end() const { return Iterator(0); }
 
  private:
   uint16_t bits_ = 0;
