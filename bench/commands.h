@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "vigil/voter/group.h"
+
 namespace vigil::bench {
 
 struct CommonBenchOptions {
@@ -40,6 +42,7 @@ struct SignalBenchOptions {
   uint32_t runs = 3;  // runs per overhead row (each column: the median)
   uint32_t spin_us = 20;
   bool pin = false;  // voter thread on CPU 0, replicas on the other CPUs in turn
+  uint32_t max_lag = voter::GroupOptions{}.max_lag;  // TMR: 0 waits for all three every round
 };
 
 struct SsrBenchOptions {

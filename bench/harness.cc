@@ -440,9 +440,11 @@ Result<GroupRun> RunGroupAsIs(BenchSetup& setup, voter::GroupOptions g,
 Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode mode,
                           uint32_t max_payload, uint32_t spin_us, bool pin,
                           const testing::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
-                          std::FILE* out, voter::SyscallExecutor* syscalls, Measure measure) {
+                          std::FILE* out, voter::SyscallExecutor* syscalls, Measure measure,
+                          uint32_t max_lag) {
   voter::GroupOptions g;
   g.mode = mode;
+  g.max_lag = max_lag;
   g.deadline = 120s;  // a benchmark measures; it does not fail replicas
   g.channel = {.method = method, .slots = 16, .max_payload = max_payload, .spin_us = spin_us};
   VIGIL_ASSIGN_OR_RETURN(GroupRun run,

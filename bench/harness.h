@@ -108,7 +108,8 @@ Result<GroupRun> RunGroup(BenchSetup& setup, channel::Method method, voter::Mode
                           uint32_t max_payload, uint32_t spin_us, bool pin,
                           const testing::ThreadLauncher::ProgramFactory& factory, std::FILE* in,
                           std::FILE* out, voter::SyscallExecutor* syscalls = nullptr,
-                          Measure measure = Measure::kNothing);
+                          Measure measure = Measure::kNothing,
+                          uint32_t max_lag = voter::GroupOptions{}.max_lag);
 
 // A latency summary as JSON (count, min/p50/p99/p999/max/mean in microseconds).
 nlohmann::json SummaryJson(const LatencySummary& s);

@@ -128,6 +128,11 @@ int main(int argc, char** argv) {
                    "Polling waits spin this long before yielding (0: spin forever)")
       ->capture_default_str();
 
+  signal
+      ->add_option("--max-lag", sig.max_lag,
+                   "TMR: agreed events a lagging replica may owe while the first two matching "
+                   "ballots decide (0: every round waits for all three)")
+      ->capture_default_str();
   signal->add_flag("--pin", sig.pin,
                    "Pin the voter's polling thread to CPU 0 and replica i to CPU 1 + i mod "
                    "(cores - 1)");

@@ -88,7 +88,7 @@ Result<Row> MeasureRoundTrip(BenchSetup& setup, const SignalBenchOptions& o, cha
         return std::unique_ptr<replica::Program>(std::make_unique<Probe>(
             bytes, total, o.common.warmup, s.replica == 0 ? &samples : nullptr));
       },
-      devnull, devnull);
+      devnull, devnull, nullptr, Measure::kNothing, o.max_lag);
   std::fclose(devnull);
   VIGIL_RETURN_IF_ERROR(run.status());
   // Bytes per message as the baseline should send them: the event's record (and, polling, its
@@ -214,7 +214,7 @@ Result<OverheadRun> RunReplicated(BenchSetup& setup, const SignalBenchOptions& o
   auto run = RunGroup(
       setup, m, mode, 4096 + replica::kEventHeaderBytes, o.spin_us, o.pin,
       [&](const voter::LaunchSpec&, auto) { return workloads::MakeWorkload(w, "edges"); },
-      files->in, files->out, nullptr, Measure::kBreakdown);
+      files->in, files->out, nullptr, Measure::kBreakdown, o.max_lag);
   OverheadRun r;
   std::fflush(files->out);
   r.output = ReadBack(files->out);
@@ -352,8 +352,9 @@ int RunSignalBench(const SignalBenchOptions& o) {
       "all rings from one thread (polling) or has one sleeping thread per replica (notify, "
       "rpc); waits spin {} us, then yield, then sleep. Only simplex polling has no more busy "
       "pollers than ib_write_lat (2); with more pollers than cores, round trips measure the "
-      "scheduler.\n",
-      o.spin_us);
+      "scheduler. TMR decides on the first two matching ballots; the third may owe {} events "
+      "(--max-lag).\n",
+      o.spin_us, o.max_lag);
   nlohmann::json tables = nlohmann::json::array();
   for (channel::Method m : methods) {
     for (voter::Mode mode : modes) {
@@ -393,6 +394,7 @@ int RunSignalBench(const SignalBenchOptions& o) {
   if (!o.common.json.empty()) {
     return WriteJson(o.common.json, {{"benchmark", "signal"},
                                      {"environment", Environment(Describe(*setup))},
+                                     {"max_lag", o.max_lag},
                                      {"round_trips", tables},
                                      {"workload_overheads", overheads}});
   }

@@ -175,9 +175,12 @@ Result<ReplicaMemory> ReplicaMemory::Allocate(transport::Transport& transport, s
   ReplicaMemory m;
   VIGIL_ASSIGN_OR_RETURN(
       auto state, transport::RegisteredBuffer::Allocate(transport, n, transport::kAllAccess));
-  VIGIL_ASSIGN_OR_RETURN(auto ckpt,
-                         transport::RegisteredBuffer::Allocate(
-                             transport, n, transport::kLocalWrite | transport::kRemoteRead));
+  // The voter reads a healthy replica's checkpoint (a newcomer's copy) and writes one into a
+  // replica whose late ballot differed (it then rolls back to it: voter/group.h).
+  VIGIL_ASSIGN_OR_RETURN(
+      auto ckpt,
+      transport::RegisteredBuffer::Allocate(
+          transport, n, transport::kLocalWrite | transport::kRemoteRead | transport::kRemoteWrite));
   m.state = std::make_unique<transport::RegisteredBuffer>(std::move(state));
   m.checkpoint = std::make_unique<transport::RegisteredBuffer>(std::move(ckpt));
   VIGIL_ASSIGN_OR_RETURN(

@@ -156,12 +156,12 @@ int RunProgram(const RunOptions& o) {
     fmt::print(stderr,
                "vigil-run: {} {} over {}: {} in {:.2f} s; exit code {}; {} system calls voted "
                "({} rounds), {} mismatches, {} rollbacks, {} replacements, {} caught up ({} "
-               "events replayed), {} crashes, {} missed deadlines, {} rejected records, {} "
-               "accesses refused by the sandbox\n",
+               "events replayed), {} late ballots, {} crashes, {} missed deadlines, {} rejected "
+               "records, {} accesses refused by the sandbox\n",
                o.mode, o.argv[0], o.method, r->completed ? "completed" : "FAILED", secs,
                r->exit_code, executor.calls(), r->rounds, r->mismatches, r->rollbacks,
-               r->replacements, r->catch_ups, r->replayed, r->crashes, r->missed_deadlines,
-               r->rejected_records, executor.refused());
+               r->replacements, r->catch_ups, r->replayed, r->late_ballots, r->crashes,
+               r->missed_deadlines, r->rejected_records, executor.refused());
     fmt::print(stderr, "vigil-run: executor process: {}\n", executor.confinement());
   }
   if (!r->completed) {

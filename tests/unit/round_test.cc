@@ -64,10 +64,10 @@ TEST(RoundMachine, SizesFollowTheMode) {
 TEST(RoundMachine, DmrDecidesOnceBothAreInAndAgreesOnlyOnEqualInSequenceEvents) {
   RoundMachine m = Connected(Mode::kDmr);
   m.Cast(0, Event(1, 0xA));
-  EXPECT_FALSE(m.Complete());
+  EXPECT_FALSE(m.Complete(false));
   EXPECT_EQ(m.Plan(false).kind, Kind::kWait);
   m.Cast(1, Event(1, 0xA));
-  ASSERT_TRUE(m.Complete());
+  ASSERT_TRUE(m.Complete(false));
   RoundPlan p = m.Plan(false);
   EXPECT_EQ(p.kind, Kind::kAgree);
   EXPECT_EQ(p.source, 0);
@@ -126,9 +126,9 @@ TEST(RoundMachine, TmrDecidesAmongTwoLiveAndAdmitsTheJoinerAtACheckpointOrByCatc
   m.Failed(2);
   m.Started(2, kT0);
   m.Cast(0, Event(1, 0xA));
-  EXPECT_FALSE(m.Complete());
+  EXPECT_FALSE(m.Complete(false));
   m.Cast(1, Event(1, 0xA));
-  EXPECT_TRUE(m.Complete());  // the newcomer is not waited for
+  EXPECT_TRUE(m.Complete(false));  // the newcomer is not waited for
   RoundPlan p = m.Plan(true);
   EXPECT_EQ(p.kind, Kind::kAgree);
   EXPECT_TRUE(p.joiners.empty());  // it has not sent its join yet
@@ -149,10 +149,10 @@ TEST(RoundMachine, WithOneLiveReplicaEveryoneIsWaitedForAndTheGroupRecovers) {
   m.Failed(0);
   m.Failed(2);
   m.Cast(1, Event(4, 0xA));
-  EXPECT_FALSE(m.Complete());
+  EXPECT_FALSE(m.Complete(false));
   m.Cast(0, Event(0, 0, EventKind::kJoin));
   m.Cast(2, Event(0, 0, EventKind::kJoin));
-  ASSERT_TRUE(m.Complete());
+  ASSERT_TRUE(m.Complete(false));
   RoundPlan p = m.Plan(true);
   EXPECT_EQ(p.kind, Kind::kRecover);
   EXPECT_EQ(p.source, 1);
@@ -184,8 +184,8 @@ TEST(RoundMachine, DeadlinesRunFromTheStartTheConnectionAndTheRound) {
   EXPECT_EQ(m.DeadlineOf(0), kT0 + 150ms);
   EXPECT_TRUE(m.Overdue(kT0 + 150ms).empty());  // "past", not "at"
   EXPECT_EQ(m.Overdue(kT0 + 151ms).ToVector(), std::vector<uint32_t>{0});
-  EXPECT_FALSE(m.Ready(kT0 + 151ms - 1ms));
-  EXPECT_TRUE(m.Ready(kT0 + 151ms));
+  EXPECT_FALSE(m.Ready(kT0 + 151ms - 1ms, false));
+  EXPECT_TRUE(m.Ready(kT0 + 151ms, false));
   m.Cast(0, Event(1, 1));  // a member with its ballot in is never overdue
   EXPECT_TRUE(m.Overdue(kT0 + 151ms).empty());
   EXPECT_EQ(m.Overdue(kT0 + 1001ms).ToVector(), std::vector<uint32_t>{1});
@@ -198,14 +198,96 @@ TEST(RoundMachine, ACatchingUpMemberGetsItsReplayStepsBeforeTheRoundIsDecided) {
   m.SetStanding(2, Standing::kCatchingUp);
   m.Cast(0, Event(9, 0xA));
   m.Cast(1, Event(9, 0xA));
-  EXPECT_FALSE(m.Complete());  // catch_up_pace = 2
+  EXPECT_FALSE(m.Complete(false));  // catch_up_pace = 2
   m.Replayed(2, kT0 + 1ms);
-  EXPECT_FALSE(m.Complete());
+  EXPECT_FALSE(m.Complete(false));
   m.Replayed(2, kT0 + 2ms);
-  EXPECT_TRUE(m.Complete());
+  EXPECT_TRUE(m.Complete(false));
   EXPECT_EQ(m.slot(2).since, kT0 + 2ms);  // its deadline counts from the last answer
   m.Agreed(9);
   EXPECT_EQ(m.slot(2).replayed_this_round, 0u);  // a new round: new steps owed
+}
+
+TEST(RoundMachine, TmrDecidesOnTheFirstTwoMatchingBallotsAndBoundsTheLag) {
+  RoundOptions o = Opts(Mode::kTmr);
+  o.max_lag = 2;
+  RoundMachine m(o);
+  m.RoundStarts(kT0);
+  for (uint16_t i = 0; i < 3; ++i) m.Connected(i, kT0);
+  m.Cast(0, Event(1, 0xA));
+  m.Cast(1, Event(1, 0xA));
+  EXPECT_FALSE(m.Complete(false));  // without a log, the third is waited for
+  ASSERT_TRUE(m.Complete(true));
+  RoundPlan p = m.Plan(true);
+  ASSERT_EQ(p.kind, Kind::kAgree);
+  EXPECT_EQ(p.voters.ToVector(), (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(p.lagging.ToVector(), std::vector<uint32_t>{2});
+  EXPECT_TRUE(p.outvoted.empty() && p.diverged.empty());
+  m.Agreed(1);
+  m.FellBehind(2, 1);
+  m.Answered(0);
+  m.Answered(1);
+  EXPECT_EQ(m.LiveCount(), 2u);
+
+  // Event 2: the laggard owes one event (< max_lag): the first two decide again.
+  m.Cast(0, Event(2, 0xB));
+  m.Cast(1, Event(2, 0xB));
+  EXPECT_TRUE(m.Complete(true));
+  m.Agreed(2);
+  m.Answered(0);
+  m.Answered(1);
+  // Event 3: it owes two (events 1 and 2): the round waits until it is answered one.
+  m.Cast(0, Event(3, 0xC));
+  m.Cast(1, Event(3, 0xC));
+  EXPECT_FALSE(m.Complete(true));
+  m.Replayed(2, kT0 + 1ms);
+  EXPECT_EQ(m.slot(2).position, 2u);
+  EXPECT_TRUE(m.Complete(true));
+
+  // Two that differ wait for the laggard: it breaks the tie once it votes again.
+  m.Cast(1, Event(3, 0xD));
+  EXPECT_FALSE(m.Complete(true));
+  m.Replayed(2, kT0 + 2ms);
+  EXPECT_FALSE(m.Complete(true));  // back at the group's event, but no ballot yet
+  m.SetStanding(2, Standing::kLive);
+  m.Cast(2, Event(3, 0xC));
+  ASSERT_TRUE(m.Complete(true));
+  p = m.Plan(true);
+  ASSERT_EQ(p.kind, Kind::kAgree);
+  EXPECT_EQ(p.outvoted.ToVector(), std::vector<uint32_t>{1});
+  EXPECT_TRUE(p.lagging.empty());
+}
+
+TEST(RoundMachine, TheExitWaitsForEveryMemberBehindAndDueRepairsDoNotBlockIt) {
+  RoundMachine m = Connected(Mode::kTmr);
+  m.FellBehind(2, 5);
+  m.Agreed(5);
+  m.Cast(0, Event(6, 0xE, EventKind::kExit));
+  m.Cast(1, Event(6, 0xE, EventKind::kExit));
+  EXPECT_FALSE(m.Complete(true));  // lagging: it must reach the exit
+  m.SetStanding(2, Standing::kCatchingUp);
+  m.Replayed(2, kT0);
+  m.Replayed(2, kT0);
+  EXPECT_FALSE(m.Complete(true));  // catching up, past its pace: still behind the exit
+  m.SetStanding(2, Standing::kRepairDue);
+  m.Cast(2, Event(5, 0xF));  // held: its late ballot differed
+  EXPECT_TRUE(m.Complete(true));
+  RoundPlan p = m.Plan(true);
+  EXPECT_EQ(p.kind, Kind::kAgree);
+  EXPECT_EQ(p.voters.ToVector(), (std::vector<uint32_t>{0, 1}));  // it does not vote
+}
+
+TEST(RoundMachine, WithOneLiveReplicaTheSurvivorIsNeverAMemberDueForRepair) {
+  RoundMachine m = Connected(Mode::kTmr);
+  m.SetStanding(0, Standing::kRepairDue);
+  m.Cast(0, Event(3, 0xF));
+  m.Failed(2);
+  m.Cast(1, Event(4, 0xA));
+  m.Cast(2, Event(0, 0, EventKind::kJoin));
+  ASSERT_TRUE(m.Complete(true));
+  RoundPlan p = m.Plan(true);
+  EXPECT_EQ(p.kind, Kind::kRecover);
+  EXPECT_EQ(p.source, 1);
 }
 
 TEST(RoundMachine, RollbacksAreCountedPerEventUpToTheBudget) {
@@ -229,7 +311,8 @@ TEST(RoundMachine, RollbacksAreCountedPerEventUpToTheBudget) {
 }
 
 // Every TMR round over three members (each live or joining; a ballot or not; digest A, B or C;
-// the expected event or the next; sync or checkpoint): the plan keeps its invariants.
+// the expected event or the next; sync or checkpoint): the plan keeps its invariants, and a round
+// decided on the first two matching ballots is one.
 TEST(RoundMachine, EveryTmrRoundOfThreeKeepsThePlanInvariants) {
   struct Choice {
     bool live, has;
@@ -248,7 +331,7 @@ TEST(RoundMachine, EveryTmrRoundOfThreeKeepsThePlanInvariants) {
       }
     }
   }
-  size_t plans = 0, agreements = 0;
+  size_t plans = 0, agreements = 0, first_two = 0;
   for (const Choice& a : choices) {
     for (const Choice& b : choices) {
       for (const Choice& c : choices) {
@@ -261,6 +344,22 @@ TEST(RoundMachine, EveryTmrRoundOfThreeKeepsThePlanInvariants) {
         for (bool log : {false, true}) {
           const RoundPlan p = m.Plan(log);
           ++plans;
+          // Deciding on the first two (complete with a log, not without): two live members'
+          // equal, non-exit events, and the one left without a ballot lags.
+          if (log && m.Complete(true) && !m.Complete(false)) {
+            ++first_two;
+            EXPECT_TRUE(p.kind == Kind::kAgree || p.kind == Kind::kAhead);
+            EXPECT_EQ(p.voters.size(), 2u);
+            for (uint16_t i : p.voters) {
+              EXPECT_EQ(m.slot(i).ballot.digest, m.slot(p.source).ballot.digest);
+            }
+            if (p.kind == Kind::kAgree) {
+              for (uint16_t i = 0; i < 3; ++i) {
+                EXPECT_EQ(p.lagging.Has(i), pick[i].live && !pick[i].has);
+              }
+              EXPECT_EQ(p.lagging.size(), 1u);
+            }
+          }
           size_t live = 0;
           for (const Choice& x : pick) live += x.live ? 1 : 0;
           if (live == 0) {
@@ -310,6 +409,7 @@ TEST(RoundMachine, EveryTmrRoundOfThreeKeepsThePlanInvariants) {
   }
   EXPECT_EQ(plans, 2u * 48 * 48 * 48);
   EXPECT_GT(agreements, 1000u);
+  EXPECT_GT(first_two, 100u);
 }
 
 }  // namespace

@@ -26,6 +26,20 @@ bool CatchUpLog::Append(uint64_t digest, uint64_t arg, replica::EventKind kind,
   return true;
 }
 
+void CatchUpLog::DropBefore(uint64_t seq) {
+  if (seq <= first_) return;
+  const uint64_t drop = seq - first_;
+  if (drop >= entries_.size()) {
+    Clear();
+  } else {
+    const uint64_t off = entries_[drop].offset;
+    data_.erase(data_.begin(), data_.begin() + static_cast<std::ptrdiff_t>(off));
+    entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(drop));
+    for (Stored& e : entries_) e.offset -= off;
+  }
+  first_ = seq;
+}
+
 void CatchUpLog::RewindTo(uint64_t event) {
   if (event + 1 < first_) {
     Clear();

@@ -100,7 +100,7 @@ struct Group::Member {
 
 namespace {
 RoundOptions RoundOptionsOf(const GroupOptions& o) {
-  return {o.mode, o.deadline, o.start_deadline, o.max_rollbacks, o.catch_up_pace};
+  return {o.mode, o.deadline, o.start_deadline, o.max_rollbacks, o.catch_up_pace, o.max_lag};
 }
 }  // namespace
 
@@ -256,11 +256,12 @@ bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::
   // The thread that completes a round decides it: no hand-off to another thread on the hot path.
   MutexLock lock(mu_);
   if (link.stop) return false;  // not stopped: `link` is still members_[slot]'s
-  if (round_.slot(slot).standing == Standing::kCatchingUp) {
+  const Standing standing = round_.slot(slot).standing;
+  if (standing == Standing::kCatchingUp || standing == Standing::kLagging) {
     bool live = false;
     if (!Replay(slot, b, live)) return false;
-    if (!live) {  // answered from the log; a round may have waited for that
-      if (round_.Complete()) Decide();
+    if (!live) {  // answered from the log (or held); a round may have waited for that
+      if (round_.Complete(CanCatchUp())) Decide();
       return true;
     }
   }
@@ -268,7 +269,7 @@ bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::
   round_.Cast(slot, members_[slot]->ballot.key());
   // Deadlines are the coordinator's: it looks at the round every 20 ms, so an event costs no
   // wake-up and no clock read.
-  if (round_.Complete()) Decide();
+  if (round_.Complete(CanCatchUp())) Decide();
   return true;
 }
 
@@ -311,7 +312,11 @@ void Group::MemberLoop(uint16_t slot, uint32_t inc, std::shared_ptr<Link> link) 
       if (rejected && WaitForVerdict(*link)) DeliverVerdict(slot, inc, *link);
       return;
     }
-    if (!SubmitEvent(slot, inc, *link, *rec)) return;
+    if (!SubmitEvent(slot, inc, *link, *rec)) {
+      // Replaced: it gets the abort Replace left (the link is stopped, so no waiting).
+      if (WaitForVerdict(*link)) DeliverVerdict(slot, inc, *link);
+      return;
+    }
     if (!WaitForVerdict(*link)) return;
     if (!DeliverVerdict(slot, inc, *link)) return;
   }
@@ -412,11 +417,12 @@ void Group::PollerLoop() {
       }
       if (!*got) continue;
       progress = true;
-      if (SubmitEvent(p.slot, p.inc, *p.link, rec)) {
-        p.awaiting = true;
-        if (p.link->has_verdict.load(std::memory_order_acquire)) deliver(p);
-      } else {
-        p.finished = true;
+      // Replaced meanwhile (SubmitEvent false), it waits for the abort Replace left: that goes
+      // out as its link is let go.
+      p.awaiting = true;
+      if (SubmitEvent(p.slot, p.inc, *p.link, rec) &&
+          p.link->has_verdict.load(std::memory_order_acquire)) {
+        deliver(p);
       }
     }
     // Spin while busy; when idle longer than spin_us, yield, then sleep. The clock is read once
@@ -634,7 +640,8 @@ bool Group::RollbackExecutor() {
   return true;
 }
 
-Status Group::CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const uint64_t* digest) {
+Status Group::CopyState(uint16_t from, bool from_checkpoint, uint16_t to, bool into_checkpoint,
+                        const uint64_t* digest) {
   Link& src = *members_[from]->link;
   Link& dst = *members_[to]->link;
   const auto& mr = staging_->mr();
@@ -649,7 +656,8 @@ Status Group::CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const 
                                   from, got, *digest));
     }
   }
-  VIGIL_ASSIGN_OR_RETURN(transport::RemoteAddr wa, dst.state.At(0, state_bytes_));
+  VIGIL_ASSIGN_OR_RETURN(transport::RemoteAddr wa,
+                         (into_checkpoint ? dst.checkpoint : dst.state).At(0, state_bytes_));
   VIGIL_RETURN_IF_ERROR(dst.conn->PostWrite(mr.Slice(0, state_bytes_), wa, 2));
   return transport::WaitSendOk(*dst.conn, kCopyTimeout);
 }
@@ -829,7 +837,7 @@ void Group::Decide() {
 
 bool Group::Admit(uint16_t j, uint16_t from, bool from_checkpoint, const uint64_t* digest,
                   uint64_t at_event, const std::string& how) {
-  if (Status st = CopyState(from, from_checkpoint, j, digest); !st.ok()) {
+  if (Status st = CopyState(from, from_checkpoint, j, false, digest); !st.ok()) {
     Replace(j, "state transfer failed: " + st.ToString());
     return false;
   }
@@ -845,6 +853,9 @@ void Group::RecoverFromCheckpoint(const RoundPlan& plan) {
   const uint16_t survivor = plan.source;
   const uint64_t checkpoint = round_.checkpoint_event();
   if (!RollbackExecutor()) return;
+  // Members due for repair get the survivor's checkpoint and roll back with it.
+  RepairFromCheckpoint(survivor, false);
+  if (done_) return;
   // Newcomers get the survivor's last agreed checkpoint (agreed by the vote, so trustworthy);
   // the survivors roll back to it.
   for (uint16_t j : plan.joiners) {
@@ -884,6 +895,19 @@ void Group::Agree(const RoundPlan& plan) {
     repaired = HandleOutvoted(plan, winner);
     if (done_) return;
   }
+  if (!round_.InStanding(Standing::kRepairDue).empty()) {
+    if (winner.kind == EventKind::kExit) {
+      ColdPath cold;
+      const std::string why = "the program exited before this replica could be repaired";
+      for (uint16_t j : round_.InStanding(Standing::kRepairDue)) {
+        Answer(j, VerdictKind::kAbort, members_[j]->ballot.h.event_seq, 0,
+               std::as_bytes(std::span(why)));
+      }
+    } else {
+      RepairFromCheckpoint(plan.source, true);
+      if (done_) return;
+    }
+  }
   if (!plan.joiners.empty() && plan.admit != RoundPlan::Admit::kNone) AdmitJoiners(plan, winner);
   Result<uint64_t> arg = Apply(winner);
   if (!arg.ok()) {
@@ -892,11 +916,31 @@ void Group::Agree(const RoundPlan& plan) {
     return;
   }
   round_.Agreed(winner.h.event_seq);
+  // Decided on the first two matching ballots: the third owes this event (logged next).
+  for (uint16_t i : plan.lagging) {
+    const RoundSlot& r = round_.slot(i);
+    if (r.standing == Standing::kLive && !r.has_ballot) round_.FellBehind(i, winner.h.event_seq);
+  }
   SlotSet to;  // who voted for the round and was not replaced since
   for (uint16_t i : plan.voters) {
     if (round_.slot(i).has_ballot) to.Add(i);
   }
   Conclude(winner, *arg, to, repaired);
+}
+
+bool Group::FaultyTooOften(uint16_t slot) {
+  if (o_.replace_after <= 1) return true;
+  Member& m = *members_[slot];
+  if (!m.faults) {
+    Result<FailureBudget> b =
+        FailureBudget::Create(FailurePolicy{.initial_backoff = 1ms,
+                                            .max_backoff = 1ms,
+                                            .max_failures = o_.replace_after - 1,
+                                            .window = o_.replace_window});
+    if (!b.ok()) return true;
+    m.faults.emplace(std::move(*b));
+  }
+  return !m.faults->OnFailure(Clock::now()).ok();
 }
 
 SlotSet Group::HandleOutvoted(const RoundPlan& plan, const ReceivedEvent& winner) {
@@ -912,23 +956,12 @@ SlotSet Group::HandleOutvoted(const RoundPlan& plan, const ReceivedEvent& winner
       Replace(f, what + "; it diverged (kind or sequence), replacing it");
       continue;
     }
-    // The replace_after-th fault within the window replaces the replica instead.
-    bool replace = o_.replace_after <= 1;
-    if (!replace && !m.faults) {
-      Result<FailureBudget> b =
-          FailureBudget::Create(FailurePolicy{.initial_backoff = 1ms,
-                                              .max_backoff = 1ms,
-                                              .max_failures = o_.replace_after - 1,
-                                              .window = o_.replace_window});
-      if (b.ok()) m.faults.emplace(std::move(*b));
-    }
-    if (!replace) replace = !m.faults || !m.faults->OnFailure(Clock::now()).ok();
-    if (replace) {
+    if (FaultyTooOften(f)) {
       Replace(f, fmt::format("{}; faulty {} times within {} ms, replacing it", what,
                              o_.replace_after, o_.replace_window.count()));
       continue;
     }
-    Status st = CopyState(plan.source, false, f, &winner.h.state_digest);
+    Status st = CopyState(plan.source, false, f, false, &winner.h.state_digest);
     if (!st.ok()) {
       Replace(f, what + "; repair failed: " + st.ToString());
       continue;
@@ -983,12 +1016,17 @@ bool Group::CanCatchUp() const {
 void Group::LogAgreed(const ReceivedEvent& w, uint64_t arg, uint64_t bytes) {
   if (o_.mode != Mode::kTmr || o_.catch_up_bytes == 0) return;
   const SlotSet catching_up = round_.InStanding(Standing::kCatchingUp);
-  if (w.kind == EventKind::kCheckpoint && catching_up.empty()) {
-    // Nobody needs what came before: newcomers restart from this checkpoint.
+  const SlotSet lagging = round_.InStanding(Standing::kLagging);
+  // At a checkpoint nobody catching up needs what came before: newcomers restart from it.
+  const bool restart = w.kind == EventKind::kCheckpoint && catching_up.empty();
+  if (restart && lagging.empty()) {
     log_.RestartAfter(w.h.event_seq);
     return;
   }
   if (!log_.ok()) return;
+  // Growing to a new high-water mark allocates (rare: the log then reuses its storage).
+  std::optional<ColdPath> growing;
+  if (log_.Grows(bytes)) growing.emplace();
   if (!log_.Append(w.digest, arg, w.kind, std::span(input_staging_->data(), bytes))) {
     ColdPath cold;
     Log()->warn(
@@ -996,29 +1034,43 @@ void Group::LogAgreed(const ReceivedEvent& w, uint64_t arg, uint64_t bytes) {
         "checkpoint (newcomers join there)",
         o_.group, o_.catch_up_bytes, w.h.event_seq);
     const std::string why =
-        fmt::format("it was catching up when the log passed {} bytes", o_.catch_up_bytes);
-    for (uint16_t slot : catching_up) Replace(slot, why);
+        fmt::format("it was behind the group when the log passed {} bytes", o_.catch_up_bytes);
+    for (uint16_t slot : catching_up | lagging) Replace(slot, why);
+    return;
+  }
+  if (restart) {
+    // ... but lagging members still owe the events from their position on.
+    uint64_t keep = w.h.event_seq;
+    for (uint16_t slot : lagging) keep = std::min(keep, round_.slot(slot).position);
+    log_.DropBefore(keep);
   }
 }
 
 void Group::RewindLog() {
-  const SlotSet catching_up = round_.InStanding(Standing::kCatchingUp);
-  if (!catching_up.empty()) {
-    const std::string why = fmt::format(
-        "the group rolled back to event {} while it was catching up", round_.checkpoint_event());
-    for (uint16_t slot : catching_up) Replace(slot, why);
+  const SlotSet behind =
+      round_.InStanding(Standing::kCatchingUp) | round_.InStanding(Standing::kLagging);
+  if (!behind.empty()) {
+    const std::string why = fmt::format("the group rolled back to event {} while it was behind",
+                                        round_.checkpoint_event());
+    for (uint16_t slot : behind) Replace(slot, why);
+  }
+  // Those due for repair were answered "roll back" with the others.
+  for (uint16_t slot : round_.InStanding(Standing::kRepairDue)) {
+    round_.SetStanding(slot, Standing::kLive);
   }
   log_.RewindTo(round_.checkpoint_event());
 }
 
-bool Group::Replay(uint16_t slot, const ReceivedEvent& b, bool& live) {
+bool Group::Replay(uint16_t slot, ReceivedEvent& b, bool& live) {
   Member& m = *members_[slot];
+  const bool lagging = round_.slot(slot).standing == Standing::kLagging;
   const uint64_t seq = b.h.event_seq;
   if (seq == round_.next_event()) {
-    ColdPath cold;
     round_.SetStanding(slot, Standing::kLive);
-    ++report_.catch_ups;
     live = true;
+    if (lagging) return true;  // back with the group: it votes this event
+    ColdPath cold;
+    ++report_.catch_ups;
     Log()->info(
         "group {}: replica {} caught up at event {} ({} agreed events replayed); it votes "
         "again",
@@ -1026,18 +1078,36 @@ bool Group::Replay(uint16_t slot, const ReceivedEvent& b, bool& live) {
     return true;
   }
   const std::optional<CatchUpLog::Entry> a = log_.At(seq);
-  if (!a) {
-    Replace(slot, fmt::format("catching up, it sent event {}, which the log (events {} to {}) "
-                              "does not hold",
-                              seq, log_.first(), log_.last()));
-    return false;
-  }
-  if (a->digest != b.digest) {
+  if (!a || a->digest != b.digest) {
+    ColdPath cold;
+    // Held as its ballot, so that what answers it (an abort, a rollback) names its event.
+    std::swap(m.ballot, b);
+    round_.Cast(slot, m.ballot.key());
+    const char* how = lagging ? "lagging" : "catching up";
+    if (!a) {
+      Replace(slot, fmt::format("{}, it sent event {}, which the log (events {} to {}) does not "
+                                "hold",
+                                how, seq, log_.first(), log_.last()));
+      return false;
+    }
     ++report_.mismatches;
-    Replace(slot, fmt::format("catching up, it differs from the agreed event {} ({}): digest "
-                              "{:016x}, agreed {:016x}",
-                              seq, replica::EventKindName(a->kind), b.digest, a->digest));
-    return false;
+    if (!lagging) {
+      Replace(slot, fmt::format("catching up, it differs from the agreed event {} ({}): digest "
+                                "{:016x}, agreed {:016x}",
+                                seq, replica::EventKindName(a->kind), m.ballot.digest, a->digest));
+      return false;
+    }
+    const std::string what = fmt::format(
+        "replica {} outvoted at event {} ({}), found late: digest {:016x}, agreed {:016x}", slot,
+        seq, replica::EventKindName(a->kind), m.ballot.digest, a->digest);
+    if (FaultyTooOften(slot)) {
+      Replace(slot, fmt::format("{}; faulty {} times within {} ms, replacing it", what,
+                                o_.replace_after, o_.replace_window.count()));
+      return false;
+    }
+    round_.SetStanding(slot, Standing::kRepairDue);
+    Log()->warn("group {}: {}; it is repaired at the next agreement", o_.group, what);
+    return true;
   }
   const uint64_t bytes = a->bytes.size();
   if (bytes > 0) {
@@ -1047,14 +1117,50 @@ bool Group::Replay(uint16_t slot, const ReceivedEvent& b, bool& live) {
     DeliverInput(bytes, to);
     if (to.empty()) return false;
   }
-  ++m.replayed;
-  ++report_.replayed;
+  if (lagging) {
+    ++report_.late_ballots;
+  } else {
+    ++m.replayed;
+    ++report_.replayed;
+  }
   round_.Replayed(slot, Clock::now());
   const std::span<const std::byte> data = a->kind == EventKind::kSyscall
                                               ? std::as_bytes(std::span(&bytes, 1))
                                               : std::span<const std::byte>{};
   Answer(slot, VerdictKind::kProceed, seq, a->arg, data);
   return true;
+}
+
+void Group::RepairFromCheckpoint(uint16_t from, bool then_catch_up) {
+  ColdPath cold;
+  const uint64_t checkpoint = round_.checkpoint_event();
+  for (uint16_t j : round_.InStanding(Standing::kRepairDue)) {
+    Member& m = *members_[j];
+    if (then_catch_up && !CanCatchUp()) {
+      Replace(j,
+              "it cannot be repaired: the catch-up log no longer holds the events since the "
+              "last agreed checkpoint");
+      if (done_) return;
+      continue;
+    }
+    Status st = CopyState(from, true, j, true, nullptr);
+    if (!st.ok()) {
+      Replace(j, "repair failed: " + st.ToString());
+      if (done_) return;
+      continue;
+    }
+    ++report_.repairs;
+    Log()->warn(
+        "group {}: replica {} repaired from replica {}'s checkpoint at event {} (RDMA READ + "
+        "WRITE of {} bytes into its checkpoint region){}",
+        o_.group, j, from, checkpoint, state_bytes_,
+        then_catch_up ? "; it rolls back to it and catches up from the voter's log" : "");
+    if (then_catch_up) {
+      Answer(j, VerdictKind::kRollback, m.ballot.h.event_seq, checkpoint, {});
+      round_.SetStanding(j, Standing::kCatchingUp);
+      m.replayed = 0;
+    }
+  }
 }
 
 void Group::DeliverInput(uint64_t n, SlotSet& to) {
@@ -1119,9 +1225,10 @@ Result<GroupReport> Group::Run() {
       seen_decisions = decisions_;
       round_.RoundStarts(now);
     }
-    if (round_.Ready(now)) {
+    if (round_.Ready(now, CanCatchUp())) {
       FailOverdue(now);  // replicas that missed their deadline are failed first
-      if (!done_) Decide();
+      // What is left decides if its ballots are in (or nobody is left to wait for).
+      if (!done_ && (round_.Complete(CanCatchUp()) || round_.LiveCount() == 0)) Decide();
     } else {
       cv_.wait_for(lock, 20ms);
     }

@@ -34,24 +34,59 @@ void RoundMachine::Cast(uint16_t i, const BallotKey& b) {
 
 void RoundMachine::Replayed(uint16_t i, RoundClock::time_point now) {
   ++slots_[i].replayed_this_round;
+  ++slots_[i].position;
   slots_[i].since = now;  // a catching-up member's deadline counts from each answer
+}
+
+void RoundMachine::FellBehind(uint16_t i, uint64_t event_seq) {
+  slots_[i].standing = Standing::kLagging;
+  slots_[i].position = event_seq;
 }
 
 size_t RoundMachine::LiveCount() const { return InStanding(Standing::kLive).size(); }
 
-bool RoundMachine::Complete() const {
+bool RoundMachine::Complete(bool can_lag) const {
   // DMR, and TMR with fewer than two live replicas, need every replica (an event or a join) to
   // decide; TMR otherwise decides among the live ones and newcomers wait for a checkpoint.
   const bool need_all = o_.mode != Mode::kTmr || LiveCount() < 2;
+  bool all_in = true, lagging = false, behind = false, exiting = false;
   for (size_t i = 0; i < size_; ++i) {
     const RoundSlot& s = slots_[i];
-    if ((need_all || s.standing == Standing::kLive) && !s.has_ballot) return false;
     // A replica catching up gets its replay steps first (catch_up_pace).
     if (s.standing == Standing::kCatchingUp && s.replayed_this_round < o_.catch_up_pace) {
       return false;
     }
+    lagging = lagging || s.standing == Standing::kLagging;
+    behind = behind || s.standing == Standing::kLagging || s.standing == Standing::kCatchingUp;
+    exiting = exiting ||
+              (s.standing == Standing::kLive && s.has_ballot && s.ballot.kind == EventKind::kExit);
+    if ((need_all || s.standing == Standing::kLive) && !s.has_ballot) all_in = false;
   }
-  return true;
+  // The exit ends every replica's run: those behind reach it first (within their deadlines).
+  if (exiting && behind) return false;
+  if (all_in && !lagging) return true;
+  return !need_all && can_lag && o_.max_lag > 0 && FirstTwoDecide();
+}
+
+bool RoundMachine::FirstTwoDecide() const {
+  for (uint16_t i = 0; i < size_; ++i) {
+    const RoundSlot& s = slots_[i];
+    if (s.standing == Standing::kLagging && next_event_ - s.position >= o_.max_lag) return false;
+  }
+  for (uint16_t i = 0; i < size_; ++i) {
+    const RoundSlot& a = slots_[i];
+    if (a.standing != Standing::kLive || !a.has_ballot) continue;
+    // Every live member must reach the exit (it ends their runs); a join is never voted.
+    if (a.ballot.kind == EventKind::kExit || a.ballot.kind == EventKind::kJoin) continue;
+    for (uint16_t j = i + 1; j < size_; ++j) {
+      const RoundSlot& b = slots_[j];
+      if (b.standing == Standing::kLive && b.has_ballot && b.ballot.digest == a.ballot.digest &&
+          b.ballot.kind == a.ballot.kind && b.ballot.event_seq == a.ballot.event_seq) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 RoundClock::time_point RoundMachine::DeadlineOf(uint16_t i) const {
@@ -98,7 +133,7 @@ RoundPlan RoundMachine::Plan(bool can_catch_up) const {
       all = false;
     } else if (s.ballot.kind == EventKind::kJoin) {
       p.joiners.Add(i);
-    } else {
+    } else if (s.standing == Standing::kLive) {
       any_event = true;
     }
   }
@@ -108,7 +143,8 @@ RoundPlan RoundMachine::Plan(bool can_catch_up) const {
   if (!all) return p;
   if (!p.joiners.empty()) {
     for (uint16_t i = 0; i < size_; ++i) {
-      if (slots_[i].ballot.kind != EventKind::kJoin) {
+      // The survivor is live (a member due for repair holds a ballot too, but no agreed state).
+      if (slots_[i].standing == Standing::kLive && slots_[i].ballot.kind != EventKind::kJoin) {
         p.kind = RoundPlan::Kind::kRecover;
         p.source = i;
         return p;
@@ -171,6 +207,9 @@ RoundPlan RoundMachine::PlanTmr(const RoundPlan& base, bool can_catch_up) const 
     }
   }
   p.kind = RoundPlan::Kind::kAgree;
+  for (uint16_t i = 0; i < size_; ++i) {
+    if (slots_[i].standing == Standing::kLive && !slots_[i].has_ballot) p.lagging.Add(i);
+  }
   // Newcomers join at an agreed checkpoint, with the state every healthy replica holds there;
   // or, with the log of what was agreed since the last one, they restart from that checkpoint
   // and catch up.

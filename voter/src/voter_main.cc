@@ -184,12 +184,14 @@ int RunJob(const JobOptions& j) {
   }
   fmt::print(stderr,
              "job: {} {} over {}: {} in {:.2f} s; {} rounds, {} mismatches, {} repairs, {} "
-             "rollbacks, {} replacements, {} caught up ({} events replayed), {} crashes, {} missed "
-             "deadlines, {} rejected records, {} output bytes ({} read from a replica by RDMA "
+             "rollbacks, {} replacements, {} caught up ({} events replayed), {} late ballots, {} "
+             "crashes, {} missed deadlines, {} rejected records, {} output bytes ({} read from a "
+             "replica by RDMA "
              "READ)\n",
              j.mode, j.workload, j.method, r->completed ? "completed" : "FAILED", secs, r->rounds,
              r->mismatches, r->repairs, r->rollbacks, r->replacements, r->catch_ups, r->replayed,
-             r->crashes, r->missed_deadlines, r->rejected_records, r->output_bytes, r->aside_bytes);
+             r->late_ballots, r->crashes, r->missed_deadlines, r->rejected_records, r->output_bytes,
+             r->aside_bytes);
   if (!r->completed) {
     fmt::print(stderr, "job failed: {}\n", r->failure);
     return 1;

@@ -33,9 +33,17 @@ class CatchUpLog {
   // next RestartAfter, when it would pass the capacity (or when it is already dropped).
   bool Append(uint64_t digest, uint64_t arg, replica::EventKind kind,
               std::span<const std::byte> bytes);
+  // Forgets the events before `seq` (at an agreed checkpoint, those no lagging replica owes).
+  // Keeps the storage.
+  void DropBefore(uint64_t seq);
   // The group rolled back to the checkpoint at `event`: the events after it are forgotten.
   void RewindTo(uint64_t event);
 
+  // Appending `bytes` more would grow the storage (an allocation): the log reuses its storage
+  // once it has reached its high-water mark.
+  bool Grows(size_t bytes) const {
+    return entries_.size() == entries_.capacity() || data_.size() + bytes > data_.capacity();
+  }
   // The agreed event `seq`, when the log holds it.
   std::optional<Entry> At(uint64_t seq) const;
   // True when a replica restarting from the checkpoint at `event` can be answered from here

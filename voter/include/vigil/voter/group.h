@@ -19,6 +19,11 @@
 //                     (over `catch_up_bytes`) it joins at the next agreed checkpoint instead.
 //                     DMR, or TMR down to one: once every newcomer is there, the survivor rolls
 //                     back to its last agreed checkpoint and the newcomers get a copy of it.
+//   TMR, first two    with the log, a round is decided on the first two matching ballots; the
+//                     third replica's ballots are checked against the logged agreed ones as they
+//                     arrive (up to `max_lag` events late) and answered from the log. One that
+//                     differs is repaired at the next agreement: a healthy replica's checkpoint
+//                     is copied into its checkpoint region, it rolls back to it and catches up.
 //
 // Every detection and decision is logged (subsystem "voter") and counted in GroupReport.
 #pragma once
@@ -74,6 +79,10 @@ struct GroupOptions {
   // even when it shares cores with the others. 0: rounds never wait (on cores of its own, a
   // replay without votes usually outpaces the group).
   uint32_t catch_up_pace = 2;
+  // TMR with the log: a round is decided on the first two matching ballots, and the third live
+  // replica may owe up to this many agreed events (checked against the log as they arrive)
+  // before rounds wait for it. 0: every round waits for all three.
+  uint32_t max_lag = 8;
   // The largest state, checkpoint or input region a replica's hello may advertise: the first
   // replica fixes the group's sizes and the voter registers a staging buffer of each. A larger
   // one is refused (RESOURCE_EXHAUSTED naming the cap) before anything is allocated.
@@ -123,6 +132,9 @@ struct GroupReport {
   uint64_t replacements = 0;  // incarnations started after the first
   uint64_t catch_ups = 0;     // newcomers that caught up from the log and vote again
   uint64_t replayed = 0;      // events answered from the log to newcomers catching up
+  // TMR: events of a lagging replica answered from the log after the first two matching ballots
+  // had decided their round (each checked against the agreed digest).
+  uint64_t late_ballots = 0;
   uint64_t rejected_records = 0;
   uint64_t missed_deadlines = 0;
   uint64_t crashes = 0;  // replicas found gone by the launcher before their deadline
@@ -197,9 +209,18 @@ class Group {
   // returns the repaired.
   SlotSet HandleOutvoted(const RoundPlan& plan, const ReceivedEvent& winner) VIGIL_REQUIRES(mu_);
   void AdmitJoiners(const RoundPlan& plan, const ReceivedEvent& winner) VIGIL_REQUIRES(mu_);
-  // A catching-up member's event: answered from the log (true), or it reached the group's next
-  // event and is live again (true, `live` set), or it failed and was replaced (false).
-  bool Replay(uint16_t slot, const ReceivedEvent& b, bool& live) VIGIL_REQUIRES(mu_);
+  // A catching-up or lagging member's event: answered from the log (true), or it reached the
+  // group's next event and is live again (true, `live` set), or, lagging, it differed from the
+  // agreed event and is held for repair (true), or it failed and was replaced (false). The event
+  // is swapped out of `b` when held.
+  bool Replay(uint16_t slot, ReceivedEvent& b, bool& live) VIGIL_REQUIRES(mu_);
+  // Counts a fault of member `slot`'s: true when it is the replace_after-th within the window
+  // (the member is then replaced rather than repaired).
+  bool FaultyTooOften(uint16_t slot) VIGIL_REQUIRES(mu_);
+  // Members due for repair (kRepairDue) get `from`'s last agreed checkpoint in their checkpoint
+  // region (`from` has its ballot in, so that region is still); `then_catch_up`: they are
+  // answered "roll back" and catch up from the log (else the caller rolls everyone back).
+  void RepairFromCheckpoint(uint16_t from, bool then_catch_up) VIGIL_REQUIRES(mu_);
   // Logs the agreed event `w` (verdict arg, `bytes` result bytes in the input staging buffer).
   void LogAgreed(const ReceivedEvent& w, uint64_t arg, uint64_t bytes) VIGIL_REQUIRES(mu_);
   // After a rollback to the last agreed checkpoint: drops later log entries; members catching up
@@ -225,8 +246,9 @@ class Group {
       VIGIL_REQUIRES(mu_);
   // Rolls the syscall executor back with the replicas; false: it could not (the group failed).
   bool RollbackExecutor() VIGIL_REQUIRES(mu_);
-  Status CopyState(uint16_t from, bool from_checkpoint, uint16_t to, const uint64_t* digest)
-      VIGIL_REQUIRES(mu_);
+  // Copies `from`'s state (or its checkpoint) into `to`'s state (or its checkpoint region).
+  Status CopyState(uint16_t from, bool from_checkpoint, uint16_t to, bool into_checkpoint,
+                   const uint64_t* digest) VIGIL_REQUIRES(mu_);
   void Answer(uint16_t slot, replica::VerdictKind kind, uint64_t event_seq, uint64_t arg,
               std::span<const std::byte> data) VIGIL_REQUIRES(mu_);
   // Counts the rollback (the group fails past max_rollbacks) and rolls every replica back.

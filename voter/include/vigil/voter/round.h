@@ -7,6 +7,13 @@
 // A round is decided when every ballot it needs is in (Complete), or a member without one is
 // past its deadline (Overdue: the caller replaces it first). Plan() then says what the ballots
 // mean; the caller reports back what it did (Agreed, CountRollback + RewindToCheckpoint, ...).
+//
+// TMR decides on the first two matching ballots (when the caller keeps a log of agreed events):
+// the third live member, if its ballot is not in yet, falls behind (kLagging). Its ballots are
+// then checked against the logged agreed ones as they arrive, up to `max_lag` events late, and
+// it votes again once it reaches the group's next event. Two live ballots that differ wait for
+// the laggards (they break the tie). The exit waits for every member behind (lagging or
+// catching up): it ends their runs, so they reach it and vote on it.
 #pragma once
 
 #include <array>
@@ -21,8 +28,11 @@ namespace vigil::voter {
 using RoundClock = std::chrono::steady_clock;
 
 // kJoining: a new incarnation (its ballot, when in, is a join); kCatchingUp: admitted at the last
-// agreed checkpoint, replaying the logged events since (group.h).
-enum class Standing { kLive, kJoining, kCatchingUp };
+// agreed checkpoint, replaying the logged events since (group.h); kLagging: live, but a round was
+// decided without its ballot (its events are checked against the log as they arrive, from
+// `position` on); kRepairDue: a lagging member whose ballot differed from the agreed one, held
+// until a healthy member's checkpoint can be copied into it (the next agreement).
+enum class Standing { kLive, kJoining, kCatchingUp, kLagging, kRepairDue };
 
 // What a ballot is voted by; the bytes stay with the caller.
 struct BallotKey {
@@ -37,6 +47,7 @@ struct RoundSlot {
   bool has_ballot = false;
   BallotKey ballot;
   uint32_t replayed_this_round = 0;  // catching up: events answered from the log this round
+  uint64_t position = 0;             // lagging: the next event it owes (answered from the log)
   RoundClock::time_point since{};    // started, connected, or last answered while catching up
 };
 
@@ -46,6 +57,9 @@ struct RoundOptions {
   std::chrono::milliseconds start_deadline{60000};
   uint32_t max_rollbacks = 2;
   uint32_t catch_up_pace = 2;
+  // TMR: how many agreed events a live member may owe before rounds wait for it (0: every round
+  // waits for every live member's ballot).
+  uint32_t max_lag = 8;
 };
 
 struct RoundPlan {
@@ -64,6 +78,7 @@ struct RoundPlan {
   SlotSet outvoted;  // TMR: the winner's kind and sequence, another digest: repair or replace
   SlotSet diverged;  // TMR: another kind or sequence than the winner: replace
   SlotSet joiners;   // members whose ballot is a join
+  SlotSet lagging;   // kAgree (TMR): live members without a ballot, decided without (kLagging)
   Admit admit = Admit::kNone;  // kAgree (TMR): how the joiners come in
 };
 
@@ -87,19 +102,24 @@ class RoundMachine {
   void Cast(uint16_t i, const BallotKey& b);
   void Answered(uint16_t i) { slots_[i].has_ballot = false; }
   void SetStanding(uint16_t i, Standing s) { slots_[i].standing = s; }
-  // A member catching up was answered from the log at `now`.
+  // A member catching up or lagging was answered from the log at `now`.
   void Replayed(uint16_t i, RoundClock::time_point now);
+  // A live member the round at `event_seq` was decided without: it owes that event.
+  void FellBehind(uint16_t i, uint64_t event_seq);
 
   // ---- the round ----
   // The coordinator first looked at the current round (its deadlines run from here).
   void RoundStarts(RoundClock::time_point now) { round_start_ = now; }
   size_t LiveCount() const;
-  // Every ballot the round needs is in (deadlines aside).
-  bool Complete() const;
+  // Every ballot the round needs is in (deadlines aside). `can_lag`: the caller logs agreed
+  // events, so TMR may decide on the first two matching ballots.
+  bool Complete(bool can_lag) const;
   RoundClock::time_point DeadlineOf(uint16_t i) const;
   // Members without a ballot past their deadline at `now`.
   SlotSet Overdue(RoundClock::time_point now) const;
-  bool Ready(RoundClock::time_point now) const { return Complete() || !Overdue(now).empty(); }
+  bool Ready(RoundClock::time_point now, bool can_lag) const {
+    return Complete(can_lag) || !Overdue(now).empty();
+  }
   SlotSet InStanding(Standing s) const;
   // Members without a ballot the round has waited on for longer than `period`.
   SlotSet Waiting(RoundClock::time_point now, RoundClock::duration period) const;
@@ -119,6 +139,8 @@ class RoundMachine {
  private:
   RoundPlan PlanAll(const RoundPlan& base) const;  // DMR / simplex: every replica votes
   RoundPlan PlanTmr(const RoundPlan& base, bool can_catch_up) const;
+  // TMR: two live ballots match and every laggard is within max_lag (round.h, top).
+  bool FirstTwoDecide() const;
 
   RoundOptions o_;
   size_t size_;
