@@ -326,13 +326,13 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
       "run in up to {} rounds alternating with vigil's; vigil's percentiles and the baseline are "
       "the rounds' medians, the ratio the median of the rounds' ratios (min-max beside it)\n",
       baseline.tool, baseline.flags, o.pairs);
-  fmt::print("{:>6} {:>6} | {:^39} | {:^25} | {:^31} | {:^21}\n", "", "", "vigil round trip, us",
+  fmt::print("{:>6} {:>6} | {:^49} | {:^25} | {:^31} | {:^21}\n", "", "", "vigil round trip, us",
              "baseline at payload, us", "vigil / baseline", "baseline at wire size");
   fmt::print(
-      "{:>6} {:>6} | {:>9} {:>9} {:>9} {:>9} | {:>12} {:>12} | {:>7} {:>13} {:>9} | {:>10} "
+      "{:>6} {:>6} | {:>9} {:>9} {:>9} {:>9} {:>9} | {:>12} {:>12} | {:>7} {:>13} {:>9} | {:>10} "
       "{:>10}\n",
-      "bytes", "wire", "p50", "p99", "p99.9", "max", "p50", "p99", "p50", "(min-max)", "p99",
-      "p50 us", "vigil/it");
+      "bytes", "wire", "p50", "p99", "p99.9", "max", "mean", "p50", "p99", "p50", "(min-max)",
+      "p99", "p50 us", "vigil/it");
   bool all_met = true, any_ratio = false, short_tail = false;
   constexpr size_t kTailSamples = 1000;
   std::vector<size_t> not_measured;  // sizes without a baseline: never counted as met
@@ -364,10 +364,10 @@ int Report(const BenchSetup& setup, const CommonBenchOptions& o, const std::stri
     short_tail |= !tail;
     const std::string p999 = tail ? fmt::format("{:.2f}", r.rtt.p999_us) : "-";
     fmt::print(
-        "{:>6} {:>6} | {:>9.2f} {:>9.2f} {:>9} {:>9.2f} | {:>12} {:>12} | {:>7} {:>13} {:>9} | "
-        "{:>10} {:>10}\n",
-        r.bytes, r.wire_bytes, r.rtt.p50_us, r.rtt.p99_us, p999, r.rtt.max_us, b50, b99, ratio50,
-        spread, ratio99, w50, wratio);
+        "{:>6} {:>6} | {:>9.2f} {:>9.2f} {:>9} {:>9.2f} {:>9.2f} | {:>12} {:>12} | {:>7} {:>13} "
+        "{:>9} | {:>10} {:>10}\n",
+        r.bytes, r.wire_bytes, r.rtt.p50_us, r.rtt.p99_us, p999, r.rtt.max_us, r.rtt.mean_us, b50,
+        b99, ratio50, spread, ratio99, w50, wratio);
     out["results"].push_back(line.json);
   }
   if (short_tail)

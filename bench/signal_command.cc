@@ -353,7 +353,9 @@ int RunSignalBench(const SignalBenchOptions& o) {
       "rpc); waits spin {} us, then yield, then sleep. Only simplex polling has no more busy "
       "pollers than ib_write_lat (2); with more pollers than cores, round trips measure the "
       "scheduler. TMR decides on the first two matching ballots; the third may owe {} events "
-      "(--max-lag).\n",
+      "(--max-lag). Round trips are replica 0's: when it is the one lagging, the log answers it "
+      "at once, so TMR's percentiles understate; its mean (the run's time per event) does "
+      "not.\n",
       o.spin_us, o.max_lag);
   nlohmann::json tables = nlohmann::json::array();
   for (channel::Method m : methods) {
