@@ -48,8 +48,14 @@ class FirstTwoTest : public ::testing::TestWithParam<channel::Method> {
     s.input = Input();
     return s;
   }
-  Result<testing::JobResult> Run(const JobSpec& s) {
-    return testing::RunReplicatedJob(voter_t_, replica_t_, s);
+  // Runs the job and checks that it completed with the plain run's output.
+  testing::JobResult RunToTheEnd(const JobSpec& s) {
+    Result<testing::JobResult> got = testing::RunReplicatedJob(voter_t_, replica_t_, s);
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    if (!got.ok()) return {};
+    EXPECT_TRUE(got->report.completed) << got->report.failure;
+    EXPECT_EQ(got->output, Want());
+    return *std::move(got);
   }
 
   std::shared_ptr<transport::FakeFabric> fabric_ = std::make_shared<transport::FakeFabric>();
@@ -60,50 +66,41 @@ class FirstTwoTest : public ::testing::TestWithParam<channel::Method> {
 TEST_P(FirstTwoTest, ASlowReplicaIsCheckedLateAndEveryReplicaReachesTheExit) {
   JobSpec s = Spec();
   s.hook = Slow(2, 3ms);
-  auto got = Run(s);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_TRUE(got->report.completed) << got->report.failure;
-  EXPECT_EQ(got->output, Want());
+  const testing::JobResult got = RunToTheEnd(s);
   // The other two did not wait for it: its events were answered from the log, each checked.
-  EXPECT_GT(got->report.late_ballots, 0u);
-  EXPECT_EQ(got->report.mismatches, 0u);
-  EXPECT_EQ(got->report.replacements, 0u);
-  EXPECT_EQ(got->report.catch_ups, 0u);
+  EXPECT_GT(got.report.late_ballots, 0u);
+  EXPECT_EQ(got.report.mismatches, 0u);
+  EXPECT_EQ(got.report.replacements, 0u);
+  EXPECT_EQ(got.report.catch_ups, 0u);
   // The exit waits for every live replica: all three end cleanly.
-  ASSERT_EQ(got->replicas.size(), 3u);
-  for (const auto& r : got->replicas) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  ASSERT_EQ(got.replicas.size(), 3u);
+  for (const auto& r : got.replicas) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
 }
 
 TEST_P(FirstTwoTest, AFlipInTheSlowReplicaIsFoundLateAndRepairedFromACheckpoint) {
   JobSpec s = Spec();
   s.hook = Slow(2, 3ms, 3);
-  auto got = Run(s);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_TRUE(got->report.completed) << got->report.failure;
-  EXPECT_EQ(got->output, Want());
-  EXPECT_EQ(got->report.mismatches, 1u);
+  const testing::JobResult got = RunToTheEnd(s);
+  EXPECT_EQ(got.report.mismatches, 1u);
   // Its checkpoint region got a healthy replica's checkpoint; it rolled back to it alone and
   // caught up from the log, then voted again.
-  EXPECT_EQ(got->report.repairs, 1u);
-  EXPECT_EQ(got->report.catch_ups, 1u);
-  EXPECT_EQ(got->report.rollbacks, 0u);
-  EXPECT_EQ(got->report.replacements, 0u);
-  for (const auto& r : got->replicas) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(got.report.repairs, 1u);
+  EXPECT_EQ(got.report.catch_ups, 1u);
+  EXPECT_EQ(got.report.rollbacks, 0u);
+  EXPECT_EQ(got.report.replacements, 0u);
+  for (const auto& r : got.replicas) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
 }
 
 TEST_P(FirstTwoTest, PastTheFailureBudgetTheLateFaultyReplicaIsReplacedAndToldWhy) {
   JobSpec s = Spec();
   s.group.replace_after = 1;
   s.hook = Slow(2, 3ms, 3);
-  auto got = Run(s);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_TRUE(got->report.completed) << got->report.failure;
-  EXPECT_EQ(got->output, Want());
-  EXPECT_EQ(got->report.mismatches, 1u);
-  EXPECT_EQ(got->report.repairs, 0u);
-  EXPECT_EQ(got->report.replacements, 1u);
+  const testing::JobResult got = RunToTheEnd(s);
+  EXPECT_EQ(got.report.mismatches, 1u);
+  EXPECT_EQ(got.report.repairs, 0u);
+  EXPECT_EQ(got.report.replacements, 1u);
   bool told = false;
-  for (const auto& r : got->replicas) {
+  for (const auto& r : got.replicas) {
     if (r.spec.replica == 2 && r.spec.incarnation == 0) {
       const std::string_view why = r.status.message();
       told = r.status.code() == StatusCode::kAborted &&
@@ -115,26 +112,18 @@ TEST_P(FirstTwoTest, PastTheFailureBudgetTheLateFaultyReplicaIsReplacedAndToldWh
   EXPECT_TRUE(told);
 }
 
-TEST_P(FirstTwoTest, WithoutALagEveryRoundWaitsForAllThree) {
-  JobSpec s = Spec();
-  s.group.max_lag = 0;
-  s.hook = Slow(2, 1ms);
-  auto got = Run(s);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_TRUE(got->report.completed) << got->report.failure;
-  EXPECT_EQ(got->output, Want());
-  EXPECT_EQ(got->report.late_ballots, 0u);
-}
-
-TEST_P(FirstTwoTest, WithoutALogEveryRoundWaitsForAllThree) {
-  JobSpec s = Spec();
-  s.group.catch_up_bytes = 0;  // nothing to check a late ballot against
-  s.hook = Slow(2, 1ms);
-  auto got = Run(s);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_TRUE(got->report.completed) << got->report.failure;
-  EXPECT_EQ(got->output, Want());
-  EXPECT_EQ(got->report.late_ballots, 0u);
+TEST_P(FirstTwoTest, WithoutALagOrALogEveryRoundWaitsForAllThree) {
+  for (bool no_log : {false, true}) {
+    SCOPED_TRACE(no_log ? "catch_up_bytes 0" : "max_lag 0");
+    JobSpec s = Spec();
+    if (no_log) {
+      s.group.catch_up_bytes = 0;  // nothing to check a late ballot against
+    } else {
+      s.group.max_lag = 0;
+    }
+    s.hook = Slow(2, 1ms);
+    EXPECT_EQ(RunToTheEnd(s).report.late_ballots, 0u);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fake, FirstTwoTest,
