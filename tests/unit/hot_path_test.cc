@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <thread>
 
 #include "replication_harness.h"
 #include "vigil/transport/fake.h"
@@ -165,6 +166,18 @@ TEST_F(HotPathTest, FaultHandlingAllocatesOnlyOffTheHotPath) {
   testing::JobResult dmr = Run(Mode::kDmr, "crc32", input, flip(0), /*arm_at=*/3);
   EXPECT_EQ(dmr.report.rollbacks, 1u);
   EXPECT_EQ(g_hot_allocs.load(), 0u) << "DMR rollback\n" << Where();
+}
+
+// TMR deciding on the first two matching ballots: replica 2, slowed down, lags, and each of its
+// late events is checked against the voter's log and answered from it on the polling thread.
+// That path allocates nothing either (the log grows to its high-water mark under ColdPath).
+TEST_F(HotPathTest, LateBallotsAreCheckedAndAnsweredWithoutAllocating) {
+  auto slow = [](uint16_t r, uint32_t, uint64_t, replica::ChannelContext&) {
+    if (r == 2) std::this_thread::sleep_for(1ms);
+  };
+  testing::JobResult r = Run(Mode::kTmr, "crc32", Input(1 << 20), slow);
+  EXPECT_GT(r.report.late_ballots, 10u);
+  EXPECT_EQ(g_hot_allocs.load(), 0u) << "late ballots\n" << Where();
 }
 
 }  // namespace
