@@ -412,5 +412,107 @@ TEST(RoundMachine, EveryTmrRoundOfThreeKeepsThePlanInvariants) {
   EXPECT_GT(first_two, 100u);
 }
 
+// Every TMR round of three members where some are behind the group (lagging, due for repair,
+// catching up) or joining, with or without a log: a complete round never leaves the caller with
+// nothing to do, the exit never leaves a member behind, and a member behind never votes.
+TEST(RoundMachine, EveryTmrRoundWithMembersBehindKeepsTheInvariants) {
+  enum class Pick {
+    kVoteA,
+    kVoteB,
+    kExit,
+    kLiveNoBallot,
+    kLag1,
+    kLag8,
+    kRepairDue,
+    kCatchUp0,
+    kCatchUp2,
+    kJoinIn,
+    kJoinOut
+  };
+  const std::vector<Pick> picks = {Pick::kVoteA,        Pick::kVoteB,    Pick::kExit,
+                                   Pick::kLiveNoBallot, Pick::kLag1,     Pick::kLag8,
+                                   Pick::kRepairDue,    Pick::kCatchUp0, Pick::kCatchUp2,
+                                   Pick::kJoinIn,       Pick::kJoinOut};
+  constexpr uint64_t kNext = 10;
+  size_t complete = 0;
+  for (Pick a : picks) {
+    for (Pick b : picks) {
+      for (Pick c : picks) {
+        const Pick pick[3] = {a, b, c};
+        RoundMachine m = Connected(Mode::kTmr);
+        for (uint64_t e = 1; e < kNext; ++e) m.Agreed(e);
+        bool exiting = false, behind = false;
+        for (uint16_t i = 0; i < 3; ++i) {
+          switch (pick[i]) {
+            case Pick::kVoteA:
+              m.Cast(i, Event(kNext, 0xA));
+              break;
+            case Pick::kVoteB:
+              m.Cast(i, Event(kNext, 0xB));
+              break;
+            case Pick::kExit:
+              m.Cast(i, Event(kNext, 0xE, EventKind::kExit));
+              exiting = true;
+              break;
+            case Pick::kLiveNoBallot:
+              break;
+            case Pick::kLag1:
+            case Pick::kLag8:
+              m.FellBehind(i, pick[i] == Pick::kLag1 ? kNext - 1 : kNext - 8);
+              behind = true;
+              break;
+            case Pick::kRepairDue:
+              m.SetStanding(i, Standing::kRepairDue);
+              m.Cast(i, Event(kNext - 2, 0xF));
+              break;
+            case Pick::kCatchUp0:
+            case Pick::kCatchUp2:
+              m.SetStanding(i, Standing::kCatchingUp);
+              if (pick[i] == Pick::kCatchUp2) {
+                m.Replayed(i, kT0);
+                m.Replayed(i, kT0);
+              }
+              behind = true;
+              break;
+            case Pick::kJoinIn:
+              m.Failed(i);
+              m.Cast(i, Event(0, 0, EventKind::kJoin));
+              break;
+            case Pick::kJoinOut:
+              m.Failed(i);
+              break;
+          }
+        }
+        for (bool log : {false, true}) {
+          if (!m.Complete(log)) continue;
+          ++complete;
+          const RoundPlan p = m.Plan(log);
+          EXPECT_FALSE(exiting && behind) << "the exit decided with a member behind";
+          for (uint16_t i = 0; i < 3; ++i) {
+            if (m.slot(i).standing != Standing::kLive) {
+              EXPECT_FALSE(p.voters.Has(i)) << "a member behind or joining voted";
+            }
+            if (m.slot(i).standing == Standing::kRepairDue) {
+              EXPECT_FALSE(p.kind == Kind::kRecover && p.source == i);
+            }
+          }
+          if (p.kind == Kind::kAgree) {
+            size_t same = 0;
+            for (uint16_t i : p.voters) {
+              same += m.slot(i).ballot.digest == m.slot(p.source).ballot.digest ? 1 : 0;
+            }
+            EXPECT_GE(same, 2u);
+          }
+          // Complete with nothing to do would leave the round stuck (nobody is overdue: every
+          // ballot it waits for is in).
+          EXPECT_NE(p.kind, Kind::kWait)
+              << int(a) << " " << int(b) << " " << int(c) << " log " << log;
+        }
+      }
+    }
+  }
+  EXPECT_GT(complete, 100u);
+}
+
 }  // namespace
 }  // namespace vigil::voter

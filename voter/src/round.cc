@@ -139,9 +139,10 @@ RoundPlan RoundMachine::Plan(bool can_catch_up) const {
   }
   if (o_.mode == Mode::kTmr && LiveCount() >= 2) return any_event ? PlanTmr(p, can_catch_up) : p;
   // Too few replicas to vote: wait for every replacement, then restart from the last agreed
-  // checkpoint; DMR and simplex decide once every replica's event is in.
+  // checkpoint (members due for repair get it too); DMR and simplex decide once every replica's
+  // event is in.
   if (!all) return p;
-  if (!p.joiners.empty()) {
+  if (!p.joiners.empty() || !InStanding(Standing::kRepairDue).empty()) {
     for (uint16_t i = 0; i < size_; ++i) {
       // The survivor is live (a member due for repair holds a ballot too, but no agreed state).
       if (slots_[i].standing == Standing::kLive && slots_[i].ballot.kind != EventKind::kJoin) {

@@ -66,7 +66,8 @@ struct RoundPlan {
   enum class Kind {
     kWait,      // nothing to decide yet
     kAllLost,   // no live replica left: no state to recover from (the group fails)
-    kRecover,   // too few to vote: newcomers get `source`'s checkpoint, the others roll back
+    kRecover,   // too few to vote: newcomers (and members due for repair) get `source`'s
+                // checkpoint, the others roll back
     kAgree,     // `source`'s ballot won; outvoted/diverged members are handled first
     kMismatch,  // DMR mismatch, or TMR without two equal: roll back (CountRollback)
     kAhead,     // TMR: the majority (`source`) is at another event than expected (group fails)
