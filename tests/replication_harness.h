@@ -51,6 +51,16 @@ struct JobResult {
   std::vector<testing::ThreadReplicaResult> replicas;  // how each incarnation ended
 };
 
+// Flips bit 2 of output pixel 1000 of susan's image in replica `victim`'s state before step
+// `at`. SusanState holds eight uint32_t, the raw input (64 + 256 * 256 bytes), then the output
+// image, whose header for a 200x150 image ("P5\n200 150\n255\n") takes 15 bytes.
+inline StepHook FlipSusanOutputBit(uint16_t victim, uint64_t at, uint64_t pixel = 1000) {
+  const uint64_t byte = replica::kStateMetaBytes + 8 * 4 + 64 + 256 * 256 + 15 + pixel;
+  return [victim, at, byte](uint16_t r, uint32_t inc, uint64_t step, replica::ChannelContext& ctx) {
+    if (r == victim && inc == 0 && step == at) ctx.FlipStateBit(byte * 8 + 2);
+  };
+}
+
 // `voter_t` hosts the voter; `replica_t` the replicas (may be the same transport).
 Result<JobResult> RunReplicatedJob(transport::Transport& voter_t, transport::Transport& replica_t,
                                    const JobSpec& spec);

@@ -91,6 +91,31 @@ TEST_P(FirstTwoTest, AFlipInTheSlowReplicaIsFoundLateAndRepairedFromACheckpoint)
   for (const auto& r : got.replicas) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
 }
 
+// The fault shows in the last output before the checkpoint and the exit: the slow replica is
+// repaired all the same, and the exit waits until it has caught up and votes on it.
+TEST_P(FirstTwoTest, AFaultFoundLateJustBeforeTheExitIsRepairedAndTheExitWaits) {
+  const auto img = workloads::MakeTestImage(200, 150, 3);
+  const std::string image(reinterpret_cast<const char*>(img.data()), img.size());
+  JobSpec s = Spec();
+  s.workload = "susan";
+  s.input = image;
+  // Steps: 1 reads, 2-11 process rows, 12 writes the image (the last outputs).
+  const testing::StepHook flip = testing::FlipSusanOutputBit(2, 12);
+  s.hook = [flip](uint16_t r, uint32_t inc, uint64_t step, replica::ChannelContext& ctx) {
+    if (r == 2) std::this_thread::sleep_for(3ms);
+    flip(r, inc, step, ctx);
+  };
+  Result<testing::JobResult> got = testing::RunReplicatedJob(voter_t_, replica_t_, s);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->report.completed) << got->report.failure;
+  EXPECT_EQ(got->output, *testing::RunUnreplicated("susan", "edges", image));
+  EXPECT_EQ(got->report.mismatches, 1u);
+  EXPECT_EQ(got->report.repairs, 1u);
+  EXPECT_EQ(got->report.rollbacks, 0u);
+  EXPECT_EQ(got->report.replacements, 0u);
+  for (const auto& r : got->replicas) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+}
+
 TEST_P(FirstTwoTest, PastTheFailureBudgetTheLateFaultyReplicaIsReplacedAndToldWhy) {
   JobSpec s = Spec();
   s.group.replace_after = 1;

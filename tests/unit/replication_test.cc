@@ -154,16 +154,6 @@ TEST_F(ReplicationTest, DmrBitFlipIsDetectedAndRolledBack) {
   EXPECT_EQ(got->report.rollbacks, 1u);
 }
 
-// Flips bit 2 of output pixel 1000 of susan's image in replica `victim`'s state before step
-// `at`. SusanState holds eight uint32_t, the raw input (64 + 256 * 256 bytes), then the output
-// image, whose header for a 200x150 image ("P5\n200 150\n255\n") takes 15 bytes.
-testing::StepHook FlipSusanOutputBit(uint16_t victim, uint64_t at, uint64_t pixel = 1000) {
-  const uint64_t byte = replica::kStateMetaBytes + 8 * 4 + 64 + 256 * 256 + 15 + pixel;
-  return [victim, at, byte](uint16_t r, uint32_t inc, uint64_t step, replica::ChannelContext& ctx) {
-    if (r == victim && inc == 0 && step == at) ctx.FlipStateBit(byte * 8 + 2);
-  };
-}
-
 TEST_F(ReplicationTest, ReplicasMeasureTheirBreakdownOnlyWhenAsked) {
   const std::string input = TestImage();
   for (bool measure : {false, true}) {
@@ -212,7 +202,7 @@ TEST_F(ReplicationTest, LargeOutputIsVotedByDigestAndReadFromAReplica) {
       s.workload = "susan";
       s.input = input;
       // Steps: 1 reads, 2-6 and 7-11 process 32 rows each, 12 writes the image.
-      if (flip) s.hook = FlipSusanOutputBit(1, 12);
+      if (flip) s.hook = testing::FlipSusanOutputBit(1, 12);
       auto got = Run(s);
       ASSERT_TRUE(got.ok()) << got.status().ToString();
       EXPECT_TRUE(got->report.completed) << got->report.failure;

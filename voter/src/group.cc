@@ -267,6 +267,12 @@ bool Group::SubmitEvent(uint16_t slot, uint32_t inc, Link& link, const channel::
   }
   std::swap(members_[slot]->ballot, b);  // both keep their reserved storage
   round_.Cast(slot, members_[slot]->ballot.key());
+  // A member due for repair waits for a live one blocked on its ballot, like this one.
+  if (round_.slot(slot).standing == Standing::kLive &&
+      !round_.InStanding(Standing::kRepairDue).empty()) {
+    RepairFromCheckpoint(slot, true);
+    if (done_) return true;
+  }
   // Deadlines are the coordinator's: it looks at the round every 20 ms, so an event costs no
   // wake-up and no clock read.
   if (round_.Complete(CanCatchUp())) Decide();
@@ -895,19 +901,6 @@ void Group::Agree(const RoundPlan& plan) {
     repaired = HandleOutvoted(plan, winner);
     if (done_) return;
   }
-  if (!round_.InStanding(Standing::kRepairDue).empty()) {
-    if (winner.kind == EventKind::kExit) {
-      ColdPath cold;
-      const std::string why = "the program exited before this replica could be repaired";
-      for (uint16_t j : round_.InStanding(Standing::kRepairDue)) {
-        Answer(j, VerdictKind::kAbort, members_[j]->ballot.h.event_seq, 0,
-               std::as_bytes(std::span(why)));
-      }
-    } else {
-      RepairFromCheckpoint(plan.source, true);
-      if (done_) return;
-    }
-  }
   if (!plan.joiners.empty() && plan.admit != RoundPlan::Admit::kNone) AdmitJoiners(plan, winner);
   Result<uint64_t> arg = Apply(winner);
   if (!arg.ok()) {
@@ -1106,7 +1099,15 @@ bool Group::Replay(uint16_t slot, ReceivedEvent& b, bool& live) {
       return false;
     }
     round_.SetStanding(slot, Standing::kRepairDue);
-    Log()->warn("group {}: {}; it is repaired at the next agreement", o_.group, what);
+    Log()->warn("group {}: {}; it is repaired from a healthy replica's checkpoint", o_.group, what);
+    // From a live member blocked on its ballot (its checkpoint region is still), now or as soon
+    // as one casts (SubmitEvent).
+    for (uint16_t i : round_.InStanding(Standing::kLive)) {
+      if (round_.slot(i).has_ballot) {
+        RepairFromCheckpoint(i, true);
+        break;
+      }
+    }
     return true;
   }
   const uint64_t bytes = a->bytes.size();

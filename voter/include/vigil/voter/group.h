@@ -22,7 +22,8 @@
 //   TMR, first two    with the log, a round is decided on the first two matching ballots; the
 //                     third replica's ballots are checked against the logged agreed ones as they
 //                     arrive (up to `max_lag` events late) and answered from the log. One that
-//                     differs is repaired at the next agreement: a healthy replica's checkpoint
+//                     differs is repaired as soon as a healthy replica is blocked on its ballot
+//                     (at once, or when one casts its next): that replica's checkpoint
 //                     is copied into its checkpoint region, it rolls back to it and catches up.
 //
 // Every detection and decision is logged (subsystem "voter") and counted in GroupReport.

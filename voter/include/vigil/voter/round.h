@@ -31,7 +31,7 @@ using RoundClock = std::chrono::steady_clock;
 // agreed checkpoint, replaying the logged events since (group.h); kLagging: live, but a round was
 // decided without its ballot (its events are checked against the log as they arrive, from
 // `position` on); kRepairDue: a lagging member whose ballot differed from the agreed one, held
-// until a healthy member's checkpoint can be copied into it (the next agreement).
+// until a healthy member's checkpoint can be copied into it (one blocked on its ballot).
 enum class Standing { kLive, kJoining, kCatchingUp, kLagging, kRepairDue };
 
 // What a ballot is voted by; the bytes stay with the caller.
