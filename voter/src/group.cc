@@ -921,19 +921,23 @@ void Group::Agree(const RoundPlan& plan) {
   Conclude(winner, *arg, to, repaired);
 }
 
-bool Group::FaultyTooOften(uint16_t slot) {
-  if (o_.replace_after <= 1) return true;
+bool Group::ReplacedIfFaultyTooOften(uint16_t slot, const std::string& what) {
   Member& m = *members_[slot];
-  if (!m.faults) {
+  bool replace = o_.replace_after <= 1;
+  if (!replace && !m.faults) {
     Result<FailureBudget> b =
         FailureBudget::Create(FailurePolicy{.initial_backoff = 1ms,
                                             .max_backoff = 1ms,
                                             .max_failures = o_.replace_after - 1,
                                             .window = o_.replace_window});
-    if (!b.ok()) return true;
-    m.faults.emplace(std::move(*b));
+    if (b.ok()) m.faults.emplace(std::move(*b));
   }
-  return !m.faults->OnFailure(Clock::now()).ok();
+  if (!replace) replace = !m.faults || !m.faults->OnFailure(Clock::now()).ok();
+  if (replace) {
+    Replace(slot, fmt::format("{}; faulty {} times within {} ms, replacing it", what,
+                              o_.replace_after, o_.replace_window.count()));
+  }
+  return replace;
 }
 
 SlotSet Group::HandleOutvoted(const RoundPlan& plan, const ReceivedEvent& winner) {
@@ -949,11 +953,7 @@ SlotSet Group::HandleOutvoted(const RoundPlan& plan, const ReceivedEvent& winner
       Replace(f, what + "; it diverged (kind or sequence), replacing it");
       continue;
     }
-    if (FaultyTooOften(f)) {
-      Replace(f, fmt::format("{}; faulty {} times within {} ms, replacing it", what,
-                             o_.replace_after, o_.replace_window.count()));
-      continue;
-    }
+    if (ReplacedIfFaultyTooOften(f, what)) continue;
     Status st = CopyState(plan.source, false, f, false, &winner.h.state_digest);
     if (!st.ok()) {
       Replace(f, what + "; repair failed: " + st.ToString());
@@ -1093,11 +1093,7 @@ bool Group::Replay(uint16_t slot, ReceivedEvent& b, bool& live) {
     const std::string what = fmt::format(
         "replica {} outvoted at event {} ({}), found late: digest {:016x}, agreed {:016x}", slot,
         seq, replica::EventKindName(a->kind), m.ballot.digest, a->digest);
-    if (FaultyTooOften(slot)) {
-      Replace(slot, fmt::format("{}; faulty {} times within {} ms, replacing it", what,
-                                o_.replace_after, o_.replace_window.count()));
-      return false;
-    }
+    if (ReplacedIfFaultyTooOften(slot, what)) return false;
     round_.SetStanding(slot, Standing::kRepairDue);
     Log()->warn("group {}: {}; it is repaired from a healthy replica's checkpoint", o_.group, what);
     // From a live member blocked on its ballot (its checkpoint region is still), now or as soon

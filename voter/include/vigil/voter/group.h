@@ -215,9 +215,9 @@ class Group {
   // agreed event and is held for repair (true), or it failed and was replaced (false). The event
   // is swapped out of `b` when held.
   bool Replay(uint16_t slot, ReceivedEvent& b, bool& live) VIGIL_REQUIRES(mu_);
-  // Counts a fault of member `slot`'s: true when it is the replace_after-th within the window
-  // (the member is then replaced rather than repaired).
-  bool FaultyTooOften(uint16_t slot) VIGIL_REQUIRES(mu_);
+  // Counts a fault of member `slot`'s (`what`): when it is the replace_after-th within the
+  // window, replaces the member rather than letting it be repaired, and returns true.
+  bool ReplacedIfFaultyTooOften(uint16_t slot, const std::string& what) VIGIL_REQUIRES(mu_);
   // Members due for repair (kRepairDue) get `from`'s last agreed checkpoint in their checkpoint
   // region (`from` has its ballot in, so that region is still); `then_catch_up`: they are
   // answered "roll back" and catch up from the log (else the caller rolls everyone back).
